@@ -1,0 +1,263 @@
+"""The short interface every platform implements: a Reader, a Writer, a Backend.
+
+Why two halves: the facade only ever writes, ``check``/``ls`` only ever read,
+and ``copy``/``sync`` read one platform and write another.  A backend class
+usually implements both on one connection.  Nothing here imports a vendor SDK:
+backends import theirs lazily, inside their own package.
+
+Contract shared by all methods:
+
+* identifiers are the platform's own strings (MLflow run ids, W&B run paths...);
+* times are UTC milliseconds, metric points keep their step and timestamp;
+* a writer splits what it is given to its platform's limits (:class:`Limits`)
+  itself, so callers can hand over any amount;
+* errors are raised as :class:`trackbridge.errors.BackendError` subclasses with
+  a message that says what to do; secrets never appear in messages.
+"""
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from trackbridge.model import (
+    ArtifactInfo,
+    DatasetInput,
+    Experiment,
+    LoggedModel,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunRecord,
+    RunStatus,
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a destination can hold.  Used by the facade and the planner to
+    sanitise, truncate and batch *before* sending, and to report what changed."""
+
+    max_metrics_per_batch: int = 1000
+    max_params_per_batch: int = 100
+    max_tags_per_batch: int = 100
+    max_key_length: int = 250
+    max_param_value_length: int = 6000
+    max_tag_value_length: int = 8000
+    #: regex a metric/param/tag key must match in full; ``None`` = anything goes.
+    key_pattern: str | None = None
+    #: ``True`` when the platform keeps params as flat strings (nested dicts flattened).
+    flat_params: bool = True
+    nested_separator: str = "."
+    allows_nan: bool = True
+    #: W&B refuses a step lower than one already logged.
+    strictly_increasing_steps: bool = False
+    max_tags_per_run: int | None = None
+
+    def key_ok(self, key: str) -> bool:
+        if not key or len(key) > self.max_key_length:
+            return False
+        return self.key_pattern is None or re.fullmatch(self.key_pattern, key) is not None
+
+
+@dataclass
+class RunFilter:
+    """Which runs a reader lists.  Every field is optional; all given must hold."""
+
+    run_ids: list[str] | None = None
+    since: int | None = None  # start_time >= since (ms)
+    until: int | None = None  # start_time < until (ms)
+    statuses: list[RunStatus] | None = None
+    #: ``key=value`` equality on tags / params (the CLI parses expressions into these).
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, run: RunRecord) -> bool:
+        """Client-side check, for platforms that cannot filter server-side."""
+        if self.run_ids is not None and run.run_id not in self.run_ids:
+            return False
+        start = run.start_time or 0
+        if self.since is not None and start < self.since:
+            return False
+        if self.until is not None and start >= self.until:
+            return False
+        if self.statuses is not None and run.status not in self.statuses:
+            return False
+        if any(run.tags.get(k) != v for k, v in self.tags.items()):
+            return False
+        return not any(str(run.params.get(k)) != v for k, v in self.params.items())
+
+
+class Reader(abc.ABC):
+    """Read side of a platform: listing, metric streaming, artifacts, registry."""
+
+    platform: ClassVar[str]
+
+    @abc.abstractmethod
+    def list_experiments(self) -> Iterator[Experiment]:
+        """Every experiment/project visible with these credentials."""
+
+    @abc.abstractmethod
+    def get_experiment(self, name: str) -> Experiment | None:
+        """The experiment called ``name``, or ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        """Runs of the experiment named ``experiment``, parents before children
+        is *not* promised (the sync engine orders them)."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run; raises ``RunNotFound`` if it is gone."""
+
+    @abc.abstractmethod
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        """Every point of one series, in pages, oldest first.  Never sampled."""
+
+    @abc.abstractmethod
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        """Every file of the run (recursively), without downloading it."""
+
+    @abc.abstractmethod
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        """Fetch one file into ``dst_dir`` (keeping its relative path); return it."""
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        """Fetch a logged model's files into ``dst_dir``; return that folder.
+
+        Default: the model is the run's artifact folder ``model.artifact_path``.
+        Platforms that keep models outside the run (MLflow 3 logged models)
+        override this."""
+        prefix = model.artifact_path.rstrip("/") + "/"
+        for info in self.list_artifacts(run_id):
+            if info.path.startswith(prefix):
+                self.download_artifact(run_id, info.path, dst_dir)
+        return dst_dir / model.artifact_path
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        """Registry entries with all their versions.  Platforms without a registry
+        return nothing."""
+        return iter(())
+
+
+class Writer(abc.ABC):
+    """Write side of a platform.  Used live by the facade and by copy/sync."""
+
+    platform: ClassVar[str]
+    limits: Limits = Limits()
+
+    @abc.abstractmethod
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """Create the experiment if missing; return its id."""
+
+    @abc.abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create a run (status RUNNING) keeping the original start time; return its id."""
+
+    @abc.abstractmethod
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        """Params as strings, already sanitised/truncated to :attr:`limits`."""
+
+    @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Key/value tags (a label is a tag with an empty value where needed)."""
+
+    @abc.abstractmethod
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Any number of points; the writer batches them to its limits."""
+
+    @abc.abstractmethod
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        """Upload a file or a whole directory under ``artifact_dir`` of the run."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        """Set the final status and original end time."""
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        """Free-text description of the run."""
+        self.set_tags(run_id, {"trackbridge.notes": notes})
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Dataset inputs; platforms without them record nothing (the planner reports it)."""
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """Log a model folder (or file) as the run's model ``name``.  Default: artifacts."""
+        self.log_artifact(run_id, local_dir, name)
+        return LoggedModel(name=name, artifact_path=name)
+
+    def register_model(self, model: RegisteredModel) -> None:
+        """Create the registered model if missing and update description/tags."""
+        raise NotImplementedError(f"{self.platform} has no model registry")
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        """Register a new version of ``version.name`` from ``run_id``'s ``artifact_path``
+        (or ``version.source``); return it with the version the platform assigned."""
+        raise NotImplementedError(f"{self.platform} has no model registry")
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        raise NotImplementedError(f"{self.platform} has no model registry")
+
+    def delete_run(self, run_id: str) -> None:
+        raise NotImplementedError(f"{self.platform} cannot delete runs")
+
+    def flush(self) -> None:
+        """Push anything buffered.  Offline writers finalise their files here."""
+
+    def close(self) -> None:
+        """Release connections; called once at the end."""
+        self.flush()
+
+
+class Backend(abc.ABC):
+    """A platform at one location with one set of credentials (a *remote*)."""
+
+    #: registry name, e.g. ``"mlflow"``.
+    name: ClassVar[str]
+    #: environment variables this backend reads, for ``doctor`` and ``.env.example``;
+    #: the value is ``True`` for secrets (masked in every output).
+    env_vars: ClassVar[Mapping[str, bool]] = {}
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+
+    @abc.abstractmethod
+    def reader(self) -> Reader:
+        ...
+
+    @abc.abstractmethod
+    def writer(self) -> Writer:
+        ...
+
+    def describe(self) -> str:
+        """Where this remote points, with secrets masked (for logs and ``doctor``)."""
+        return self.name
+
+    @classmethod
+    def sdk_version(cls) -> str | None:
+        """Installed version of the vendor SDK, or ``None`` if it is not installed."""
+        return None
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split any iterable into lists of at most ``size`` items (the last may be short)."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,169 @@
+"""Configuration resolution, with the origin of every value recorded.
+
+Precedence, highest first (documented in the README, tested in test_config.py):
+
+1. an explicit argument (``tb.start_run(backend="mlflow")``, a CLI flag);
+2. the process environment (``TRACKBRIDGE_BACKEND=...``);
+3. ``.env`` in the working directory (or ``TRACKBRIDGE_DOTENV``), loaded with
+   python-dotenv; it never overrides a variable already set, unless
+   ``TRACKBRIDGE_DOTENV_OVERRIDE=true`` or ``load_config(dotenv_override=True)``;
+4. ``trackbridge.toml`` in the working directory;
+5. ``[tool.trackbridge]`` in ``pyproject.toml`` in the working directory;
+6. built-in defaults.
+
+``doctor`` prints each value with its origin, so "why is it logging there?"
+always has an answer.  Secrets are never stored here: remotes name the env
+var holding a secret (``api_key_env = "PROD_TOKEN"``), never the secret.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trackbridge.errors import ConfigError
+
+#: setting name -> (environment variable, default, help).  The single list of
+#: what trackbridge reads; ``.env.example`` and the README table mirror it.
+SETTINGS: dict[str, tuple[str, Any, str]] = {
+    "backend": ("TRACKBRIDGE_BACKEND", "mlflow", "backend(s) the facade logs to; comma list = fan-out"),
+    "project": ("TRACKBRIDGE_PROJECT", "Default", "experiment/project when start_run() names none"),
+    "on_error": ("TRACKBRIDGE_ON_ERROR", "spool", "spool | raise: what the facade does when a backend fails"),
+    "long_params": ("TRACKBRIDGE_LONG_PARAMS", "truncate", "truncate | raise: params longer than the backend allows"),
+    "home": ("TRACKBRIDGE_HOME", ".trackbridge", "folder for the spool and the sync ledger"),
+    "flush_interval": ("TRACKBRIDGE_FLUSH_INTERVAL", "1.0", "seconds between background flushes"),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    origin: str
+
+
+@dataclass
+class Config:
+    """Resolved settings plus the named remotes of the config file."""
+
+    settings: dict[str, Setting] = field(default_factory=dict)
+    #: name -> options, from ``[remotes.NAME]`` in the config file.
+    remotes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    remotes_origin: str = ""
+    #: variables that came from ``.env`` (for ``doctor``), and the file used.
+    dotenv_keys: list[str] = field(default_factory=list)
+    dotenv_path: Path | None = None
+
+    def get(self, name: str) -> Any:
+        return self.settings[name].value
+
+    def origin(self, name: str) -> str:
+        return self.settings[name].origin
+
+    @property
+    def home(self) -> Path:
+        return Path(self.get("home")).expanduser()
+
+    @property
+    def backends(self) -> list[str]:
+        names = [b.strip() for b in str(self.get("backend")).split(",") if b.strip()]
+        if not names:
+            raise ConfigError("no backend configured: set TRACKBRIDGE_BACKEND (e.g. 'mlflow')")
+        return names
+
+
+def load_dotenv_file(path: Path, override: bool = False) -> list[str]:
+    """Load ``path`` into ``os.environ``; return the keys it set.
+
+    A malformed line is an error naming the line, not a silent skip: a typo in
+    ``.env`` would otherwise send runs to the wrong place.
+    """
+    from dotenv import dotenv_values
+
+    text = path.read_text(encoding="utf-8")
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        body = stripped.removeprefix("export ").strip()
+        key, sep, _ = body.partition("=")
+        if not sep or not key.strip() or not key.strip().replace("_", "a").replace(".", "a").isalnum():
+            raise ConfigError(
+                f"{path}:{lineno}: malformed line (expected KEY=value). "
+                "Fix or comment it out with '#'."
+            )
+    values = dotenv_values(path, interpolate=True)
+    loaded = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if override or key not in os.environ:
+            os.environ[key] = value
+            loaded.append(key)
+    return loaded
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def load_file_config(cwd: Path) -> tuple[dict[str, Any], str]:
+    """Settings table and its origin: ``trackbridge.toml`` wins over ``pyproject.toml``."""
+    own = cwd / "trackbridge.toml"
+    if own.is_file():
+        return _read_toml(own), str(own.name)
+    pyproject = cwd / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("trackbridge")
+        if table is not None:
+            return table, "pyproject.toml [tool.trackbridge]"
+    return {}, ""
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+    dotenv_override: bool | None = None,
+) -> Config:
+    """Resolve every setting; see the module docstring for precedence."""
+    cwd = Path(cwd or os.getcwd())
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(SETTINGS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+
+    dotenv_path = Path(os.environ.get("TRACKBRIDGE_DOTENV", cwd / ".env"))
+    if dotenv_override is None:
+        dotenv_override = os.environ.get("TRACKBRIDGE_DOTENV_OVERRIDE", "").lower() in ("1", "true", "yes")
+    dotenv_keys: list[str] = []
+    if dotenv_path.is_file():
+        dotenv_keys = load_dotenv_file(dotenv_path, override=dotenv_override)
+
+    table, file_origin = load_file_config(cwd)
+    remotes = table.pop("remotes", {}) if isinstance(table.get("remotes"), dict) else {}
+    bad = set(table) - set(SETTINGS)
+    if bad:
+        raise ConfigError(f"{file_origin}: unknown key(s) {', '.join(sorted(bad))}; known: {', '.join(SETTINGS)}")
+
+    settings: dict[str, Setting] = {}
+    for name, (env, default, _help) in SETTINGS.items():
+        if name in overrides:
+            settings[name] = Setting(overrides[name], "argument")
+        elif env in os.environ and env in dotenv_keys:
+            settings[name] = Setting(os.environ[env], f".env {env}")
+        elif env in os.environ:
+            settings[name] = Setting(os.environ[env], f"env {env}")
+        elif name in table:
+            settings[name] = Setting(table[name], file_origin)
+        else:
+            settings[name] = Setting(default, "default")
+    for name, options in remotes.items():
+        if not isinstance(options, dict) or "backend" not in options:
+            raise ConfigError(f"{file_origin}: [remotes.{name}] needs a 'backend = \"...\"' line")
+    return Config(settings, remotes, file_origin, dotenv_keys, dotenv_path if dotenv_keys else None)

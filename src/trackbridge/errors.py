@@ -1,0 +1,38 @@
+"""Errors users see.  Each message says what was wrong and what to do about it."""
+from __future__ import annotations
+
+
+class TrackbridgeError(Exception):
+    """Base of every error trackbridge raises on purpose."""
+
+
+class ConfigError(TrackbridgeError):
+    """Configuration is missing, malformed or contradictory."""
+
+
+class UnknownBackendError(ConfigError):
+    """A backend name that no built-in or plugin provides."""
+
+
+class MissingDependencyError(ConfigError):
+    """The vendor SDK for a backend is not installed."""
+
+
+class InvalidKeyError(TrackbridgeError, ValueError):
+    """A metric/param/tag key the destination cannot take, or two keys that collide."""
+
+
+class InvalidValueError(TrackbridgeError, ValueError):
+    """A value that cannot be logged (unserialisable, too long under policy ``raise``)."""
+
+
+class BackendError(TrackbridgeError):
+    """The platform refused or failed a request."""
+
+
+class RunNotFound(BackendError):
+    """The run id does not exist (or was deleted) at the platform."""
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: connection refused, timeout, 429, 5xx."""

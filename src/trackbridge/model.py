@@ -1,0 +1,177 @@
+"""The canonical run model: the one neutral description of a run.
+
+Every reader produces these objects and every writer consumes them; nothing
+else crosses the layers.  Metric *history* is deliberately not a field of
+:class:`RunRecord`: a run can hold millions of points, so readers stream them
+in pages (``Reader.iter_metric_history``) and writers take them in batches.
+A record only carries the latest value per key (:class:`MetricSummary`),
+which every platform returns cheaply with a run listing.
+
+Times are integer milliseconds since the Unix epoch, UTC, everywhere.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+#: Bumped whenever the mapping rules between platforms change, recorded on every
+#: copied run so that a later ``check`` knows which rules produced it.
+MAPPING_VERSION = "1"
+
+
+class RunStatus(str, Enum):
+    """Run states common to all trackers (MLflow's names; others map onto them)."""
+
+    RUNNING = "RUNNING"
+    SCHEDULED = "SCHEDULED"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @classmethod
+    def parse(cls, value: str | None) -> "RunStatus":
+        if not value:
+            return cls.RUNNING
+        try:
+            return cls(value.upper())
+        except ValueError:
+            aliases = {"CRASHED": cls.FAILED, "COMPLETED": cls.FINISHED, "CANCELED": cls.KILLED}
+            return aliases.get(value.upper(), cls.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One point of a metric series: value at a step, at a wall-clock time (ms)."""
+
+    step: int
+    value: float
+    timestamp: int
+
+    def key(self) -> tuple[int, int, str]:
+        """Identity used to compare and de-duplicate points; NaN equals NaN."""
+        return (self.step, self.timestamp, float_key(self.value))
+
+
+def float_key(value: float) -> str:
+    """A string that is equal for equal floats and for NaN vs NaN (unlike ``==``)."""
+    if math.isnan(value):
+        return "nan"
+    return repr(float(value))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """The latest point of one metric key, as a run listing reports it."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    """A file of a run.  ``digest`` is ``"<algo>:<hex>"`` when the platform knows it."""
+
+    path: str
+    size: int | None = None
+    digest: str | None = None
+
+
+@dataclass(slots=True)
+class DatasetInput:
+    """A dataset a run consumed (MLflow ``log_input``, W&B/Comet dataset artifacts)."""
+
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str | None = None
+    profile: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LoggedModel:
+    """A model logged by a run: its artifact folder (relative to the run) and flavors."""
+
+    name: str
+    artifact_path: str
+    flavors: list[str] = field(default_factory=list)
+    model_id: str | None = None
+
+
+@dataclass(slots=True)
+class ModelVersion:
+    """One version of a registered model, pointing at the run that produced it."""
+
+    name: str
+    version: str
+    source: str = ""
+    run_id: str | None = None
+    #: Path of the model inside the source run's artifacts, when it lives there.
+    artifact_path: str | None = None
+    #: The logged model this version was made from (MLflow 3 ``models:/<id>``).
+    model_id: str | None = None
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+    stage: str | None = None
+    creation_time: int | None = None
+
+
+@dataclass(slots=True)
+class RegisteredModel:
+    """A registry entry with its versions in creation order."""
+
+    name: str
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    versions: list[ModelVersion] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Experiment:
+    """An MLflow experiment / W&B or Comet project / Azure ML experiment."""
+
+    id: str
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """Everything about a run except its (streamed) metric history and file bytes."""
+
+    platform: str
+    run_id: str
+    experiment: str
+    experiment_id: str | None = None
+    name: str | None = None
+    status: RunStatus = RunStatus.RUNNING
+    start_time: int | None = None
+    end_time: int | None = None
+    user: str | None = None
+    parent_run_id: str | None = None
+    url: str | None = None
+    #: name -> JSON value; nested dicts are kept nested where the source had them.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: key -> string; platform bookkeeping tags that map to fields above are removed.
+    tags: dict[str, str] = field(default_factory=dict)
+    #: value-less tags (W&B tags, Comet tags).
+    labels: list[str] = field(default_factory=list)
+    notes: str | None = None
+    #: latest point per user metric key; full history through the reader.
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    #: latest point per system metric key (cpu, gpu, memory...), kept apart.
+    system_metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    #: final values that are not series (W&B summary, Comet "others").
+    summary: dict[str, Any] = field(default_factory=dict)
+    inputs: list[DatasetInput] = field(default_factory=list)
+    models: list[LoggedModel] = field(default_factory=list)
+
+    def all_metric_keys(self) -> list[str]:
+        """User and system metric keys, user keys first, each sorted."""
+        return sorted(self.metrics) + sorted(self.system_metrics)
