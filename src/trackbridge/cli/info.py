@@ -1,2 +1,171 @@
-"""placeholder: filled in by its owner."""
-COMMANDS: list = []
+"""``trackbridge doctor`` and ``trackbridge ls``: read-only views of config and remotes."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import click
+from rich.table import Table
+
+from trackbridge.backends import available, backend_class
+from trackbridge.cli.output import console, fail, print_json
+from trackbridge.config import SETTINGS, load_config
+from trackbridge.errors import TrackbridgeError
+from trackbridge.model import RunRecord
+from trackbridge.remotes import parse_remote
+
+#: backend name -> the vendor distribution it needs (read from metadata, never imported).
+SDK_PACKAGES: dict[str, str] = {
+    "mlflow": "mlflow",
+    "wandb": "wandb",
+    "comet": "comet_ml",
+    "azureml": "azure-ai-ml",
+    "dir": "pyarrow",
+}
+
+#: credentials of backends still to come; shown (masked) by doctor so users can check .env.
+FUTURE_SECRETS: dict[str, bool] = {
+    "WANDB_API_KEY": True,
+    "COMET_API_KEY": True,
+    "AZURE_CLIENT_SECRET": True,
+    "AZURE_CLIENT_ID": False,
+    "AZURE_TENANT_ID": False,
+    "AZURE_SUBSCRIPTION_ID": False,
+    "AZURE_RESOURCE_GROUP": False,
+    "AZUREML_WORKSPACE_NAME": False,
+}
+
+
+def _dist_version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _env_vars() -> dict[str, bool]:
+    """Every variable a backend reads, mapped to whether it is a secret."""
+    found = dict(FUTURE_SECRETS)
+    for name in available():
+        try:
+            found.update(backend_class(name).env_vars)
+        except TrackbridgeError:
+            continue
+    return found
+
+
+def _masked(value: str | None, secret: bool) -> str:
+    if value is None:
+        return "[dim]not set[/]"
+    return "set (hidden)" if secret else value
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def doctor(as_json: bool) -> None:
+    """Show the resolved configuration and where each value came from, the
+    installed backends with their SDK versions, and which credentials are set
+    (secrets are never printed, only whether they are set)."""
+    try:
+        config = load_config()
+    except TrackbridgeError as exc:
+        fail(str(exc))
+    env_vars = _env_vars()
+    report: dict[str, Any] = {
+        "settings": {name: {"value": s.value, "origin": s.origin} for name, s in config.settings.items()},
+        "dotenv": str(config.dotenv_path) if config.dotenv_path else None,
+        "remotes": {name: {k: v for k, v in opts.items() if not k.endswith("_env")} for name, opts in config.remotes.items()},
+        "backends": {name: {"target": target, "sdk": SDK_PACKAGES.get(name), "sdk_version": _dist_version(SDK_PACKAGES.get(name, name))}
+                     for name, target in sorted(available().items())},
+        "credentials": {var: ("set" if var in os.environ else "not set") if secret else os.environ.get(var)
+                        for var, secret in sorted(env_vars.items())},
+    }
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title="Settings (highest precedence wins: argument > env > .env > trackbridge.toml > pyproject > default)")
+    for col in ("setting", "value", "origin", "env var"):
+        table.add_column(col)
+    for name, s in config.settings.items():
+        table.add_row(name, str(s.value), s.origin, SETTINGS[name][0])
+    console.print(table)
+    if config.dotenv_path:
+        console.print(f".env loaded from {config.dotenv_path}: {', '.join(sorted(config.dotenv_keys))}")
+    backends = Table(title="Backends")
+    for col in ("backend", "provided by", "SDK", "installed"):
+        backends.add_column(col)
+    for name, info in report["backends"].items():
+        backends.add_row(name, info["target"], info["sdk"] or "-", info["sdk_version"] or "[yellow]no[/]")
+    console.print(backends)
+    if config.remotes:
+        remotes = Table(title=f"Remotes ({config.remotes_origin})")
+        remotes.add_column("remote")
+        remotes.add_column("options")
+        for name, opts in report["remotes"].items():
+            remotes.add_row(name, ", ".join(f"{k}={v}" for k, v in opts.items()))
+        console.print(remotes)
+    creds = Table(title="Environment variables read by backends")
+    creds.add_column("variable")
+    creds.add_column("value")
+    for var, secret in sorted(env_vars.items()):
+        creds.add_row(var, _masked(os.environ.get(var), secret))
+    console.print(creds)
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _run_row(run: RunRecord) -> dict[str, Any]:
+    duration = (run.end_time - run.start_time) / 1000 if run.end_time and run.start_time else None
+    return {
+        "run_id": run.run_id, "name": run.name, "status": run.status.value,
+        "start": _iso(run.start_time), "duration_s": duration, "parent": run.parent_run_id,
+        "params": len(run.params), "metrics": len(run.metrics), "tags": len(run.tags),
+    }
+
+
+@click.command(name="ls")
+@click.argument("remote")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def ls(remote: str, as_json: bool) -> None:
+    """List experiments of REMOTE, or runs of REMOTE:EXPERIMENT.
+
+    \b
+    Examples:
+      trackbridge ls mlflow               experiments of the default MLflow store
+      trackbridge ls mlflow:quickstart    runs of experiment "quickstart"
+      trackbridge ls dir:./backup --json
+    """
+    try:
+        spec = parse_remote(remote, load_config())
+        reader = spec.open().reader()
+        if spec.experiment is None:
+            rows = []
+            for exp in reader.list_experiments():
+                rows.append({"id": exp.id, "name": exp.name, "runs": sum(1 for _ in reader.list_runs(exp.name))})
+            title, columns = f"Experiments in {remote}", ("id", "name", "runs")
+        else:
+            if reader.get_experiment(spec.experiment) is None:
+                fail(f"no experiment {spec.experiment!r} in {spec.remote}; `trackbridge ls {spec.remote}` lists them")
+            rows = [_run_row(run) for run in reader.list_runs(spec.experiment)]
+            title = f"Runs in {remote}"
+            columns = ("run_id", "name", "status", "start", "duration_s", "parent", "params", "metrics", "tags")
+    except TrackbridgeError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("-" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+
+
+COMMANDS = [doctor, ls]
