@@ -50,6 +50,8 @@ def backend_class(name: str) -> type[Backend]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if (exc.name or "").startswith("trackbridge"):
+            raise  # a bug in trackbridge, not a missing SDK
         extra = EXTRAS.get(name, name)
         raise MissingDependencyError(
             f"backend {name!r} needs a package that is not installed ({exc.name or exc}). "
