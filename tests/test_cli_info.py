@@ -1,0 +1,41 @@
+"""`trackbridge doctor` and `ls`: origins shown, secrets never printed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from trackbridge.cli import main
+
+
+def test_doctor_shows_origins_and_masks_secrets(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (isolated_env / ".env").write_text("TRACKBRIDGE_PROJECT=from-dotenv\nMLFLOW_TRACKING_PASSWORD=hunter2-secret\n")
+    (isolated_env / "trackbridge.toml").write_text('on_error = "raise"\n')
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-value")
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["settings"]["project"] == {"value": "from-dotenv", "origin": ".env TRACKBRIDGE_PROJECT"}
+    assert report["settings"]["on_error"] == {"value": "raise", "origin": "trackbridge.toml"}
+    assert report["settings"]["backend"]["origin"] == "default"
+    assert report["credentials"]["WANDB_API_KEY"] == "set"
+    assert report["backends"]["mlflow"]["sdk_version"]
+    for args in (["doctor"], ["doctor", "--json"]):
+        out = CliRunner().invoke(main, args).output
+        assert "hunter2-secret" not in out and "wandb-secret-value" not in out
+
+
+def test_doctor_reports_malformed_dotenv(isolated_env: Path) -> None:
+    (isolated_env / ".env").write_text("GOOD=1\nthis line is broken\n")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 2
+    assert ".env:2: malformed line" in result.output
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("doctor", "ls"):
+        assert command in result.output
