@@ -1,0 +1,61 @@
+"""``MlflowBackend``: one MLflow tracking location (embedded sqlite or a server).
+
+Options (from a remote, ``*_env`` secrets already resolved):
+
+* ``tracking_uri`` — default ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``
+  (embedded, no server: the same default as MLflow itself);
+* ``registry_uri`` — default ``MLFLOW_REGISTRY_URI``, else the tracking URI;
+* ``token`` or ``username`` + ``password`` — default MLflow's own
+  ``MLFLOW_TRACKING_TOKEN`` / ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``;
+* ``http_retries`` (default 2), ``http_timeout`` seconds (default 30): fail fast,
+  the callers retry (see :mod:`trackbridge.backends.mlflow.connection`).
+
+Importing this module does not import mlflow; the client is created on first use.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, ClassVar
+
+from trackbridge.backends.base import Backend
+from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.reader import MlflowReader
+from trackbridge.backends.mlflow.writer import MlflowWriter
+
+
+class MlflowBackend(Backend):
+    """MLflow at one tracking URI; reader and writer share one client."""
+
+    name: ClassVar[str] = "mlflow"
+    env_vars: ClassVar[Mapping[str, bool]] = {
+        "MLFLOW_TRACKING_URI": False,
+        "MLFLOW_REGISTRY_URI": False,
+        "MLFLOW_TRACKING_USERNAME": False,
+        "MLFLOW_TRACKING_PASSWORD": True,
+        "MLFLOW_TRACKING_TOKEN": True,
+    }
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.connection = MlflowConnection(self.options)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.connection.tracking_uri
+
+    def reader(self) -> MlflowReader:
+        return MlflowReader(self.connection)
+
+    def writer(self) -> MlflowWriter:
+        return MlflowWriter(self.connection)
+
+    def describe(self) -> str:
+        return f"mlflow at {self.connection.display_uri}"
+
+    @classmethod
+    def sdk_version(cls) -> str | None:
+        try:
+            return version("mlflow")
+        except PackageNotFoundError:
+            return None

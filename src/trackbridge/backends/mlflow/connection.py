@@ -1,0 +1,147 @@
+"""One MLflow tracking location: its URIs, credentials and a shared ``MlflowClient``.
+
+Why a separate object: the reader and the writer of a backend share one client
+(one SQLAlchemy engine for a sqlite store, one HTTP session pool for a server),
+and both need the same URL rules and the same fail-fast HTTP settings.
+
+Decisions recorded here:
+
+* **No global MLflow state.** URIs go to ``MlflowClient(tracking_uri=, registry_uri=)``;
+  ``mlflow.set_tracking_uri`` is never called.
+* **Credentials per remote.** When the remote's options carry ``token`` or
+  ``username``/``password``, they are injected through the REST store's
+  ``get_host_creds`` hook instead of ``os.environ``, so they never reach other
+  remotes of the process.  MLflow caches one store per URI, so two remotes with
+  the *same* server URI share credentials.  Artifact transfers through a
+  server's proxy (``mlflow-artifacts:``) build their credentials from the
+  ``MLFLOW_TRACKING_*`` environment variables only: put them there when the
+  server requires auth for artifacts.
+* **Fail fast over HTTP.** MLflow retries a failed request for minutes by
+  default (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``=7, backoff factor 2, timeout
+  120 s).  The facade and the sync engine retry on their own, so a connection
+  to an http(s) URI sets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (option
+  ``http_retries``, default 2), ``MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR`` (1) and
+  ``MLFLOW_HTTP_REQUEST_TIMEOUT`` (option ``http_timeout``, default 30 s).
+  MLflow reads these only from the process environment, so they are
+  process-wide: a value already in the environment wins unless the option is
+  given explicitly.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from trackbridge.backends.mlflow.errors import mask_secrets, translated
+from trackbridge.errors import ConfigError, MissingDependencyError
+
+DEFAULT_HTTP_RETRIES = 2
+DEFAULT_HTTP_TIMEOUT = 30
+_HTTP_BACKOFF_FACTOR = "1"
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI``, else the embedded store ``sqlite:///<cwd>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+class MlflowConnection:
+    """URIs, credentials and the lazily created, shared ``MlflowClient``."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.tracking_uri: str = str(options.get("tracking_uri") or default_tracking_uri())
+        self.registry_uri: str | None = (
+            options.get("registry_uri") or os.environ.get("MLFLOW_REGISTRY_URI") or None
+        )
+        self._token = options.get("token")
+        self._username = options.get("username")
+        self._password = options.get("password")
+        if bool(self._username) != bool(self._password):
+            raise ConfigError(
+                "MLflow remote: 'username' and 'password' must be given together "
+                "(or use 'token', or MLflow's MLFLOW_TRACKING_USERNAME/PASSWORD)."
+            )
+        self._http_retries = options.get("http_retries")
+        self._http_timeout = options.get("http_timeout")
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- presentation -------------------------------------------------------
+
+    @property
+    def display_uri(self) -> str:
+        """The tracking URI with any ``user:password@`` masked."""
+        return mask_secrets(self.tracking_uri)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        """A stable address of a run: the UI link for servers, store + ids otherwise."""
+        if is_http(self.tracking_uri):
+            return f"{self.display_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.display_uri}#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
+
+    # -- the client ---------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The shared ``mlflow.MlflowClient`` (created on first use, thread-safe)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._open()
+        return self._client
+
+    def _open(self) -> Any:
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "the MLflow backend needs the 'mlflow' package. Install it with: "
+                "pip install 'trackbridge[mlflow]'"
+            ) from exc
+        if is_http(self.tracking_uri):
+            self._configure_http()
+        with translated(f"connect to {self.display_uri}"):
+            client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            if self._token or self._username:
+                self._inject_credentials(client._tracking_client.store)
+                self._inject_credentials(client._get_registry_client().store)
+        return client
+
+    def _configure_http(self) -> None:
+        settings = {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (self._http_retries, DEFAULT_HTTP_RETRIES),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": (self._http_timeout, DEFAULT_HTTP_TIMEOUT),
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (None, _HTTP_BACKOFF_FACTOR),
+        }
+        for var, (explicit, default) in settings.items():
+            if explicit is not None:
+                os.environ[var] = str(int(explicit))
+            else:
+                os.environ.setdefault(var, str(default))
+
+    def _inject_credentials(self, store: Any) -> None:
+        if not hasattr(store, "get_host_creds"):
+            return
+        original = store.get_host_creds
+        if getattr(original, "_trackbridge_wrapped", False):
+            original = original._trackbridge_original
+        token, username, password = self._token, self._username, self._password
+
+        def host_creds() -> Any:
+            creds = original()
+            if token:
+                creds.token = token
+            if username:
+                creds.username, creds.password = username, password
+            return creds
+
+        host_creds._trackbridge_wrapped = True  # type: ignore[attr-defined]
+        host_creds._trackbridge_original = original  # type: ignore[attr-defined]
+        store.get_host_creds = host_creds

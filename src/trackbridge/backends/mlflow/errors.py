@@ -1,0 +1,136 @@
+"""Translate MLflow's exceptions into trackbridge's error classes.
+
+Why here: callers (facade, sync engine) decide *whether to retry* from the
+class alone — :class:`TransientBackendError` means "try again later",
+:class:`RunNotFound` means "the run is gone", anything else is a real refusal.
+MLflow raises one ``MlflowException`` type for all of these, distinguished by
+an error code (REST) or by the wrapped ``requests``/SQLAlchemy exception.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from trackbridge.errors import BackendError, RunNotFound, TransientBackendError
+
+#: MLflow error codes (protobuf names) that mean "the service is busy or down".
+_TRANSIENT_CODES = frozenset({
+    "TEMPORARILY_UNAVAILABLE",
+    "REQUEST_LIMIT_EXCEEDED",
+    "RESOURCE_EXHAUSTED",
+    "INTERNAL_ERROR",
+    "DEADLINE_EXCEEDED",
+    "ABORTED",
+})
+_NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
+#: Exception class names (anywhere in the cause chain) that mean the request never
+#: reached a healthy server: refused/reset connections, timeouts, a locked sqlite file.
+_TRANSIENT_CAUSES = frozenset({
+    "ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "MaxRetryError",
+    "NewConnectionError", "ProtocolError", "ConnectionRefusedError", "ConnectionResetError",
+    "TimeoutError", "RetryError", "ChunkedEncodingError",
+})
+_SQLITE_BUSY = ("database is locked", "database table is locked")
+#: ``http_request`` wraps requests failures as "API request to <url> failed with exception ...".
+_REQUEST_FAILED = re.compile(r"API request to .* failed with (timeout )?exception")
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s:]*(:[^/@\s]*)?@")
+
+
+def mask_secrets(text: str) -> str:
+    """Remove ``user:password@`` from every URL in ``text`` (MLflow puts URLs in messages)."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _error_code(exc: BaseException) -> str:
+    code = getattr(exc, "error_code", None)
+    return code if isinstance(code, str) else ""
+
+
+def _http_status(exc: BaseException) -> int | None:
+    getter = getattr(exc, "get_http_status_code", None)
+    try:
+        return int(getter()) if callable(getter) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying later may succeed (network, overload, 429, 5xx, locked db)."""
+    for item in _cause_chain(exc):
+        if type(item).__name__ in _TRANSIENT_CAUSES:
+            return True
+        message = str(item)
+        if any(s in message for s in _SQLITE_BUSY):
+            return True
+        if _REQUEST_FAILED.search(message):
+            return True
+    code = _error_code(exc)
+    if code in _TRANSIENT_CODES and type(exc).__name__ == "RestException":
+        # INTERNAL_ERROR is also MlflowException's *default* code for local
+        # failures; only trust it when a server actually answered with it.
+        return True
+    if code in _TRANSIENT_CODES - {"INTERNAL_ERROR"}:
+        return True
+    status = _http_status(exc)
+    return type(exc).__name__ == "RestException" and status is not None and (status == 429 or status >= 500)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return _error_code(exc) in _NOT_FOUND_CODES
+
+
+def translate(exc: BaseException, action: str, run_id: str | None = None) -> BackendError:
+    """The trackbridge error for an MLflow failure during ``action``.
+
+    ``run_id`` marks actions on one run: a not-found there is :class:`RunNotFound`.
+    """
+    detail = mask_secrets(str(getattr(exc, "message", None) or exc)).strip()
+    if len(detail) > 500:
+        detail = detail[:500] + "..."
+    if is_transient(exc):
+        return TransientBackendError(
+            f"MLflow is unreachable or overloaded while trying to {action}: {detail}. "
+            "Check that the tracking server is running and reachable; the operation can be retried."
+        )
+    if run_id is not None and is_not_found(exc):
+        return RunNotFound(
+            f"MLflow run {run_id} was not found while trying to {action} "
+            "(deleted, or on another tracking server?). Check the run id and the tracking URI."
+        )
+    return BackendError(f"MLflow refused to {action}: {detail}")
+
+
+_VENDOR_MODULES = ("mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3")
+
+
+def _is_vendor_failure(exc: BaseException) -> bool:
+    """MLflow and the libraries under it, plus I/O errors; not our own bugs."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, OSError) or module.split(".")[0] in _VENDOR_MODULES
+
+
+@contextmanager
+def translated(action: str, run_id: str | None = None) -> Iterator[None]:
+    """Run a block of MLflow calls, re-raising its failures as trackbridge errors.
+
+    Our own ``BackendError``s and programming errors (``TypeError``...) pass
+    through unchanged so bugs are not disguised as platform refusals.
+    """
+    try:
+        yield
+    except BackendError:
+        raise
+    except Exception as exc:
+        if not _is_vendor_failure(exc):
+            raise
+        raise translate(exc, action, run_id) from exc

@@ -1,0 +1,275 @@
+"""Read side of the MLflow backend: listing, streamed metric history, artifacts, registry.
+
+Choices recorded here:
+
+* Run filters are pushed into MLflow's ``search_runs`` filter string where it
+  can express them (since/until, a single status, tag/param equality, run ids)
+  and :meth:`RunFilter.matches` is applied on top, so results are exact either way.
+* Metric history is read through the store's paged ``get_metric_history``
+  (``max_results``/``page_token``: SQLAlchemy store and REST API both page),
+  so memory stays bounded by ``page_size`` whatever the series length.
+* ``list_artifacts`` reports sizes but no digest: MLflow's artifact stores do
+  not keep checksums, and hashing here would cost a full read of every file.
+  Callers that need a digest compute it after ``download_artifact``.
+* MLflow 3 logged models live outside the run's artifacts; they are found by
+  ``search_logged_models(source_run_id = ...)`` and their flavors read from
+  their ``MLmodel`` file (one small download per model, cached).
+"""
+from __future__ import annotations
+
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.convert import (
+    PLATFORM,
+    metric_point,
+    logged_model_from_mlflow,
+    registered_model_from_mlflow,
+    run_to_record,
+)
+from trackbridge.backends.mlflow.errors import translated
+from trackbridge.backends.mlflow.writer import flavors_from_mlmodel
+from trackbridge.errors import RunNotFound
+from trackbridge.model import (
+    ArtifactInfo,
+    Experiment,
+    LoggedModel,
+    MetricPoint,
+    RegisteredModel,
+    RunRecord,
+    RunStatus,
+)
+
+_PAGE = 1000
+_REGISTRY_PAGE = 100
+
+
+def _quote(value: str) -> str | None:
+    """A filter-string literal for ``value``, or ``None`` when it cannot be quoted safely."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    return None
+
+
+def _ident(key: str) -> str | None:
+    return None if "`" in key else f"`{key}`"
+
+
+def filter_string(run_filter: RunFilter | None) -> str:
+    """The part of ``run_filter`` MLflow's search syntax can express (the rest is
+    applied client-side by :meth:`RunFilter.matches`)."""
+    if run_filter is None:
+        return ""
+    clauses: list[str] = []
+    if run_filter.since is not None:
+        clauses.append(f"attributes.start_time >= {int(run_filter.since)}")
+    if run_filter.until is not None:
+        clauses.append(f"attributes.start_time < {int(run_filter.until)}")
+    if run_filter.statuses is not None and len(run_filter.statuses) == 1:
+        clauses.append(f"attributes.status = '{RunStatus(run_filter.statuses[0]).value}'")
+    if run_filter.run_ids:
+        ids = [q for q in (_quote(r) for r in run_filter.run_ids) if q]
+        if len(ids) == len(run_filter.run_ids):
+            clauses.append(f"attributes.run_id IN ({', '.join(ids)})")
+    for prefix, pairs in (("tags", run_filter.tags), ("params", run_filter.params)):
+        for key, value in pairs.items():
+            ident, literal = _ident(key), _quote(str(value))
+            if ident and literal:
+                clauses.append(f"{prefix}.{ident} = {literal}")
+    return " AND ".join(clauses)
+
+
+class MlflowReader(Reader):
+    """Reads runs, metric history, artifacts and the registry of one MLflow location."""
+
+    platform = PLATFORM
+
+    def __init__(self, connection: MlflowConnection) -> None:
+        self.connection = connection
+        self._experiment_names: dict[str, str] = {}
+        self._flavors: dict[str, list[str]] = {}
+
+    @property
+    def _client(self) -> Any:
+        return self.connection.client
+
+    # -- experiments --------------------------------------------------------
+
+    def list_experiments(self) -> Iterator[Experiment]:
+        token = None
+        while True:
+            with translated("list experiments"):
+                page = self._client.search_experiments(max_results=_PAGE, page_token=token)
+            for exp in page:
+                self._experiment_names[exp.experiment_id] = exp.name
+                yield Experiment(exp.experiment_id, exp.name, dict(exp.tags))
+            token = page.token
+            if not token:
+                return
+
+    def get_experiment(self, name: str) -> Experiment | None:
+        with translated(f"look up experiment {name!r}"):
+            exp = self._client.get_experiment_by_name(name)
+        if exp is None or exp.lifecycle_stage == "deleted":
+            return None
+        self._experiment_names[exp.experiment_id] = exp.name
+        return Experiment(exp.experiment_id, exp.name, dict(exp.tags))
+
+    def _experiment_name(self, experiment_id: str) -> str:
+        if experiment_id not in self._experiment_names:
+            with translated(f"look up experiment id {experiment_id}"):
+                self._experiment_names[experiment_id] = self._client.get_experiment(experiment_id).name
+        return self._experiment_names[experiment_id]
+
+    # -- runs ---------------------------------------------------------------
+
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        exp = self.get_experiment(experiment)
+        if exp is None:
+            return
+        models = self._models_by_run(exp.id)
+        query = filter_string(run_filter)
+        token = None
+        while True:
+            with translated(f"list runs of experiment {experiment!r}"):
+                page = self._client.search_runs(
+                    [exp.id], filter_string=query, max_results=_PAGE,
+                    order_by=["attributes.start_time ASC"], page_token=token,
+                )
+            for run in page:
+                record = self._record(run, exp.name, models.get(run.info.run_id, []))
+                if run_filter is None or run_filter.matches(record):
+                    yield record
+            token = page.token
+            if not token:
+                return
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with translated("read the run", run_id):
+            run = self._client.get_run(run_id)
+        if run.info.lifecycle_stage == "deleted":
+            raise RunNotFound(f"MLflow run {run_id} is deleted. Restore it in MLflow to read it.")
+        exp_id = run.info.experiment_id
+        models = self._models_by_run(exp_id, f"source_run_id = '{run_id}'")
+        return self._record(run, self._experiment_name(exp_id), models.get(run_id, []))
+
+    def _record(self, run: Any, experiment_name: str, models: list[LoggedModel]) -> RunRecord:
+        url = self.connection.run_url(run.info.experiment_id, run.info.run_id)
+        return run_to_record(run, experiment_name, url, models)
+
+    def _models_by_run(self, experiment_id: str, query: str | None = None) -> dict[str, list[LoggedModel]]:
+        """MLflow 3 logged models of an experiment, grouped by their source run."""
+        found: dict[str, list[LoggedModel]] = defaultdict(list)
+        token = None
+        while True:
+            with translated(f"list logged models of experiment {experiment_id}"):
+                page = self._client.search_logged_models(
+                    [experiment_id], filter_string=query, max_results=_REGISTRY_PAGE, page_token=token
+                )
+            for model in page:
+                if model.source_run_id:
+                    found[model.source_run_id].append(logged_model_from_mlflow(model, self._model_flavors(model)))
+            token = page.token
+            if not token:
+                return found
+
+    def _model_flavors(self, model: Any) -> list[str]:
+        if model.model_id not in self._flavors:
+            self._flavors[model.model_id] = self._read_flavors(model)
+        return self._flavors[model.model_id]
+
+    def _read_flavors(self, model: Any) -> list[str]:
+        repo = self._model_repo(model.artifact_location)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                local = repo.download_artifacts("MLmodel", tmp)
+            except Exception:  # noqa: BLE001 - a model without MLmodel has no flavors
+                return []
+            return flavors_from_mlmodel(Path(local).read_text(encoding="utf-8"))
+
+    def _model_repo(self, artifact_location: str) -> Any:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        return get_artifact_repository(artifact_location, tracking_uri=self.connection.tracking_uri)
+
+    # -- metric history -----------------------------------------------------
+
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        if page_size <= 0:
+            raise ValueError("page_size must be positive")
+        store = self._client._tracking_client.store
+        token = None
+        while True:
+            with translated(f"read history of metric {key!r}", run_id):
+                page = store.get_metric_history(run_id, key, max_results=page_size, page_token=token)
+            if page:
+                yield [metric_point(m) for m in page]
+            token = getattr(page, "token", None)
+            if not token:
+                return
+
+    # -- artifacts ----------------------------------------------------------
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        pending: list[str | None] = [None]
+        while pending:
+            folder = pending.pop()
+            with translated(f"list artifacts under {folder or '/'}", run_id):
+                entries = self._client.list_artifacts(run_id, folder)
+            for entry in sorted(entries, key=lambda e: e.path, reverse=True):
+                if entry.is_dir:
+                    pending.append(entry.path)
+                else:
+                    yield ArtifactInfo(entry.path, entry.file_size)
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        folder = Path(dst_dir) / PurePosixPath(path).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        with translated(f"download artifact {path}", run_id):
+            return Path(self._client.download_artifacts(run_id, path, str(folder)))
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        if not model.model_id:
+            return super().download_model(run_id, model, dst_dir)
+        target = Path(dst_dir) / model.artifact_path
+        target.mkdir(parents=True, exist_ok=True)
+        with translated(f"download logged model {model.model_id}", run_id):
+            logged = self._client.get_logged_model(model.model_id)
+            self._model_repo(logged.artifact_location).download_artifacts("", str(target))
+        return target
+
+    # -- registry -----------------------------------------------------------
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        token = None
+        while True:
+            with translated("list registered models"):
+                page = self._client.search_registered_models(max_results=_REGISTRY_PAGE, page_token=token)
+            for rm in page:
+                yield registered_model_from_mlflow(rm, self._versions(rm.name))
+            token = page.token
+            if not token:
+                return
+
+    def _versions(self, name: str) -> list[Any]:
+        literal = _quote(name)
+        if literal is None:
+            raise ValueError(f"registered model name {name!r} cannot be quoted in an MLflow filter")
+        versions: list[Any] = []
+        token = None
+        while True:
+            with translated(f"list versions of model {name!r}"):
+                page = self._client.search_model_versions(
+                    f"name = {literal}", max_results=_REGISTRY_PAGE, page_token=token
+                )
+            versions.extend(page)
+            token = page.token
+            if not token:
+                return versions

@@ -1,0 +1,313 @@
+"""Write side of the MLflow backend: experiments, runs, batches, artifacts, models, registry.
+
+Everything goes through one shared ``MlflowClient`` (thread-safe; a sqlite URI
+means an in-process SQLAlchemy store, no REST hop).  Batches are cut to the
+installed MLflow's limits *and* to its ~1 MB request size, so callers can hand
+over any amount.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.convert import (
+    PLATFORM,
+    TAG_NOTE,
+    TAG_PARENT,
+    TAG_RUN_NAME,
+    TAG_USER,
+    dataset_input_to_mlflow,
+    model_version_from_mlflow,
+)
+from trackbridge.backends.mlflow.errors import is_not_found, translated
+from trackbridge.errors import BackendError
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+
+#: request budget for one ``log_batch`` (MLflow refuses bodies over MAX_BATCH_LOG_REQUEST_SIZE,
+#: 1 MB); the margin covers the JSON envelope.
+_BATCH_OVERHEAD = 64
+_TERMINAL = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED}
+
+
+def mlflow_limits() -> Limits:
+    """The limits of the installed MLflow, read from ``mlflow.utils.validation``."""
+    from mlflow.utils import validation as v
+    from mlflow.utils.os import is_windows
+
+    return Limits(
+        max_metrics_per_batch=v.MAX_METRICS_PER_BATCH,
+        max_params_per_batch=v.MAX_PARAMS_TAGS_PER_BATCH,
+        max_tags_per_batch=v.MAX_PARAMS_TAGS_PER_BATCH,
+        max_key_length=v.MAX_ENTITY_KEY_LENGTH,
+        max_param_value_length=v.MAX_PARAM_VAL_LENGTH,
+        max_tag_value_length=v.MAX_TAG_VAL_LENGTH,
+        # same character class as validation.validate_param_and_metric_name
+        key_pattern=r"[/\w.\- ]*" if is_windows() else r"[/\w.\- :]*",
+        flat_params=True,
+        nested_separator=".",
+        allows_nan=True,
+        strictly_increasing_steps=False,
+    )
+
+
+def _request_budget() -> int:
+    from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE
+
+    return int(MAX_BATCH_LOG_REQUEST_SIZE * 0.9)
+
+
+def sized_batches(items: Iterable[Any], max_count: int, budget: int, size_of: Any) -> Iterator[list[Any]]:
+    """Lists of at most ``max_count`` items whose estimated sizes stay under ``budget``."""
+    batch: list[Any] = []
+    used = 0
+    for item in items:
+        size = size_of(item)
+        if batch and (len(batch) >= max_count or used + size > budget):
+            yield batch
+            batch, used = [], 0
+        batch.append(item)
+        used += size
+    if batch:
+        yield batch
+
+
+def _kv_size(item: tuple[str, str]) -> int:
+    return len(json.dumps(item[0])) + len(json.dumps(item[1])) + _BATCH_OVERHEAD
+
+
+def _metric_size(item: tuple[str, MetricPoint]) -> int:
+    return len(json.dumps(item[0])) + 2 * _BATCH_OVERHEAD
+
+
+class MlflowWriter(Writer):
+    """Writes runs into one MLflow tracking location."""
+
+    platform = PLATFORM
+
+    def __init__(self, connection: MlflowConnection) -> None:
+        self.connection = connection
+        self.limits = mlflow_limits()
+
+    @property
+    def _client(self) -> Any:
+        return self.connection.client
+
+    # -- experiments and runs ----------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        with translated(f"find or create experiment {name!r}"):
+            existing = self._client.get_experiment_by_name(name)
+            if existing is not None:
+                if existing.lifecycle_stage == "deleted":
+                    raise BackendError(
+                        f"MLflow experiment {name!r} exists but is deleted. Restore it "
+                        f"(mlflow experiments restore --experiment-id {existing.experiment_id}) "
+                        "or choose another name."
+                    )
+                for key, value in (tags or {}).items():
+                    if existing.tags.get(key) != value:
+                        self._client.set_experiment_tag(existing.experiment_id, key, value)
+                return existing.experiment_id
+            try:
+                return self._client.create_experiment(name, tags=dict(tags or {}))
+            except Exception as exc:
+                # another writer created it between our lookup and create
+                again = self._client.get_experiment_by_name(name)
+                if again is None:
+                    raise exc
+                return again.experiment_id
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        all_tags = dict(tags or {})
+        if name:
+            all_tags[TAG_RUN_NAME] = name
+        if user:
+            all_tags[TAG_USER] = user
+        if parent_run_id:
+            all_tags[TAG_PARENT] = parent_run_id
+        # create_run sends all tags in one request: keep the extra ones for set_tags,
+        # which chunks to the batch limits.
+        limit = self.limits.max_tags_per_batch
+        first = dict(list(all_tags.items())[:limit])
+        rest = dict(list(all_tags.items())[limit:])
+        with translated(f"create a run in experiment {experiment_id}"):
+            run = self._client.create_run(experiment_id, start_time=start_time, tags=first, run_name=name)
+        run_id = run.info.run_id
+        if rest:
+            self.set_tags(run_id, rest)
+        return run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [(k, str(v)) for k, v in params.items()]
+        for batch in sized_batches(items, self.limits.max_params_per_batch, _request_budget(), _kv_size):
+            with translated(f"log {len(batch)} params", run_id):
+                self._client.log_batch(run_id, params=[Param(k, v) for k, v in batch], synchronous=True)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [(k, str(v)) for k, v in tags.items()]
+        for batch in sized_batches(items, self.limits.max_tags_per_batch, _request_budget(), _kv_size):
+            with translated(f"set {len(batch)} tags", run_id):
+                self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in batch], synchronous=True)
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        from mlflow.entities import Metric
+
+        for batch in sized_batches(points, self.limits.max_metrics_per_batch, _request_budget(), _metric_size):
+            metrics = [Metric(key, float(p.value), int(p.timestamp), int(p.step)) for key, p in batch]
+            with translated(f"log {len(metrics)} metric points", run_id):
+                self._client.log_batch(run_id, metrics=metrics, synchronous=True)
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        self.set_tags(run_id, {TAG_NOTE: notes})
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        from mlflow.utils.validation import MAX_DATASETS_PER_BATCH
+
+        entities = [dataset_input_to_mlflow(item) for item in inputs]
+        for start in range(0, len(entities), MAX_DATASETS_PER_BATCH):
+            chunk = entities[start:start + MAX_DATASETS_PER_BATCH]
+            with translated(f"log {len(chunk)} dataset inputs", run_id):
+                self._client.log_inputs(run_id, datasets=chunk)
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        status = RunStatus(status)
+        with translated(f"set run status {status.value}", run_id):
+            if status in _TERMINAL:
+                self._client.set_terminated(run_id, status=status.value, end_time=end_time)
+            else:
+                self._client.update_run(run_id, status=status.value)
+
+    def delete_run(self, run_id: str) -> None:
+        with translated("delete the run", run_id):
+            self._client.delete_run(run_id)
+
+    # -- files and models ---------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        """A file goes to ``artifact_dir/<name>``; a directory's *contents* go under
+        ``artifact_dir`` (or under the directory's own name when none is given)."""
+        local_path = Path(local_path)
+        if not local_path.exists():
+            raise BackendError(f"cannot log artifact {local_path}: no such file or directory")
+        with translated(f"upload artifact {local_path.name}", run_id):
+            if local_path.is_dir():
+                self._client.log_artifacts(run_id, str(local_path), artifact_dir or local_path.name)
+            else:
+                self._client.log_artifact(run_id, str(local_path), artifact_dir)
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """An MLflow 3 logged model: created with ``source_run_id``, files uploaded to
+        the model's own location, finalised READY, and linked as the run's output
+        (what ``mlflow.<flavor>.log_model`` does)."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+        local_dir = Path(local_dir)
+        with translated(f"log model {name!r}", run_id):
+            run = self._client.get_run(run_id)
+            model = self._client.create_logged_model(
+                run.info.experiment_id, name=name, source_run_id=run_id
+            )
+            try:
+                if local_dir.is_dir():
+                    self._client.log_model_artifacts(model.model_id, str(local_dir))
+                else:
+                    self._client.log_model_artifact(model.model_id, str(local_dir))
+            except Exception:
+                self._client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+                raise
+            self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+            self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+        return LoggedModel(name=name, artifact_path=name, flavors=read_flavors(local_dir), model_id=model.model_id)
+
+    # -- registry -----------------------------------------------------------
+
+    def register_model(self, model: RegisteredModel) -> None:
+        with translated(f"register model {model.name!r}"):
+            try:
+                current = self._client.get_registered_model(model.name)
+            except Exception as exc:
+                if not is_not_found(exc):
+                    raise
+                self._client.create_registered_model(
+                    model.name, tags=dict(model.tags), description=model.description or None
+                )
+                return
+            if model.description and (current.description or "") != model.description:
+                self._client.update_registered_model(model.name, description=model.description)
+            for key, value in model.tags.items():
+                if (current.tags or {}).get(key) != value:
+                    self._client.set_registered_model_tag(model.name, key, value)
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        """New version of ``version.name`` from the logged model ``version.model_id``,
+        else from ``runs:/<run_id>/<artifact_path>``, else from ``version.source``.
+
+        ``register_model("runs:/...")`` is not used (MLflow 3 refuses plain folders).
+        For a logged model the source is the model's artifact location, not
+        ``models:/<id>``: MLflow's SQL registry store resolves ``models:/`` through
+        the *global* tracking URI, which this backend never sets."""
+        with translated(f"create a version of model {version.name!r}", run_id):
+            if version.model_id:
+                logged = self._client.get_logged_model(version.model_id)
+                source, run_id = logged.artifact_location, run_id or logged.source_run_id
+            elif run_id and version.artifact_path:
+                source = f"runs:/{run_id}/{version.artifact_path}"
+            elif version.source:
+                source = version.source
+            else:
+                raise BackendError(
+                    f"model version {version.name} v{version.version}: nothing to register "
+                    "(no model_id, no run artifact_path, no source)"
+                )
+            created = self._client.create_model_version(
+                version.name,
+                source=source,
+                run_id=run_id,
+                model_id=version.model_id,
+                description=version.description or None,
+                tags=dict(version.tags) or None,
+            )
+            for alias in version.aliases:
+                self._client.set_registered_model_alias(version.name, alias, created.version)
+        return model_version_from_mlflow(created, {alias: created.version for alias in version.aliases})
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        with translated(f"set alias {alias!r} of model {name!r} to version {version}"):
+            self._client.set_registered_model_alias(name, alias, str(version))
+
+
+def read_flavors(local_dir: Path) -> list[str]:
+    """Flavor names from an ``MLmodel`` file in ``local_dir``; ``[]`` if there is none."""
+    mlmodel = local_dir / "MLmodel" if local_dir.is_dir() else None
+    if mlmodel is None or not mlmodel.is_file():
+        return []
+    return flavors_from_mlmodel(mlmodel.read_text(encoding="utf-8"))
+
+
+def flavors_from_mlmodel(text: str) -> list[str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        return []
+    flavors = data.get("flavors") if isinstance(data, dict) else None
+    return sorted(flavors) if isinstance(flavors, dict) else []
+
