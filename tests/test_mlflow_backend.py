@@ -1,0 +1,345 @@
+"""The MLflow backend against real MLflow: an embedded sqlite store and a real server.
+
+Every canonical field is written with the writer and read back with the reader
+of the same backend; the ``backend`` fixture runs each test on both stores.
+"""
+from __future__ import annotations
+
+import math
+import uuid
+from pathlib import Path
+
+import pytest
+
+from trackbridge.backends import get_backend
+from trackbridge.backends.base import RunFilter
+from trackbridge.backends.mlflow import MlflowBackend
+from trackbridge.errors import BackendError, RunNotFound, TransientBackendError
+from trackbridge.model import (
+    DatasetInput,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunStatus,
+)
+
+T0 = 1_700_000_000_000
+
+
+@pytest.fixture(params=["sqlite", "server"])
+def backend(request: pytest.FixtureRequest, sqlite_uri: str) -> MlflowBackend:
+    if request.param == "sqlite":
+        Path(sqlite_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        uri = sqlite_uri
+    else:
+        uri = request.getfixturevalue("mlflow_server").url
+    backend = get_backend("mlflow", {"tracking_uri": uri})
+    assert isinstance(backend, MlflowBackend)
+    return backend
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def new_run(backend: MlflowBackend, **kwargs: object) -> tuple[str, str]:
+    writer = backend.writer()
+    exp_id = writer.ensure_experiment(unique("exp"))
+    return exp_id, writer.create_run(exp_id, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_run_field_round_trips(backend: MlflowBackend) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    exp_name = unique("roundtrip")
+    exp_id = writer.ensure_experiment(exp_name, {"team": "vision"})
+    assert writer.ensure_experiment(exp_name) == exp_id  # idempotent
+
+    parent = writer.create_run(exp_id, name="parent", start_time=T0, user="alice", tags={"kind": "sweep"})
+    child = writer.create_run(
+        exp_id, name="child-ü", start_time=T0 + 10, user="bob", parent_run_id=parent,
+        tags={"mlflow.source.name": "train.py", "empty": "", "lr-tag": "0.1"},
+    )
+    params = {f"p{i:03d}": str(i) for i in range(130)}
+    params["nested.opt.lr"] = "0.001"
+    writer.log_params(child, params)
+    writer.set_tags(child, {"extra": "yes"})
+    writer.set_notes(child, "notes with\nnewlines and ünïcode")
+    writer.log_metrics(child, [
+        ("loss", MetricPoint(0, 1.0, T0 + 100)),
+        ("loss", MetricPoint(1, 0.5, T0 + 200)),
+        ("system/cpu_utilization_percentage", MetricPoint(0, 42.0, T0 + 150)),
+    ])
+    dataset = DatasetInput(
+        name="iris", digest="d41d8cd9", source_type="local", source='{"uri": "/data/iris.csv"}',
+        schema='{"mlflow_colspec": []}', profile='{"num_rows": 150}', tags={"mlflow.data.context": "training"},
+    )
+    writer.log_inputs(child, [dataset])
+    writer.finish_run(child, RunStatus.FAILED, end_time=T0 + 5000)
+    writer.finish_run(parent, RunStatus.FINISHED, end_time=T0 + 6000)
+
+    run = reader.get_run(child)
+    assert run.platform == "mlflow"
+    assert (run.run_id, run.experiment, run.experiment_id) == (child, exp_name, exp_id)
+    assert run.name == "child-ü"
+    assert run.status is RunStatus.FAILED
+    assert (run.start_time, run.end_time) == (T0 + 10, T0 + 5000)
+    assert run.user == "bob"
+    assert run.parent_run_id == parent
+    assert run.notes == "notes with\nnewlines and ünïcode"
+    assert run.params == params
+    assert run.tags == {"mlflow.source.name": "train.py", "empty": "", "lr-tag": "0.1", "extra": "yes"}
+    assert set(run.metrics) == {"loss"}
+    assert (run.metrics["loss"].value, run.metrics["loss"].step, run.metrics["loss"].timestamp) == (0.5, 1, T0 + 200)
+    assert set(run.system_metrics) == {"system/cpu_utilization_percentage"}
+    assert run.system_metrics["system/cpu_utilization_percentage"].value == 42.0
+    assert run.inputs == [dataset]
+    assert run.models == []
+    assert child in (run.url or "") and exp_id in (run.url or "")
+
+    parent_run = reader.get_run(parent)
+    assert parent_run.parent_run_id is None
+    assert (parent_run.name, parent_run.user, parent_run.status) == ("parent", "alice", RunStatus.FINISHED)
+    assert parent_run.end_time == T0 + 6000
+
+    listed = {r.run_id: r for r in reader.list_runs(exp_name)}
+    assert set(listed) == {parent, child}
+    assert listed[child] == run
+
+    experiment = reader.get_experiment(exp_name)
+    assert experiment is not None and experiment.id == exp_id and experiment.tags["team"] == "vision"
+    assert exp_name in {e.name for e in reader.list_experiments()}
+    assert reader.get_experiment(unique("missing")) is None
+
+
+def test_metric_history_keeps_nan_inf_steps_and_timestamps(backend: MlflowBackend) -> None:
+    _, run_id = new_run(backend)
+    points = [
+        MetricPoint(0, math.nan, T0 + 30),      # out of order: logged first, newest
+        MetricPoint(1, math.inf, T0 + 10),
+        MetricPoint(2, -math.inf, T0 + 20),
+        MetricPoint(7, -0.25, T0 + 5),
+        MetricPoint(3, 1e-300, T0 + 40),
+    ]
+    backend.writer().log_metrics(run_id, [("weird", p) for p in points])
+    pages = list(backend.reader().iter_metric_history(run_id, "weird"))
+    got = [p for page in pages for p in page]
+    assert [p.key() for p in got] == [p.key() for p in sorted(points, key=lambda p: p.timestamp)]
+    assert math.isnan(got[-2].value) and got[0].value == -0.25
+    assert got[1].value == math.inf and got[2].value == -math.inf
+
+    summary = backend.reader().get_run(run_id).metrics["weird"]
+    assert (summary.step, summary.value, summary.timestamp) == (7, -0.25, T0 + 5)  # latest = highest step
+
+
+def test_metric_history_streams_in_pages(backend: MlflowBackend) -> None:
+    _, run_id = new_run(backend)
+    points = [("loss", MetricPoint(i, i / 7, T0 + i)) for i in range(1050)]
+    backend.writer().log_metrics(run_id, points)  # > 1000 points: two log_batch calls
+    pages = list(backend.reader().iter_metric_history(run_id, "loss", page_size=100))
+    assert [len(p) for p in pages] == [100] * 10 + [50]
+    flat = [p for page in pages for p in page]
+    assert flat == [p for _, p in points]
+    assert list(backend.reader().iter_metric_history(run_id, "no-such-key")) == []
+
+
+def test_long_params_and_tags_are_split_under_request_size(backend: MlflowBackend) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    limits = writer.limits
+    _, run_id = new_run(backend)
+    # 100 params at the value limit (~600 KB) plus 100 tags at theirs (~800 KB):
+    # each kind fits one count-batch but not one 1 MB request together.
+    params = {f"long{i}": chr(ord("a") + i % 26) * limits.max_param_value_length for i in range(100)}
+    tags = {f"tag{i}": "t" * limits.max_tag_value_length for i in range(100)}
+    writer.log_params(run_id, params)
+    writer.set_tags(run_id, tags)
+    run = reader.get_run(run_id)
+    assert run.params == params
+    assert {k: v for k, v in run.tags.items() if k.startswith("tag")} == tags
+
+
+def test_limits_come_from_installed_mlflow() -> None:
+    from mlflow.utils import validation
+
+    limits = MlflowBackend({"tracking_uri": "sqlite:///x.db"}).writer().limits
+    assert limits.max_metrics_per_batch == validation.MAX_METRICS_PER_BATCH
+    assert limits.max_params_per_batch == validation.MAX_PARAMS_TAGS_PER_BATCH
+    assert limits.max_param_value_length == validation.MAX_PARAM_VAL_LENGTH
+    assert limits.max_tag_value_length == validation.MAX_TAG_VAL_LENGTH
+    assert limits.max_key_length == validation.MAX_ENTITY_KEY_LENGTH
+    assert limits.key_ok("system/gpu 0:util_pct-1.x")
+    assert not limits.key_ok("loss@epoch") and not limits.key_ok("x" * 251)
+
+
+def test_artifacts_files_directories_and_unicode(backend: MlflowBackend, tmp_path: Path) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    _, run_id = new_run(backend)
+    single = tmp_path / "résumé ü.txt"
+    single.write_text("héllo", encoding="utf-8")
+    tree = tmp_path / "outputs"
+    (tree / "plots" / "deep").mkdir(parents=True)
+    (tree / "a.bin").write_bytes(b"\x00" * 1234)
+    (tree / "plots" / "p.png").write_bytes(b"png" * 10)
+    (tree / "plots" / "deep" / "z.json").write_text("{}")
+    writer.log_artifact(run_id, single)
+    writer.log_artifact(run_id, single, "docs/nested")
+    writer.log_artifact(run_id, tree)
+    writer.log_artifact(run_id, tree, "copy")
+
+    listed = {a.path: a.size for a in reader.list_artifacts(run_id)}
+    size = len("héllo".encode())
+    assert listed == {
+        "résumé ü.txt": size,
+        "docs/nested/résumé ü.txt": size,
+        "outputs/a.bin": 1234,
+        "outputs/plots/p.png": 30,
+        "outputs/plots/deep/z.json": 2,
+        "copy/a.bin": 1234,
+        "copy/plots/p.png": 30,
+        "copy/plots/deep/z.json": 2,
+    }
+    dst = tmp_path / "download"
+    got = reader.download_artifact(run_id, "docs/nested/résumé ü.txt", dst)
+    assert got == dst / "docs" / "nested" / "résumé ü.txt"
+    assert got.read_text(encoding="utf-8") == "héllo"
+    deep = reader.download_artifact(run_id, "outputs/plots/deep/z.json", dst)
+    assert deep == dst / "outputs" / "plots" / "deep" / "z.json" and deep.read_text() == "{}"
+
+    with pytest.raises(BackendError, match="no such file"):
+        writer.log_artifact(run_id, tmp_path / "missing.txt")
+
+
+def test_logged_model_is_linked_to_run_and_downloads(backend: MlflowBackend, tmp_path: Path) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    _, run_id = new_run(backend)
+    model_dir = tmp_path / "model"
+    (model_dir / "sub").mkdir(parents=True)
+    (model_dir / "MLmodel").write_text("flavors:\n  sklearn: {pickled_model: model.pkl}\n  python_function: {}\n")
+    (model_dir / "model.pkl").write_bytes(b"pickle-bytes")
+    (model_dir / "sub" / "extra.txt").write_text("x")
+    logged = writer.log_model(run_id, model_dir, "classifier")
+    assert logged.model_id and logged.flavors == ["python_function", "sklearn"]
+
+    run = reader.get_run(run_id)
+    assert run.models == [logged]
+    # MLflow 3 keeps the model outside run artifacts ...
+    assert list(reader.list_artifacts(run_id)) == []
+    # ... and links it to the run as an output, as mlflow.<flavor>.log_model does.
+    outputs = backend.connection.client.get_run(run_id).outputs.model_outputs
+    assert [o.model_id for o in outputs] == [logged.model_id]
+
+    dst = reader.download_model(run_id, logged, tmp_path / "dl")
+    assert dst == tmp_path / "dl" / "classifier"
+    assert (dst / "model.pkl").read_bytes() == b"pickle-bytes"
+    assert (dst / "sub" / "extra.txt").read_text() == "x"
+    assert (dst / "MLmodel").is_file()
+
+
+def test_legacy_model_history_tag_becomes_a_model(backend: MlflowBackend, tmp_path: Path) -> None:
+    """MLflow 2.x models: files in the run's artifacts, listed in mlflow.log-model.history."""
+    writer, reader = backend.writer(), backend.reader()
+    _, run_id = new_run(backend)
+    folder = tmp_path / "old_model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors: {sklearn: {}}\n")
+    writer.log_artifact(run_id, folder, "old_model")
+    writer.set_tags(run_id, {"mlflow.log-model.history": (
+        f'[{{"run_id": "{run_id}", "artifact_path": "old_model", "flavors": {{"sklearn": {{}}}}}}]'
+    )})
+    run = reader.get_run(run_id)
+    assert "mlflow.log-model.history" not in run.tags
+    assert [(m.name, m.artifact_path, m.flavors, m.model_id) for m in run.models] == [
+        ("old_model", "old_model", ["sklearn"], None)
+    ]
+    dst = reader.download_model(run_id, run.models[0], tmp_path / "dl")
+    assert (dst / "MLmodel").read_text() == "flavors: {sklearn: {}}\n"
+
+
+def test_registry_versions_aliases_descriptions_tags(backend: MlflowBackend, tmp_path: Path) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    _, run_id = new_run(backend)
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text("flavors: {python_function: {}}\n")
+    logged = writer.log_model(run_id, model_dir, "m")
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w")
+    writer.log_artifact(run_id, folder, "plain")
+
+    name = unique("registered")
+    writer.register_model(RegisteredModel(name, "first description", {"owner": "ml"}))
+    writer.register_model(RegisteredModel(name, "updated description", {"owner": "ml", "tier": "gold"}))
+    v1 = writer.create_model_version(
+        ModelVersion(name, "1", model_id=logged.model_id, description="from logged model", tags={"k": "1"}), run_id
+    )
+    v2 = writer.create_model_version(
+        ModelVersion(name, "2", artifact_path="plain", description="from run folder", aliases=["staging"]), run_id
+    )
+    v3 = writer.create_model_version(ModelVersion(name, "3", model_id=logged.model_id, tags={"k": "3"}), None)
+    assert [v1.version, v2.version, v3.version] == ["1", "2", "3"]
+    writer.set_model_alias(name, "champion", "1")
+    writer.set_model_alias(name, "latest-good", "3")
+
+    [model] = [m for m in reader.list_registered_models() if m.name == name]
+    assert model.description == "updated description"
+    assert model.tags == {"owner": "ml", "tier": "gold"}
+    assert [v.version for v in model.versions] == ["1", "2", "3"]
+    by_version = {v.version: v for v in model.versions}
+    assert by_version["1"].aliases == ["champion"]
+    assert by_version["2"].aliases == ["staging"]
+    assert by_version["3"].aliases == ["latest-good"]
+    assert by_version["1"].model_id == logged.model_id and by_version["3"].model_id == logged.model_id
+    assert by_version["1"].run_id == run_id and by_version["3"].run_id == run_id
+    assert by_version["2"].run_id == run_id and by_version["2"].artifact_path == "plain"
+    assert by_version["2"].source == f"runs:/{run_id}/plain"
+    assert (by_version["1"].description, by_version["2"].description) == ("from logged model", "from run folder")
+    assert by_version["1"].tags == {"k": "1"} and by_version["3"].tags == {"k": "3"}
+    assert all(v.creation_time for v in model.versions)
+
+
+def test_run_filters_server_side_and_client_side(backend: MlflowBackend) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    exp_name = unique("filters")
+    exp_id = writer.ensure_experiment(exp_name)
+    ids = []
+    for i, status in enumerate([RunStatus.FINISHED, RunStatus.FAILED, RunStatus.FINISHED, RunStatus.KILLED]):
+        run_id = writer.create_run(exp_id, name=f"r{i}", start_time=T0 + i * 1000, tags={"group": "ab"[i % 2]})
+        writer.log_params(run_id, {"seed": str(i % 2), "q": "it's"})
+        writer.finish_run(run_id, status, T0 + i * 1000 + 1)
+        ids.append(run_id)
+
+    def names(run_filter: RunFilter) -> list[str]:
+        return sorted(r.name or "" for r in reader.list_runs(exp_name, run_filter))
+
+    assert names(RunFilter()) == ["r0", "r1", "r2", "r3"]
+    assert names(RunFilter(since=T0 + 1000, until=T0 + 3000)) == ["r1", "r2"]
+    assert names(RunFilter(statuses=[RunStatus.FINISHED])) == ["r0", "r2"]
+    assert names(RunFilter(statuses=[RunStatus.FAILED, RunStatus.KILLED])) == ["r1", "r3"]
+    assert names(RunFilter(tags={"group": "b"})) == ["r1", "r3"]
+    assert names(RunFilter(params={"seed": "0"})) == ["r0", "r2"]
+    assert names(RunFilter(params={"q": "it's"})) == ["r0", "r1", "r2", "r3"]
+    assert names(RunFilter(run_ids=[ids[3], ids[0]])) == ["r0", "r3"]
+    assert names(RunFilter(tags={"group": "a"}, statuses=[RunStatus.FINISHED], since=T0 + 1)) == ["r2"]
+    assert list(reader.list_runs(unique("no-such-experiment"))) == []
+
+
+def test_missing_and_deleted_runs_raise_run_not_found(backend: MlflowBackend) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    _, run_id = new_run(backend)
+    with pytest.raises(RunNotFound):
+        reader.get_run(uuid.uuid4().hex)
+    with pytest.raises(RunNotFound):
+        writer.log_params(uuid.uuid4().hex, {"a": "1"})
+    writer.delete_run(run_id)
+    with pytest.raises(RunNotFound):
+        reader.get_run(run_id)
+
+
+def test_refusals_are_plain_backend_errors(backend: MlflowBackend) -> None:
+    writer = backend.writer()
+    _, run_id = new_run(backend)
+    writer.log_params(run_id, {"frozen": "1"})
+    with pytest.raises(BackendError) as info:
+        writer.log_params(run_id, {"frozen": "2"})  # MLflow params are immutable
+    assert not isinstance(info.value, (TransientBackendError, RunNotFound))
+    assert "frozen" in str(info.value)
