@@ -1,0 +1,57 @@
+"""``dir:PATH``: the vendor-neutral archive as a trackbridge :class:`Backend`."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trackbridge.backends.base import Backend
+from trackbridge.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trackbridge.backends.archive.reader import ArchiveReader
+    from trackbridge.backends.archive.writer import ArchiveWriter
+
+
+class ArchiveBackend(Backend):
+    """An archive folder.  Options: ``path`` (required), ``part_points`` (metric
+    points buffered per run before a part is written; bounds writer memory).
+
+    One reader and one writer per backend instance, so that every thread of a
+    copy shares the same per-run locks and metric buffers.  Both are imported
+    on first use: they pull in pyarrow, which listing backends should not."""
+
+    name = "dir"
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        if not self.options.get("path"):
+            raise ConfigError("the dir backend needs a path, e.g. dir:./backup")
+        self.path = Path(str(self.options["path"])).expanduser()
+        self._reader: ArchiveReader | None = None
+        self._writer: ArchiveWriter | None = None
+
+    def reader(self) -> ArchiveReader:
+        from trackbridge.backends.archive.reader import ArchiveReader
+
+        if self._reader is None:
+            self._reader = ArchiveReader(self.path)
+        return self._reader
+
+    def writer(self) -> ArchiveWriter:
+        from trackbridge.backends.archive.writer import DEFAULT_PART_POINTS, ArchiveWriter
+
+        if self._writer is None:
+            part_points = int(self.options.get("part_points", DEFAULT_PART_POINTS))
+            self._writer = ArchiveWriter(self.path, part_points=part_points)
+        return self._writer
+
+    def describe(self) -> str:
+        return f"dir:{self.path}"
+
+    @classmethod
+    def sdk_version(cls) -> str | None:
+        """The archive needs no vendor SDK; pyarrow is what it depends on."""
+        import pyarrow
+
+        return pyarrow.__version__

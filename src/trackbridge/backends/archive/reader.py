@@ -1,0 +1,81 @@
+"""Reading an archive: the :class:`~trackbridge.backends.base.Reader` of ``dir:PATH``.
+
+Stateless apart from the archive path: every call reads the files, so a
+reader sees what any writer (this process or another) has committed.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from trackbridge.backends.archive import metrics, runs
+from trackbridge.backends.archive.files import read_json, relative_parts
+from trackbridge.backends.archive.layout import Layout, open_archive, valid_id
+from trackbridge.backends.archive.registry import Registry
+from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RegisteredModel, RunRecord
+
+
+def load_experiment(exp_dir: Path) -> Experiment:
+    data = read_json(exp_dir / "experiment.json")
+    return Experiment(id=data["id"], name=data["name"], tags=data.get("tags", {}))
+
+
+def list_experiments(layout: Layout) -> Iterator[Experiment]:
+    """Experiments of the archive; a folder without ``experiment.json`` (creation interrupted) is skipped."""
+    for exp_dir in layout.experiment_dirs():
+        if (exp_dir / "experiment.json").is_file():
+            yield load_experiment(exp_dir)
+
+
+class ArchiveReader(Reader):
+    platform = runs.PLATFORM
+
+    def __init__(self, root: Path) -> None:
+        self.layout = open_archive(root, create=False)
+        self.registry = Registry(self.layout)
+
+    def list_experiments(self) -> Iterator[Experiment]:
+        return list_experiments(self.layout)
+
+    def get_experiment(self, name: str) -> Experiment | None:
+        return next((e for e in self.list_experiments() if e.name == name), None)
+
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        exp = self.get_experiment(experiment)
+        if exp is None:
+            return
+        runs_dir = self.layout.experiment_dir(exp.id) / "runs"
+        if run_filter is not None and run_filter.run_ids is not None:
+            candidates = [runs_dir / r for r in run_filter.run_ids if valid_id(r)]
+        else:
+            candidates = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
+        for run_dir in candidates:
+            if not (valid_id(run_dir.name) and (run_dir / runs.RUN_FILE).is_file()):
+                continue
+            record = runs.to_record(run_dir, runs.load(run_dir), exp.name)
+            if run_filter is None or run_filter.matches(record):
+                yield record
+
+    def get_run(self, run_id: str) -> RunRecord:
+        run_dir = self.layout.find_run(run_id)
+        data = runs.load(run_dir)
+        experiment = load_experiment(self.layout.experiment_dir(data["experiment_id"]))
+        return runs.to_record(run_dir, data, experiment.name)
+
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        return metrics.iter_history(self.layout.find_run(run_id) / "metrics", key, page_size)
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        return self.layout.artifacts(self.layout.find_run(run_id)).list()
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        return self.layout.artifacts(self.layout.find_run(run_id)).fetch(path, dst_dir)
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        """Models live apart from artifacts (``models/<name>/``), so the default does not apply."""
+        tree = self.layout.model_files(self.layout.find_run(run_id), model.name)
+        return tree.fetch_all(dst_dir.joinpath(*relative_parts(model.artifact_path)))
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        return self.registry.list()

@@ -1,0 +1,71 @@
+"""``run.json``: a run's metadata, and its conversion to and from :class:`RunRecord`.
+
+Everything a :class:`RunRecord` carries is stored here except the metric
+summaries, which are derived from the metric parts' footers (so they can
+never disagree with the points), and the platform/url, which describe where
+the record is read from (``dir`` and the run folder).
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from trackbridge.backends.archive import metrics
+from trackbridge.backends.archive.files import read_json, write_json
+from trackbridge.model import DatasetInput, LoggedModel, RunRecord, RunStatus
+
+PLATFORM = "dir"
+RUN_FILE = "run.json"
+T = TypeVar("T")
+
+
+def new_run(run_id: str, experiment_id: str, **fields: Any) -> dict[str, Any]:
+    """The ``run.json`` content of a fresh run."""
+    return {
+        "run_id": run_id, "experiment_id": experiment_id, "status": RunStatus.RUNNING.value,
+        "name": None, "start_time": None, "end_time": None, "user": None, "parent_run_id": None,
+        "notes": None, "params": {}, "tags": {}, "labels": [], "summary": {}, "inputs": [],
+        "models": [], **fields,
+    }
+
+
+def load(run_dir: Path) -> dict[str, Any]:
+    return read_json(run_dir / RUN_FILE)
+
+
+def save(run_dir: Path, data: dict[str, Any]) -> None:
+    write_json(run_dir / RUN_FILE, data)
+
+
+def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord:
+    """A :class:`RunRecord` from ``run.json`` plus the metric footers of the run."""
+    user_metrics, system_metrics = metrics.summaries(run_dir / "metrics")
+    return RunRecord(
+        platform=PLATFORM,
+        run_id=data["run_id"],
+        experiment=experiment,
+        experiment_id=data["experiment_id"],
+        name=data.get("name"),
+        status=RunStatus.parse(data.get("status")),
+        start_time=data.get("start_time"),
+        end_time=data.get("end_time"),
+        user=data.get("user"),
+        parent_run_id=data.get("parent_run_id"),
+        url=run_dir.resolve().as_uri(),
+        params=data.get("params", {}),
+        tags=data.get("tags", {}),
+        labels=data.get("labels", []),
+        notes=data.get("notes"),
+        metrics=user_metrics,
+        system_metrics=system_metrics,
+        summary=data.get("summary", {}),
+        inputs=[from_json(DatasetInput, i) for i in data.get("inputs", [])],
+        models=[from_json(LoggedModel, m) for m in data.get("models", [])],
+    )
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a model dataclass from its JSON, ignoring fields a newer format minor may add."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,256 @@
+"""Writing an archive: the :class:`~trackbridge.backends.base.Writer` of ``dir:PATH``.
+
+Concurrency: the sync engine writes several runs at once from threads.  Each
+run has its own lock (its ``run.json``, metric buffer and manifests are only
+touched under it), so different runs proceed in parallel; experiment
+creation and the run-folder cache share one writer-wide lock, and the
+registry has its own.  One archive should have one writing *process* at a
+time (files are never corrupted by two, but two could both create an
+experiment of the same name).
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.archive import runs
+from trackbridge.backends.archive.files import remove_tree, write_json
+from trackbridge.backends.archive.layout import Layout, now_ms, open_archive
+from trackbridge.backends.archive.metrics import MetricBuffer
+from trackbridge.backends.archive.reader import list_experiments
+from trackbridge.backends.archive.registry import Registry
+from trackbridge.backends.base import Limits, Writer
+from trackbridge.errors import BackendError, InvalidValueError
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+
+#: default number of buffered points per run before a metrics part is written (~6 MB).
+DEFAULT_PART_POINTS = 250_000
+
+#: The archive keeps anything a RunRecord can hold: no key rules, nested params, NaN.
+ARCHIVE_LIMITS = Limits(
+    max_metrics_per_batch=10_000,
+    max_params_per_batch=10_000,
+    max_tags_per_batch=10_000,
+    max_key_length=sys.maxsize,
+    max_param_value_length=sys.maxsize,
+    max_tag_value_length=sys.maxsize,
+    key_pattern=None,
+    flat_params=False,
+    allows_nan=True,
+    strictly_increasing_steps=False,
+    max_tags_per_run=None,
+)
+
+
+@dataclass
+class _OpenRun:
+    """A run this writer has touched: its folder, its lock, its pending points."""
+
+    dir: Path
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    buffer: MetricBuffer | None = None
+
+
+class ArchiveWriter(Writer):
+    platform = runs.PLATFORM
+    limits = ARCHIVE_LIMITS
+
+    def __init__(self, root: Path, part_points: int = DEFAULT_PART_POINTS) -> None:
+        self.layout: Layout = open_archive(root, create=True)
+        self.part_points = part_points
+        self.registry = Registry(self.layout)
+        self._lock = threading.Lock()
+        self._runs: dict[str, _OpenRun] = {}
+
+    # -- experiments and runs ------------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        with self._lock:
+            existing = next((e for e in list_experiments(self.layout) if e.name == name), None)
+            exp_id = existing.id if existing else uuid.uuid4().hex
+            old_tags = existing.tags if existing else {}
+            merged = {**old_tags, **(tags or {})}
+            if existing is None or merged != old_tags:
+                write_json(self.layout.experiment_dir(exp_id) / "experiment.json",
+                           {"id": exp_id, "name": name, "tags": merged})
+            return exp_id
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        if not (self.layout.experiment_dir(experiment_id) / "experiment.json").is_file():
+            raise BackendError(f"experiment id {experiment_id!r} is not in the archive; call ensure_experiment first")
+        run_id = uuid.uuid4().hex
+        run_dir = self.layout.run_dir(experiment_id, run_id)
+        runs.save(run_dir, runs.new_run(
+            run_id, experiment_id, name=name, start_time=start_time if start_time is not None else now_ms(),
+            user=user, parent_run_id=parent_run_id, tags=dict(tags or {}),
+        ))
+        with self._lock:
+            self._runs[run_id] = _OpenRun(run_dir)
+        return run_id
+
+    def _open(self, run_id: str) -> _OpenRun:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = _OpenRun(self.layout.find_run(run_id))
+            return run
+
+    def _update(self, run_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Read-modify-write ``run.json`` under the run's lock (atomic replace on disk)."""
+        run = self._open(run_id)
+        with run.lock:
+            data = runs.load(run.dir)
+            change(data)
+            runs.save(run.dir, data)
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            self._flush_run(run)
+            run.buffer = None  # finished runs keep no memory
+
+            def finish(data: dict[str, Any]) -> None:
+                data["status"] = RunStatus.parse(status).value
+                data["end_time"] = end_time if end_time is not None else now_ms()
+
+            self._update(run_id, finish)
+
+    def delete_run(self, run_id: str) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            remove_tree(run.dir)
+            with self._lock:
+                self._runs.pop(run_id, None)
+
+    # -- run metadata --------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Params are stored as JSON values, nested dicts kept (``limits.flat_params`` is False)."""
+        for key, value in params.items():
+            try:
+                json.dumps(value, allow_nan=True)
+            except (TypeError, ValueError):
+                raise InvalidValueError(
+                    f"param {key!r}: {type(value).__name__} is not a JSON value; log str, numbers, lists or dicts"
+                ) from None
+        self._update(run_id, lambda data: data["params"].update(params))
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self._update(run_id, lambda data: data["tags"].update(tags))
+
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        """Adds the labels not yet on the run, keeping their order."""
+        def add(data: dict[str, Any]) -> None:
+            data["labels"] += [label for label in dict.fromkeys(labels) if label not in data["labels"]]
+
+        self._update(run_id, add)
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        self._update(run_id, lambda data: data.__setitem__("notes", notes))
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        self._update(run_id, lambda data: data["summary"].update(summary))
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Appends inputs not already recorded (so a resumed copy adds no duplicates)."""
+        def add(data: dict[str, Any]) -> None:
+            data["inputs"] += [i for i in map(asdict, inputs) if i not in data["inputs"]]
+
+        self._update(run_id, add)
+
+    # -- metrics ---------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        self._log(run_id, points, system=False)
+
+    def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        self._log(run_id, points, system=True)
+
+    def _log(self, run_id: str, points: Sequence[tuple[str, MetricPoint]], system: bool) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            if run.buffer is None:
+                run.buffer = MetricBuffer(run.dir / "metrics", self.part_points)
+            run.buffer.add(points, system)
+
+    @staticmethod
+    def _flush_run(run: _OpenRun) -> None:
+        with run.lock:
+            if run.buffer is not None:
+                run.buffer.flush()
+
+    def flush(self) -> None:
+        """Commit every run's buffered points as metric parts."""
+        with self._lock:
+            open_runs = list(self._runs.values())
+        for run in open_runs:
+            self._flush_run(run)
+
+    # -- files -----------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            self.layout.artifacts(run.dir).add(Path(local_path), artifact_dir)
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """Stores the files under ``models/<name>/``; flavors come from an MLflow ``MLmodel`` file if present."""
+        local_dir = Path(local_dir)
+        model = LoggedModel(name=name, artifact_path=name, flavors=mlmodel_flavors(local_dir))
+        run = self._open(run_id)
+        with run.lock:
+            self.layout.model_files(run.dir, name).add(local_dir)
+
+            def record(data: dict[str, Any]) -> None:
+                data["models"] = [m for m in data["models"] if m["name"] != name] + [asdict(model)]
+
+            self._update(run_id, record)
+        return model
+
+    # -- registry ----------------------------------------------------------------
+
+    def register_model(self, model: RegisteredModel) -> None:
+        self.registry.register(model)
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        return self.registry.create_version(version, run_id)
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        self.registry.set_alias(name, alias, version)
+
+
+_FLAVOR = re.compile(r"^  ([^\s:#][^:]*):")
+
+
+def mlmodel_flavors(model_dir: Path) -> list[str]:
+    """Flavor names of an MLflow ``MLmodel`` file (the keys under top-level ``flavors:``).
+
+    A line scan rather than a YAML parser: the file's layout is fixed by MLflow
+    and the core package does not depend on PyYAML."""
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return []
+    flavors: list[str] = []
+    inside = False
+    for line in mlmodel.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace():
+            inside = line.rstrip() == "flavors:"
+        elif inside and (match := _FLAVOR.match(line)):
+            flavors.append(match.group(1).strip())
+    return flavors
