@@ -193,6 +193,19 @@ class Writer(abc.ABC):
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         """Dataset inputs; platforms without them record nothing (the planner reports it)."""
 
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        """Value-less tags (W&B/Comet tags).  Default: tags with an empty value."""
+        self.set_tags(run_id, {label: "" for label in labels})
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Final non-series values (W&B summary, Comet "others").  Default: nothing is
+        recorded (the planner reports it); platforms that hold them override this."""
+
+    def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """System metrics (cpu, gpu...), kept apart from user metrics where the platform
+        can.  Default: logged as ordinary metrics under the same keys."""
+        self.log_metrics(run_id, points)
+
     def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
         """Log a model folder (or file) as the run's model ``name``.  Default: artifacts."""
         self.log_artifact(run_id, local_dir, name)
