@@ -35,4 +35,11 @@ class RunNotFound(BackendError):
 
 
 class TransientBackendError(BackendError):
-    """A failure worth retrying: connection refused, timeout, 429, 5xx."""
+    """A failure worth retrying: connection refused, timeout, 429, 5xx.
+
+    ``retry_after`` (seconds) is the server's own hint (HTTP ``Retry-After``)
+    when it gave one; the sync engine's backoff waits at least that long."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,145 @@
+"""What must be sent to make a destination run equal to its source run.
+
+One computation serves three cases, which is what makes resume safe:
+
+* **create** (no destination run): everything;
+* **resume** (destination run without the completion marker, left by a crash):
+  everything not already there — every metric series is compared point by
+  point, because a crash can stop a series anywhere;
+* **update** (completed run whose source fingerprint changed): only the
+  fields that differ; only series whose latest point differs are compared.
+
+Params and tags are re-sent only when missing or different, so replaying a
+delta is idempotent.  Tags deleted at the source are not deleted at the
+destination (the Writer interface has no tag deletion; ``check`` reports it).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from trackbridge.backends.base import Reader
+from trackbridge.mapping import param_to_str
+from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
+from trackbridge.sync.fit import FittedRun
+from trackbridge.sync.points import PointIndex
+from trackbridge.sync.retry import Retry
+
+
+@dataclass
+class RunDelta:
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    notes: str | None = None
+    inputs: list[DatasetInput] = field(default_factory=list)
+    #: source metric keys whose history must be streamed and compared/sent.
+    metric_keys: list[str] = field(default_factory=list)
+    #: of those, the keys that already have points at the destination.
+    metric_keys_present: set[str] = field(default_factory=set)
+    artifacts: list[ArtifactInfo] = field(default_factory=list)
+    models: list[LoggedModel] = field(default_factory=list)
+    finish: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.params or self.tags or self.notes is not None or self.inputs or self.metric_keys
+                    or self.artifacts or self.models or self.finish)
+
+    def describe(self) -> list[str]:
+        """Short human phrases for plan output."""
+        parts = []
+        for label, n in (("params", len(self.params)), ("tags", len(self.tags)), ("inputs", len(self.inputs)),
+                         ("metric keys", len(self.metric_keys)), ("artifacts", len(self.artifacts)),
+                         ("models", len(self.models))):
+            if n:
+                parts.append(f"{n} {label}")
+        if self.notes is not None:
+            parts.append("notes")
+        if self.finish:
+            parts.append("status/end time")
+        return parts
+
+
+def model_prefixes(models: list[LoggedModel]) -> tuple[str, ...]:
+    """Artifact folders that belong to logged models (copied as models, not files)."""
+    return tuple(m.artifact_path.rstrip("/") + "/" for m in models if m.artifact_path)
+
+
+def _summary_differs(src: MetricSummary | None, dst: MetricSummary | None) -> bool:
+    if src is None or dst is None:
+        return src is not dst
+    return MetricPoint(src.step, src.value, src.timestamp).key() != MetricPoint(dst.step, dst.value, dst.timestamp).key()
+
+
+def compute_delta(
+    src: RunRecord,
+    fitted: FittedRun,
+    src_artifacts: list[ArtifactInfo],
+    dst: RunRecord | None = None,
+    dst_artifacts: Mapping[str, ArtifactInfo] | None = None,
+    complete: bool = False,
+) -> RunDelta:
+    """The delta from ``dst`` (``None`` = not created yet) to ``src``.
+
+    ``complete`` = the destination carries the completion marker, so series
+    whose latest point is unchanged are trusted to be unchanged."""
+    delta = RunDelta()
+    dst_params = dst.params if dst else {}
+    dst_tags = dst.tags if dst else {}
+    delta.params = {k: v for k, v in fitted.params.items()
+                    if k not in dst_params or param_to_str(k, dst_params[k]) != v}
+    delta.tags = {k: v for k, v in fitted.tags.items() if dst_tags.get(k) != v}
+    if src.notes and (dst is None or (dst.notes or "") != src.notes):
+        delta.notes = src.notes
+    have_inputs = {(i.name, i.digest) for i in (dst.inputs if dst else [])}
+    delta.inputs = [i for i in src.inputs if (i.name, i.digest) not in have_inputs]
+
+    dst_metrics = {**dst.metrics, **dst.system_metrics} if dst else {}
+    src_metrics = {**src.metrics, **src.system_metrics}
+    for key in src.all_metric_keys():
+        dst_key = fitted.metric_keys.get(key)
+        if dst_key is None:
+            continue  # un-mappable key: reported by the planner as an error
+        if dst_key in dst_metrics:
+            if complete and not _summary_differs(src_metrics[key], dst_metrics[dst_key]):
+                continue
+            delta.metric_keys_present.add(key)
+        delta.metric_keys.append(key)
+
+    skip = model_prefixes(src.models)
+    have_files = dst_artifacts or {}
+    for info in src_artifacts:
+        if info.path.startswith(skip):
+            continue
+        there = have_files.get(info.path)
+        if there is None or (info.size is not None and there.size is not None and info.size != there.size):
+            delta.artifacts.append(info)
+    have_models = {m.name for m in (dst.models if dst else [])}
+    delta.models = [m for m in src.models if m.name not in have_models]
+    delta.finish = dst is None or dst.status != src.status or dst.end_time != src.end_time
+    return delta
+
+
+def missing_points(
+    src_reader: Reader,
+    src_run_id: str,
+    key: str,
+    dst_reader: Reader | None = None,
+    dst_run_id: str | None = None,
+    dst_key: str | None = None,
+    page_size: int = 10_000,
+    retry: Retry | None = None,
+) -> Iterator[list[MetricPoint]]:
+    """Pages of source points of ``key`` that the destination series lacks.
+
+    Without a destination series, every source page passes through untouched
+    (no index, no extra memory).  With one, the destination is indexed first
+    (8 bytes per point, see :class:`PointIndex`)."""
+    retry = retry or Retry()
+    index = None
+    if dst_reader is not None and dst_run_id is not None:
+        index = PointIndex(retry.iterate(lambda: dst_reader.iter_metric_history(dst_run_id, dst_key or key, page_size)))
+    for page in retry.iterate(lambda: src_reader.iter_metric_history(src_run_id, key, page_size)):
+        if index is not None and len(index):
+            page = [p for p in page if p not in index]
+        if page:
+            yield page

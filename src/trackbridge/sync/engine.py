@@ -1,0 +1,241 @@
+"""Orchestration of ``copy``/``sync``: plan, transfer runs in parallel, registry, deletions.
+
+Runs are transferred by a thread pool (``transfers`` runs at a time, each with
+its own reader thread for metric history).  Parents go before their children,
+in waves by nesting depth, so a child is created with its destination parent
+id.  A failed run does not stop the others; its children are not attempted
+(they would lose their parent link).  Deletions (``sync --delete``) run last,
+only if nothing failed in this invocation and only within ``max_delete``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from trackbridge.backends.base import Backend
+from trackbridge.errors import TrackbridgeError
+from trackbridge.mapping import TRUNCATE
+from trackbridge.sync.ledger import Ledger
+from trackbridge.sync.plan import Action, Plan, Planner, RunPlan, Selection
+from trackbridge.sync.progress import NullReporter, Reporter, Stats
+from trackbridge.sync.registry import apply_registry
+from trackbridge.sync.retry import Retry
+from trackbridge.sync.transfer import RunResult, RunTransfer
+
+
+@dataclass
+class Options:
+    mode: str = "sync"  # copy | sync
+    transfers: int = 4
+    dry_run: bool = False
+    delete: bool = False
+    max_delete: int = 0
+    exact_points: bool = False
+    long_values: str = TRUNCATE
+    page_size: int = 10_000
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    stats: Stats
+    results: list[RunResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "stats": self.stats.as_dict(),
+            "errors": self.errors,
+            "deleted": self.deleted,
+            "runs": [{"action": r.plan.action.value, "src_run_id": r.plan.src.run_id, "dst_run_id": r.dst_run_id,
+                      "name": r.plan.src.name, "experiment": r.plan.src.experiment, "points": r.points,
+                      "bytes": r.bytes, "error": r.error} for r in self.results],
+        }
+
+
+def waves(runs: Iterable[RunPlan]) -> list[list[RunPlan]]:
+    """Runs grouped by nesting depth among the selected runs (parents first)."""
+    runs = list(runs)
+    by_id = {r.src.run_id: r for r in runs}
+    depth: dict[str, int] = {}
+
+    def depth_of(run: RunPlan, seen: frozenset[str] = frozenset()) -> int:
+        rid = run.src.run_id
+        if rid not in depth:
+            parent = by_id.get(run.src.parent_run_id or "")
+            depth[rid] = 0 if parent is None or rid in seen else depth_of(parent, seen | {rid}) + 1
+        return depth[rid]
+
+    groups: dict[int, list[RunPlan]] = {}
+    for run in runs:
+        groups.setdefault(depth_of(run), []).append(run)
+    return [groups[d] for d in sorted(groups)]
+
+
+class SyncEngine:
+    """One copy/sync invocation between two opened backends."""
+
+    def __init__(
+        self,
+        src: Backend,
+        dst: Backend,
+        options: Options,
+        *,
+        ledger: Ledger | None = None,
+        reporter: Reporter | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        self.src_backend, self.dst_backend = src, dst
+        self.options = options
+        self.ledger = ledger
+        self.reporter = reporter or NullReporter()
+        self.retry = retry or Retry()
+        self.src = src.reader()
+        self.dst = dst.reader()
+        self.writer = dst.writer()
+        #: source run id -> destination run id, filled as runs complete.
+        self.run_map: dict[str, str] = {}
+
+    def plan(self, selection: Selection) -> Plan:
+        o = self.options
+        planner = Planner(self.src, self.dst, self.writer.limits, mode=o.mode, workers=o.transfers,
+                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values, retry=self.retry)
+        return planner.plan(selection)
+
+    def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:
+        plan = plan or self.plan(selection)
+        stats = Stats(runs_selected=len(plan.runs))
+        outcome = Outcome(plan, stats, dry_run=self.options.dry_run)
+        outcome.errors.extend(f"{r.label}: {e}" for r in plan.runs for e in r.fitted.errors)
+        if self.options.dry_run:
+            return outcome
+        src_key, dst_key = self.src_backend.describe(), self.dst_backend.describe()
+        invocation = self.ledger.start_invocation(self.options.mode, src_key, dst_key) if self.ledger else 0
+        try:
+            self._transfer_all(plan, outcome)
+            self._registry(plan, outcome)
+            self._delete(plan, outcome)
+        finally:
+            self.reporter.close()
+            self.writer.close()
+            if self.ledger:
+                self._record(plan, outcome, src_key, dst_key)
+                self.ledger.finish_invocation(invocation, outcome.to_json()["stats"])
+        return outcome
+
+    # -- runs -----------------------------------------------------------------
+
+    def _transfer_all(self, plan: Plan, outcome: Outcome) -> None:
+        stats = outcome.stats
+        todo = [r for r in plan.runs if r.action.writes and not r.fitted.errors]
+        skipped = [r for r in plan.runs if not r.action.writes]
+        stats.add(runs_skipped=len(skipped), runs_failed=len(plan.runs) - len(todo) - len(skipped))
+        self.reporter.start(len(todo), sum(r.points for r in todo) or None, sum(r.bytes for r in todo) or None)
+        experiment_ids: dict[str, str] = {}
+        for name, tags in plan.experiments.items():
+            experiment_ids[name] = self.retry.call(self.writer.ensure_experiment, name, tags)
+        self.run_map = dict(plan.known)
+        failed: set[str] = set()
+        transfer = RunTransfer(self.src, self.dst, self.writer, stats=stats, reporter=self.reporter,
+                               retry=self.retry, page_size=self.options.page_size)
+        with ThreadPoolExecutor(max(1, self.options.transfers), thread_name_prefix="tb-run") as pool:
+            for wave in waves(todo):
+                results = list(pool.map(lambda r: self._one(transfer, r, experiment_ids, failed), wave))
+                for result in results:
+                    outcome.results.append(result)
+                    if result.ok and result.dst_run_id:
+                        self.run_map[result.plan.src.run_id] = result.dst_run_id
+                    else:
+                        failed.add(result.plan.src.run_id)
+                        outcome.errors.append(f"{result.plan.label}: {result.error}")
+
+    def _one(self, transfer: RunTransfer, run: RunPlan, experiment_ids: dict[str, str], failed: set[str]) -> RunResult:
+        parent = run.src.parent_run_id
+        if parent and parent in failed:
+            result = RunResult(run, error=f"not attempted: its parent run {parent} failed")
+        else:
+            try:
+                result = transfer.transfer(run, experiment_ids[run.dst_experiment], self.run_map.get(parent or ""))
+            except TrackbridgeError as exc:
+                result = RunResult(run, error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - one run's bug must not abort the others
+                result = RunResult(run, error=f"{type(exc).__name__}: {exc}")
+        counter = {Action.CREATE: "runs_created", Action.RESUME: "runs_resumed", Action.UPDATE: "runs_updated"}
+        transfer.stats.add(**{counter[run.action] if result.ok else "runs_failed": 1})
+        self.reporter.run_done(run.action.value if result.ok else "failed", run.label,
+                               result.error or f"{result.points:,} points, {result.bytes:,} bytes")
+        return result
+
+    # -- registry and deletions -----------------------------------------------
+
+    def _model_map(self, plan: Plan, outcome: Outcome) -> dict[str, str]:
+        """Source logged-model id -> destination one, for runs copied now or before."""
+        found: dict[str, str] = {}
+        for run in plan.runs:
+            if run.dst is not None:
+                by_name = {m.name: m.model_id for m in run.dst.models}
+                for model in run.src.models:
+                    if model.model_id and by_name.get(model.name):
+                        found[model.model_id] = by_name[model.name] or ""
+        for result in outcome.results:
+            found.update(result.models)
+        return found
+
+    def _registry(self, plan: Plan, outcome: Outcome) -> None:
+        if not any(m.writes for m in plan.registry):
+            return
+        src_key, dst_key = self.src_backend.describe(), self.dst_backend.describe()
+
+        def on_version(name: str, src_version: str, dst_version: str) -> None:
+            if self.ledger:
+                self.ledger.record_version(src_key, name, src_version, dst_key, dst_version)
+
+        try:
+            created, aliases, errors = apply_registry(
+                plan.registry, self.writer, self.run_map, self._model_map(plan, outcome), self.retry, on_version)
+        except TrackbridgeError as exc:
+            outcome.errors.append(f"registry: {exc}")
+            return
+        outcome.stats.add(model_versions=created, aliases=aliases)
+        outcome.errors.extend(f"registry: {e}" for e in errors)
+
+    def _delete(self, plan: Plan, outcome: Outcome) -> None:
+        if not plan.deletions:
+            return
+        n, limit = len(plan.deletions), self.options.max_delete
+        if outcome.errors:
+            outcome.errors.append(f"not deleting {n} destination run(s): this sync had errors; fix them and re-run")
+            return
+        if n > limit:
+            outcome.errors.append(
+                f"refusing to delete {n} destination run(s) whose source is gone: more than --max-delete {limit}. "
+                f"Check with 'trackbridge plan --delete', then re-run with --max-delete {n}."
+            )
+            return
+        for deletion in plan.deletions:
+            self.retry.call(self.writer.delete_run, deletion.dst.run_id)
+            outcome.deleted.append(deletion.dst.run_id)
+            outcome.stats.add(runs_deleted=1)
+
+    def _record(self, plan: Plan, outcome: Outcome, src_key: str, dst_key: str) -> None:
+        assert self.ledger is not None
+        done = {r.plan.src.run_id: r.dst_run_id for r in outcome.results if r.ok and r.dst_run_id}
+        for run in plan.runs:
+            dst_id = done.get(run.src.run_id)
+            if dst_id is None and run.action == Action.UNCHANGED and run.dst is not None:
+                dst_id = run.dst.run_id
+            if dst_id:
+                self.ledger.record_run(src_key, run.src.run_id, dst_key, dst_id, run.fingerprint)
+        for deletion in plan.deletions:
+            if deletion.dst.run_id in outcome.deleted:
+                self.ledger.forget_run(src_key, deletion.source_run_id, dst_key)

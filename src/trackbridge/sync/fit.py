@@ -1,0 +1,75 @@
+"""What a source run looks like once fitted to a destination's :class:`Limits`.
+
+One function used by the planner (to report renames/truncations/drops before
+anything is written), by the transfer (to write exactly that), and by
+``check`` (to know what to *expect* at the destination, so recorded
+transformations are not reported as differences).  Keeping the three on one
+code path is what makes "check passes after copy" meaningful.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trackbridge.backends.base import Limits
+from trackbridge.errors import InvalidKeyError
+from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
+from trackbridge.model import RunRecord
+from trackbridge.sync.provenance import RESERVED_TAGS
+
+
+@dataclass
+class FittedRun:
+    """Destination-ready params, tags and metric keys of one source run."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    #: source metric key -> destination metric key
+    metric_keys: dict[str, str] = field(default_factory=dict)
+    record: MappingRecord = field(default_factory=MappingRecord)
+    #: problems that make the run impossible to copy faithfully (key collisions).
+    errors: list[str] = field(default_factory=list)
+
+
+def _map_keys(mapper: KeyMapper, items: dict[str, str], fitted: FittedRun) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in items.items():
+        try:
+            out[mapper.map(key)] = value
+        except InvalidKeyError as exc:
+            fitted.errors.append(str(exc))
+    return out
+
+
+def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE) -> FittedRun:
+    """Params/tags/metric keys of ``run`` as ``limits`` allow, with every change recorded."""
+    fitted = FittedRun()
+    record = fitted.record
+
+    params = flatten(run.params, limits.nested_separator) if limits.flat_params else dict(run.params)
+    as_str = {k: param_to_str(k, v) for k, v in params.items()}
+    for key, value in _map_keys(KeyMapper(limits, "param", record), as_str, fitted).items():
+        fitted.params[key] = fit_value(key, value, limits.max_param_value_length, policy, record, "param")
+
+    tags = {k: v for k, v in run.tags.items() if k not in RESERVED_TAGS}
+    # value-less labels become tags with an empty value (DESIGN.md, "Mapping").
+    tags.update({label: "" for label in run.labels if label not in tags})
+    for key, value in _map_keys(KeyMapper(limits, "tag", record), tags, fitted).items():
+        fitted.tags[key] = fit_value(key, value, limits.max_tag_value_length, TRUNCATE, record, "tag")
+    if limits.max_tags_per_run is not None:
+        # leave room for the provenance tags, which must always fit.
+        room = max(0, limits.max_tags_per_run - len(RESERVED_TAGS))
+        for key in sorted(fitted.tags)[room:]:
+            record.dropped[f"tag:{key}"] = f"destination keeps at most {limits.max_tags_per_run} tags per run"
+            del fitted.tags[key]
+
+    if run.summary:
+        # no Writer method takes summary values (W&B summary, Comet "others"): say so.
+        record.dropped["summary"] = f"{len(run.summary)} summary value(s): the writer interface has no summary field"
+
+    metric_mapper = KeyMapper(limits, "metric", record)
+    for key in run.all_metric_keys():
+        try:
+            fitted.metric_keys[key] = metric_mapper.map(key)
+        except InvalidKeyError as exc:
+            fitted.errors.append(str(exc))
+    return fitted

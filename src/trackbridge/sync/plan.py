@@ -1,0 +1,270 @@
+"""The planner: what ``copy``/``sync`` would do, computed without writing anything.
+
+``plan``, ``--dry-run`` and the real transfer all start here, so what a dry
+run prints is exactly what the transfer then does.  For each selected source
+run the planner lists its artifacts (needed for the fingerprint), finds its
+destination copy through provenance tags, and classifies it:
+
+* ``create``    — no destination run;
+* ``resume``    — a destination run without the completion marker (a crash);
+* ``update``    — completed from an older fingerprint (``sync`` only);
+* ``changed``   — same, under ``copy``: reported, not touched (``copy`` never
+  rewrites finished runs; use ``sync``);
+* ``unchanged`` — completion marker equals the source fingerprint.
+
+Metric point counts are *estimates* unless ``exact_points`` is set: the
+estimate is the last step + 1 of each series (exact for step = 0, 1, 2...),
+because counting means streaming every series.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from trackbridge.backends.base import Limits, Reader, RunFilter
+from trackbridge.errors import RunNotFound
+from trackbridge.mapping import TRUNCATE, MappingRecord
+from trackbridge.model import ArtifactInfo, RunRecord
+from trackbridge.sync.delta import RunDelta, compute_delta, missing_points
+from trackbridge.sync.fit import FittedRun, fit_run
+from trackbridge.sync.provenance import COMPLETE, SOURCE_RUN_ID, DestIndex, fingerprint, index_destination
+from trackbridge.sync.registry import ModelPlan, plan_registry
+from trackbridge.sync.retry import Retry
+
+
+class Action(str, Enum):
+    CREATE = "create"
+    RESUME = "resume"
+    UPDATE = "update"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+
+    @property
+    def writes(self) -> bool:
+        return self in (Action.CREATE, Action.RESUME, Action.UPDATE)
+
+
+@dataclass
+class Selection:
+    """Which source runs and where they go (from the CLI's remotes and filters)."""
+
+    #: source experiment names; ``None`` = every experiment of the source.
+    experiments: list[str] | None = None
+    run_filter: RunFilter | None = None
+    #: source experiment name -> destination experiment name.
+    rename: dict[str, str] = field(default_factory=dict)
+    #: every selected source experiment goes into this one destination experiment.
+    into: str | None = None
+
+    def destination_of(self, experiment: str) -> str:
+        return self.into or self.rename.get(experiment, experiment)
+
+
+@dataclass
+class RunPlan:
+    action: Action
+    src: RunRecord
+    dst_experiment: str
+    fingerprint: str
+    artifacts: list[ArtifactInfo]
+    fitted: FittedRun
+    dst: RunRecord | None = None
+    delta: RunDelta = field(default_factory=RunDelta)
+    #: destination runs that claim the same source (left by older tools or races).
+    duplicates: list[str] = field(default_factory=list)
+    points: int = 0
+    points_exact: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.src.experiment}/{self.src.name or self.src.run_id}"
+
+    @property
+    def bytes(self) -> int:
+        return sum(a.size or 0 for a in self.delta.artifacts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "experiment": self.src.experiment,
+            "dst_experiment": self.dst_experiment,
+            "src_run_id": self.src.run_id,
+            "dst_run_id": self.dst.run_id if self.dst else None,
+            "name": self.src.name,
+            "send": self.delta.describe() if self.action.writes else [],
+            "points": self.points,
+            "points_exact": self.points_exact,
+            "artifact_bytes": self.bytes if self.action.writes else 0,
+            "mapping": _mapping_json(self.fitted.record),
+            "errors": self.fitted.errors,
+            "duplicates": self.duplicates,
+        }
+
+
+@dataclass
+class Deletion:
+    dst: RunRecord
+    dst_experiment: str
+    source_run_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dst_run_id": self.dst.run_id, "experiment": self.dst_experiment,
+                "name": self.dst.name, "source_run_id": self.source_run_id}
+
+
+@dataclass
+class Plan:
+    mode: str
+    runs: list[RunPlan] = field(default_factory=list)
+    deletions: list[Deletion] = field(default_factory=list)
+    registry: list[ModelPlan] = field(default_factory=list)
+    #: destination experiment name -> source experiment tags (created when needed).
+    experiments: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: source run id -> destination run id for runs already complete or in progress.
+    known: dict[str, str] = field(default_factory=dict)
+
+    def count(self, action: Action) -> int:
+        return sum(1 for r in self.runs if r.action == action)
+
+    def totals(self) -> dict[str, Any]:
+        writing = [r for r in self.runs if r.action.writes]
+        return {
+            **{a.value: self.count(a) for a in Action},
+            "delete": len(self.deletions),
+            "points": sum(r.points for r in writing),
+            "points_exact": all(r.points_exact for r in writing),
+            "artifact_bytes": sum(r.bytes for r in writing),
+            "artifacts": sum(len(r.delta.artifacts) for r in writing),
+            "renamed": sum(len(r.fitted.record.renamed) for r in writing),
+            "truncated": sum(len(r.fitted.record.truncated) for r in writing),
+            "dropped": sum(len(r.fitted.record.dropped) for r in writing),
+            "errors": sum(len(r.fitted.errors) for r in self.runs),
+            "model_versions": sum(m.creates for m in self.registry),
+            "aliases": sum(len(m.aliases) for m in self.registry),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "totals": self.totals(),
+            "runs": [r.to_json() for r in self.runs],
+            "deletions": [d.to_json() for d in self.deletions],
+            "registry": [m.to_json() for m in self.registry],
+        }
+
+
+def _mapping_json(record: MappingRecord) -> dict[str, Any]:
+    return {"renamed": record.renamed, "truncated": record.truncated, "dropped": record.dropped}
+
+
+class Planner:
+    """Builds a :class:`Plan` from a source reader, a destination reader and limits."""
+
+    def __init__(
+        self,
+        src: Reader,
+        dst: Reader,
+        limits: Limits,
+        *,
+        mode: str = "sync",
+        workers: int = 4,
+        exact_points: bool = False,
+        delete: bool = False,
+        long_values: str = TRUNCATE,
+        retry: Retry | None = None,
+    ) -> None:
+        self.src, self.dst, self.limits = src, dst, limits
+        self.mode, self.workers, self.exact_points = mode, max(1, workers), exact_points
+        self.delete, self.long_values = delete, long_values
+        self.retry = retry or Retry()
+
+    def experiments(self, selection: Selection) -> list[tuple[str, dict[str, str]]]:
+        """(name, tags) of the selected source experiments, in source order."""
+        if selection.experiments is None:
+            return [(e.name, e.tags) for e in self.retry.call(lambda: list(self.src.list_experiments()))]
+        found = []
+        for name in selection.experiments:
+            exp = self.retry.call(self.src.get_experiment, name)
+            if exp is None:
+                raise RunNotFound(f"source experiment {name!r} does not exist. List them with: trackbridge ls SRC")
+            found.append((exp.name, exp.tags))
+        return found
+
+    def plan(self, selection: Selection) -> Plan:
+        plan = Plan(self.mode)
+        indexes: dict[str, DestIndex] = {}
+        listed: dict[str, set[str]] = {}
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-plan") as pool:
+            for name, tags in self.experiments(selection):
+                dst_name = selection.destination_of(name)
+                if dst_name not in indexes:
+                    indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
+                index = indexes[dst_name]
+                runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+                listed.setdefault(dst_name, set()).update(r.run_id for r in runs)
+                planned = list(pool.map(lambda r: self._plan_run(r, dst_name, index), runs))
+                if any(r.action.writes for r in planned):
+                    plan.experiments.setdefault(dst_name, dict(tags))
+                plan.runs.extend(planned)
+        if self.delete:
+            for dst_name, index in indexes.items():
+                plan.deletions.extend(self._deletions(index, listed[dst_name], dst_name))
+        for run in plan.runs:
+            if run.dst is not None:
+                plan.known[run.src.run_id] = run.dst.run_id
+        plan.registry = plan_registry(self.src, self.dst, plan, self.retry)
+        return plan
+
+    def _plan_run(self, src: RunRecord, dst_experiment: str, index: DestIndex) -> RunPlan:
+        artifacts = self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
+        fp = fingerprint(src, artifacts)
+        dst = index.best(src.run_id)
+        marker = dst.tags.get(COMPLETE) if dst else None
+        if dst is None:
+            action = Action.CREATE
+        elif not marker:
+            action = Action.RESUME
+        elif marker == fp:
+            action = Action.UNCHANGED
+        else:
+            action = Action.UPDATE if self.mode == "sync" else Action.CHANGED
+        run = RunPlan(action, src, dst_experiment, fp, artifacts, fit_run(src, self.limits, self.long_values), dst,
+                      duplicates=[d.run_id for d in index.duplicates(src.run_id)])
+        if action.writes:
+            dst_files = None
+            if dst is not None:
+                dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))}
+            run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker))
+            run.points, run.points_exact = self._count_points(run)
+        return run
+
+    def _count_points(self, run: RunPlan) -> tuple[int, bool]:
+        metrics = {**run.src.metrics, **run.src.system_metrics}
+        if not self.exact_points:
+            present = run.delta.metric_keys_present
+            # a series already at the destination sends an unknown delta: estimate 0 for it.
+            return sum(max(1, metrics[k].step + 1) for k in run.delta.metric_keys if k not in present), False
+        total = 0
+        for key in run.delta.metric_keys:
+            dst_run = run.dst.run_id if run.dst is not None and key in run.delta.metric_keys_present else None
+            pages = missing_points(self.src, run.src.run_id, key, self.dst, dst_run, run.fitted.metric_keys[key],
+                                   retry=self.retry)
+            total += sum(len(p) for p in pages)
+        return total, True
+
+    def _deletions(self, index: DestIndex, listed: set[str], dst_experiment: str) -> Iterator[Deletion]:
+        """Destination copies whose source run is gone (not merely filtered out:
+        each candidate is confirmed with ``get_run``)."""
+        for source_id, copies in index.by_source.items():
+            if source_id in listed:
+                continue
+            try:
+                self.retry.call(self.src.get_run, source_id)
+                continue
+            except RunNotFound:
+                pass
+            for dst in copies:
+                yield Deletion(dst, dst_experiment, dst.tags.get(SOURCE_RUN_ID, source_id))

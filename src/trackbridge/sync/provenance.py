@@ -1,0 +1,131 @@
+"""Identity of copied runs, kept in the destination itself.
+
+Every destination run carries tags naming its source (written when the run is
+created, so a half-written run is findable) and, written last, a completion
+marker whose value is the source *fingerprint*.  The local ledger is only a
+cache: deleting it and re-running must find the same destination runs, so
+:func:`index_destination` rebuilds the source→destination map from these tags.
+
+The fingerprint is a hash of everything a cheap run listing (plus one artifact
+listing) shows: if it is unchanged, the run is unchanged for ``sync``.  What it
+cannot see — a metric point inserted *before* the latest one of a series — is
+what ``check`` is for.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from trackbridge.backends.base import Reader
+from trackbridge.mapping import MAPPING_TAG, param_to_str
+from trackbridge.model import MAPPING_VERSION, ArtifactInfo, MetricSummary, RunRecord, float_key
+
+SOURCE_PLATFORM = "trackbridge.source.platform"
+SOURCE_RUN_ID = "trackbridge.source.run_id"
+SOURCE_URL = "trackbridge.source.url"
+MAPPING_VERSION_TAG = "trackbridge.mapping_version"
+#: written last; value = the source fingerprint the run was completed from.
+COMPLETE = "trackbridge.complete"
+#: on destination model versions: the source version number.
+SOURCE_VERSION = "trackbridge.source.version"
+
+#: tags trackbridge owns on a destination run; never copied from a source and
+#: never compared by ``check`` (a copy of a copy gets *our* provenance).
+RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG})
+RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM})
+
+FINGERPRINT_VERSION = "1"
+
+
+def provenance_tags(run: RunRecord) -> dict[str, str]:
+    """The tags a destination run gets at creation time."""
+    return {
+        SOURCE_PLATFORM: run.platform,
+        SOURCE_RUN_ID: run.run_id,
+        SOURCE_URL: run.url or "",
+        MAPPING_VERSION_TAG: MAPPING_VERSION,
+    }
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """``tags`` without the ones trackbridge owns."""
+    return {k: v for k, v in tags.items() if k not in RESERVED_TAGS}
+
+
+def _summaries(metrics: Mapping[str, MetricSummary]) -> dict[str, list[object]]:
+    return {k: [float_key(m.value), m.step, m.timestamp] for k, m in sorted(metrics.items())}
+
+
+def fingerprint(run: RunRecord, artifacts: Iterable[ArtifactInfo]) -> str:
+    """A short stable hash of the source run's observable state."""
+    state = {
+        "v": FINGERPRINT_VERSION,
+        "name": run.name,
+        "status": run.status.value,
+        "start": run.start_time,
+        "end": run.end_time,
+        "user": run.user,
+        "parent": run.parent_run_id,
+        "notes": run.notes,
+        "params": {k: param_to_str(k, v) for k, v in sorted(run.params.items())},
+        "tags": dict(sorted(user_tags(run.tags).items())),
+        "labels": sorted(run.labels),
+        "metrics": _summaries(run.metrics),
+        "system": _summaries(run.system_metrics),
+        "inputs": sorted((i.name, i.digest, i.source_type, i.source) for i in run.inputs),
+        "models": sorted((m.name, m.artifact_path, m.model_id or "") for m in run.models),
+        "artifacts": sorted((a.path, a.size or 0, a.digest or "") for a in artifacts),
+    }
+    blob = json.dumps(state, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8")
+    return f"fp{FINGERPRINT_VERSION}:" + hashlib.sha256(blob).hexdigest()[:32]
+
+
+@dataclass
+class DestIndex:
+    """Destination runs of one experiment, keyed by the source run they came from."""
+
+    by_source: dict[str, list[RunRecord]] = field(default_factory=dict)
+    #: destination run id -> source run id, for re-pointing parent links back.
+    source_of: dict[str, str] = field(default_factory=dict)
+
+    def add(self, run: RunRecord) -> None:
+        source_id = run.tags.get(SOURCE_RUN_ID)
+        if not source_id:
+            return
+        self.by_source.setdefault(source_id, []).append(run)
+        self.source_of[run.run_id] = source_id
+
+    def best(self, source_run_id: str) -> RunRecord | None:
+        """The destination run for a source run: a completed one if any exists."""
+        runs = self.by_source.get(source_run_id) or []
+        complete = [r for r in runs if r.tags.get(COMPLETE)]
+        return (complete or runs or [None])[0]
+
+    def duplicates(self, source_run_id: str) -> list[RunRecord]:
+        """Runs beyond :meth:`best` for the same source (should never exist)."""
+        best = self.best(source_run_id)
+        return [r for r in self.by_source.get(source_run_id, []) if best is not None and r.run_id != best.run_id]
+
+
+def index_destination(reader: Reader, experiment: str, source_platform: str) -> DestIndex:
+    """List the destination experiment once and index runs by their source tags.
+
+    Runs copied from another platform with a colliding id are ignored, and a
+    missing experiment is simply empty."""
+    index = DestIndex()
+    if reader.get_experiment(experiment) is None:
+        return index
+    for run in reader.list_runs(experiment):
+        if run.tags.get(SOURCE_PLATFORM, source_platform) == source_platform:
+            index.add(run)
+    return index
+
+
+def is_complete(dest: RunRecord | None, fp: str | None = None) -> bool:
+    """``dest`` carries the completion marker (equal to ``fp`` when given)."""
+    if dest is None:
+        return False
+    marker = dest.tags.get(COMPLETE)
+    return bool(marker) and (fp is None or marker == fp)

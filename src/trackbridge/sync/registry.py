@@ -1,0 +1,175 @@
+"""Registered models: versions created in source order, re-pointed to copied runs.
+
+A destination version is identified by the tag ``trackbridge.source.version``
+(its source version number), not by its own number: a destination registry may
+already hold versions of the same name, and a dropped version shifts numbers.
+When both sides start empty, numbers match (version N → version N).
+
+Scope: a registered model is copied when at least one of its versions comes
+from a run in this copy.  A version whose run is neither copied now nor found
+at the destination is *dropped* and reported (a version must point at a run).
+Aliases are set after the versions, so they can point at versions created in
+the same invocation; an alias that moved at the source is moved at the
+destination.  Not synced (no Writer API; ``check`` reports them): alias
+removal, and description/tag edits of versions after their creation.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from trackbridge.backends.base import Reader, Writer
+from trackbridge.model import ModelVersion, RegisteredModel
+from trackbridge.sync.provenance import RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
+from trackbridge.sync.retry import Retry
+
+if TYPE_CHECKING:
+    from trackbridge.sync.plan import Plan
+
+
+@dataclass
+class VersionPlan:
+    src: ModelVersion
+    action: str  # create | unchanged | dropped
+    dst_version: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class ModelPlan:
+    src: RegisteredModel
+    dst: RegisteredModel | None
+    versions: list[VersionPlan] = field(default_factory=list)
+    #: alias -> source version it must point to (only aliases that differ at the destination).
+    aliases: dict[str, str] = field(default_factory=dict)
+    update_meta: bool = False
+
+    @property
+    def creates(self) -> int:
+        return sum(1 for v in self.versions if v.action == "create")
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.update_meta or self.creates or self.aliases)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.src.name,
+            "exists": self.dst is not None,
+            "update_meta": self.update_meta,
+            "versions": [{"src_version": v.src.version, "action": v.action, "dst_version": v.dst_version,
+                          "reason": v.reason} for v in self.versions],
+            "aliases": self.aliases,
+        }
+
+
+def user_version_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k not in RESERVED_VERSION_TAGS}
+
+
+def dest_versions_by_source(model: RegisteredModel | None) -> dict[str, ModelVersion]:
+    """Destination versions keyed by the source version they were copied from."""
+    if model is None:
+        return {}
+    return {v.tags[SOURCE_VERSION]: v for v in model.versions if v.tags.get(SOURCE_VERSION)}
+
+
+def dest_aliases(model: RegisteredModel | None) -> dict[str, str]:
+    if model is None:
+        return {}
+    return {alias: v.version for v in model.versions for alias in v.aliases}
+
+
+def plan_registry(src: Reader, dst: Reader, plan: "Plan", retry: Retry) -> list[ModelPlan]:
+    """Model plans for the registered models touched by ``plan``'s runs."""
+    in_scope = {r.src.run_id for r in plan.runs}
+    if not in_scope:
+        return []
+    reachable = in_scope | set(plan.known)
+    models = [m for m in retry.call(lambda: list(src.list_registered_models()))
+              if any(v.run_id in in_scope for v in m.versions)]
+    if not models:
+        return []
+    existing = {m.name: m for m in retry.call(lambda: list(dst.list_registered_models()))}
+    return [_plan_model(m, existing.get(m.name), reachable) for m in models]
+
+
+def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: set[str]) -> ModelPlan:
+    mp = ModelPlan(src, dst)
+    mp.update_meta = dst is None or (dst.description or "") != (src.description or "") or any(
+        dst.tags.get(k) != v for k, v in src.tags.items())
+    have = dest_versions_by_source(dst)
+    for version in src.versions:
+        if version.version in have:
+            mp.versions.append(VersionPlan(version, "unchanged", have[version.version].version))
+        elif version.run_id and version.run_id in reachable:
+            mp.versions.append(VersionPlan(version, "create"))
+        else:
+            mp.versions.append(VersionPlan(version, "dropped", reason=(
+                f"source run {version.run_id} is not part of this copy: include its experiment"
+                if version.run_id else "the version has no source run")))
+    current = dest_aliases(dst)
+    for version in src.versions:
+        for alias in version.aliases:
+            planned = next((v for v in mp.versions if v.src.version == version.version), None)
+            if planned is None or planned.action == "dropped":
+                continue
+            if planned.dst_version is None or current.get(alias) != planned.dst_version:
+                mp.aliases[alias] = version.version
+    return mp
+
+
+def _repoint(text: str, ids: Mapping[str, str]) -> str:
+    for old, new in ids.items():
+        if old and new:
+            text = text.replace(old, new)
+    return text
+
+
+def apply_registry(
+    plans: list[ModelPlan],
+    writer: Writer,
+    run_map: Mapping[str, str],
+    model_map: Mapping[str, str],
+    retry: Retry,
+    on_version: Callable[[str, str, str], None] = lambda name, src, dst: None,
+) -> tuple[int, int, list[str]]:
+    """Apply the plans; returns (versions created, aliases set, errors).
+
+    ``run_map``/``model_map`` map source run/logged-model ids to destination
+    ones; a version whose run failed to copy is reported, not created."""
+    created = aliases = 0
+    errors: list[str] = []
+    for mp in plans:
+        if not mp.writes:
+            continue
+        if mp.update_meta:
+            retry.call(writer.register_model, RegisteredModel(mp.src.name, mp.src.description, dict(mp.src.tags)))
+        numbers = {v.src.version: v.dst_version for v in mp.versions if v.dst_version}
+        for vp in mp.versions:
+            if vp.action != "create":
+                continue
+            dst_run = run_map.get(vp.src.run_id or "")
+            if dst_run is None:
+                errors.append(f"model {mp.src.name!r} v{vp.src.version}: its run {vp.src.run_id} was not copied")
+                continue
+            ids = {vp.src.run_id or "": dst_run, **model_map}
+            version = replace(
+                vp.src,
+                run_id=dst_run,
+                model_id=model_map.get(vp.src.model_id or ""),
+                source=_repoint(vp.src.source, ids),
+                tags={**user_version_tags(vp.src.tags), SOURCE_VERSION: vp.src.version,
+                      SOURCE_RUN_ID: vp.src.run_id or ""},
+                aliases=[],
+            )
+            made = retry.call(writer.create_model_version, version, dst_run)
+            numbers[vp.src.version] = made.version
+            on_version(mp.src.name, vp.src.version, made.version)
+            created += 1
+        for alias, src_version in mp.aliases.items():
+            if src_version in numbers:
+                retry.call(writer.set_model_alias, mp.src.name, alias, numbers[src_version])
+                aliases += 1
+    return created, aliases, errors

@@ -1,0 +1,65 @@
+"""Jittered exponential backoff for transient backend failures.
+
+Why a wrapper instead of retrying inside each backend: the engine decides how
+patient a long copy should be (a 10-hour sync must survive a server restart),
+while the facade wants the opposite (never block a training loop).  Only
+:class:`~trackbridge.errors.TransientBackendError` is retried; anything else
+is a real answer from the platform and is raised at once.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from trackbridge.errors import TransientBackendError
+
+T = TypeVar("T")
+
+
+@dataclass
+class Retry:
+    """``attempts`` tries in total; waits ``uniform(0, min(cap, base * 2**n))``
+    ("full jitter", so parallel transfers do not retry in lock-step), or the
+    server's ``retry_after`` when it is longer."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def delay(self, attempt: int, error: TransientBackendError) -> float:
+        """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0)."""
+        backoff = self.rng.uniform(0, min(self.cap, self.base * 2**attempt))
+        hint = getattr(error, "retry_after", None)
+        return max(backoff, float(hint)) if hint else backoff
+
+    def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """``fn(*args, **kwargs)``, retried on transient errors; the last error is re-raised."""
+        for attempt in range(self.attempts):
+            try:
+                return fn(*args, **kwargs)
+            except TransientBackendError as exc:
+                if attempt + 1 >= self.attempts:
+                    raise
+                self.sleep(self.delay(attempt, exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def iterate(self, make: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """Items of ``make()``, restarting it after a transient error and skipping
+        the items already yielded (for paged reads: a page fails, the stream goes on)."""
+        done = 0
+        for attempt in range(self.attempts):
+            try:
+                for i, item in enumerate(make()):
+                    if i >= done:
+                        done += 1
+                        yield item
+                return
+            except TransientBackendError as exc:
+                if attempt + 1 >= self.attempts:
+                    raise
+                self.sleep(self.delay(attempt, exc))
