@@ -330,9 +330,21 @@ def test_missing_and_deleted_runs_raise_run_not_found(backend: MlflowBackend) ->
         reader.get_run(uuid.uuid4().hex)
     with pytest.raises(RunNotFound):
         writer.log_params(uuid.uuid4().hex, {"a": "1"})
+    with pytest.raises(RunNotFound):
+        list(reader.iter_metric_history(uuid.uuid4().hex, "loss"))
     writer.delete_run(run_id)
     with pytest.raises(RunNotFound):
         reader.get_run(run_id)
+
+
+def test_deleted_experiment_is_reported_not_reused(backend: MlflowBackend) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    name = unique("gone")
+    exp_id = writer.ensure_experiment(name)
+    backend.connection.client.delete_experiment(exp_id)
+    assert reader.get_experiment(name) is None
+    with pytest.raises(BackendError, match="deleted"):
+        writer.ensure_experiment(name)
 
 
 def test_refusals_are_plain_backend_errors(backend: MlflowBackend) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from servers import free_port
 from trackbridge.backends.mlflow import MlflowBackend
-from trackbridge.backends.mlflow.errors import is_transient, mask_secrets, translate
+from trackbridge.backends.mlflow.errors import is_transient, is_unsupported, mask_secrets, translate
 from trackbridge.errors import BackendError, ConfigError, RunNotFound, TransientBackendError
 from trackbridge.model import MetricPoint
 
@@ -115,6 +115,11 @@ def test_translation_of_rest_error_codes() -> None:
     assert type(translate(invalid, "x")) is BackendError
     # a local failure carries MLflow's default INTERNAL_ERROR code: not retryable
     assert not is_transient(MlflowException("local bug"))
+    assert not is_transient(RestException({"error_code": "INVALID_STATE", "message": "run not active"}))
+    assert is_transient(RestException({"error_code": "INTERNAL_ERROR", "message": "server bug"}))
+    gateway = MlflowException("API request to endpoint /x failed with error code 502 != 200. Response body: '<html>'")
+    assert isinstance(translate(gateway, "x"), TransientBackendError)
+    assert is_unsupported(RestException({"error_code": "ENDPOINT_NOT_FOUND", "message": "no such API"}))
     leaked = MlflowException("API request to http://u:pw@h/api failed with exception boom")
     error = translate(leaked, "x")
     assert isinstance(error, TransientBackendError) and "pw" not in str(error)

@@ -19,9 +19,7 @@ _TRANSIENT_CODES = frozenset({
     "TEMPORARILY_UNAVAILABLE",
     "REQUEST_LIMIT_EXCEEDED",
     "RESOURCE_EXHAUSTED",
-    "INTERNAL_ERROR",
     "DEADLINE_EXCEEDED",
-    "ABORTED",
 })
 _NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 #: Exception class names (anywhere in the cause chain) that mean the request never
@@ -34,6 +32,9 @@ _TRANSIENT_CAUSES = frozenset({
 _SQLITE_BUSY = ("database is locked", "database table is locked")
 #: ``http_request`` wraps requests failures as "API request to <url> failed with exception ...".
 _REQUEST_FAILED = re.compile(r"API request to .* failed with (timeout )?exception")
+#: a non-JSON error page (proxy/gateway) is reported as "failed with error code <status>".
+_GATEWAY_STATUS = re.compile(r"failed with error code (429|5\d\d)\b")
+_UNSUPPORTED_CODES = frozenset({"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED"})
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s:]*(:[^/@\s]*)?@")
 
 
@@ -56,14 +57,6 @@ def _error_code(exc: BaseException) -> str:
     return code if isinstance(code, str) else ""
 
 
-def _http_status(exc: BaseException) -> int | None:
-    getter = getattr(exc, "get_http_status_code", None)
-    try:
-        return int(getter()) if callable(getter) else None
-    except (TypeError, ValueError):
-        return None
-
-
 def is_transient(exc: BaseException) -> bool:
     """True when retrying later may succeed (network, overload, 429, 5xx, locked db)."""
     for item in _cause_chain(exc):
@@ -72,17 +65,17 @@ def is_transient(exc: BaseException) -> bool:
         message = str(item)
         if any(s in message for s in _SQLITE_BUSY):
             return True
-        if _REQUEST_FAILED.search(message):
+        if _REQUEST_FAILED.search(message) or _GATEWAY_STATUS.search(message):
             return True
     code = _error_code(exc)
-    if code in _TRANSIENT_CODES and type(exc).__name__ == "RestException":
-        # INTERNAL_ERROR is also MlflowException's *default* code for local
-        # failures; only trust it when a server actually answered with it.
-        return True
-    if code in _TRANSIENT_CODES - {"INTERNAL_ERROR"}:
-        return True
-    status = _http_status(exc)
-    return type(exc).__name__ == "RestException" and status is not None and (status == 429 or status >= 500)
+    # INTERNAL_ERROR is also MlflowException's *default* code for local failures:
+    # only a server answering with it (a RestException) makes it a 5xx.
+    return code in _TRANSIENT_CODES or (code == "INTERNAL_ERROR" and type(exc).__name__ == "RestException")
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """The server does not offer this API (e.g. an MLflow 2.x server and logged models)."""
+    return _error_code(exc) in _UNSUPPORTED_CODES
 
 
 def is_not_found(exc: BaseException) -> bool:

@@ -32,9 +32,9 @@ from trackbridge.backends.mlflow.convert import (
     registered_model_from_mlflow,
     run_to_record,
 )
-from trackbridge.backends.mlflow.errors import translated
+from trackbridge.backends.mlflow.errors import is_unsupported, translated
 from trackbridge.backends.mlflow.writer import flavors_from_mlmodel
-from trackbridge.errors import RunNotFound
+from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.model import (
     ArtifactInfo,
     Experiment,
@@ -170,9 +170,14 @@ class MlflowReader(Reader):
         token = None
         while True:
             with translated(f"list logged models of experiment {experiment_id}"):
-                page = self._client.search_logged_models(
-                    [experiment_id], filter_string=query, max_results=_REGISTRY_PAGE, page_token=token
-                )
+                try:
+                    page = self._client.search_logged_models(
+                        [experiment_id], filter_string=query, max_results=_REGISTRY_PAGE, page_token=token
+                    )
+                except Exception as exc:
+                    if is_unsupported(exc):  # an MLflow 2.x server: no logged models
+                        return found
+                    raise
             for model in page:
                 if model.source_run_id:
                     found[model.source_run_id].append(logged_model_from_mlflow(model, self._model_flavors(model)))
@@ -211,6 +216,10 @@ class MlflowReader(Reader):
                 page = store.get_metric_history(run_id, key, max_results=page_size, page_token=token)
             if page:
                 yield [metric_point(m) for m in page]
+            elif token is None:
+                # MLflow answers an unknown run with an empty history: tell them apart.
+                with translated(f"read history of metric {key!r}", run_id):
+                    self._client.get_run(run_id)
             token = getattr(page, "token", None)
             if not token:
                 return
@@ -261,7 +270,10 @@ class MlflowReader(Reader):
     def _versions(self, name: str) -> list[Any]:
         literal = _quote(name)
         if literal is None:
-            raise ValueError(f"registered model name {name!r} cannot be quoted in an MLflow filter")
+            raise BackendError(
+                f"registered model {name!r} has both quote characters in its name, which "
+                "MLflow's search filter cannot express; rename it to read its versions."
+            )
         versions: list[Any] = []
         token = None
         while True:
