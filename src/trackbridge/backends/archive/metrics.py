@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import re
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import IO
 
@@ -47,9 +48,12 @@ SCHEMA = pa.schema([
 ])
 
 
+_order = attrgetter("step", "timestamp")
+
+
 def _newer(a: MetricPoint, b: MetricPoint | None) -> bool:
     """Whether ``a`` replaces ``b`` as the latest point: higher (step, timestamp); ties go to the later-logged."""
-    return b is None or (a.step, a.timestamp) >= (b.step, b.timestamp)
+    return b is None or _order(a) >= _order(b)
 
 
 @dataclass
@@ -61,24 +65,41 @@ class _Series:
     timestamps: array = field(default_factory=lambda: array("q"))
     latest: MetricPoint | None = None
 
-    def add(self, point: MetricPoint) -> None:
-        self.steps.append(point.step)
-        self.values.append(point.value)
-        self.timestamps.append(point.timestamp)
-        if _newer(point, self.latest):
-            self.latest = point
+    def extend(self, points: list[MetricPoint]) -> None:
+        self.steps.extend([p.step for p in points])
+        self.values.extend([p.value for p in points])
+        self.timestamps.extend([p.timestamp for p in points])
+        last = max(reversed(points), key=_order)  # reversed: ties go to the later-logged
+        if _newer(last, self.latest):
+            self.latest = last
 
+
+# Columns are built from raw buffers: pa.array()/pa.scalar() import pandas
+# (~20 MB, ~0.5 s) on first use, which a CLI copying runs should not pay.
 
 def _column(typ: pa.DataType, values: array) -> pa.Array:
+    """A zero-copy Arrow view of a typed array."""
     return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+
+
+def _constant_key(key: str, n: int) -> pa.Array:
+    """``n`` times ``key`` as a dictionary column: one dictionary entry, zero indices."""
+    data = key.encode("utf-8")
+    dictionary = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(array("i", [0, len(data)])), pa.py_buffer(data)])
+    return pa.DictionaryArray.from_buffers(SCHEMA.field("key").type, n, [None, pa.py_buffer(bytes(4 * n))], dictionary)
+
+
+def _constant_flag(flag: bool, n: int) -> pa.Array:
+    bitmap = (b"\xff" if flag else b"\x00") * ((n + 7) // 8)
+    return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bitmap)])
 
 
 def _table(key: str, system: bool, series: _Series) -> pa.Table:
     n = len(series.steps)
-    keys = pa.DictionaryArray.from_arrays(pa.repeat(pa.scalar(0, pa.int32()), n), pa.array([key]))
     return pa.Table.from_arrays(
-        [keys, _column(pa.int64(), series.steps), _column(pa.float64(), series.values),
-         _column(pa.int64(), series.timestamps), pa.repeat(system, n)],
+        [_constant_key(key, n), _column(pa.int64(), series.steps), _column(pa.float64(), series.values),
+         _column(pa.int64(), series.timestamps), _constant_flag(system, n)],
         schema=SCHEMA,
     )
 
@@ -97,21 +118,32 @@ class MetricBuffer:
         #: key -> system flag of every key already in the run, to refuse a key in both roles.
         self._kinds = {e["key"]: e["system"] for part in committed for e in read_index(part)}
 
-    def add(self, points: Iterable[tuple[str, MetricPoint]], system: bool) -> None:
-        for key, point in points:
-            if self._kinds.setdefault(key, system) != system:
-                role = "a system" if not system else "a user"
-                raise InvalidKeyError(
-                    f"metric {key!r} is already {role} metric of this run; one key cannot be both. "
-                    "Rename one of the two series."
-                )
-            series = self._series.get((key, system))
-            if series is None:
-                series = self._series[(key, system)] = _Series()
-            series.add(point)
-            self._size += 1
+    def add(self, points: Sequence[tuple[str, MetricPoint]], system: bool) -> None:
+        """Buffer ``points``, writing a part each time ``part_points`` are buffered."""
+        for start in range(0, len(points), self.part_points):
+            chunk = points[start:start + self.part_points]
+            by_key: dict[str, list[MetricPoint]] = {}
+            for key, point in chunk:
+                by_key.setdefault(key, []).append(point)
+            for key in by_key:
+                self._check_kind(key, system)
+            for key, series_points in by_key.items():
+                series = self._series.get((key, system))
+                if series is None:
+                    series = self._series[(key, system)] = _Series()
+                series.extend(series_points)
+            self._size += len(chunk)
             if self._size >= self.part_points:
                 self.flush()
+
+    def _check_kind(self, key: str, system: bool) -> None:
+        """Refuse (before buffering anything) a key already used in the other role."""
+        if self._kinds.setdefault(key, system) != system:
+            role = "a system" if not system else "a user"
+            raise InvalidKeyError(
+                f"metric {key!r} is already {role} metric of this run; one key cannot be both. "
+                "Rename one of the two series."
+            )
 
     def flush(self) -> None:
         """Write the buffered points as the next part (nothing if empty)."""
@@ -125,13 +157,16 @@ class MetricBuffer:
 
     def _write_part(self, fh: IO[bytes]) -> None:
         ordered = sorted(self._series.items())
-        index = [
-            {"key": key, "system": system, "row_group": i, "rows": len(s.steps),
-             "latest": [s.latest.step, s.latest.value, s.latest.timestamp]}
-            for i, ((key, system), s) in enumerate(ordered) if s.latest is not None
-        ]
+        index = []
+        for row_group, ((key, system), series) in enumerate(ordered):
+            latest = series.latest
+            assert latest is not None  # a buffered series holds at least one point
+            index.append({"key": key, "system": system, "row_group": row_group, "rows": len(series.steps),
+                          "latest": [latest.step, latest.value, latest.timestamp]})
         schema = SCHEMA.with_metadata({INDEX_KEY: json.dumps(index, allow_nan=True).encode("utf-8")})
-        with pq.ParquetWriter(fh, schema) as writer:
+        # Dictionary-encode the key only: trying it on step/value/timestamp costs
+        # ~150 bytes of Arrow memory per point before falling back to plain.
+        with pq.ParquetWriter(fh, schema, use_dictionary=["key"]) as writer:
             for (key, system), series in ordered:
                 table = _table(key, system, series)
                 writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -197,8 +232,11 @@ def iter_history(metrics_dir: Path, key: str, page_size: int) -> Iterator[list[M
                 batch_size=page_size, row_groups=groups, columns=_COLUMNS)
             for batch in batches:
                 steps, values, stamps = (batch.column(c).to_pylist() for c in _COLUMNS)
-                for point in map(MetricPoint, steps, values, stamps):
-                    page.append(point)
+                points = list(map(MetricPoint, steps, values, stamps))
+                while points:
+                    room = page_size - len(page)
+                    page.extend(points[:room])
+                    points = points[room:]
                     if len(page) == page_size:
                         yield page
                         page = []
