@@ -1,2 +1,337 @@
-"""placeholder: filled in by its owner."""
-COMMANDS: list = []
+"""``trackbridge plan|copy|sync|check|export|import``: thin wrappers over :mod:`trackbridge.sync`.
+
+Parsing arguments into a :class:`Selection` and printing results is all that
+happens here; planning, transferring and verifying live in the library.
+Exit codes: 0 success / no differences, 1 failures or differences,
+2 a usage or configuration error.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import click
+
+from trackbridge.backends.base import Backend, RunFilter
+from trackbridge.cli.output import console, err_console, fail, print_json
+from trackbridge.config import load_config
+from trackbridge.errors import ConfigError, TrackbridgeError
+from trackbridge.model import RunStatus
+from trackbridge.remotes import RemoteSpec, parse_remote
+from trackbridge.sync.check import CheckReport, Checker
+from trackbridge.sync.engine import Options, Outcome, SyncEngine
+from trackbridge.sync.fit import unsupported_features
+from trackbridge.sync.ledger import Ledger
+from trackbridge.sync.plan import Action, Plan, Selection
+from trackbridge.sync.progress import make_reporter, summary_table
+
+REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or dir:PATH (see 'trackbridge --help')."
+
+
+# -- argument parsing -----------------------------------------------------------
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint=option)
+        out[key] = val
+    return out
+
+
+def _millis(value: str | None, option: str) -> int | None:
+    """ISO date or datetime (naive = UTC) -> epoch milliseconds."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not an ISO date/time: {value!r} (e.g. 2026-01-31 or 2026-01-31T12:00)",
+                                 param_hint=option) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _selection(src: RemoteSpec, dst: RemoteSpec, opts: dict[str, Any]) -> Selection:
+    experiments = [src.experiment] if src.experiment else list(opts["experiment"]) or None
+    run_filter = RunFilter(
+        run_ids=list(opts["run_id"]) or None,
+        since=_millis(opts["since"], "--since"),
+        until=_millis(opts["until"], "--until"),
+        statuses=[RunStatus(s.upper()) for s in opts["status"]] or None,
+        tags=_pairs(opts["tag"], "--tag"),
+        params=_pairs(opts["param"], "--param"),
+    )
+    rename = _pairs(opts["rename_experiment"], "--rename-experiment")
+    if dst.experiment and rename:
+        raise click.UsageError("give either DST:EXPERIMENT or --rename-experiment, not both")
+    return Selection(experiments, run_filter, rename, into=dst.experiment)
+
+
+def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, Backend, Any]:
+    config = load_config()
+    src, dst = parse_remote(src_arg, config), parse_remote(dst_arg, config)
+    if src.backend == dst.backend and src.options == dst.options and src.experiment == dst.experiment:
+        raise ConfigError(f"source and destination are the same ({src}); give two different remotes")
+    return src, dst, src.open(), dst.open(), config
+
+
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Filters shared by every command (they become a RunFilter)."""
+    decorators = [
+        click.option("--experiment", multiple=True, metavar="NAME",
+                     help="Only this source experiment (repeatable). Default: all, or SRC:EXPERIMENT."),
+        click.option("--run-id", multiple=True, metavar="ID", help="Only this source run (repeatable)."),
+        click.option("--since", metavar="DATE", help="Only runs started at or after DATE (ISO, UTC if no zone)."),
+        click.option("--until", metavar="DATE", help="Only runs started before DATE."),
+        click.option("--status", multiple=True, type=click.Choice([s.value for s in RunStatus], case_sensitive=False),
+                     help="Only runs with this status (repeatable)."),
+        click.option("--tag", multiple=True, metavar="K=V", help="Only runs with tag K equal to V (repeatable)."),
+        click.option("--param", multiple=True, metavar="K=V", help="Only runs with param K equal to V (repeatable)."),
+        click.option("--rename-experiment", multiple=True, metavar="OLD=NEW",
+                     help="Write source experiment OLD into destination experiment NEW (repeatable)."),
+        click.option("--transfers", default=4, show_default=True, type=click.IntRange(1, 64),
+                     help="Runs processed in parallel."),
+        click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."),
+    ]
+    return functools.reduce(lambda f, d: d(f), reversed(decorators), fn)
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn trackbridge errors into a one-line message and exit code 2."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TrackbridgeError as exc:
+            fail(str(exc))
+    return wrapper
+
+
+# -- printing -------------------------------------------------------------------
+
+_SYMBOL = {Action.CREATE: "+", Action.RESUME: "~", Action.UPDATE: "*", Action.CHANGED: "!", Action.UNCHANGED: "="}
+
+
+def render_plan(plan: Plan) -> None:
+    """rclone-like lines, then what changes to fit the destination, then totals."""
+    for run in plan.runs:
+        send = ", ".join(run.delta.describe()) if run.action.writes else ""
+        note = {Action.CHANGED: "changed at source; copy leaves finished runs alone (use sync)"}.get(run.action, "")
+        line = f"{_SYMBOL[run.action]} {run.action.value:<9} {run.label} -> {run.dst_experiment}"
+        click.echo(line + (f"  [{send}]" if send else "") + (f"  ({note})" if note else ""))
+        record = run.fitted.record
+        for new, old in record.renamed.items():
+            click.echo(f"    rename   {old!r} -> {new!r}")
+        for key, length in record.truncated.items():
+            click.echo(f"    truncate {key!r} ({length} characters)")
+        for key, reason in record.dropped.items():
+            click.echo(f"    drop     {key!r}: {reason}")
+        for error in run.fitted.errors:
+            click.echo(f"    error    {error}")
+        if run.duplicates:
+            click.echo(f"    warning  also copied as {', '.join(run.duplicates)}")
+    for deletion in plan.deletions:
+        click.echo(f"- delete    {deletion.dst_experiment}/{deletion.dst.name or deletion.dst.run_id} "
+                      f"(source run {deletion.source_run_id} is gone)")
+    for model in plan.registry:
+        for version in model.versions:
+            if version.action != "unchanged":
+                reason = f": {version.reason}" if version.reason else ""
+                click.echo(f"  model     {model.src.name} v{version.src.version} {version.action}{reason}")
+        for alias, version_number in model.aliases.items():
+            click.echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
+    t = plan.totals()
+    points = f"{t['points']:,}" if t["points_exact"] else (
+        f"~{t['points']:,} (estimate from the last step of each series; --exact-points counts them)")
+    click.echo(
+        f"\n{plan.mode}: {t['create']} to create, {t['resume']} to resume, {t['update']} to update, "
+        f"{t['unchanged']} unchanged" + (f", {t['changed']} changed (not touched by copy)" if t["changed"] else "")
+        + (f", {t['delete']} to delete" if t["delete"] else "")
+        + f"\nmetric points: {points}\nartifacts: {t['artifacts']} files, {t['artifact_bytes']:,} bytes"
+        + f"\nregistry: {t['model_versions']} versions to create, {t['aliases']} aliases to set"
+        + f"\nrenamed {t['renamed']}, truncated {t['truncated']}, dropped {t['dropped']}, errors {t['errors']}"
+    )
+
+
+def _print_outcome(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        print_json(outcome.to_json())
+        return
+    console.print(summary_table(outcome.stats))
+    for error in outcome.errors:
+        err_console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: bool, max_delete: int,
+              exact_points: bool, opts: dict[str, Any]) -> None:
+    src, dst, src_backend, dst_backend, config = _open(src_arg, dst_arg)
+    selection = _selection(src, dst, opts)
+    as_json = opts["as_json"]
+    reporter = make_reporter(err_console, quiet=as_json or dry_run)
+    ledger = None if dry_run else Ledger.in_home(config.home)
+    options = Options(mode=mode, transfers=opts["transfers"], dry_run=dry_run, delete=delete,
+                      max_delete=max_delete, exact_points=exact_points)
+    engine = SyncEngine(src_backend, dst_backend, options, ledger=ledger, reporter=reporter)
+    try:
+        plan = engine.plan(selection)
+        if dry_run:
+            print_json(plan.to_json()) if as_json else render_plan(plan)
+            raise SystemExit(1 if plan.totals()["errors"] else 0)
+        outcome = engine.run(selection, plan)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    _print_outcome(outcome, as_json)
+    raise SystemExit(0 if outcome.ok else 1)
+
+
+@click.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--mode", type=click.Choice(["copy", "sync"]), default="sync", show_default=True,
+              help="Plan as 'copy' (never touches finished runs) or 'sync' (updates changed runs).")
+@click.option("--delete", is_flag=True, help="Also list destination runs whose source run is gone.")
+@click.option("--exact-points", is_flag=True, help="Count metric points exactly (streams every series).")
+@selection_options
+@_guard
+def plan(src: str, dst: str, mode: str, delete: bool, exact_points: bool, **opts: Any) -> None:
+    """Show what copy/sync from SRC to DST would do, writing nothing.
+
+    Per run: + create, ~ resume (half-written by an interrupted copy),
+    * update (changed at source), = unchanged. Also lists what is renamed,
+    truncated or dropped to fit DST, deletions (with --delete), registry
+    versions and aliases, and totals (runs, metric points, artifact bytes).
+    """
+    _transfer(mode, src, dst, dry_run=True, delete=delete, max_delete=0, exact_points=exact_points, opts=opts)
+
+
+plan.help = (plan.help or "") + "\n\n" + REMOTES_HELP
+
+
+@click.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--dry-run", is_flag=True, help="Print the plan (same as 'trackbridge plan --mode copy'); write nothing.")
+@click.option("--exact-points", is_flag=True, help="With --dry-run: count metric points exactly.")
+@selection_options
+@_guard
+def copy(src: str, dst: str, dry_run: bool, exact_points: bool, **opts: Any) -> None:
+    """Copy runs from SRC to DST that DST does not have yet; never deletes.
+
+    Re-running is safe: copied runs are recognised by their provenance tags
+    (trackbridge.source.*), so nothing is duplicated, and a copy interrupted
+    at any point is resumed. Finished runs that changed at the source are
+    reported but left alone: use 'sync' to update them.
+    """
+    _transfer("copy", src, dst, dry_run=dry_run, delete=False, max_delete=0, exact_points=exact_points, opts=opts)
+
+
+@click.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--dry-run", is_flag=True, help="Print the plan (same as 'trackbridge plan'); write nothing.")
+@click.option("--delete", is_flag=True, help="Delete destination runs whose source run is gone.")
+@click.option("--max-delete", default=0, show_default=True, type=click.IntRange(0),
+              help="With --delete: refuse (and delete nothing) if more runs than this would be deleted.")
+@click.option("--exact-points", is_flag=True, help="With --dry-run: count metric points exactly.")
+@selection_options
+@_guard
+def sync(src: str, dst: str, dry_run: bool, delete: bool, max_delete: int, exact_points: bool, **opts: Any) -> None:
+    """Make DST mirror SRC: create new runs, send only the delta of changed runs
+    (new points, tags, params, artifacts, status, registry versions and aliases).
+
+    Unchanged runs cost one comparison of a source fingerprint with the
+    completion marker on the destination run. With --delete, destination runs
+    whose source was deleted are deleted too, at most --max-delete of them,
+    and never after an error in the same invocation.
+    """
+    _transfer("sync", src, dst, dry_run=dry_run, delete=delete, max_delete=max_delete,
+              exact_points=exact_points, opts=opts)
+
+
+def _print_check(report: CheckReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_json())
+        return
+    for finding in report.findings:
+        target = f" -> {finding.dst_id}" if finding.dst_id and finding.kind == "run" else ""
+        click.echo(f"{finding.symbol} {finding.label} ({finding.src_id}{target})")
+        for detail in finding.details:
+            click.echo(f"    {detail}")
+    counts = report.to_json()["counts"]
+    click.echo(f"\n{counts['equal']} equal, {counts['missing']} missing at destination, "
+               f"{counts['differ']} differ, {counts['error']} errors")
+
+
+@click.command()
+@click.argument("src")
+@click.argument("dst")
+@click.option("--no-download", is_flag=True,
+              help="Compare artifacts by listing (path, size, known digests) without downloading them.")
+@selection_options
+@_guard
+def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
+    """Verify DST against SRC value by value; exit 1 on any difference.
+
+    \b
+    Compared: params, tags, every metric point (step, value, timestamp; NaN
+    equals NaN), artifact contents (sha256), logged models, dataset inputs,
+    parent links, times, status, notes, user, registry versions and aliases.
+    Renames/truncations recorded in the run's trackbridge.mapping tag and
+    trackbridge's own tags are not differences.
+    \b
+    Per run: = equal, + missing at destination, * differs (details below it),
+    ! could not be checked.
+    """
+    src_spec, dst_spec, src_backend, dst_backend, _config = _open(src, dst)
+    selection = _selection(src_spec, dst_spec, opts)
+    writer = dst_backend.writer()
+    checker = Checker(src_backend.reader(), dst_backend.reader(), writer.limits,
+                      unsupported=unsupported_features(writer), download=not no_download, workers=opts["transfers"])
+    report = checker.check(selection)
+    _print_check(report, opts["as_json"])
+    raise SystemExit(0 if report.ok else 1)
+
+
+def _require_dir(arg: str, which: str) -> None:
+    if not arg.startswith("dir:"):
+        raise click.BadParameter(f"must be a dir:PATH archive, got {arg!r}", param_hint=which)
+
+
+@click.command("export")
+@click.argument("src")
+@click.argument("dst", metavar="dir:PATH")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@selection_options
+@_guard
+def export_(src: str, dst: str, dry_run: bool, **opts: Any) -> None:
+    """Copy runs from SRC into the vendor-neutral archive dir:PATH (same as 'copy')."""
+    _require_dir(dst, "DST")
+    _transfer("copy", src, dst, dry_run=dry_run, delete=False, max_delete=0, exact_points=False, opts=opts)
+
+
+@click.command("import")
+@click.argument("src", metavar="dir:PATH")
+@click.argument("dst")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@selection_options
+@_guard
+def import_(src: str, dst: str, dry_run: bool, **opts: Any) -> None:
+    """Copy runs from the archive dir:PATH into DST (same as 'copy')."""
+    _require_dir(src, "SRC")
+    _transfer("copy", src, dst, dry_run=dry_run, delete=False, max_delete=0, exact_points=False, opts=opts)
+
+
+for _command in (copy, sync, check, export_, import_):
+    _command.help = (_command.help or "") + "\n\n" + REMOTES_HELP
+
+COMMANDS = [plan, copy, sync, check, export_, import_]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from trackbridge.backends.base import Reader
 from trackbridge.mapping import param_to_str
@@ -30,6 +31,8 @@ from trackbridge.sync.retry import Retry
 class RunDelta:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
     notes: str | None = None
     inputs: list[DatasetInput] = field(default_factory=list)
     #: source metric keys whose history must be streamed and compared/sent.
@@ -41,13 +44,14 @@ class RunDelta:
     finish: bool = False
 
     def __bool__(self) -> bool:
-        return bool(self.params or self.tags or self.notes is not None or self.inputs or self.metric_keys
+        return bool(self.params or self.tags or self.labels or self.summary or self.notes is not None or self.inputs or self.metric_keys
                     or self.artifacts or self.models or self.finish)
 
     def describe(self) -> list[str]:
         """Short human phrases for plan output."""
         parts = []
-        for label, n in (("params", len(self.params)), ("tags", len(self.tags)), ("inputs", len(self.inputs)),
+        for label, n in (("params", len(self.params)), ("tags", len(self.tags)), ("labels", len(self.labels)),
+                         ("summary values", len(self.summary)), ("inputs", len(self.inputs)),
                          ("metric keys", len(self.metric_keys)), ("artifacts", len(self.artifacts)),
                          ("models", len(self.models))):
             if n:
@@ -88,6 +92,11 @@ def compute_delta(
     delta.params = {k: v for k, v in fitted.params.items()
                     if k not in dst_params or param_to_str(k, dst_params[k]) != v}
     delta.tags = {k: v for k, v in fitted.tags.items() if dst_tags.get(k) != v}
+    # a label may come back from a key/value platform as a tag with an empty value.
+    have_labels = set(dst.labels if dst else []) | {k for k, v in dst_tags.items() if v == ""}
+    delta.labels = [label for label in fitted.labels if label not in have_labels]
+    dst_summary = dst.summary if dst else {}
+    delta.summary = {k: v for k, v in src.summary.items() if k not in dst_summary or dst_summary[k] != v}
     if src.notes and (dst is None or (dst.notes or "") != src.notes):
         delta.notes = src.notes
     have_inputs = {(i.name, i.digest) for i in (dst.inputs if dst else [])}

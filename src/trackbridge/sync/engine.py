@@ -17,6 +17,7 @@ from typing import Any
 from trackbridge.backends.base import Backend
 from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE
+from trackbridge.sync.fit import unsupported_features
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Planner, RunPlan, Selection
 from trackbridge.sync.progress import NullReporter, Reporter, Stats
@@ -109,7 +110,8 @@ class SyncEngine:
     def plan(self, selection: Selection) -> Plan:
         o = self.options
         planner = Planner(self.src, self.dst, self.writer.limits, mode=o.mode, workers=o.transfers,
-                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values, retry=self.retry)
+                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values,
+                          unsupported=unsupported_features(self.writer), retry=self.retry)
         return planner.plan(selection)
 
     def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trackbridge.backends.base import Limits
+from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import InvalidKeyError
 from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
 from trackbridge.model import RunRecord
@@ -23,6 +23,7 @@ class FittedRun:
 
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
     #: source metric key -> destination metric key
     metric_keys: dict[str, str] = field(default_factory=dict)
     record: MappingRecord = field(default_factory=MappingRecord)
@@ -40,8 +41,17 @@ def _map_keys(mapper: KeyMapper, items: dict[str, str], fitted: FittedRun) -> di
     return out
 
 
-def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE) -> FittedRun:
-    """Params/tags/metric keys of ``run`` as ``limits`` allow, with every change recorded."""
+def unsupported_features(writer: Writer) -> frozenset[str]:
+    """Optional Writer features this destination leaves at the base class's no-op
+    default (so what a run has there would be lost, and must be reported)."""
+    hooks = {"summary": "log_summary", "inputs": "log_inputs", "registry": "create_model_version"}
+    return frozenset(f for f, method in hooks.items() if getattr(type(writer), method) is getattr(Writer, method))
+
+
+def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
+            unsupported: frozenset[str] = frozenset()) -> FittedRun:
+    """Params/tags/metric keys of ``run`` as ``limits`` allow, with every change recorded
+    (``unsupported``: see :func:`unsupported_features`)."""
     fitted = FittedRun()
     record = fitted.record
 
@@ -51,8 +61,6 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE) -> FittedRun
         fitted.params[key] = fit_value(key, value, limits.max_param_value_length, policy, record, "param")
 
     tags = {k: v for k, v in run.tags.items() if k not in RESERVED_TAGS}
-    # value-less labels become tags with an empty value (DESIGN.md, "Mapping").
-    tags.update({label: "" for label in run.labels if label not in tags})
     for key, value in _map_keys(KeyMapper(limits, "tag", record), tags, fitted).items():
         fitted.tags[key] = fit_value(key, value, limits.max_tag_value_length, TRUNCATE, record, "tag")
     if limits.max_tags_per_run is not None:
@@ -62,9 +70,10 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE) -> FittedRun
             record.dropped[f"tag:{key}"] = f"destination keeps at most {limits.max_tags_per_run} tags per run"
             del fitted.tags[key]
 
-    if run.summary:
-        # no Writer method takes summary values (W&B summary, Comet "others"): say so.
-        record.dropped["summary"] = f"{len(run.summary)} summary value(s): the writer interface has no summary field"
+    fitted.labels = sorted(set(run.labels))
+    for feature, count in (("summary", len(run.summary)), ("inputs", len(run.inputs))):
+        if count and feature in unsupported:
+            record.dropped[feature] = f"{count} value(s): the destination does not store {feature}"
 
     metric_mapper = KeyMapper(limits, "metric", record)
     for key in run.all_metric_keys():

@@ -174,11 +174,12 @@ class Planner:
         exact_points: bool = False,
         delete: bool = False,
         long_values: str = TRUNCATE,
+        unsupported: frozenset[str] = frozenset(),
         retry: Retry | None = None,
     ) -> None:
         self.src, self.dst, self.limits = src, dst, limits
         self.mode, self.workers, self.exact_points = mode, max(1, workers), exact_points
-        self.delete, self.long_values = delete, long_values
+        self.delete, self.long_values, self.unsupported = delete, long_values, unsupported
         self.retry = retry or Retry()
 
     def experiments(self, selection: Selection) -> list[tuple[str, dict[str, str]]]:
@@ -215,7 +216,8 @@ class Planner:
         for run in plan.runs:
             if run.dst is not None:
                 plan.known[run.src.run_id] = run.dst.run_id
-        plan.registry = plan_registry(self.src, self.dst, plan, self.retry)
+        if "registry" not in self.unsupported:
+            plan.registry = plan_registry(self.src, self.dst, plan, self.retry)
         return plan
 
     def _plan_run(self, src: RunRecord, dst_experiment: str, index: DestIndex) -> RunPlan:
@@ -231,7 +233,7 @@ class Planner:
             action = Action.UNCHANGED
         else:
             action = Action.UPDATE if self.mode == "sync" else Action.CHANGED
-        run = RunPlan(action, src, dst_experiment, fp, artifacts, fit_run(src, self.limits, self.long_values), dst,
+        run = RunPlan(action, src, dst_experiment, fp, artifacts, fit_run(src, self.limits, self.long_values, self.unsupported), dst,
                       duplicates=[d.run_id for d in index.duplicates(src.run_id)])
         if action.writes:
             dst_files = None

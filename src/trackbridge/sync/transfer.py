@@ -71,6 +71,14 @@ def repoint_ids(path: Path, ids: Mapping[str, str]) -> None:
 
 
 @dataclass
+class Batch:
+    """Metric points for one write call; ``system`` selects ``log_system_metrics``."""
+
+    system: bool
+    points: list[tuple[str, MetricPoint]] = field(default_factory=list)
+
+
+@dataclass
 class RunResult:
     plan: RunPlan
     dst_run_id: str | None = None
@@ -126,6 +134,10 @@ class RunTransfer:
             self.retry.call(self.writer.log_params, dst_id, delta.params)
         if delta.tags:
             self.retry.call(self.writer.set_tags, dst_id, delta.tags)
+        if delta.labels:
+            self.retry.call(self.writer.set_labels, dst_id, delta.labels)
+        if delta.summary:
+            self.retry.call(self.writer.log_summary, dst_id, delta.summary)
         if delta.notes is not None:
             self.retry.call(self.writer.set_notes, dst_id, delta.notes)
         if delta.inputs:
@@ -146,12 +158,18 @@ class RunTransfer:
 
     # -- metrics --------------------------------------------------------------
 
-    def _points(self, run: RunPlan, dst_id: str, stop: threading.Event) -> Iterator[list[tuple[str, MetricPoint]]]:
-        """Batches of (destination key, point) still missing at the destination."""
+    def _points(self, run: RunPlan, dst_id: str, stop: threading.Event) -> Iterator[Batch]:
+        """Batches of (destination key, point) still missing at the destination;
+        a batch holds user or system metrics, never both."""
         size = max(1, self.writer.limits.max_metrics_per_batch)
         allows_nan = self.writer.limits.allows_nan
-        batch: list[tuple[str, MetricPoint]] = []
+        batch = Batch(False)
         for key in run.delta.metric_keys:
+            system = key in run.src.system_metrics
+            if system != batch.system:
+                if batch.points:
+                    yield batch
+                batch = Batch(system)
             dst_key = run.fitted.metric_keys[key]
             present = key in run.delta.metric_keys_present
             pages = missing_points(self.src, run.src.run_id, key, self.dst if present else None,
@@ -162,15 +180,15 @@ class RunTransfer:
                     if not allows_nan and math.isnan(point.value):
                         nan_dropped += 1
                         continue
-                    batch.append((dst_key, point))
-                    if len(batch) >= size:
+                    batch.points.append((dst_key, point))
+                    if len(batch.points) >= size:
                         yield batch
-                        batch = []
+                        batch = Batch(system)
                 if stop.is_set():
                     return
             if nan_dropped:
                 run.fitted.record.dropped[f"metric:{dst_key}"] = f"{nan_dropped} NaN point(s): destination cannot store NaN"
-        if batch:
+        if batch.points:
             yield batch
 
     def _send_metrics(self, run: RunPlan, dst_id: str) -> int:
@@ -206,11 +224,12 @@ class RunTransfer:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                batch = item  # type: ignore[assignment]
-                self.retry.call(self.writer.log_metrics, dst_id, batch)
-                written += len(batch)
-                self.stats.add(points=len(batch))
-                self.reporter.advance(points=len(batch))
+                assert isinstance(item, Batch)
+                log = self.writer.log_system_metrics if item.system else self.writer.log_metrics
+                self.retry.call(log, dst_id, item.points)
+                written += len(item.points)
+                self.stats.add(points=len(item.points))
+                self.reporter.advance(points=len(item.points))
                 crash_point("mid_metrics")
         finally:
             stop.set()

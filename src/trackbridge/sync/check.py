@@ -1,0 +1,360 @@
+"""``check``: value-level verification of a destination against its source.
+
+Every field is compared, not a summary: each param and tag, every metric
+point (step, value, timestamp; NaN equals NaN), artifact contents (sha256,
+downloading both sides when the platform keeps no digest), logged models,
+dataset inputs, parent links, times, status, notes, user, and the registry
+(versions, their runs, aliases).  The *expected* destination view is computed
+with the same fitting rules the transfer used (:func:`fit_run`), so recorded
+renames/truncations and trackbridge's own tags are not differences.  ``MLmodel``
+files are compared with run/model ids masked, since a copy re-points them.
+
+Per run the report uses rclone's symbols: ``=`` equal, ``+`` missing at the
+destination, ``*`` differs (with details), ``!`` could not be checked.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.base import Limits, Reader
+from trackbridge.errors import TrackbridgeError
+from trackbridge.mapping import TRUNCATE, MappingRecord, param_to_str
+from trackbridge.model import MetricPoint, RunRecord
+from trackbridge.sync.delta import model_prefixes
+from trackbridge.sync.fit import fit_run
+from trackbridge.sync.plan import Planner, Selection
+from trackbridge.sync.points import PointIndex
+from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, index_destination, is_complete
+from trackbridge.sync.registry import dest_aliases, dest_versions_by_source, user_version_tags
+from trackbridge.sync.retry import Retry
+from trackbridge.sync.transfer import MLMODEL
+
+EQUAL, MISSING, DIFFERS, ERROR = "=", "+", "*", "!"
+#: how many example differences are listed per series/field.
+EXAMPLES = 3
+
+
+@dataclass
+class Finding:
+    """One checked item (a run or a registered model) and what differs."""
+
+    symbol: str
+    kind: str  # run | model
+    label: str
+    src_id: str
+    dst_id: str | None = None
+    details: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"symbol": self.symbol, "kind": self.kind, "label": self.label, "src_id": self.src_id,
+                "dst_id": self.dst_id, "details": self.details}
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    def count(self, symbol: str) -> int:
+        return sum(1 for f in self.findings if f.symbol == symbol)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.symbol == EQUAL for f in self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "counts": {"equal": self.count(EQUAL), "missing": self.count(MISSING),
+                       "differ": self.count(DIFFERS), "error": self.count(ERROR)},
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+@dataclass
+class SeriesDiff:
+    src_count: int = 0
+    dst_count: int = 0
+    missing: int = 0
+    examples: list[MetricPoint] = field(default_factory=list)
+
+    @property
+    def extra(self) -> int:
+        return self.dst_count - (self.src_count - self.missing)
+
+    @property
+    def equal(self) -> bool:
+        return self.missing == 0 and self.extra == 0
+
+
+def _flat(pages: Iterable[list[MetricPoint]]) -> Iterator[MetricPoint]:
+    return itertools.chain.from_iterable(pages)
+
+
+def compare_series(
+    src_pages: Callable[[], Iterable[list[MetricPoint]]],
+    dst_pages: Callable[[], Iterable[list[MetricPoint]]],
+    keep: Callable[[MetricPoint], bool] = lambda p: True,
+) -> SeriesDiff:
+    """Point-level comparison in bounded memory.
+
+    Fast path: both sides stream in the same order (true for MLflow↔MLflow),
+    compared pairwise with O(1) memory.  On the first mismatch, fall back to
+    indexing the destination (8 bytes per point) and streaming the source."""
+    diff = SeriesDiff()
+    paired = itertools.zip_longest((p for p in _flat(src_pages()) if keep(p)), _flat(dst_pages()))
+    for a, b in paired:
+        if a is None or b is None or a.key() != b.key():
+            break
+        diff.src_count += 1
+        diff.dst_count += 1
+    else:
+        return diff
+    diff = SeriesDiff()
+    index = PointIndex(dst_pages())
+    diff.dst_count = len(index)
+    for point in _flat(src_pages()):
+        if not keep(point):
+            continue
+        diff.src_count += 1
+        if point not in index:
+            diff.missing += 1
+            if len(diff.examples) < EXAMPLES:
+                diff.examples.append(point)
+    return diff
+
+
+def _sha256(path: Path, ids: dict[str, str]) -> str:
+    """Content digest; ``MLmodel`` files with source/destination ids masked."""
+    h = hashlib.sha256()
+    if path.name == MLMODEL:
+        text = path.read_text(encoding="utf-8")
+        for old, placeholder in ids.items():
+            if old:
+                text = text.replace(old, placeholder)
+        h.update(text.encode("utf-8"))
+        return h.hexdigest()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _differs(details: list[str], what: str, src: Any, dst: Any) -> None:
+    if src != dst:
+        details.append(f"{what}: source {src!r} != destination {dst!r}")
+
+
+class Checker:
+    """Compares the selected source runs with their destination copies."""
+
+    def __init__(self, src: Reader, dst: Reader, limits: Limits, *, unsupported: frozenset[str] = frozenset(),
+                 download: bool = True, workers: int = 4, long_values: str = TRUNCATE,
+                 retry: Retry | None = None) -> None:
+        self.src, self.dst, self.limits = src, dst, limits
+        self.unsupported, self.download, self.workers = unsupported, download, max(1, workers)
+        self.long_values = long_values
+        self.retry = retry or Retry()
+
+    def check(self, selection: Selection) -> CheckReport:
+        report = CheckReport()
+        planner = Planner(self.src, self.dst, self.limits, retry=self.retry)
+        indexes: dict[str, DestIndex] = {}
+        run_map: dict[str, str] = {}
+        selected: list[RunRecord] = []
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-check") as pool:
+            for name, _tags in planner.experiments(selection):
+                dst_name = selection.destination_of(name)
+                if dst_name not in indexes:
+                    indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
+                index = indexes[dst_name]
+                runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+                selected.extend(runs)
+                report.findings.extend(pool.map(lambda r: self._guarded(r, index), runs))
+                for run in runs:
+                    best = index.best(run.run_id)
+                    if best is not None:
+                        run_map[run.run_id] = best.run_id
+        if "registry" not in self.unsupported:
+            report.findings.extend(self._check_registry({r.run_id for r in selected}, run_map))
+        return report
+
+    # -- runs -----------------------------------------------------------------
+
+    def _guarded(self, src: RunRecord, index: DestIndex) -> Finding:
+        label = f"{src.experiment}/{src.name or src.run_id}"
+        dst = index.best(src.run_id)
+        if dst is None:
+            return Finding(MISSING, "run", label, src.run_id)
+        finding = Finding(EQUAL, "run", label, src.run_id, dst.run_id)
+        try:
+            finding.details = self._compare_run(src, dst, index)
+        except (TrackbridgeError, OSError) as exc:
+            finding.symbol, finding.details = ERROR, [str(exc)]
+            return finding
+        if finding.details:
+            finding.symbol = DIFFERS
+        return finding
+
+    def _compare_run(self, src: RunRecord, dst: RunRecord, index: DestIndex) -> list[str]:
+        details: list[str] = []
+        dups = index.duplicates(src.run_id)
+        if dups:
+            details.append(f"copied more than once: also {', '.join(d.run_id for d in dups)}")
+        if not is_complete(dst):
+            details.append("incomplete copy (no completion marker): re-run copy or sync to finish it")
+        recorded = MappingRecord.from_tags(dst.tags)
+        for what in ("name", "status", "start_time", "end_time", "user"):
+            _differs(details, what, getattr(src, what), getattr(dst, what))
+        _differs(details, "notes", src.notes or "", dst.notes or "")
+        parent = index.best(src.parent_run_id).run_id if src.parent_run_id and index.best(src.parent_run_id) else None
+        if "parent_run_id" not in recorded.dropped:
+            _differs(details, "parent run", parent or src.parent_run_id, dst.parent_run_id)
+
+        fitted = fit_run(src, self.limits, self.long_values, self.unsupported)
+        self._compare_mapping(details, "param", fitted.params, {k: param_to_str(k, v) for k, v in dst.params.items()})
+        dst_tags = {k: v for k, v in dst.tags.items() if k not in RESERVED_TAGS}
+        have_labels = set(dst.labels) | {k for k, v in dst_tags.items() if v == ""}
+        for label in fitted.labels:
+            if label not in have_labels:
+                details.append(f"label {label!r} missing")
+        expected_tags = dict(fitted.tags)
+        expected_tags.update({k: "" for k in fitted.labels if k in dst_tags})
+        self._compare_mapping(details, "tag", expected_tags, dst_tags)
+        if "inputs" not in self.unsupported:
+            key = lambda i: (i.name, i.digest, i.source_type, i.source, i.schema, i.profile, sorted(i.tags.items()))  # noqa: E731
+            _differs(details, "dataset inputs", sorted(map(key, src.inputs)), sorted(map(key, dst.inputs)))
+        if "summary" not in self.unsupported:
+            _differs(details, "summary", src.summary, dst.summary)
+        self._compare_metrics(details, src, dst, fitted.metric_keys)
+        self._compare_files(details, src, dst)
+        return details
+
+    @staticmethod
+    def _compare_mapping(details: list[str], kind: str, expected: dict[str, str], actual: dict[str, str]) -> None:
+        for key in sorted(expected.keys() | actual.keys()):
+            if key not in actual:
+                details.append(f"{kind} {key!r} missing")
+            elif key not in expected:
+                details.append(f"{kind} {key!r} only at the destination")
+            elif expected[key] != actual[key]:
+                details.append(f"{kind} {key!r}: source {expected[key][:80]!r} != destination {actual[key][:80]!r}")
+
+    def _compare_metrics(self, details: list[str], src: RunRecord, dst: RunRecord, keys: dict[str, str]) -> None:
+        dst_keys = set(dst.metrics) | set(dst.system_metrics)
+        for extra in sorted(dst_keys - set(keys.values())):
+            details.append(f"metric {extra!r} only at the destination")
+        keep = (lambda p: p.value == p.value) if not self.limits.allows_nan else (lambda p: True)
+        for key, dst_key in keys.items():
+            if dst_key not in dst_keys:
+                details.append(f"metric {key!r} missing")
+                continue
+            diff = compare_series(
+                lambda: self.retry.iterate(lambda: self.src.iter_metric_history(src.run_id, key)),
+                lambda: self.retry.iterate(lambda: self.dst.iter_metric_history(dst.run_id, dst_key)),
+                keep,
+            )
+            if not diff.equal:
+                examples = ", ".join(f"(step {p.step}, {p.value}, t={p.timestamp})" for p in diff.examples)
+                details.append(f"metric {key!r}: {diff.src_count} points at source, {diff.dst_count} at destination, "
+                               f"{diff.missing} missing, {diff.extra} extra" + (f"; e.g. {examples}" if examples else ""))
+
+    # -- files and models -----------------------------------------------------
+
+    def _compare_files(self, details: list[str], src: RunRecord, dst: RunRecord) -> None:
+        skip = model_prefixes(src.models)
+        src_files = {a.path: a for a in self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
+                     if not a.path.startswith(skip)}
+        dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
+                     if not a.path.startswith(skip)}
+        for path in sorted(src_files.keys() - dst_files.keys()):
+            details.append(f"artifact {path!r} missing")
+        for path in sorted(dst_files.keys() - src_files.keys()):
+            details.append(f"artifact {path!r} only at the destination")
+        src_models = {m.name: m for m in src.models}
+        dst_models = {m.name: m for m in dst.models}
+        for name in sorted(src_models.keys() - dst_models.keys()):
+            details.append(f"model {name!r} missing")
+        for name in sorted(dst_models.keys() - src_models.keys()):
+            details.append(f"model {name!r} only at the destination")
+        ids = {src.run_id: "<run>", dst.run_id: "<run>"}
+        for name in src_models.keys() & dst_models.keys():
+            ids.update({m.model_id: "<model>" for m in (src_models[name], dst_models[name]) if m.model_id})
+        for path in sorted(src_files.keys() & dst_files.keys()):
+            a, b = src_files[path], dst_files[path]
+            if a.size is not None and b.size is not None and a.size != b.size and path.rsplit("/", 1)[-1] != MLMODEL:
+                details.append(f"artifact {path!r}: {a.size} bytes at source, {b.size} at destination")
+            elif a.digest and b.digest and a.digest.split(":")[0] == b.digest.split(":")[0]:
+                if a.digest != b.digest:
+                    details.append(f"artifact {path!r}: content differs ({a.digest} != {b.digest})")
+            elif self.download and self._file_digest(self.src, src.run_id, path, ids) != self._file_digest(
+                    self.dst, dst.run_id, path, ids):
+                details.append(f"artifact {path!r}: content differs (sha256)")
+        if self.download:
+            for name in sorted(src_models.keys() & dst_models.keys()):
+                self._compare_model(details, src, dst, src_models[name], dst_models[name], ids)
+
+    def _file_digest(self, reader: Reader, run_id: str, path: str, ids: dict[str, str]) -> str:
+        with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:
+            local = self.retry.call(reader.download_artifact, run_id, path, Path(tmp))
+            return _sha256(local, ids)
+
+    def _model_digests(self, reader: Reader, run_id: str, model: Any, ids: dict[str, str]) -> dict[str, str]:
+        with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:
+            root = self.retry.call(reader.download_model, run_id, model, Path(tmp))
+            return {p.relative_to(root).as_posix(): _sha256(p, ids) for p in root.rglob("*") if p.is_file()}
+
+    def _compare_model(self, details: list[str], src: RunRecord, dst: RunRecord, a: Any, b: Any,
+                       ids: dict[str, str]) -> None:
+        left = self._model_digests(self.src, src.run_id, a, ids)
+        right = self._model_digests(self.dst, dst.run_id, b, ids)
+        for path in sorted(left.keys() | right.keys()):
+            if left.get(path) != right.get(path):
+                state = "missing" if path not in right else "only at the destination" if path not in left else "differs"
+                details.append(f"model {a.name!r} file {path!r} {state}")
+
+    # -- registry -------------------------------------------------------------
+
+    def _check_registry(self, selected: set[str], run_map: dict[str, str]) -> list[Finding]:
+        models = [m for m in self.retry.call(lambda: list(self.src.list_registered_models()))
+                  if any(v.run_id in selected for v in m.versions)]
+        if not models:
+            return []
+        existing = {m.name: m for m in self.retry.call(lambda: list(self.dst.list_registered_models()))}
+        findings = []
+        for src in models:
+            dst = existing.get(src.name)
+            label = f"model {src.name}"
+            if dst is None:
+                findings.append(Finding(MISSING, "model", label, src.name))
+                continue
+            details: list[str] = []
+            _differs(details, "description", src.description or "", dst.description or "")
+            _differs(details, "tags", src.tags, dst.tags)
+            copies = dest_versions_by_source(dst)
+            for version in src.versions:
+                if version.run_id not in run_map:
+                    continue  # its run is not copied: the version cannot be
+                copy = copies.get(version.version)
+                if copy is None:
+                    details.append(f"version {version.version} missing")
+                    continue
+                where = f"version {version.version} (destination {copy.version})"
+                _differs(details, f"{where} run", run_map[version.run_id], copy.run_id)
+                _differs(details, f"{where} description", version.description or "", copy.description or "")
+                _differs(details, f"{where} tags", user_version_tags(version.tags), user_version_tags(copy.tags))
+            aliases = dest_aliases(dst)
+            for version in src.versions:
+                copy = copies.get(version.version)
+                for alias in version.aliases:
+                    if copy is not None and aliases.get(alias) != copy.version:
+                        details.append(f"alias {alias!r}: points to {aliases.get(alias)} at the destination, "
+                                       f"expected {copy.version} (source version {version.version})")
+            findings.append(Finding(DIFFERS if details else EQUAL, "model", label, src.name, dst.name, details))
+        return findings
