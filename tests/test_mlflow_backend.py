@@ -5,6 +5,7 @@ of the same backend; the ``backend`` fixture runs each test on both stores.
 """
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from pathlib import Path
@@ -146,15 +147,31 @@ def test_long_params_and_tags_are_split_under_request_size(backend: MlflowBacken
     writer, reader = backend.writer(), backend.reader()
     limits = writer.limits
     _, run_id = new_run(backend)
-    # 100 params at the value limit (~600 KB) plus 100 tags at theirs (~800 KB):
-    # each kind fits one count-batch but not one 1 MB request together.
+    # 100 params at the value limit and 100 non-ASCII tags at theirs: one count-batch
+    # each, but ~4.8 MB of JSON for the tags (each "é" is sent as \u00e9).
     params = {f"long{i}": chr(ord("a") + i % 26) * limits.max_param_value_length for i in range(100)}
-    tags = {f"tag{i}": "t" * limits.max_tag_value_length for i in range(100)}
+    tags = {f"tag{i}": "é" * limits.max_tag_value_length for i in range(100)}
     writer.log_params(run_id, params)
     writer.set_tags(run_id, tags)
     run = reader.get_run(run_id)
     assert run.params == params
     assert {k: v for k, v in run.tags.items() if k.startswith("tag")} == tags
+
+
+def test_batches_respect_count_and_request_size() -> None:
+    from mlflow.utils.validation import MAX_BATCH_LOG_REQUEST_SIZE
+
+    from trackbridge.backends.mlflow.writer import _kv_size, _request_budget, sized_batches
+
+    tags = [(f"tag{i}", "é" * 8000) for i in range(100)]
+    batches = list(sized_batches(tags, 100, _request_budget(), _kv_size))
+    assert [t for b in batches for t in b] == tags
+    assert len(batches) > 1
+    for batch in batches:
+        body = json.dumps({"run_id": "x" * 32, "tags": [{"key": k, "value": v} for k, v in batch]})
+        assert len(body) < MAX_BATCH_LOG_REQUEST_SIZE
+    small = list(sized_batches([(str(i), "v") for i in range(250)], 100, _request_budget(), _kv_size))
+    assert [len(b) for b in small] == [100, 100, 50]
 
 
 def test_limits_come_from_installed_mlflow() -> None:
