@@ -74,9 +74,12 @@ def test_every_run_field_round_trips(archive: ArchiveBackend) -> None:
 def test_defaults_of_a_fresh_run(archive: ArchiveBackend) -> None:
     w = archive.writer()
     run_id = w.create_run(w.ensure_experiment("e"))
+    w.finish_run(run_id, RunStatus.RUNNING)  # a copy of a run still running: no end time
     run = archive.reader().get_run(run_id)
     assert run.status == RunStatus.RUNNING and run.start_time and run.end_time is None
     assert (run.params, run.tags, run.labels, run.metrics, run.summary) == ({}, {}, [], {}, {})
+    w.finish_run(run_id, RunStatus.KILLED)  # ending now without a time: now
+    assert archive.reader().get_run(run_id).end_time >= run.start_time
 
 
 def _points(reader, run_id: str, key: str, page_size: int) -> list[list[MetricPoint]]:
@@ -166,8 +169,9 @@ def test_models_round_trip_with_flavors(archive: ArchiveBackend, tmp_path: Path)
     w = archive.writer()
     run_id = w.create_run(w.ensure_experiment("e"))
     logged = w.log_model(run_id, model_dir, "clf")
-    w.log_model(run_id, model_dir, "clf")  # same name again replaces, no duplicate
-    assert logged == LoggedModel("clf", "clf", ["python_function", "sklearn"])
+    again = w.log_model(run_id, model_dir, "clf")  # same name again replaces, no duplicate, same id
+    assert logged == again == LoggedModel("clf", "clf", ["python_function", "sklearn"], logged.model_id)
+    assert logged.model_id and logged.model_id.startswith("m-")
 
     reader = archive.reader()
     run = reader.get_run(run_id)

@@ -131,13 +131,18 @@ def test_a_newer_minor_version_is_read(tmp_path: Path) -> None:
     assert list(ArchiveBackend({"path": str(root)}).reader().list_experiments()) == []
 
 
-def test_missing_archive_is_an_error_for_a_reader_and_created_by_a_writer(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="no archive at"):
-        ArchiveBackend({"path": str(tmp_path / "nope")}).reader()
+def test_missing_archive_reads_empty_without_being_created_and_a_writer_creates_it(tmp_path: Path) -> None:
+    backend = ArchiveBackend({"path": str(tmp_path / "new")})
+    reader = backend.reader()  # e.g. the destination of a dry run
+    assert list(reader.list_experiments()) == [] and reader.get_experiment("e") is None
+    assert list(reader.list_runs("e")) == [] and list(reader.list_registered_models()) == []
+    assert not (tmp_path / "new").exists()
+    w = backend.writer()
+    w.create_run(w.ensure_experiment("e"))
+    assert len(list(reader.list_runs("e"))) == 1  # the same reader sees what the writer made
     (tmp_path / "file").write_text("x")
     with pytest.raises(BackendError, match="is a file"):
         ArchiveBackend({"path": str(tmp_path / "file")}).writer()
-    ArchiveBackend({"path": str(tmp_path / "new")}).writer()
     manifest = json.loads((tmp_path / "new" / "archive.json").read_text())
     assert manifest["format"] == FORMAT_NAME and manifest["version"] == "1.0" and "trackbridge" in manifest["created_by"]
 

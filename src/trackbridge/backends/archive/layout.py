@@ -94,8 +94,11 @@ class Layout:
 def open_archive(root: Path, *, create: bool) -> Layout:
     """Validate (or, for a writer, initialise) the archive at ``root``.
 
-    A folder that has content but no ``archive.json`` is refused: writing
-    into some unrelated folder would scatter files through it."""
+    A missing or empty folder reads as an empty archive: it is the normal
+    state of a destination before the first export (planning and dry runs
+    read the destination but must not create it).  A folder that has content
+    but no ``archive.json`` is refused: writing into some unrelated folder
+    would scatter files through it, and reading it would silently find nothing."""
     layout = Layout(root)
     manifest = root / MANIFEST
     if manifest.is_file():
@@ -108,17 +111,13 @@ def open_archive(root: Path, *, create: bool) -> Layout:
             f"{root} is not a trackbridge archive: {manifest.name} is missing. "
             "Point dir: at an archive made by `trackbridge export`, or at a new/empty folder."
         )
-    if not create:
-        raise BackendError(
-            f"no archive at {root} ({manifest.name} not found). Check the path, or create one "
-            "with `trackbridge export SRC dir:PATH`."
-        )
-    write_json(manifest, {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "created_by": f"trackbridge {__version__}",
-        "created_at": now_ms(),
-    })
+    if create:
+        write_json(manifest, {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "created_by": f"trackbridge {__version__}",
+            "created_at": now_ms(),
+        })
     return layout
 
 

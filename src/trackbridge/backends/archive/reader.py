@@ -13,6 +13,7 @@ from trackbridge.backends.archive.files import read_json, relative_parts
 from trackbridge.backends.archive.layout import Layout, open_archive, valid_id
 from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.errors import RunNotFound
 from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RegisteredModel, RunRecord
 
 
@@ -53,7 +54,10 @@ class ArchiveReader(Reader):
         for run_dir in candidates:
             if not (valid_id(run_dir.name) and (run_dir / runs.RUN_FILE).is_file()):
                 continue
-            record = runs.to_record(run_dir, runs.load(run_dir), exp.name)
+            try:
+                record = runs.to_record(run_dir, runs.load(run_dir), exp.name)
+            except RunNotFound:  # deleted while we were listing
+                continue
             if run_filter is None or run_filter.matches(record):
                 yield record
 

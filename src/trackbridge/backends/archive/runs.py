@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from trackbridge.backends.archive import metrics
 from trackbridge.backends.archive.files import read_json, write_json
+from trackbridge.errors import RunNotFound
 from trackbridge.model import DatasetInput, LoggedModel, RunRecord, RunStatus
 
 PLATFORM = "dir"
@@ -31,7 +32,11 @@ def new_run(run_id: str, experiment_id: str, **fields: Any) -> dict[str, Any]:
 
 
 def load(run_dir: Path) -> dict[str, Any]:
-    return read_json(run_dir / RUN_FILE)
+    """``run.json`` of ``run_dir``; a run deleted meanwhile is :class:`RunNotFound`."""
+    try:
+        return read_json(run_dir / RUN_FILE)
+    except FileNotFoundError:
+        raise RunNotFound(f"run {run_dir.name!r} is no longer in the archive ({run_dir} is gone)") from None
 
 
 def save(run_dir: Path, data: dict[str, Any]) -> None:

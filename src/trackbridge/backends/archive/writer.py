@@ -126,8 +126,11 @@ class ArchiveWriter(Writer):
             run.buffer = None  # finished runs keep no memory
 
             def finish(data: dict[str, Any]) -> None:
-                data["status"] = RunStatus.parse(status).value
-                data["end_time"] = end_time if end_time is not None else now_ms()
+                final = RunStatus.parse(status)
+                data["status"] = final.value
+                # a copied run that is still running has no end time; a run ending now does.
+                still_open = final in (RunStatus.RUNNING, RunStatus.SCHEDULED)
+                data["end_time"] = end_time if end_time is not None or still_open else now_ms()
 
             self._update(run_id, finish)
 
@@ -210,12 +213,18 @@ class ArchiveWriter(Writer):
             self.layout.artifacts(run.dir).add(Path(local_path), artifact_dir)
 
     def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
-        """Stores the files under ``models/<name>/``; flavors come from an MLflow ``MLmodel`` file if present."""
+        """Stores the files under ``models/<name>/``.  The model gets an archive id
+        (``m-<hex>``, kept when the same name is logged again) so registry versions
+        can point at it as ``models:/<id>``; flavors come from an MLflow ``MLmodel``."""
         local_dir = Path(local_dir)
-        model = LoggedModel(name=name, artifact_path=name, flavors=mlmodel_flavors(local_dir))
         run = self._open(run_id)
         with run.lock:
             self.layout.model_files(run.dir, name).add(local_dir)
+            previous = [m for m in runs.load(run.dir)["models"] if m["name"] == name]
+            model = LoggedModel(
+                name=name, artifact_path=name, flavors=mlmodel_flavors(local_dir),
+                model_id=previous[0]["model_id"] if previous else f"m-{uuid.uuid4().hex}",
+            )
 
             def record(data: dict[str, Any]) -> None:
                 data["models"] = [m for m in data["models"] if m["name"] != name] + [asdict(model)]
