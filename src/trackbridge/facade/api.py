@@ -1,0 +1,161 @@
+"""Module-level API (``trackbridge.start_run`` ...): the stack of active runs and the exit flush.
+
+The active-run stack is process-wide rather than thread-local on purpose: data
+loaders and callbacks log from other threads and expect the run the main thread
+started.  Starting a run while one is active nests it (MLflow's behaviour).
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from trackbridge.config import load_config
+from trackbridge.errors import TrackbridgeError
+from trackbridge.facade.registry import all_workers
+from trackbridge.facade.run import FLUSH_TIMEOUT, Run
+from trackbridge.model import RunStatus
+
+__all__ = [
+    "init", "start_run", "active_run", "finish", "log_params", "log_metrics",
+    "set_tags", "log_artifact", "log_model", "register_model", "Run",
+]
+
+log = logging.getLogger("trackbridge")
+_active: list[Run] = []
+_lock = threading.Lock()
+_exit_hook_installed = False
+
+
+def start_run(
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    backend: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent: Run | None = None,
+    on_error: str | None = None,
+) -> Run:
+    """Start a run and make it the active one; use it as ``with start_run(...) as run:``.
+
+    ``config`` is logged as params.  ``backend`` (else ``TRACKBRIDGE_BACKEND``, ``.env``,
+    ``trackbridge.toml``, ``pyproject.toml``, ``"mlflow"``) may be a comma list to log to
+    several backends at once.  ``parent`` defaults to the active run, so a run
+    started inside another is its child.  ``on_error="raise"`` makes a backend failure
+    raise at the next call instead of only spooling and warning.
+    """
+    settings = load_config({"backend": backend, "project": project, "on_error": on_error})
+    if parent is None:
+        parent = active_run()
+    run = Run(
+        settings,
+        project=str(settings.get("project")),
+        name=name,
+        params=config,
+        tags=tags,
+        parent=parent,
+    )
+    with _lock:
+        _active.append(run)
+    _install_exit_hook()
+    return run
+
+
+def init(**kwargs: Any) -> Run:
+    """:func:`start_run` for scripts that do not use a ``with`` block; end with :func:`finish`
+    (or let the process exit: the run is then finished and flushed at exit)."""
+    return start_run(**kwargs)
+
+
+def active_run() -> Run | None:
+    """The innermost run started and not yet finished, or ``None``."""
+    with _lock:
+        return _active[-1] if _active else None
+
+
+def finish(status: str | RunStatus = RunStatus.FINISHED, timeout: float = FLUSH_TIMEOUT) -> None:
+    """Finish the active run (see :meth:`Run.finish`)."""
+    _require().finish(status, timeout)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _require().log_params(params)
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    _require().log_metrics(metrics, step)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require().set_tags(tags)
+
+
+def log_artifact(path: Any, artifact_dir: str | None = None) -> None:
+    _require().log_artifact(path, artifact_dir)
+
+
+def log_model(path: Any, name: str = "model") -> None:
+    _require().log_model(path, name)
+
+
+def register_model(
+    name: str,
+    *,
+    model: str | None = None,
+    aliases: Iterable[str] = (),
+    description: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    _require().register_model(name, model=model, aliases=aliases, description=description, tags=tags)
+
+
+def _require() -> Run:
+    run = active_run()
+    if run is None:
+        raise TrackbridgeError(
+            "no active run: call trackbridge.start_run(...) (or init) first, or log through the Run it returns"
+        )
+    return run
+
+
+def _forget(run: Run) -> None:
+    """Called by :meth:`Run.finish`: a finished run is no longer active."""
+    with _lock:
+        if run in _active:
+            _active.remove(run)
+
+
+def _install_exit_hook() -> None:
+    global _exit_hook_installed
+    with _lock:
+        if _exit_hook_installed:
+            return
+        _exit_hook_installed = True
+    atexit.register(_flush_at_exit)
+
+
+def _flush_at_exit(timeout: float = FLUSH_TIMEOUT) -> None:
+    """Finish runs left open (FAILED if the interpreter is exiting on an uncaught
+    exception) and flush every backend; leftovers stay in the spool, with a warning."""
+    crashed = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None) is not None
+    status = RunStatus.FAILED if crashed else RunStatus.FINISHED
+    with _lock:
+        runs = list(reversed(_active))
+    for run in runs:
+        try:
+            run.finish(status, timeout)
+        except TrackbridgeError as exc:
+            log.warning("trackbridge: run %s: %s", run.id, exc)
+    for worker in all_workers():
+        if worker.flush(timeout=timeout):
+            continue
+        for channel in worker.pending_channels():
+            if not channel.idle():
+                worker.abandon(channel)
+        log.warning(
+            "trackbridge: %s did not answer in time at exit; unsent data is in %s. "
+            "Send it with: trackbridge replay", worker.remote, worker.spool_folder,
+        )

@@ -1,0 +1,141 @@
+"""One run at one backend: the synchronous half of logging.
+
+A :class:`Channel` checks and sanitises what user code logs, then appends it to
+an in-memory deque that the backend's worker thread drains.  Why a deque of
+tuples: ``deque.append`` is atomic under the GIL and costs ~50 ns, so
+``run.log_metrics`` never takes a lock and never waits for the network.  A
+metric point is the 4-tuple ``(key, step, value, timestamp_ms)``; everything
+else is an op dict (:mod:`trackbridge.facade.ops`).
+
+The worker-side state of the run (outbox, spool, remote id) lives here too,
+guarded by :attr:`Channel.lock`, which is never held across a network call.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from trackbridge.facade.ops import RunState
+from trackbridge.facade.sanitise import Sanitiser
+from trackbridge.facade.spool import Spool
+from trackbridge.mapping import check_metric_value
+
+#: ``report(channel, error, spooled)`` — how the worker tells the run something failed.
+Reporter = Callable[["Channel", BaseException, bool], None]
+
+
+class Channel:
+    """Queue, sanitiser and delivery state of one run at one backend (remote)."""
+
+    def __init__(
+        self,
+        local_id: str,
+        remote: str,
+        sanitiser: Sanitiser,
+        spool: Spool,
+        wake: threading.Event,
+        report: Reporter,
+        meta: dict[str, Any],
+    ) -> None:
+        self.local_id = local_id
+        self.remote = remote
+        self.sanitiser = sanitiser
+        self.spool = spool
+        self.report = report
+        #: where the backend is and what the run is, saved with the spool for replay.
+        self.meta = meta
+        self.queue: deque[Any] = deque()
+        self._append = self.queue.append
+        self._metric_keys: dict[str, str] = {}
+        self._allows_nan = sanitiser.limits.allows_nan
+        self.batch_size = sanitiser.limits.max_metrics_per_batch
+        self._wake = wake
+        self._seq = itertools.count()
+        # worker side, guarded by ``lock``
+        self.lock = threading.Lock()
+        self.outbox: deque[dict[str, Any]] = deque()
+        self.state = RunState()
+        self.spooling = False
+        self.retry_delay = 1.0
+        self.next_retry = 0.0
+        self.finish_queued = False
+        self.finished = False
+
+    # -- user thread: the hot path -----------------------------------------
+
+    def add_metrics(self, metrics: Mapping[str, Any], step: int, timestamp: int) -> None:
+        """Check and queue one call's points; all-or-nothing if a value is bad."""
+        keys = self._metric_keys
+        points = []
+        for key, value in metrics.items():
+            name = keys.get(key)
+            if name is None:
+                name = self._new_metric_key(key)
+            if type(value) is not float:
+                value = check_metric_value(key, value)
+            if value - value != 0.0 and not self._allows_nan:  # NaN or ±inf
+                self._drop_non_finite(name, value)
+                continue
+            points.append((name, step, value, timestamp))
+        self.queue.extend(points)
+        if len(self.queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _new_metric_key(self, key: str) -> str:
+        name = self.sanitiser.metric_key(key)
+        self._metric_keys[key] = name
+        self._record_changed()
+        return name
+
+    def _drop_non_finite(self, name: str, value: float) -> None:
+        self.sanitiser.drop_non_finite(name, value)
+        self._record_changed()
+
+    def _record_changed(self) -> None:
+        tag = self.sanitiser.record_update()
+        if tag:
+            self._append({"op": "tags", "tags": tag})
+
+    # -- user thread: everything else --------------------------------------
+
+    def put(self, op: dict[str, Any]) -> None:
+        self._append(op)
+
+    def add_params(self, params: Mapping[str, Any]) -> None:
+        fitted, full = self.sanitiser.params(params)
+        for key, text in full.items():
+            folder, _, leaf = key.rpartition("/")
+            relative = self.spool.write_text(next(self._seq), f"{leaf}.txt", text)
+            artifact_dir = "trackbridge/params" + (f"/{folder}" if folder else "")
+            self._append({"op": "artifact", "file": relative, "artifact_dir": artifact_dir})
+        self._append({"op": "params", "params": fitted})
+        self._record_changed()
+
+    def add_tags(self, tags: Mapping[str, Any]) -> None:
+        self._append({"op": "tags", "tags": self.sanitiser.tags(tags)})
+        self._record_changed()
+
+    def stage(self, src: Path, link_from: Path | None = None) -> tuple[str, Path]:
+        """Stage a copy of ``src``; return its relative path and where it now is."""
+        relative = self.spool.stage(src, next(self._seq), src.name, link_from)
+        return relative, self.spool.files_dir / relative
+
+    def finish(self, status: str, end_time: int | None = None) -> None:
+        self.finish_queued = True
+        self._append({"op": "finish", "status": status, "end_time": end_time or time.time_ns() // 1_000_000})
+        self._wake.set()
+
+    # -- worker side --------------------------------------------------------
+
+    def take(self) -> list[Any]:
+        """Everything queued so far (the producer may keep appending meanwhile)."""
+        queue = self.queue
+        return [queue.popleft() for _ in range(len(queue))]
+
+    def idle(self) -> bool:
+        return not self.queue and not self.outbox

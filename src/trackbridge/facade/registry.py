@@ -1,0 +1,50 @@
+"""One worker per backend location per process, and what a spool must record to find it again.
+
+Why process-wide: a hyper-parameter sweep opens hundreds of runs; they share one
+writer (one connection pool, one experiment cache) and one thread per backend.
+Workers are keyed by where they write, not just by remote name, because the
+same name (``mlflow``) can point elsewhere when ``MLFLOW_TRACKING_URI`` changes.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.base import Backend
+from trackbridge.facade.replay import run_finder
+from trackbridge.facade.spool import safe_options, spool_root
+from trackbridge.facade.worker import Worker
+from trackbridge.remotes import RemoteSpec
+
+_workers: dict[tuple[str, str, str, str], Worker] = {}
+_lock = threading.Lock()
+
+
+def remote_meta(spec: RemoteSpec, backend: Backend) -> dict[str, Any]:
+    """What a spool records to reopen this backend at replay: names and non-secret
+    options, plus the resolved tracking location when the backend exposes one (the
+    default MLflow store depends on the working directory)."""
+    options = safe_options(spec.options)
+    location = getattr(backend, "tracking_uri", None)
+    if isinstance(location, str) and "tracking_uri" not in options:
+        options.update(safe_options({"tracking_uri": location}))
+    return {"remote": spec.remote, "backend": spec.backend, "options": options}
+
+
+def worker_for(spec: RemoteSpec, home: Path, flush_interval: float) -> tuple[Worker, Backend]:
+    """The worker writing to ``spec``'s location, created (with its writer) on first use."""
+    backend = spec.open()
+    folder = spool_root(home) / spec.remote
+    key = (str(folder), spec.backend, repr(sorted(spec.options.items())), backend.describe())
+    with _lock:
+        worker = _workers.get(key)
+        if worker is None:
+            worker = Worker(spec.remote, backend.writer(), folder, flush_interval, run_finder(backend))
+            _workers[key] = worker
+    return worker, backend
+
+
+def all_workers() -> list[Worker]:
+    with _lock:
+        return list(_workers.values())

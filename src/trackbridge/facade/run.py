@@ -1,0 +1,289 @@
+"""``Run``: what user code logs to.  One run, fanned out to one or more backends.
+
+Every ``log_*`` call checks its input synchronously (a bad key or value is the
+caller's bug and raises here), then queues it per backend and returns; worker
+threads do the network (:mod:`trackbridge.facade.worker`).  The remote run is
+created asynchronously too, so ``start_run`` does not hang when a server is down.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from trackbridge.config import Config
+from trackbridge.errors import BackendError, ConfigError, InvalidValueError, TrackbridgeError
+from trackbridge.facade.channel import Channel
+from trackbridge.facade.registry import remote_meta, worker_for
+from trackbridge.facade.sanitise import Sanitiser
+from trackbridge.facade.spool import Spool
+from trackbridge.facade.worker import Worker
+from trackbridge.mapping import RAISE, TRUNCATE
+from trackbridge.model import RunStatus
+from trackbridge.remotes import parse_remote
+
+log = logging.getLogger("trackbridge")
+
+#: seconds ``finish()`` waits for the backends before leaving the rest in the spool.
+FLUSH_TIMEOUT = 30.0
+ON_ERROR = ("spool", "raise")
+
+
+class Run:
+    """A run being logged.  Use as a context manager, or call :meth:`finish`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        project: str,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent: "Run | None" = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.project = project
+        self.name = name
+        self.parent = parent
+        self.start_time = time.time_ns() // 1_000_000
+        self.status: RunStatus = RunStatus.RUNNING
+        self.on_error = _choice(config, "on_error", ON_ERROR)
+        long_params = _choice(config, "long_params", (TRUNCATE, RAISE))
+        flush_interval = float(config.get("flush_interval"))
+        #: an error to raise at the next call (``on_error="raise"``), or the finished state.
+        self._failure: BaseException | None = None
+        self._blocked = False
+        self._auto_step = 0
+        self._last_model: str | None = None
+        self._channels: list[Channel] = []
+        self._workers: list[Worker] = []
+        for remote in config.backends:
+            spec = parse_remote(remote, config)
+            worker, backend = worker_for(spec, config.home, flush_interval)
+            sanitiser = Sanitiser(worker.writer.limits, long_params)
+            meta = dict(
+                remote_meta(spec, backend), local_run_id=self.id, pid=os.getpid(),
+                experiment=project, name=name, start_time=self.start_time,
+            )
+            channel = Channel(self.id, spec.remote, sanitiser, Spool(worker.spool_folder, self.id), worker.wake, self._report, meta)
+            self._channels.append(channel)
+            self._workers.append(worker)
+        for channel in self._channels:
+            channel.put({
+                "op": "create",
+                "experiment": project,
+                "name": name,
+                "start_time": self.start_time,
+                "parent": parent.id if parent is not None else None,
+                "tags": channel.sanitiser.tags(tags or {}),
+            })
+            if params:
+                channel.add_params(params)
+        for channel, worker in zip(self._channels, self._workers):
+            worker.attach(channel)
+
+    # -- logging ------------------------------------------------------------
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Queue one value per key at ``step`` (default: the number of earlier calls
+        without a step), stamped with the current time.  Never waits for the network."""
+        if self._blocked:
+            self._check()
+        if step is None:
+            step = self._auto_step
+            self._auto_step += 1
+        elif type(step) is not int:
+            step = _step(step)
+        timestamp = time.time_ns() // 1_000_000
+        for channel in self._channels:
+            channel.add_metrics(metrics, step, timestamp)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Params (nested dicts flatten with '.' where the backend is flat)."""
+        self._check()
+        for channel in self._channels:
+            channel.add_params(params)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._check()
+        for channel in self._channels:
+            channel.add_tags(tags)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_dir: str | None = None) -> None:
+        """Log a file (or a folder's contents) under ``artifact_dir``.  A copy is taken
+        now, so the file may be deleted as soon as this returns."""
+        self._check()
+        staged = self._stage(path)
+        for channel, (relative, _) in zip(self._channels, staged):
+            channel.put({"op": "artifact", "file": relative, "artifact_dir": artifact_dir})
+
+    def log_model(self, path: str | os.PathLike[str], name: str = "model") -> None:
+        """Log a saved model (a folder such as ``mlflow.sklearn.save_model`` writes, or
+        one file) as this run's model ``name``."""
+        self._check()
+        staged = self._stage(path)
+        for channel, (relative, _) in zip(self._channels, staged):
+            channel.put({"op": "model", "file": relative, "name": name})
+        self._last_model = name
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        aliases: Iterable[str] = (),
+        description: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Register this run's logged model ``model`` (default: the last one logged) as a
+        new version of ``name``, with ``aliases`` pointing at it.  Allowed after
+        :meth:`finish` (pick the best run of a sweep, then register it)."""
+        if self._failure is not None:
+            self._check()
+        model = model or self._last_model
+        if model is None:
+            raise InvalidValueError(
+                f"run {self.name or self.id} has no model to register: call run.log_model(path, name=...) first"
+            )
+        op = {
+            "op": "register",
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "model": model,
+            "aliases": list(aliases),
+            "description": description or "",
+            "tags": {str(k): str(v) for k, v in (tags or {}).items()},
+        }
+        for channel, worker in zip(self._channels, self._workers):
+            channel.put(dict(op))
+            worker.attach(channel)
+            worker.wake.set()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.status is not RunStatus.RUNNING
+
+    @property
+    def remote_ids(self) -> dict[str, str | None]:
+        """Remote run id per backend (``None`` until the backend has created the run)."""
+        return {channel.remote: channel.state.remote_run_id for channel in self._channels}
+
+    def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
+        """Wait until everything logged so far is sent (or spooled); ``False`` on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        events = [w.request_flush([c]) for c, w in zip(self._channels, self._workers)]
+        done = True
+        for event in events:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done = event.wait(remaining) and done
+        return done
+
+    def finish(self, status: str | RunStatus = RunStatus.FINISHED, timeout: float = FLUSH_TIMEOUT) -> None:
+        """End the run and flush every backend, waiting at most ``timeout`` seconds;
+        what is not through by then stays in the spool (``trackbridge replay``)."""
+        if self.finished:
+            return
+        self.status = RunStatus(str(getattr(status, "value", status)).upper())
+        self._blocked = True
+        for channel in self._channels:
+            channel.finish(self.status.value)
+        if not self.flush(timeout):
+            for channel, worker in zip(self._channels, self._workers):
+                if not channel.idle():
+                    count = worker.abandon(channel)
+                    log.warning(
+                        "trackbridge: %s did not take run %s within %.0f s; %d operations kept in %s. "
+                        "Send them later with: trackbridge replay", channel.remote, self.id, timeout, count,
+                        channel.spool.folder,
+                    )
+        for channel in self._channels:
+            if channel.spooling:
+                log.warning(
+                    "trackbridge: run %s is not fully at %s yet; it is kept in %s and retried in the "
+                    "background. If this process exits first, send it with: trackbridge replay",
+                    self.id, channel.remote, channel.spool.log_path,
+                )
+        from trackbridge.facade import api  # the active-run stack lives there
+
+        api._forget(self)
+        if self._failure is not None:
+            self._check()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.finish(RunStatus.FINISHED)
+            return
+        status = RunStatus.KILLED if issubclass(exc_type, KeyboardInterrupt) else RunStatus.FAILED
+        try:
+            self.finish(status)
+        except TrackbridgeError:  # never hide the user's exception behind ours
+            log.exception("trackbridge: error while finishing run %s", self.id)
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, project={self.project!r}, name={self.name!r}, status={self.status.value})"
+
+    # -- internals ----------------------------------------------------------
+
+    def _check(self) -> None:
+        """Raise a pending backend failure (``on_error="raise"``), or refuse a finished run."""
+        failure, self._failure = self._failure, None
+        self._blocked = self.finished
+        if failure is not None:
+            raise failure
+        if self.finished:
+            raise TrackbridgeError(f"run {self.name or self.id} is finished; start a new run to log more")
+
+    def _report(self, channel: Channel, error: BaseException, spooled: bool) -> None:
+        """Called by a worker thread when a backend failed for this run."""
+        if spooled:
+            log.warning(
+                "trackbridge: %s failed (%s); run %s keeps logging to the spool %s and retries in the "
+                "background. Unsent data survives exit: send it with `trackbridge replay`.",
+                channel.remote, error, self.id, channel.spool.log_path,
+            )
+        else:
+            log.warning("trackbridge: %s: %s", channel.remote, error)
+        if self.on_error == "raise":
+            if not isinstance(error, BackendError):
+                error = BackendError(f"{channel.remote}: {error}")
+            self._failure = error
+            self._blocked = True
+
+    def _stage(self, path: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+        src = Path(path)
+        if not src.exists():
+            raise FileNotFoundError(f"cannot log {src}: no such file or directory")
+        staged: list[tuple[str, Path]] = []
+        for channel in self._channels:
+            staged.append(channel.stage(src, link_from=staged[0][1] if staged else None))
+        return staged
+
+
+def _choice(config: Config, name: str, allowed: tuple[str, ...]) -> str:
+    value = str(config.get(name)).strip().lower()
+    if value not in allowed:
+        raise ConfigError(
+            f"{name} = {config.get(name)!r} ({config.origin(name)}) is not valid; use one of: {', '.join(allowed)}"
+        )
+    return value
+
+
+def _step(step: Any) -> int:
+    try:
+        index = step.__index__()
+    except AttributeError:
+        if isinstance(step, float) and step.is_integer():
+            return int(step)
+        raise InvalidValueError(f"step must be an integer, not {step!r}") from None
+    return int(index)

@@ -1,0 +1,76 @@
+"""Fit one run's names and values to one destination, synchronously.
+
+Why synchronously: a bad key or value is a bug in the caller's code, so it must
+raise at the line that logged it, not minutes later in a background thread.
+Why per destination: limits differ (MLflow keys vs Azure's 50-tag cap), so in a
+fan-out each backend gets its own :class:`Sanitiser` and its own
+:class:`~trackbridge.mapping.MappingRecord`, stored on that backend's run.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from trackbridge.backends.base import Limits
+from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
+
+
+class Sanitiser:
+    """Key mapping, flattening, truncation and non-finite handling for one run at one backend."""
+
+    def __init__(self, limits: Limits, long_params: str = TRUNCATE) -> None:
+        self.limits = limits
+        self.long_params = long_params
+        self.record = MappingRecord()
+        self._param_keys = KeyMapper(limits, "param", self.record)
+        self._metric_keys = KeyMapper(limits, "metric", self.record)
+        self._tag_keys = KeyMapper(limits, "tag", self.record)
+        self._sent_record = ""
+
+    def params(self, params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(fitted params, full values of the truncated ones)``; raises before changing anything
+        the caller could observe, so a bad call logs nothing."""
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        if self.limits.flat_params:
+            params = flatten(params, self.limits.nested_separator)
+        as_text = {key: param_to_str(str(key), value) for key, value in params.items()}
+        fitted: dict[str, str] = {}
+        full: dict[str, str] = {}
+        for key, text in as_text.items():
+            new_key = self._param_keys.map(key)
+            value = fit_value(new_key, text, self.limits.max_param_value_length, self.long_params, self.record)
+            if value != text:
+                full[new_key] = text
+            fitted[new_key] = value
+        return fitted, full
+
+    def tags(self, tags: Mapping[str, Any]) -> dict[str, str]:
+        """Tags as strings; over-long values are always truncated (and recorded): a tag is a label,
+        not data worth failing a run for."""
+        if not isinstance(tags, Mapping):
+            raise TypeError(f"tags must be a dict, not {type(tags).__name__}")
+        out = {}
+        for key, value in tags.items():
+            new_key = self._tag_keys.map(key)
+            text = param_to_str(new_key, value)
+            out[new_key] = fit_value(new_key, text, self.limits.max_tag_value_length, TRUNCATE, self.record, "tag")
+        return out
+
+    def metric_key(self, key: str) -> str:
+        """The destination name of metric ``key`` (cached by the caller's hot path)."""
+        return self._metric_keys.map(key)
+
+    def drop_non_finite(self, key: str, value: float) -> None:
+        """Record that a NaN/±inf point of ``key`` could not be kept at this destination."""
+        self.record.dropped.setdefault(f"metric:{key}", f"non-finite values ({value!r}) are not supported here")
+
+    def record_update(self) -> dict[str, str] | None:
+        """The mapping tag if it changed since last asked, else ``None``."""
+        tag = self.record.to_tag()
+        text = json.dumps(tag, sort_keys=True)
+        if not tag or text == self._sent_record:
+            return None
+        self._sent_record = text
+        return tag

@@ -1,0 +1,314 @@
+"""The background thread of one backend: drains run queues, batches, sends, spools.
+
+Why one thread per backend (not per run): nested runs must be created parent
+first, and one writer per backend means one connection pool.  Why a thread at
+all: the training loop must never wait for the network.
+
+Each pass, for each attached run (:class:`~trackbridge.facade.channel.Channel`):
+take what was queued, compact it into ops (:func:`~trackbridge.facade.ops.compact`),
+and send them in order.  A failing op is retried with a short backoff; if it
+still fails, the run's unsent ops go to its durable spool and the run switches
+to *spooling*: new ops are appended to the spool, and the spool is replayed
+with a growing delay (1 s → 30 s) until the backend takes it, after which the
+run is live again.  Nothing is ever raised into the training loop from here;
+the run decides (``on_error``) what to do with a report.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.base import Writer
+from trackbridge.errors import TransientBackendError
+from trackbridge.facade.channel import Channel
+from trackbridge.facade.ops import Applier, RunFinder, compact
+from trackbridge.facade.replay import is_refusal, parent_from_spool, reject, replay_spool
+
+log = logging.getLogger("trackbridge")
+
+#: delays between attempts of one op before the run switches to the spool.
+RETRY_DELAYS = (0.2, 1.0)
+MAX_RECOVERY_DELAY = 30.0
+#: metric batches sent at once when sending is I/O-bound: overlaps one request's
+#: serialisation with another's round trip.  An embedded store (CPU-bound in this
+#: process) only gets slower with it, so the worker measures before it decides.
+PARALLEL_BATCHES = 4
+#: a batch whose sending thread was on the CPU less than this share of its wall
+#: time was waiting for I/O: parallel sending pays off.
+IO_BOUND_CPU_SHARE = 0.25
+
+
+@dataclass
+class _FlushRequest:
+    channels: list[Channel]
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    """Sends the ops of every run attached to one backend (remote)."""
+
+    def __init__(
+        self,
+        remote: str,
+        writer: Writer,
+        spool_folder: Path,
+        flush_interval: float = 1.0,
+        find_run: RunFinder | None = None,
+        parallel: int = PARALLEL_BATCHES,
+    ) -> None:
+        self.remote = remote
+        self.writer = writer
+        self.spool_folder = spool_folder
+        self.flush_interval = flush_interval
+        self.wake = threading.Event()
+        self.applier = Applier(writer, self._resolve_parent, find_run)
+        self._channels: list[Channel] = []
+        self._requests: list[_FlushRequest] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        #: local id -> remote id of every run this worker created (parents of later runs).
+        self._remote_ids: dict[str, str | None] = {}
+        self._parallel = parallel
+        #: decided from the first metric batch: ``None`` = not measured yet.
+        self._io_bound: bool | None = None
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix=f"trackbridge-{remote}") if parallel > 1 else None
+        self._thread = threading.Thread(target=self._loop, name=f"trackbridge-{remote}", daemon=True)
+        self._thread.start()
+
+    # -- called from user threads ------------------------------------------
+
+    def attach(self, channel: Channel) -> None:
+        """Start (or resume, for ops after ``finish``) sending ``channel``'s queue."""
+        with self._lock:
+            if channel not in self._channels:
+                self._channels.append(channel)
+            self._remote_ids.setdefault(channel.local_id, None)
+        self.wake.set()
+
+    def request_flush(self, channels: Iterable[Channel] | None = None) -> threading.Event:
+        """Ask for everything queued so far on ``channels`` (default: all) to be sent,
+        or spooled if the backend is down; the event is set when that is done."""
+        with self._lock:
+            chosen = list(self._channels) if channels is None else list(channels)
+            request = _FlushRequest(chosen)
+            self._requests.append(request)
+        self.wake.set()
+        return request.done
+
+    def flush(self, channels: Iterable[Channel] | None = None, timeout: float | None = None) -> bool:
+        """:meth:`request_flush` and wait; ``False`` if not done within ``timeout`` seconds."""
+        return self.request_flush(channels).wait(timeout)
+
+    def abandon(self, channel: Channel) -> int:
+        """Move everything not yet sent to the spool now (flush timed out, or exit);
+        return how many ops were spooled.  An op in flight may also reach the
+        platform; replay then re-sends it, which the op's idempotence absorbs."""
+        with channel.lock:
+            ops = list(channel.outbox) + compact(channel.take(), channel.batch_size)
+            channel.outbox.clear()
+            if ops and ops[0]["op"] == "create":
+                channel.state.create_attempted = True
+            self._spool_locked(channel, ops)
+        return len(ops)
+
+    def pending_channels(self) -> list[Channel]:
+        with self._lock:
+            return list(self._channels)
+
+    # -- the thread ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.wake.wait(self.flush_interval)
+            self.wake.clear()
+            with self._lock:
+                requests, self._requests = self._requests, []
+                channels = list(self._channels)
+            urgent = {id(ch) for r in requests for ch in r.channels}
+            for channel in channels:
+                try:
+                    self._service(channel, id(channel) in urgent)
+                except Exception as exc:  # a bug here must not kill logging for every run
+                    log.exception("trackbridge: internal error while sending run %s", channel.local_id)
+                    channel.report(channel, exc, False)
+            for request in requests:
+                request.done.set()
+
+    def _service(self, channel: Channel, urgent: bool) -> None:
+        with channel.lock:
+            items = channel.take()
+            if items:
+                ops = compact(items, channel.batch_size)
+                if channel.spooling:
+                    channel.spool.append(ops)
+                else:
+                    channel.outbox.extend(ops)
+        if channel.spooling:
+            if urgent or time.monotonic() >= channel.next_retry:
+                self._recover(channel)
+        else:
+            self._send(channel)
+        if channel.finished and not channel.spooling and channel.idle():
+            self._retire(channel)
+
+    def _retire(self, channel: Channel) -> None:
+        with self._lock:
+            if channel in self._channels:
+                self._channels.remove(channel)
+        if channel.spool.state_path.is_file():
+            channel.spool.complete(channel.state, channel.meta)
+        else:
+            channel.spool.discard_staging()
+
+    # -- live sending -------------------------------------------------------
+
+    def _send(self, channel: Channel) -> None:
+        while True:
+            with channel.lock:
+                if channel.spooling or not channel.outbox:
+                    return
+                batch = self._next_batch(channel)
+            if not self._apply_all(channel, batch):
+                return
+            with channel.lock:
+                for op in batch:
+                    if channel.outbox and channel.outbox[0] is op:
+                        channel.outbox.popleft()
+                if channel.spooling:  # abandoned meanwhile: keep the spool's view current
+                    channel.spool.save(channel.state, channel.meta)
+
+    def _next_batch(self, channel: Channel) -> list[dict[str, Any]]:
+        """The first op, or up to ``parallel`` metric ops in a row once the run exists."""
+        first = channel.outbox[0]
+        if not self._io_bound or first["op"] != "metrics" or channel.state.remote_run_id is None:
+            return [first]
+        batch = []
+        for op in channel.outbox:
+            if op["op"] != "metrics" or len(batch) >= self._parallel:
+                break
+            batch.append(op)
+        return batch
+
+    def _apply_all(self, channel: Channel, batch: list[dict[str, Any]]) -> bool:
+        """Apply ``batch`` (in parallel when it has several metric ops).  ``True`` when
+        every op is settled (sent, or refused and set aside); otherwise the unsettled
+        ops went to the spool with everything after them."""
+        if self._pool is None or len(batch) == 1:
+            results: list[BaseException | None] = [self._measured_attempt(channel, batch[0])]
+        else:
+            futures: list[Future[BaseException | None]] = [
+                self._pool.submit(self._attempt, channel, op) for op in batch
+            ]
+            results = [f.result() for f in futures]
+        settled: set[int] = set()
+        first_error: BaseException | None = None
+        for op, error in zip(batch, results):
+            if error is None:
+                self._note_sent(channel, op)
+                settled.add(id(op))
+            elif is_refusal(error) and op["op"] != "create":
+                channel.report(channel, RuntimeError(reject(channel.spool, op, error)), False)
+                settled.add(id(op))
+            elif first_error is None:
+                first_error = error
+        if first_error is None:
+            return True
+        self._start_spooling(channel, first_error, settled)
+        return False
+
+    def _measured_attempt(self, channel: Channel, op: dict[str, Any]) -> BaseException | None:
+        """:meth:`_attempt`, deciding from the first metric batch whether sending is I/O-bound."""
+        if self._io_bound is not None or self._pool is None or op["op"] != "metrics":
+            return self._attempt(channel, op)
+        cpu, wall = time.thread_time(), time.perf_counter()
+        error = self._attempt(channel, op)
+        if error is None:
+            cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+            self._io_bound = cpu < IO_BOUND_CPU_SHARE * wall
+            log.debug("trackbridge: %s batch took %.3f s wall, %.3f s CPU: parallel=%s",
+                      self.remote, wall, cpu, self._io_bound)
+        return error
+
+    def _attempt(self, channel: Channel, op: dict[str, Any]) -> BaseException | None:
+        """Apply one op with retries; the last error, or ``None`` when it was sent."""
+        error: BaseException | None = None
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                self.applier.apply(op, channel.local_id, channel.state, channel.spool.files_dir)
+                return None
+            except Exception as exc:
+                error = exc
+                if is_refusal(exc) or delay is None or channel.spooling:
+                    return exc
+                self._stop.wait(delay)
+        return error
+
+    def _note_sent(self, channel: Channel, op: dict[str, Any]) -> None:
+        if op["op"] == "create":
+            self._remote_ids[channel.local_id] = channel.state.remote_run_id
+        elif op["op"] == "finish":
+            channel.finished = True
+
+    # -- spooling and recovery ---------------------------------------------
+
+    def _start_spooling(self, channel: Channel, error: BaseException, settled: set[int]) -> None:
+        with channel.lock:
+            pending = [op for op in channel.outbox if id(op) not in settled]
+            channel.outbox.clear()
+            if pending and pending[0]["op"] == "create":
+                channel.state.create_attempted = True
+            self._spool_locked(channel, pending)
+        channel.report(channel, error, True)
+
+    def _spool_locked(self, channel: Channel, ops: list[dict[str, Any]]) -> None:
+        """Append ``ops`` to the spool and switch to spooling (``channel.lock`` held)."""
+        for op in ops:
+            if op["op"] == "create" and op.get("parent") and "parent_remote" not in op:
+                parent = self._remote_ids.get(op["parent"])
+                if parent:
+                    op["parent_remote"] = parent
+        if not channel.spooling:
+            channel.spool.try_lock()
+            channel.state.offset = channel.spool.size()
+            channel.spooling = True
+            channel.retry_delay = 1.0
+            channel.next_retry = time.monotonic() + channel.retry_delay
+        channel.spool.append(ops)
+        channel.spool.save(channel.state, channel.meta)
+
+    def _recover(self, channel: Channel) -> None:
+        """Replay the run's spool; back to live sending when it is all through."""
+        try:
+            stats = replay_spool(channel.spool, self.applier, channel.state, channel.meta)
+        except Exception as exc:
+            channel.retry_delay = min(channel.retry_delay * 2, MAX_RECOVERY_DELAY)
+            channel.next_retry = time.monotonic() + channel.retry_delay
+            log.debug("trackbridge: %s still unreachable: %s", self.remote, exc)
+            return
+        for reason in stats.rejected:
+            channel.report(channel, RuntimeError(reason), False)
+        if channel.state.remote_run_id is not None:
+            self._remote_ids[channel.local_id] = channel.state.remote_run_id
+        channel.finished = channel.finished or stats.finished
+        with channel.lock:
+            if channel.spool.size() != channel.state.offset:
+                return  # more was spooled meanwhile: next pass
+            channel.spool.log_path.unlink(missing_ok=True)
+            channel.state.offset = 0
+            channel.spool.save(channel.state, channel.meta)
+            channel.spooling = False
+        log.info("trackbridge: %s reachable again; run %s is live", self.remote, channel.local_id)
+
+    def _resolve_parent(self, local_id: str) -> str | None:
+        if local_id in self._remote_ids:
+            remote = self._remote_ids[local_id]
+            if remote is None:
+                raise TransientBackendError(f"parent run {local_id} is not created yet")
+            return remote
+        return parent_from_spool(self.spool_folder, local_id)
