@@ -32,6 +32,9 @@ LONG_SERIES = 2_500  # > one 1000-point batch, < one 10k-point page
 @dataclass
 class Corpus:
     tracking_uri: str
+    experiment: str = EXPERIMENT
+    other_experiment: str = OTHER_EXPERIMENT
+    model: str = MODEL_NAME
     experiment_ids: dict[str, str] = field(default_factory=dict)
     #: run name -> run id
     runs: dict[str, str] = field(default_factory=dict)
@@ -82,13 +85,17 @@ def _log_pyfunc_model(tracking_uri: str, run_id: str, workdir: Path) -> str:
     return info.model_id
 
 
-def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True) -> Corpus:
-    """Write the corpus into ``tracking_uri``; ``workdir`` holds the staged files."""
+def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True, prefix: str = "") -> Corpus:
+    """Write the corpus into ``tracking_uri``; ``workdir`` holds the staged files and,
+    for embedded stores, the artifacts.  ``prefix`` makes experiment and model names
+    unique on a shared server."""
     client = MlflowClient(tracking_uri)
-    corpus = Corpus(tracking_uri)
-    exp_id = client.create_experiment(EXPERIMENT, tags={"team": "bridge ✓"})
-    other_id = client.create_experiment(OTHER_EXPERIMENT)
-    corpus.experiment_ids = {EXPERIMENT: exp_id, OTHER_EXPERIMENT: other_id}
+    corpus = Corpus(tracking_uri, prefix + EXPERIMENT, prefix + OTHER_EXPERIMENT, prefix + MODEL_NAME)
+    local = not tracking_uri.startswith("http")
+    location = (lambda name: (workdir / "artifacts" / name).as_uri()) if local else (lambda name: None)
+    exp_id = client.create_experiment(corpus.experiment, tags={"team": "bridge ✓"}, artifact_location=location("a"))
+    other_id = client.create_experiment(corpus.other_experiment, artifact_location=location("b"))
+    corpus.experiment_ids = {corpus.experiment: exp_id, corpus.other_experiment: other_id}
 
     # -- parent with params near the limit, unicode, NaN/inf, long series, artifacts
     parent = client.create_run(
@@ -146,14 +153,52 @@ def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True) -> C
     corpus.points["lone"] = 0
 
     # -- registry: several versions, aliases, descriptions, tags
-    client.create_registered_model(MODEL_NAME, tags={"owner": "ü"}, description="a model ✓")
-    client.create_model_version(MODEL_NAME, f"runs:/{parent}/legacy_model", run_id=parent,
+    client.create_registered_model(corpus.model, tags={"owner": "ü"}, description="a model ✓")
+    client.create_model_version(corpus.model, f"runs:/{parent}/legacy_model", run_id=parent,
                                 tags={"v": "1"}, description="from the folder")
     if model_id:
-        client.create_model_version(MODEL_NAME, f"models:/{model_id}", run_id=parent,
+        client.create_model_version(corpus.model, f"models:/{model_id}", run_id=parent,
                                     model_id=model_id, description="from the logged model")
-    client.create_model_version(MODEL_NAME, f"runs:/{corpus.runs['child/1 ✓']}/out/nested",
+    client.create_model_version(corpus.model, f"runs:/{corpus.runs['child/1 ✓']}/out/nested",
                                 run_id=corpus.runs["child/1 ✓"])
-    client.set_registered_model_alias(MODEL_NAME, "champion", "1")
-    client.set_registered_model_alias(MODEL_NAME, "challenger", "2")
+    client.set_registered_model_alias(corpus.model, "champion", "1")
+    client.set_registered_model_alias(corpus.model, "challenger", "2")
     return corpus
+
+
+# -- helpers shared by the sync tests -------------------------------------------
+
+
+def set_remotes(monkeypatch, **uris: str) -> None:  # noqa: ANN001 - pytest's MonkeyPatch
+    """Named MLflow remotes through the environment, rclone-style."""
+    for name, uri in uris.items():
+        monkeypatch.setenv(f"TRACKBRIDGE_REMOTE_{name.upper()}_BACKEND", "mlflow")
+        monkeypatch.setenv(f"TRACKBRIDGE_REMOTE_{name.upper()}_TRACKING_URI", uri)
+
+
+def invoke(*args: str):  # noqa: ANN201 - click's Result
+    """Run the trackbridge CLI in-process; stdout and stderr stay separate."""
+    from click.testing import CliRunner
+
+    from trackbridge.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def runs_by_source(tracking_uri: str) -> dict[str, list]:
+    """Active destination runs of every experiment, keyed by ``trackbridge.source.run_id``
+    (read with the plain MLflow client, independently of trackbridge's reader)."""
+    client = MlflowClient(tracking_uri)
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    found: dict[str, list] = {}
+    for run in client.search_runs(exp_ids, max_results=10_000):
+        source = run.data.tags.get("trackbridge.source.run_id")
+        if source:
+            found.setdefault(source, []).append(run)
+    return found
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> set[tuple]:
+    """A metric's points as a set of (step, timestamp, value) with NaN as a string."""
+    return {(m.step, m.timestamp, "nan" if math.isnan(m.value) else m.value)
+            for m in client.get_metric_history(run_id, key)}

@@ -216,6 +216,7 @@ class Planner:
         for run in plan.runs:
             if run.dst is not None:
                 plan.known[run.src.run_id] = run.dst.run_id
+        self._orphans(plan, indexes)
         if "registry" not in self.unsupported:
             plan.registry = plan_registry(self.src, self.dst, plan, self.retry)
         return plan
@@ -242,6 +243,20 @@ class Planner:
             run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker))
             run.points, run.points_exact = self._count_points(run)
         return run
+
+    @staticmethod
+    def _orphans(plan: Plan, indexes: dict[str, DestIndex]) -> None:
+        """A new run whose parent is neither selected nor already copied loses its
+        parent link: record it, so plan shows it and the run's mapping tag keeps it."""
+        selected = {r.src.run_id for r in plan.runs}
+        for run in plan.runs:
+            parent = run.src.parent_run_id
+            if run.action != Action.CREATE or not parent or parent in selected:
+                continue
+            if indexes[run.dst_experiment].best(parent) is None:
+                run.fitted.record.dropped["parent_run_id"] = f"parent run {parent} is not copied: select it too"
+            else:
+                plan.known.setdefault(parent, indexes[run.dst_experiment].best(parent).run_id)
 
     def _count_points(self, run: RunPlan) -> tuple[int, bool]:
         metrics = {**run.src.metrics, **run.src.system_metrics}

@@ -116,8 +116,6 @@ class RunTransfer:
     def transfer(self, run: RunPlan, experiment_id: str, dst_parent: str | None) -> RunResult:
         result = RunResult(run)
         src, delta, fitted = run.src, run.delta, run.fitted
-        if src.parent_run_id and dst_parent is None and run.dst is None:
-            fitted.record.dropped["parent_run_id"] = f"parent run {src.parent_run_id} was not copied"
         if run.dst is None:
             result.dst_run_id = self.retry.call(
                 self.writer.create_run, experiment_id, name=src.name, start_time=src.start_time, user=src.user,
