@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+_WE_SUPPRESS_URLS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT" not in os.environ
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # corpus building: no "View run" lines
 
 import _measure  # noqa: E402
 from _corpus import CorpusSpec, build, mutate  # noqa: E402
@@ -151,6 +153,8 @@ def trackbridge_has(command: str) -> bool:
 def remote_env(remotes: dict[str, str], extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKBRIDGE_REMOTE_")}
     env.pop("MLFLOW_TRACKING_URI", None)
+    if _WE_SUPPRESS_URLS:  # trackbridge runs with the user's environment, not ours
+        env.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
     env.update(MLFLOW_DISABLE_TELEMETRY="true", PYTHONUNBUFFERED="1")
     for name, uri in remotes.items():
         env[f"TRACKBRIDGE_REMOTE_{name}_BACKEND"] = "mlflow"
