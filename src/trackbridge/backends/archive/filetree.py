@@ -56,10 +56,7 @@ class FileTree:
         parts = relative_parts(path)
         if "/".join(parts) not in self.entries():
             raise BackendError(f"{path!r} is not among the files of {self.root}")
-        target = dst_dir.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.root.joinpath(*parts), target)
-        return target
+        return self._copy_out(parts, dst_dir)
 
     def fetch_all(self, dst_dir: Path) -> Path:
         """Copy every file into ``dst_dir`` (created even when the tree is empty)."""
@@ -67,5 +64,11 @@ class FileTree:
             raise BackendError(f"nothing was stored at {self.root} (no {self.manifest.name})")
         dst_dir.mkdir(parents=True, exist_ok=True)
         for path in self.entries():
-            self.fetch(path, dst_dir)
+            self._copy_out(relative_parts(path), dst_dir)
         return dst_dir
+
+    def _copy_out(self, parts: list[str], dst_dir: Path) -> Path:
+        target = dst_dir.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.root.joinpath(*parts), target)
+        return target

@@ -30,6 +30,7 @@ FORMAT_NAME = "trackbridge-archive"
 #: ``major.minor``: readers refuse a newer major, and ignore unknown fields of a newer minor.
 FORMAT_VERSION = "1.0"
 MANIFEST = "archive.json"
+RUN_FILE = "run.json"
 
 #: ids the archive hands out, and the only run/experiment folder names it accepts.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -86,7 +87,7 @@ class Layout:
         if valid_id(run_id):
             for exp in self.experiment_dirs():
                 candidate = exp / "runs" / run_id
-                if (candidate / "run.json").is_file():
+                if (candidate / RUN_FILE).is_file():
                     return candidate
         raise RunNotFound(f"run {run_id!r} is not in the archive {self.root}")
 

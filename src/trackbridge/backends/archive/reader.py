@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trackbridge.backends.archive import metrics, runs
 from trackbridge.backends.archive.files import read_json, relative_parts
-from trackbridge.backends.archive.layout import Layout, open_archive, valid_id
+from trackbridge.backends.archive.layout import RUN_FILE, Layout, open_archive, valid_id
 from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
@@ -52,20 +52,20 @@ class ArchiveReader(Reader):
         else:
             candidates = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
         for run_dir in candidates:
-            if not (valid_id(run_dir.name) and (run_dir / runs.RUN_FILE).is_file()):
+            if not (valid_id(run_dir.name) and (run_dir / RUN_FILE).is_file()):
                 continue
             try:
                 record = runs.to_record(run_dir, runs.load(run_dir), exp.name)
             except RunNotFound:  # deleted while we were listing
                 continue
-            if run_filter is None or run_filter.matches(record):
-                yield record
+            if run_filter is None or run_filter.matches(record):  # the filter needs no metrics
+                yield runs.add_metric_summaries(record, run_dir)
 
     def get_run(self, run_id: str) -> RunRecord:
         run_dir = self.layout.find_run(run_id)
         data = runs.load(run_dir)
         experiment = load_experiment(self.layout.experiment_dir(data["experiment_id"]))
-        return runs.to_record(run_dir, data, experiment.name)
+        return runs.add_metric_summaries(runs.to_record(run_dir, data, experiment.name), run_dir)
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         return metrics.iter_history(self.layout.find_run(run_id) / "metrics", key, page_size)

@@ -1,4 +1,4 @@
-"""``run.json``: a run's metadata, and its conversion to and from :class:`RunRecord`.
+"""``run.json``: a run's metadata, and its conversion to a :class:`RunRecord`.
 
 Everything a :class:`RunRecord` carries is stored here except the metric
 summaries, which are derived from the metric parts' footers (so they can
@@ -13,21 +13,21 @@ from typing import Any, TypeVar
 
 from trackbridge.backends.archive import metrics
 from trackbridge.backends.archive.files import read_json, write_json
+from trackbridge.backends.archive.layout import RUN_FILE
 from trackbridge.errors import RunNotFound
 from trackbridge.model import DatasetInput, LoggedModel, RunRecord, RunStatus
 
 PLATFORM = "dir"
-RUN_FILE = "run.json"
 T = TypeVar("T")
 
 
-def new_run(run_id: str, experiment_id: str, **fields: Any) -> dict[str, Any]:
+def new_run(run_id: str, experiment_id: str, **values: Any) -> dict[str, Any]:
     """The ``run.json`` content of a fresh run."""
     return {
         "run_id": run_id, "experiment_id": experiment_id, "status": RunStatus.RUNNING.value,
         "name": None, "start_time": None, "end_time": None, "user": None, "parent_run_id": None,
         "notes": None, "params": {}, "tags": {}, "labels": [], "summary": {}, "inputs": [],
-        "models": [], **fields,
+        "models": [], **values,
     }
 
 
@@ -44,8 +44,8 @@ def save(run_dir: Path, data: dict[str, Any]) -> None:
 
 
 def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord:
-    """A :class:`RunRecord` from ``run.json`` plus the metric footers of the run."""
-    user_metrics, system_metrics = metrics.summaries(run_dir / "metrics")
+    """A :class:`RunRecord` from ``run.json`` alone: metric summaries are left empty
+    so a listing can filter runs before paying for :func:`add_metric_summaries`."""
     return RunRecord(
         platform=PLATFORM,
         run_id=data["run_id"],
@@ -62,12 +62,16 @@ def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord
         tags=data.get("tags", {}),
         labels=data.get("labels", []),
         notes=data.get("notes"),
-        metrics=user_metrics,
-        system_metrics=system_metrics,
         summary=data.get("summary", {}),
         inputs=[from_json(DatasetInput, i) for i in data.get("inputs", [])],
         models=[from_json(LoggedModel, m) for m in data.get("models", [])],
     )
+
+
+def add_metric_summaries(record: RunRecord, run_dir: Path) -> RunRecord:
+    """Fill the latest point per user and system key from the metric part footers."""
+    record.metrics, record.system_metrics = metrics.summaries(run_dir / "metrics")
+    return record
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
