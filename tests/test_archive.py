@@ -257,6 +257,9 @@ def test_delete_run(archive: ArchiveBackend) -> None:
 def test_backend_options_and_limits(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="needs a path"):
         ArchiveBackend({})
+    for bad in ("0", "many"):
+        with pytest.raises(ConfigError, match="part_points must be a positive integer"):
+            ArchiveBackend({"path": str(tmp_path / "a"), "part_points": bad}).writer()
     backend = ArchiveBackend({"path": str(tmp_path / "a")})
     assert backend.describe() == f"dir:{tmp_path / 'a'}"
     assert backend.writer() is backend.writer()  # threads share one writer's locks and buffers

@@ -42,9 +42,18 @@ class ArchiveBackend(Backend):
         from trackbridge.backends.archive.writer import DEFAULT_PART_POINTS, ArchiveWriter
 
         if self._writer is None:
-            part_points = int(self.options.get("part_points", DEFAULT_PART_POINTS))
-            self._writer = ArchiveWriter(self.path, part_points=part_points)
+            self._writer = ArchiveWriter(self.path, part_points=self._part_points(DEFAULT_PART_POINTS))
         return self._writer
+
+    def _part_points(self, default: int) -> int:
+        raw = self.options.get("part_points", default)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value = 0
+        if value < 1:
+            raise ConfigError(f"dir: option part_points must be a positive integer, not {raw!r}")
+        return value
 
     def describe(self) -> str:
         return f"dir:{self.path}"
