@@ -21,7 +21,7 @@ from typing import Any
 from trackbridge.backends import available, get_backend
 from trackbridge.backends.base import Backend
 from trackbridge.config import Config
-from trackbridge.errors import ConfigError
+from trackbridge.errors import ConfigError, UnknownBackendError
 
 ENV_PREFIX = "TRACKBRIDGE_REMOTE_"
 
@@ -82,7 +82,7 @@ def parse_remote(arg: str, config: Config) -> RemoteSpec:
         options = {"backend": name}
     else:
         known = sorted(set(config.remotes) | set(available()))
-        raise ConfigError(
+        raise UnknownBackendError(
             f"unknown remote {name!r}: not a [remotes.{name}] entry in the config file, "
             f"not set by {ENV_PREFIX}{name.upper()}_BACKEND, and not a backend name. Known: {', '.join(known)}"
         )
