@@ -13,12 +13,20 @@ from trackbridge.errors import TrackbridgeError
 from trackbridge.facade.ops import LOCAL_ID_TAG
 
 
+@pytest.fixture(scope="module")
+def shared_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One sqlite store for the module (creating one costs MLflow ~2 s of migrations);
+    tests use their own experiment names."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('facade-store') / 'mlflow.db'}"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
 @pytest.fixture
-def store(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    """The facade's default backend ("mlflow") pointed at a fresh sqlite store."""
-    Path(sqlite_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri)
-    return MlflowClient(sqlite_uri)
+def store(shared_uri: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    """The facade's default backend ("mlflow") pointed at the module's sqlite store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared_uri)
+    return MlflowClient(shared_uri)
 
 
 def _remote(run: tb.Run) -> str:
@@ -34,7 +42,7 @@ def test_full_run_lands_in_mlflow(store: MlflowClient, tmp_path: Path) -> None:
     model_dir.mkdir()
     (model_dir / "model.pkl").write_bytes(pickle.dumps({"w": [1, 2, 3]}))
 
-    with tb.start_run(project="demo", name="trial-1", config={"lr": 0.1, "opt": {"beta": 0.9, "eps": 1e-8}},
+    with tb.start_run(project="full", name="trial-1", config={"lr": 0.1, "opt": {"beta": 0.9, "eps": 1e-8}},
                       tags={"team": "vision"}) as run:
         assert tb.active_run() is run
         run.log_params({"layers": [64, 32], "seed": 7})
@@ -51,7 +59,7 @@ def test_full_run_lands_in_mlflow(store: MlflowClient, tmp_path: Path) -> None:
     got = store.get_run(_remote(run))
     assert got.info.status == "FINISHED"
     assert got.info.run_name == "trial-1"
-    assert store.get_experiment(got.info.experiment_id).name == "demo"
+    assert store.get_experiment(got.info.experiment_id).name == "full"
     assert got.data.params == {
         "lr": "0.1", "opt.beta": "0.9", "opt.eps": "1e-08", "layers": "[64, 32]", "seed": "7",
     }

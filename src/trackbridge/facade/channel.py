@@ -13,6 +13,7 @@ guarded by :attr:`Channel.lock`, which is never held across a network call.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -24,6 +25,8 @@ from trackbridge.facade.ops import RunState
 from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
 from trackbridge.mapping import check_metric_value
+
+log = logging.getLogger("trackbridge")
 
 #: ``report(channel, error, spooled)`` — how the worker tells the run something failed.
 Reporter = Callable[["Channel", BaseException, bool], None]
@@ -93,6 +96,11 @@ class Channel:
         return name
 
     def _drop_non_finite(self, name: str, value: float) -> None:
+        if f"metric:{name}" not in self.sanitiser.record.dropped:
+            log.warning(
+                "trackbridge: %s cannot store NaN/inf; dropping such points of %r (recorded in the "
+                "run's trackbridge.mapping tag)", self.remote, name,
+            )
         self.sanitiser.drop_non_finite(name, value)
         self._record_changed()
 
