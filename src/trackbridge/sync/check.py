@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,8 @@ def _sha256(path: Path, ids: dict[str, str]) -> str:
 
 def _differs(details: list[str], what: str, src: Any, dst: Any) -> None:
     if src != dst:
-        details.append(f"{what}: source {src!r} != destination {dst!r}")
+        show = lambda v: repr(v.value if isinstance(v, Enum) else v)  # noqa: E731
+        details.append(f"{what}: source {show(src)} != destination {show(dst)}")
 
 
 class Checker:
