@@ -205,3 +205,44 @@ def test_usage_errors_exit_2_with_a_hint(corpus: Corpus, sqlite_uri: str, monkey
     assert invoke("export", "src", "dst").exit_code == 2
     missing = invoke("plan", "src:no such exp", "dst")
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_delete_is_guarded_and_never_follows_an_error(fresh_corpus: Corpus, sqlite_uri: str, monkeypatch) -> None:
+    c = fresh_corpus
+    set_remotes(monkeypatch, src=c.tracking_uri, dst=sqlite_uri)
+    assert invoke("copy", "src", "dst").exit_code == 0
+    src, dst = MlflowClient(c.tracking_uri), MlflowClient(sqlite_uri)
+    lone_copy = _only(runs_by_source(sqlite_uri), c.runs["lone"]).info.run_id
+    src.delete_run(c.runs["lone"])
+
+    assert invoke("sync", "src", "dst").exit_code == 0  # without --delete nothing is deleted
+    assert dst.get_run(lone_copy).info.lifecycle_stage == "active"
+    plan = invoke("plan", "src", "dst", "--delete")
+    assert "- delete    second/exp ü/lone" in plan.stdout and "1 to delete" in plan.stdout
+    filtered = invoke("plan", "src", "dst", "--delete", "--run-id", c.runs["parent"])
+    assert "1 to delete" in filtered.stdout and "- delete" in filtered.stdout  # gone is gone, filter or not
+    kept = invoke("plan", "src", "dst", "--delete", "--experiment", c.experiment)
+    assert "to delete" not in kept.stdout  # the run's experiment is not selected
+
+    refused = invoke("sync", "src", "dst", "--delete")
+    assert refused.exit_code == 1 and "refusing to delete 1" in refused.stderr
+    assert dst.get_run(lone_copy).info.lifecycle_stage == "active"
+
+    # an error in the same invocation blocks deletion: a half-written copy whose
+    # param conflicts with its source (MLflow params are immutable) cannot be resumed
+    newbie = src.create_run(c.experiment_ids[c.experiment], run_name="newbie").info.run_id
+    src.log_param(newbie, "p", "1")
+    exp_id = dst.get_experiment_by_name(c.experiment).experiment_id
+    conflict = dst.create_run(exp_id, tags={"trackbridge.source.platform": "mlflow",
+                                            "trackbridge.source.run_id": newbie}).info.run_id
+    dst.log_param(conflict, "p", "2")
+    blocked = invoke("sync", "src", "dst", "--delete", "--max-delete", "1", "--json")
+    out = json.loads(blocked.stdout)
+    assert blocked.exit_code == 1 and out["deleted"] == []
+    assert any("not deleting 1" in e for e in out["errors"]) and any("newbie" in e for e in out["errors"])
+    assert dst.get_run(lone_copy).info.lifecycle_stage == "active"
+
+    dst.delete_run(conflict)
+    done = json.loads(invoke("sync", "src", "dst", "--delete", "--max-delete", "1", "--json").stdout)
+    assert done["ok"] and done["deleted"] == [lone_copy] and done["stats"]["runs_created"] == 1
+    assert dst.get_run(lone_copy).info.lifecycle_stage == "deleted"
