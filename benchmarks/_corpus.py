@@ -97,12 +97,14 @@ def _build_run(client, exp_id: str, spec: CorpusSpec, run: int, files: list[Path
     return run_id
 
 
-def build(tracking_uri: str, spec: CorpusSpec, threads: int = 8, log=print) -> dict:
-    """Create the experiment and its runs; returns {"experiment_id", "run_ids", "seconds"}."""
+def build(tracking_uri: str, spec: CorpusSpec, threads: int = 8, log=print,
+          artifact_location: str | None = None) -> dict:
+    """Create the experiment and its runs; returns {"experiment_id", "run_ids", "seconds"}.
+    ``artifact_location`` matters for embedded stores (default: ./mlruns of the cwd)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    exp_id = client.create_experiment(spec.experiment)
+    exp_id = client.create_experiment(spec.experiment, artifact_location=artifact_location)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         files = _artifact_files(spec, Path(tmp))

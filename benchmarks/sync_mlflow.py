@@ -289,13 +289,11 @@ class Bench:
         env = remote_env({"A": a.url, "C": c.url})
         src, dst = f"A:{exp}", f"C:{exp}"
         extra = self.args.tb_args
-        r = self.measure("b", "trackbridge copy A -> C", [tb, "copy", src, dst, *extra], env=env, cwd=tbdir,
-                         points=self.spec.points)
-        r["dest"] = count_store(c.root / "mlflow.db", exp)
+        self.tb_measure("b", "trackbridge copy A -> C", [tb, "copy", src, dst, *extra], env=env, cwd=tbdir,
+                        points=self.spec.points, db=c.root / "mlflow.db")
         if have["sync"]:
-            r = self.measure("c", "trackbridge sync A -> C (nothing changed)", [tb, "sync", src, dst, *extra],
-                             env=env, cwd=tbdir, points=0)
-            r["dest"] = count_store(c.root / "mlflow.db", exp)
+            self.tb_measure("c", "trackbridge sync A -> C (nothing changed)", [tb, "sync", src, dst, *extra],
+                            env=env, cwd=tbdir, points=0, db=c.root / "mlflow.db")
         else:
             self.na("c", "trackbridge sync (no change)", "`trackbridge sync` not available")
 
@@ -303,20 +301,19 @@ class Bench:
         fdir = self.work / "F"
         fdir.mkdir()
         fenv = remote_env({"SA": f"sqlite:///{a.root / 'mlflow.db'}", "F": f"sqlite:///{fdir / 'mlflow.db'}"})
-        r = self.measure("f", "trackbridge copy A's sqlite -> sqlite (no REST)",
-                         [tb, "copy", f"SA:{exp}", f"F:{exp}", *extra], env=fenv, cwd=fdir,
-                         points=self.spec.points)
-        if (fdir / "mlflow.db").exists():
-            r["dest"] = count_store(fdir / "mlflow.db", exp)
-
+        r = self.tb_measure("f", "trackbridge copy A's sqlite -> sqlite (no REST)",
+                            [tb, "copy", f"SA:{exp}", f"F:{exp}", *extra], env=fenv, cwd=fdir,
+                            points=self.spec.points, db=fdir / "mlflow.db")
+        if r["rc"] != 0 and not self.args.no_f2:
+            self.f2(tb, extra)
         if have["sync"]:
             log("d: adding 1 new run and 100 new points on each of 5 runs in A (not timed)")
             ch = mutate(a.url, self.spec, self.run_ids)
             self.change = ch
-            r = self.measure("d", "trackbridge sync A -> C (1 new run, +100 points x 5 runs)",
-                             [tb, "sync", src, dst, *extra], env=env, cwd=tbdir,
-                             points=ch["points_on_existing_runs"] + ch["points_in_new_run"])
-            r["dest"] = count_store(c.root / "mlflow.db", exp)
+            r = self.tb_measure("d", "trackbridge sync A -> C (1 new run, +100 points x 5 runs)",
+                                [tb, "sync", src, dst, *extra], env=env, cwd=tbdir,
+                                points=ch["points_on_existing_runs"] + ch["points_in_new_run"],
+                                db=c.root / "mlflow.db")
             r["source"] = count_store(a.root / "mlflow.db", exp)
         else:
             self.na("d", "trackbridge sync (changes)", "`trackbridge sync` not available")
@@ -325,6 +322,35 @@ class Bench:
             r["passed"] = r["rc"] == 0
         else:
             self.na("check", "trackbridge check", "`trackbridge check` not available")
+
+    def tb_measure(self, key, label, cmd, *, db: Path, **kw) -> dict:
+        """A trackbridge copy/sync step: run with --json, keep its own stats, count the destination."""
+        r = self.measure(key, label, [*cmd, "--json"], **kw)
+        r["tb_stats"] = _json_tail(r["stdout"]).get("stats")
+        if r["tb_stats"]:
+            r["inner_s"] = r["tb_stats"].get("elapsed_s") or r["tb_stats"].get("elapsed s")
+        if db.exists():
+            r["dest"] = count_store(db, self.spec.experiment)
+        return r
+
+    def f2(self, tb: str, extra: list[str]) -> None:
+        """Fallback for (f) when A's sqlite file cannot be read whole (its artifacts are
+        behind the server's mlflow-artifacts: proxy): the same corpus built straight into
+        an embedded sqlite store with local artifacts (not timed), then copied, timed, to a
+        fresh embedded store. No REST on either side."""
+        exp = self.spec.experiment
+        sdir, gdir = self.work / "S", self.work / "G"
+        sdir.mkdir()
+        gdir.mkdir()
+        log("f2: building the same corpus in an embedded sqlite store with local artifacts (not timed)")
+        t0 = time.perf_counter()
+        build(f"sqlite:///{sdir / 'mlflow.db'}", self.spec, threads=1, log=lambda m: None,
+              artifact_location=(sdir / "artifacts").as_uri())
+        log(f"f2: built in {time.perf_counter() - t0:.0f} s")
+        env = remote_env({"S": f"sqlite:///{sdir / 'mlflow.db'}", "G": f"sqlite:///{gdir / 'mlflow.db'}"})
+        self.tb_measure("f2", "trackbridge copy sqlite -> sqlite, local artifacts (no REST)",
+                        [tb, "copy", f"S:{exp}", f"G:{exp}", *extra], env=env, cwd=gdir,
+                        points=self.spec.points, db=gdir / "mlflow.db")
 
     # -- all ------------------------------------------------------------------
     def run(self) -> dict:
@@ -370,9 +396,9 @@ class Bench:
         for name, (op, target) in TARGETS.items():
             v = ratios[name]
             checks[name] = None if v is None else (v <= target if op == "<=" else v >= target)
-        for k in ("b", "c", "d", "f", "check"):
+        for k in ("b", "c", "d", "f", "f2", "check"):
             r = rows.get(k)
-            if r and r.get("rc") is not None:
+            if r and r.get("rc") == 0:
                 peak = max(r["tree_peak_mb"], r["hiwater_mb"])
                 checks[f"rss:{k}"] = peak <= RSS_TARGET_MB
 
@@ -384,7 +410,7 @@ class Bench:
         hdr = f"{'':9} {'step':58} {'wall s':>8} {'inner s':>8} {'points/s':>9} {'tree MB':>8} {'proc MB':>8}  result"
         print(hdr)
         print("-" * len(hdr))
-        order = ["a.export", "a.import", "a.import2", "b", "c", "f", "d", "check", "e.read", "e.write", "e"]
+        order = ["a.export", "a.import", "a.import2", "b", "c", "f", "f2", "d", "check", "e.read", "e.write", "e"]
         for k in order:
             r = rows.get(k)
             if r is None:
@@ -396,6 +422,10 @@ class Bench:
             timed = r.get("inner_s") or r["wall_s"]
             rate = f"{pts / timed:,.0f}" if pts and r["rc"] == 0 else ""
             res = "ok" if r["rc"] == 0 else ("TIMEOUT" if r.get("timed_out") else f"FAILED rc={r['rc']}")
+            if r["rc"] != 0:
+                errs = [ln for ln in r.get("stderr_tail", "").splitlines() if ln.startswith("error")]
+                if errs:
+                    res += f" ({errs[-1][:110]})"
             if "dest" in r:
                 res += f"; dest runs={r['dest']['runs']} points={r['dest']['metric_points']:,}"
             if "duplicated_runs" in r:
@@ -408,8 +438,9 @@ class Bench:
         if a:
             print(f"{'a':9} {'mlflow-migration export + import':58} {a:8.1f}")
         print()
-        print("wall s: subprocess wall time incl. interpreter start-up and imports; inner s: timed section")
-        print("inside the raw-limit process (no start-up); points/s uses inner s when there is one.")
+        print("wall s: subprocess wall time incl. interpreter start-up and imports (ratios use it).")
+        print("inner s: the timed section inside the raw-limit process, or trackbridge's own elapsed_s")
+        print("(--json stats); points/s uses inner s when there is one.")
         print("tree MB: max over 0.1 s psutil samples of the summed RSS of the process tree;")
         print("proc MB: kernel ru_maxrss (wait4) of the largest single process in the tree.")
         print()
@@ -417,7 +448,7 @@ class Bench:
             v = ratios[name]
             verdict = "n/a" if v is None else ("PASS" if checks[name] else "FAIL")
             print(f"  {name:5} = {'n/a' if v is None else f'{v:6.3f}'}   target {op} {target:<5} {verdict}")
-        for k in ("b", "c", "d", "f", "check"):
+        for k in ("b", "c", "d", "f", "f2", "check"):
             if f"rss:{k}" in checks:
                 r = rows[k]
                 peak = max(r["tree_peak_mb"], r["hiwater_mb"])
@@ -457,6 +488,18 @@ class Bench:
         return result
 
 
+def _json_tail(text: str) -> dict:
+    """The JSON document trackbridge --json printed (MLflow may print lines before it)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("{"):
+            try:
+                return json.loads("\n".join(lines[i:]))
+            except ValueError:
+                continue
+    return {}
+
+
 def _version(dist: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -483,6 +526,8 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true", help="skip (a) mlflow-migration")
     ap.add_argument("--skip-raw", action="store_true", help="skip (e) the raw limit")
     ap.add_argument("--skip-trackbridge", action="store_true", help="skip (b), (c), (d), (f) and check")
+    ap.add_argument("--no-f2", action="store_true",
+                    help="if (f) fails, do not fall back to (f2) (same corpus built straight into sqlite)")
     ap.add_argument("--peer-python", help="Python >= 3.12 for the mlflow-migration venv (default: pyenv 3.12.1)")
     ap.add_argument("--tb-args", nargs=argparse.REMAINDER, default=[],
                     help="extra arguments passed to trackbridge copy/sync (must be last)")
