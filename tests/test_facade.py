@@ -116,6 +116,8 @@ def test_nested_runs_point_at_their_parent(store: MlflowClient) -> None:
     assert store.get_run(_remote(child)).data.tags["mlflow.parentRunId"] == parent_id
     assert store.get_run(_remote(explicit)).data.tags["mlflow.parentRunId"] == parent_id
     assert "mlflow.parentRunId" not in store.get_run(parent_id).data.tags
+    experiment = store.get_run(parent_id).info.experiment_id
+    assert store.get_run(_remote(child)).info.experiment_id == experiment  # inherits the project
 
 
 def test_logging_to_a_finished_run_is_an_error(store: MlflowClient) -> None:

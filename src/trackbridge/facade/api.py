@@ -44,12 +44,15 @@ def start_run(
     ``config`` is logged as params.  ``backend`` (else ``TRACKBRIDGE_BACKEND``, ``.env``,
     ``trackbridge.toml``, ``pyproject.toml``, ``"mlflow"``) may be a comma list to log to
     several backends at once.  ``parent`` defaults to the active run, so a run
-    started inside another is its child.  ``on_error="raise"`` makes a backend failure
+    started inside another is its child (and, unless ``project`` is given, in the
+    parent's project).  ``on_error="raise"`` makes a backend failure
     raise at the next call instead of only spooling and warning.
     """
-    settings = load_config({"backend": backend, "project": project, "on_error": on_error})
     if parent is None:
         parent = active_run()
+    if project is None and parent is not None:
+        project = parent.project  # a child lives in its parent's experiment
+    settings = load_config({"backend": backend, "project": project, "on_error": on_error})
     run = Run(
         settings,
         project=str(settings.get("project")),
