@@ -12,7 +12,8 @@ from mlflow.entities import Metric
 from corpus import Corpus, build_corpus, history, invoke, runs_by_source, set_remotes
 
 PROVENANCE = ("trackbridge.source.platform", "trackbridge.source.run_id", "trackbridge.source.url",
-              "trackbridge.mapping_version", "trackbridge.complete")
+              "trackbridge.origin.platform", "trackbridge.origin.run_id", "trackbridge.mapping_version",
+              "trackbridge.complete")
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,15 @@ from trackbridge.mapping import TRUNCATE, MappingRecord
 from trackbridge.model import ArtifactInfo, RunRecord
 from trackbridge.sync.delta import RunDelta, compute_delta, missing_points
 from trackbridge.sync.fit import FittedRun, fit_run
-from trackbridge.sync.provenance import COMPLETE, SOURCE_RUN_ID, DestIndex, fingerprint, index_destination
+from trackbridge.sync.provenance import (
+    COMPLETE,
+    ORIGIN_RUN_ID,
+    SOURCE_PLATFORM,
+    SOURCE_RUN_ID,
+    DestIndex,
+    fingerprint,
+    index_destination,
+)
 from trackbridge.sync.registry import ModelPlan, plan_registry
 from trackbridge.sync.retry import Retry
 
@@ -273,15 +281,15 @@ class Planner:
         return total, True
 
     def _deletions(self, index: DestIndex, listed: set[str], dst_experiment: str) -> Iterator[Deletion]:
-        """Destination copies whose source run is gone (not merely filtered out:
-        each candidate is confirmed with ``get_run``)."""
-        for source_id, copies in index.by_source.items():
-            if source_id in listed:
+        """Destination copies whose *direct* source run is gone (not merely filtered
+        out: each candidate is confirmed with ``get_run``)."""
+        for dst in index.runs():
+            tags = dst.tags
+            source_id = tags.get(SOURCE_RUN_ID, "")
+            if tags.get(SOURCE_PLATFORM) != self.src.platform or source_id in listed or tags.get(ORIGIN_RUN_ID) in listed:
                 continue
             try:
                 self.retry.call(self.src.get_run, source_id)
                 continue
             except RunNotFound:
-                pass
-            for dst in copies:
-                yield Deletion(dst, dst_experiment, dst.tags.get(SOURCE_RUN_ID, source_id))
+                yield Deletion(dst, dst_experiment, source_id)

@@ -30,21 +30,40 @@ MAPPING_VERSION_TAG = "trackbridge.mapping_version"
 COMPLETE = "trackbridge.complete"
 #: on destination model versions: the source version number.
 SOURCE_VERSION = "trackbridge.source.version"
+#: the first run of a chain of copies (A -> dir: -> B): equal to the source for a
+#: direct copy.  Lets ``check A B`` and ``copy A B`` recognise B's runs after an
+#: export/import round trip, so nothing is duplicated.
+ORIGIN_PLATFORM = "trackbridge.origin.platform"
+ORIGIN_RUN_ID = "trackbridge.origin.run_id"
 
 #: tags trackbridge owns on a destination run; never copied from a source and
 #: never compared by ``check`` (a copy of a copy gets *our* provenance).
-RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG})
+RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG,
+                           ORIGIN_PLATFORM, ORIGIN_RUN_ID})
 RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM})
 
 FINGERPRINT_VERSION = "1"
 
 
+def origin_of(run: RunRecord) -> tuple[str, str]:
+    """(platform, run id) of the first run in ``run``'s chain of copies."""
+    tags = run.tags
+    if tags.get(ORIGIN_RUN_ID):
+        return tags.get(ORIGIN_PLATFORM, ""), tags[ORIGIN_RUN_ID]
+    if tags.get(SOURCE_RUN_ID):
+        return tags.get(SOURCE_PLATFORM, ""), tags[SOURCE_RUN_ID]
+    return run.platform, run.run_id
+
+
 def provenance_tags(run: RunRecord) -> dict[str, str]:
     """The tags a destination run gets at creation time."""
+    origin_platform, origin_id = origin_of(run)
     return {
         SOURCE_PLATFORM: run.platform,
         SOURCE_RUN_ID: run.run_id,
         SOURCE_URL: run.url or "",
+        ORIGIN_PLATFORM: origin_platform,
+        ORIGIN_RUN_ID: origin_id,
         MAPPING_VERSION_TAG: MAPPING_VERSION,
     }
 
@@ -84,18 +103,24 @@ def fingerprint(run: RunRecord, artifacts: Iterable[ArtifactInfo]) -> str:
 
 @dataclass
 class DestIndex:
-    """Destination runs of one experiment, keyed by the source run they came from."""
+    """Destination runs of one experiment, keyed by the source run they came from
+    (their direct source, and their origin when they are copies of copies)."""
 
     by_source: dict[str, list[RunRecord]] = field(default_factory=dict)
-    #: destination run id -> source run id, for re-pointing parent links back.
-    source_of: dict[str, str] = field(default_factory=dict)
 
-    def add(self, run: RunRecord) -> None:
-        source_id = run.tags.get(SOURCE_RUN_ID)
-        if not source_id:
-            return
-        self.by_source.setdefault(source_id, []).append(run)
-        self.source_of[run.run_id] = source_id
+    def add(self, run: RunRecord, platform: str) -> None:
+        """Index ``run`` under the ids it carries for source platform ``platform``."""
+        tags = run.tags
+        keys = {tags[SOURCE_RUN_ID]} if tags.get(SOURCE_RUN_ID) and tags.get(SOURCE_PLATFORM) == platform else set()
+        if tags.get(ORIGIN_RUN_ID) and tags.get(ORIGIN_PLATFORM) == platform:
+            keys.add(tags[ORIGIN_RUN_ID])
+        for key in keys:
+            self.by_source.setdefault(key, []).append(run)
+
+    def runs(self) -> list[RunRecord]:
+        """Every indexed destination run once."""
+        unique = {r.run_id: r for runs in self.by_source.values() for r in runs}
+        return list(unique.values())
 
     def best(self, source_run_id: str) -> RunRecord | None:
         """The destination run for a source run: a completed one if any exists."""
@@ -118,8 +143,7 @@ def index_destination(reader: Reader, experiment: str, source_platform: str) -> 
     if reader.get_experiment(experiment) is None:
         return index
     for run in reader.list_runs(experiment):
-        if run.tags.get(SOURCE_PLATFORM, source_platform) == source_platform:
-            index.add(run)
+        index.add(run, source_platform)
     return index
 
 
