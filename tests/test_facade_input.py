@@ -154,3 +154,21 @@ def test_nan_dropped_and_recorded_where_the_backend_refuses(
     tags = [item["tags"] for item in items if type(item) is dict and item["op"] == "tags"]
     assert "metric:a" in json.loads(tags[-1][MAPPING_TAG])["dropped"]
     assert caplog.text.count("cannot store NaN/inf") == 1
+
+
+def test_an_op_the_backend_refuses_is_kept_and_the_run_goes_on(
+    store: MlflowClient, isolated_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tb.start_run(project="refused") as run:
+        run.log_params({"lr": 0.1})
+        assert run.flush()
+        run.log_params({"lr": 0.2})  # MLflow params are immutable: the server refuses this one
+        assert run.flush()
+        run.log_metrics({"after": 1.0})
+    got = store.get_run(run.remote_ids["mlflow"])
+    assert got.data.params == {"lr": "0.1"}
+    assert got.data.metrics == {"after": 1.0} and got.info.status == "FINISHED"
+    rejected = isolated_env / ".trackbridge" / "spool" / "mlflow" / f"{run.id}.rejected.jsonl"
+    entry = json.loads(rejected.read_text().splitlines()[0])
+    assert entry["op"] == {"op": "params", "params": {"lr": "0.2"}}
+    assert "refused" in caplog.text and str(rejected) in caplog.text

@@ -10,6 +10,7 @@ import atexit
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,6 +61,7 @@ def start_run(
         params=config,
         tags=tags,
         parent=parent,
+        on_finish=_forget,
     )
     with _lock:
         _active.append(run)
@@ -125,7 +127,7 @@ def _require() -> Run:
 
 
 def _forget(run: Run) -> None:
-    """Called by :meth:`Run.finish`: a finished run is no longer active."""
+    """A finished run is no longer active (called by :meth:`Run.finish`)."""
     with _lock:
         if run in _active:
             _active.remove(run)
@@ -142,18 +144,22 @@ def _install_exit_hook() -> None:
 
 def _flush_at_exit(timeout: float = FLUSH_TIMEOUT) -> None:
     """Finish runs left open (FAILED if the interpreter is exiting on an uncaught
-    exception) and flush every backend; leftovers stay in the spool, with a warning."""
+    exception) and flush every backend, all within ``timeout`` seconds; leftovers
+    stay in the spool, with a warning."""
     crashed = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None) is not None
     status = RunStatus.FAILED if crashed else RunStatus.FINISHED
+    deadline = time.monotonic() + timeout
     with _lock:
         runs = list(reversed(_active))
     for run in runs:
         try:
-            run.finish(status, timeout)
+            run.finish(status, max(0.0, deadline - time.monotonic()))
         except TrackbridgeError as exc:
             log.warning("trackbridge: run %s: %s", run.id, exc)
-    for worker in all_workers():
-        if worker.flush(timeout=timeout):
+    workers = all_workers()
+    pending = [(worker, worker.request_flush()) for worker in workers]
+    for worker, done in pending:
+        if done.wait(max(0.0, deadline - time.monotonic())):
             continue
         for channel in worker.pending_channels():
             if not channel.idle():

@@ -5,6 +5,7 @@ the spool when the backend is down, and replayed later by ``trackbridge replay``
 so live sending and replay cannot drift apart.  Kinds::
 
     create    experiment, name, start_time, parent (local id), tags
+              [+ parent_remote, when the parent's remote id was known at spool time]
     params    params {key: str}
     tags      tags {key: str}
     metrics   points [[key, step, value, timestamp_ms], ...]   (one writer batch)
@@ -22,6 +23,7 @@ offset keeps everything confirmed from being sent twice anyway.
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +33,8 @@ from typing import Any
 from trackbridge.backends.base import Writer
 from trackbridge.errors import BackendError
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
+
+log = logging.getLogger("trackbridge")
 
 #: tag on every facade run: the local id, so a run created by a request whose answer
 #: was lost can be found again instead of created twice.
@@ -137,9 +141,11 @@ class Applier:
             writer.set_tags(run_id, op["tags"])
         elif kind == "artifact":
             path = files_dir / op["file"]
-            if path.exists():
-                writer.log_artifact(run_id, path, op.get("artifact_dir"))
-                _remove_staged(files_dir, op["file"])
+            if not path.exists():  # sent just before an interruption, or the staging was deleted
+                log.warning("trackbridge: run %s: staged artifact %s is gone; skipped", local_id, path)
+                return
+            writer.log_artifact(run_id, path, op.get("artifact_dir"))
+            _remove_staged(files_dir, op["file"])
         elif kind == "model":
             self._model(op, run_id, state, files_dir)
         elif kind == "register":
@@ -168,7 +174,7 @@ class Applier:
         parent_remote = None
         if parent:
             tags[PARENT_LOCAL_ID_TAG] = parent
-            parent_remote = self.resolve_parent(parent)
+            parent_remote = op.get("parent_remote") or self.resolve_parent(parent)
         state.create_attempted = True
         state.remote_run_id = self.writer.create_run(
             experiment_id,

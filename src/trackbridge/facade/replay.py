@@ -46,6 +46,7 @@ def reject(spool: Spool, op: dict[str, Any], exc: BaseException) -> str:
     """Keep a refused op (never silently lost) and return a one-line reason."""
     line = json.dumps({"error": str(exc), "op": op}, allow_nan=True)
     path = spool.folder / f"{spool.local_id}.rejected.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         fh.write(line + "\n")
     return f"{op['op']} refused ({exc}); kept in {path}"

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -46,6 +46,7 @@ class Run:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         parent: "Run | None" = None,
+        on_finish: Callable[["Run"], None] | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.project = project
@@ -61,6 +62,7 @@ class Run:
         self._blocked = False
         self._auto_step = 0
         self._last_model: str | None = None
+        self._on_finish = on_finish
         self._channels: list[Channel] = []
         self._workers: list[Worker] = []
         for remote in config.backends:
@@ -211,9 +213,8 @@ class Run:
                     "background. If this process exits first, send it with: trackbridge replay",
                     self.id, channel.remote, channel.spool.log_path,
                 )
-        from trackbridge.facade import api  # the active-run stack lives there
-
-        api._forget(self)
+        if self._on_finish is not None:
+            self._on_finish(self)
         if self._failure is not None:
             self._check()
 

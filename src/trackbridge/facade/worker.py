@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Writer
-from trackbridge.errors import TransientBackendError
+from trackbridge.errors import BackendError, TransientBackendError
 from trackbridge.facade.channel import Channel
 from trackbridge.facade.ops import Applier, RunFinder, compact
 from trackbridge.facade.replay import is_refusal, parent_from_spool, reject, replay_spool
@@ -71,7 +71,6 @@ class Worker:
         self._channels: list[Channel] = []
         self._requests: list[_FlushRequest] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
         #: local id -> remote id of every run this worker created (parents of later runs).
         self._remote_ids: dict[str, str | None] = {}
         self._parallel = parallel
@@ -124,7 +123,7 @@ class Worker:
     # -- the thread ---------------------------------------------------------
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
             self.wake.wait(self.flush_interval)
             self.wake.clear()
             with self._lock:
@@ -213,7 +212,8 @@ class Worker:
                 self._note_sent(channel, op)
                 settled.add(id(op))
             elif is_refusal(error) and op["op"] != "create":
-                channel.report(channel, RuntimeError(reject(channel.spool, op, error)), False)
+                channel.report(channel, BackendError(reject(channel.spool, op, error)), False)
+                self._note_sent(channel, op)
                 settled.add(id(op))
             elif first_error is None:
                 first_error = error
@@ -246,10 +246,11 @@ class Worker:
                 error = exc
                 if is_refusal(exc) or delay is None or channel.spooling:
                     return exc
-                self._stop.wait(delay)
+                time.sleep(delay)
         return error
 
     def _note_sent(self, channel: Channel, op: dict[str, Any]) -> None:
+        """Bookkeeping once an op is settled: parents' remote ids, the run's end."""
         if op["op"] == "create":
             self._remote_ids[channel.local_id] = channel.state.remote_run_id
         elif op["op"] == "finish":
@@ -292,7 +293,7 @@ class Worker:
             log.debug("trackbridge: %s still unreachable: %s", self.remote, exc)
             return
         for reason in stats.rejected:
-            channel.report(channel, RuntimeError(reason), False)
+            channel.report(channel, BackendError(reason), False)
         if channel.state.remote_run_id is not None:
             self._remote_ids[channel.local_id] = channel.state.remote_run_id
         channel.finished = channel.finished or stats.finished
