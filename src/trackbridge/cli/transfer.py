@@ -7,7 +7,9 @@ Exit codes: 0 success / no differences, 1 failures or differences,
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -79,6 +81,12 @@ def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, 
     if src.backend == dst.backend and src.options == dst.options and src.experiment == dst.experiment:
         raise ConfigError(f"source and destination are the same ({src}); give two different remotes")
     return src, dst, src.open(), dst.open(), config
+
+
+def vendor_output_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """Vendor SDKs print to stdout (MLflow: "View run ... at: URL"); keep stdout for
+    our own output so ``--json`` stays parseable."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -182,14 +190,15 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
                       max_delete=max_delete, exact_points=exact_points)
     engine = SyncEngine(src_backend, dst_backend, options, ledger=ledger, reporter=reporter)
     try:
-        plan = engine.plan(selection)
-        if dry_run:
-            print_json(plan.to_json()) if as_json else render_plan(plan)
-            raise SystemExit(1 if plan.totals()["errors"] else 0)
-        outcome = engine.run(selection, plan)
+        with vendor_output_to_stderr():
+            plan = engine.plan(selection)
+            outcome = None if dry_run else engine.run(selection, plan)
     finally:
         if ledger is not None:
             ledger.close()
+    if outcome is None:
+        print_json(plan.to_json()) if as_json else render_plan(plan)
+        raise SystemExit(1 if plan.totals()["errors"] else 0)
     _print_outcome(outcome, as_json)
     raise SystemExit(0 if outcome.ok else 1)
 
@@ -297,7 +306,8 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
     writer = dst_backend.writer()
     checker = Checker(src_backend.reader(), dst_backend.reader(), writer.limits,
                       unsupported=unsupported_features(writer), download=not no_download, workers=opts["transfers"])
-    report = checker.check(selection)
+    with vendor_output_to_stderr():
+        report = checker.check(selection)
     _print_check(report, opts["as_json"])
     raise SystemExit(0 if report.ok else 1)
 
