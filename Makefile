@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Run the quickstart on the embedded MLflow store (./mlflow.db) and list what it logged.
+## The main job on the embedded default, no account needed: train and log a small
+## sweep to ./mlflow.db, list it, copy it to the vendor-neutral archive, verify.
+demo: export MLFLOW_DISABLE_TELEMETRY = true
 demo: $(STAMP)
-	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python examples/quickstart.py
-	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/trackbridge ls mlflow
+	$(BIN)/python examples/quickstart.py
+	$(BIN)/trackbridge ls mlflow
+	$(BIN)/trackbridge ls mlflow:quickstart
+	$(BIN)/trackbridge copy mlflow:quickstart dir:./demo-archive
+	$(BIN)/trackbridge check mlflow:quickstart dir:./demo-archive
 
 ## The test suite: real MLflow (embedded sqlite and servers on 127.0.0.1), no network.
 test: $(STAMP)
@@ -28,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sync_mlflow.py
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns .trackbridge
+	rm -rf $(VENV) mlflow.db mlruns .trackbridge demo-archive

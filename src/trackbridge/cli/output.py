@@ -8,7 +8,10 @@ from typing import Any
 import click
 from rich.console import Console
 
-console = Console(highlight=False)
+#: Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns and cut
+#: run ids; a wide fixed width keeps every value whole and greppable.
+_WIDTH = None if sys.stdout.isatty() else 200
+console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
