@@ -14,9 +14,6 @@ import bisect
 from array import array
 from collections.abc import Iterable
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from trackbridge.model import MetricPoint
 
 
@@ -41,6 +38,9 @@ class PointIndex:
     def _sort(hashes: array) -> memoryview:
         if not hashes:
             return memoryview(array("q"))
+        import pyarrow as pa  # lazily: ~0.4 s of start-up that most invocations never need
+        import pyarrow.compute as pc
+
         raw = pa.Array.from_buffers(pa.int64(), len(hashes), [None, pa.py_buffer(hashes)])
         ordered = pc.take(raw, pc.sort_indices(raw))
         return memoryview(ordered.buffers()[1]).cast("q")[ordered.offset : ordered.offset + len(ordered)]
