@@ -132,3 +132,29 @@ def test_mlflow_store_deduplicates_identical_points(sqlite_uri: str) -> None:
     writer.log_metrics(run, points)
     writer.log_metrics(run, points[:10] + [("m", MetricPoint(0, 5.0, 100))])
     assert len(MlflowClient(sqlite_uri).get_metric_history(run, "m")) == 51
+
+
+@pytest.mark.slow
+def test_crash_during_an_update_is_resumed_not_mistaken_for_done(tmp_path: Path, sqlite_uri: str,
+                                                                monkeypatch) -> None:
+    c = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src")
+    set_remotes(monkeypatch, src=c.tracking_uri, dst=sqlite_uri)
+    assert invoke("copy", "src", "dst").exit_code == 0
+    src = MlflowClient(c.tracking_uri)
+    src.log_batch(c.runs["parent"], metrics=[Metric("loss", float(i), 1_800_000_000_000 + i, 20_000 + i)
+                                             for i in range(1500)])
+    src.set_tag(c.runs["parent"], "after", "update")
+
+    proc = _spawn("sync", "src", "dst", crash_at="mid_metrics")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 137, err.decode()
+    [half] = _incomplete(sqlite_uri)
+    assert half.data.tags["trackbridge.complete"] == ""  # the old marker was blanked before the delta
+    assert half.data.tags["after"] == "update"
+
+    out = invoke("sync", "src", "dst", "--json")
+    stats = json.loads(out.stdout)["stats"]
+    assert out.exit_code == 0 and stats["runs_resumed"] == 1
+    assert stats["points"] == 500  # the first 1000 of the 1500 new points were already there
+    assert invoke("check", "src", "dst").exit_code == 0
+    assert len(history(MlflowClient(sqlite_uri), half.info.run_id, "loss")) == 4000
