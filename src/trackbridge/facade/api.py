@@ -157,7 +157,8 @@ def _flush_at_exit(timeout: float = FLUSH_TIMEOUT) -> None:
         except TrackbridgeError as exc:
             log.warning("trackbridge: run %s: %s", run.id, exc)
     workers = all_workers()
-    pending = [(worker, worker.request_flush()) for worker in workers]
+    # runs already in the spool are safe on disk: no network attempt for them at exit
+    pending = [(worker, worker.request_flush(deliver=False)) for worker in workers]
     for worker, done in pending:
         if done.wait(max(0.0, deadline - time.monotonic())):
             continue

@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ IO_BOUND_CPU_SHARE = 0.25
 @dataclass
 class _FlushRequest:
     channels: list[Channel]
+    #: also retry spooled runs now (``False``: on disk is enough, e.g. at exit).
+    deliver: bool = True
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -90,12 +92,14 @@ class Worker:
             self._remote_ids.setdefault(channel.local_id, None)
         self.wake.set()
 
-    def request_flush(self, channels: Iterable[Channel] | None = None) -> threading.Event:
+    def request_flush(self, channels: Iterable[Channel] | None = None, deliver: bool = True) -> threading.Event:
         """Ask for everything queued so far on ``channels`` (default: all) to be sent,
-        or spooled if the backend is down; the event is set when that is done."""
+        or spooled if the backend is down; the event is set when that is done.
+        ``deliver`` also retries runs already spooled right away, instead of waiting
+        for their backoff."""
         with self._lock:
             chosen = list(self._channels) if channels is None else list(channels)
-            request = _FlushRequest(chosen)
+            request = _FlushRequest(chosen, deliver)
             self._requests.append(request)
         self.wake.set()
         return request.done
@@ -129,7 +133,7 @@ class Worker:
             with self._lock:
                 requests, self._requests = self._requests, []
                 channels = list(self._channels)
-            urgent = {id(ch) for r in requests for ch in r.channels}
+            urgent = {id(ch) for r in requests if r.deliver for ch in r.channels}
             for channel in channels:
                 try:
                     self._service(channel, id(channel) in urgent)
@@ -168,59 +172,57 @@ class Worker:
     # -- live sending -------------------------------------------------------
 
     def _send(self, channel: Channel) -> None:
+        """Send the outbox in order.  Metric batches of a run that exists overlap (up to
+        ``parallel`` in flight, a sliding window); any other op goes alone, once
+        nothing is in flight, so ``create`` comes first and ``finish`` last."""
+        in_flight: dict[Future[BaseException | None], dict[str, Any]] = {}
+        error: BaseException | None = None
         while True:
             with channel.lock:
-                if channel.spooling or not channel.outbox:
-                    return
-                batch = self._next_batch(channel)
-            if not self._apply_all(channel, batch):
-                return
-            with channel.lock:
-                for op in batch:
-                    if channel.outbox and channel.outbox[0] is op:
-                        channel.outbox.popleft()
-                if channel.spooling:  # abandoned meanwhile: keep the spool's view current
-                    channel.spool.save(channel.state, channel.meta)
-
-    def _next_batch(self, channel: Channel) -> list[dict[str, Any]]:
-        """The first op, or up to ``parallel`` metric ops in a row once the run exists."""
-        first = channel.outbox[0]
-        if not self._io_bound or first["op"] != "metrics" or channel.state.remote_run_id is None:
-            return [first]
-        batch = []
-        for op in channel.outbox:
-            if op["op"] != "metrics" or len(batch) >= self._parallel:
+                op = None if channel.spooling or error is not None else self._next_op(channel, len(in_flight))
+            if op is not None:
+                if self._overlaps(channel, op):
+                    in_flight[self._pool.submit(self._attempt, channel, op)] = op  # type: ignore[union-attr]
+                else:
+                    error = self._settle(channel, op, self._measured_attempt(channel, op))
+                continue
+            if not in_flight:
                 break
-            batch.append(op)
-        return batch
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                error = self._settle(channel, in_flight.pop(future), future.result()) or error
+        if error is not None:
+            self._start_spooling(channel, error)
 
-    def _apply_all(self, channel: Channel, batch: list[dict[str, Any]]) -> bool:
-        """Apply ``batch`` (in parallel when it has several metric ops).  ``True`` when
-        every op is settled (sent, or refused and set aside); otherwise the unsettled
-        ops went to the spool with everything after them."""
-        if self._pool is None or len(batch) == 1:
-            results: list[BaseException | None] = [self._measured_attempt(channel, batch[0])]
-        else:
-            futures: list[Future[BaseException | None]] = [
-                self._pool.submit(self._attempt, channel, op) for op in batch
-            ]
-            results = [f.result() for f in futures]
-        settled: set[int] = set()
-        first_error: BaseException | None = None
-        for op, error in zip(batch, results):
-            if error is None:
-                self._note_sent(channel, op)
-                settled.add(id(op))
-            elif is_refusal(error) and op["op"] != "create":
-                channel.report(channel, BackendError(reject(channel.spool, op, error)), False)
-                self._note_sent(channel, op)
-                settled.add(id(op))
-            elif first_error is None:
-                first_error = error
-        if first_error is None:
-            return True
-        self._start_spooling(channel, first_error, settled)
-        return False
+    def _next_op(self, channel: Channel, in_flight: int) -> dict[str, Any] | None:
+        """The next op to start, or ``None`` to wait.  In-flight ops are always the
+        head of the outbox: settled ones leave it at once."""
+        if len(channel.outbox) <= in_flight:
+            return None
+        op = channel.outbox[in_flight]
+        if in_flight and (in_flight >= self._parallel or not self._overlaps(channel, op)):
+            return None
+        return op
+
+    def _overlaps(self, channel: Channel, op: dict[str, Any]) -> bool:
+        return bool(self._pool is not None and self._io_bound and op["op"] == "metrics"
+                    and channel.state.remote_run_id is not None)
+
+    def _settle(self, channel: Channel, op: dict[str, Any], error: BaseException | None) -> BaseException | None:
+        """Record the outcome of one op; the error if it must go to the spool, else ``None``."""
+        if error is not None and not (is_refusal(error) and op["op"] != "create"):
+            return error
+        if error is not None:
+            channel.report(channel, BackendError(reject(channel.spool, op, error)), False)
+        self._note_sent(channel, op)
+        with channel.lock:
+            for index, queued in enumerate(channel.outbox):
+                if queued is op:
+                    del channel.outbox[index]
+                    break
+            if channel.spooling:  # abandoned meanwhile: keep the spool's view current
+                channel.spool.save(channel.state, channel.meta)
+        return None
 
     def _measured_attempt(self, channel: Channel, op: dict[str, Any]) -> BaseException | None:
         """:meth:`_attempt`, deciding from the first metric batch whether sending is I/O-bound."""
@@ -258,9 +260,9 @@ class Worker:
 
     # -- spooling and recovery ---------------------------------------------
 
-    def _start_spooling(self, channel: Channel, error: BaseException, settled: set[int]) -> None:
+    def _start_spooling(self, channel: Channel, error: BaseException) -> None:
         with channel.lock:
-            pending = [op for op in channel.outbox if id(op) not in settled]
+            pending = list(channel.outbox)
             channel.outbox.clear()
             if pending and pending[0]["op"] == "create":
                 channel.state.create_attempted = True
