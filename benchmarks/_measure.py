@@ -54,16 +54,34 @@ _LAUNCHER = (
     "    finally:\n"
     "        os._exit(127)\n"
     "_, status, ru = os.wait4(pid, 0)\n"
-    "open(out, 'w').write(str(ru.ru_maxrss))\n"
+    "open(out, 'w').write('%d %.3f' % (ru.ru_maxrss, ru.ru_utime + ru.ru_stime))\n"
     "sys.exit(os.waitstatus_to_exitcode(status) & 0xFF)\n"
 )
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + sys CPU seconds used so far by a live process and its live descendants
+    (e.g. an ``mlflow server`` and its uvicorn workers)."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def run(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, log: Path,
         timeout: float = 3600.0, interval: float = 0.1) -> dict:
     """Run ``cmd``; stdout and stderr go to ``log`` (and ``log``.err).
 
-    Returns {"rc", "wall_s", "tree_peak_mb", "hiwater_mb", "stdout", "stderr_tail"}.
+    Returns {"rc", "timed_out", "wall_s", "tree_peak_mb", "hiwater_mb", "cpu_s", "stdout", "stderr_tail"}.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     err = log.with_suffix(log.suffix + ".err")
@@ -98,16 +116,18 @@ def run(cmd: list[str], *, env: dict | None = None, cwd: Path | None = None, log
         pass
     stderr = err.read_text(errors="replace")
     try:
-        hiwater = int(maxrss_file.read_text())
+        hw, cpu = maxrss_file.read_text().split()
+        hiwater, cpu_s = int(hw), float(cpu)
         maxrss_file.unlink()
     except (OSError, ValueError):
-        hiwater = 0  # killed before the launcher could report
+        hiwater, cpu_s = 0, None  # killed before the launcher could report
     return {
         "rc": None if timed_out else proc.returncode,
         "timed_out": timed_out,
         "wall_s": round(wall, 2),
         "tree_peak_mb": round(peak / 2**20, 1),
         "hiwater_mb": round(hiwater / 1024, 1),  # Linux: KiB
+        "cpu_s": cpu_s,  # user + sys CPU seconds of the command and its reaped descendants
         "stdout": log.read_text(errors="replace"),
         "stderr_tail": stderr[-3000:],
     }

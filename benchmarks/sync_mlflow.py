@@ -192,12 +192,17 @@ class Bench:
 
     def measure(self, key: str, label: str, cmd: list[str], *, env=None, cwd=None, points=None, **extra) -> dict:
         log(f"{key}: {label} ...")
+        cpu0 = {id(s): _measure.tree_cpu_s(s.proc.pid) for s in self.servers if s.proc}
         r = _measure.run(cmd, env=env, cwd=cwd, log=self.logs / f"{key.replace('/', '_')}.log",
                          timeout=self.args.timeout)
+        r["server_cpu_s"] = round(sum(_measure.tree_cpu_s(s.proc.pid) - cpu0[id(s)]
+                                      for s in self.servers if s.proc and id(s) in cpu0), 1)
+        r["load1_after"] = round(os.getloadavg()[0], 2)
         r.update(label=label, points=points, **extra)
         status = "ok" if r["rc"] == 0 else ("TIMEOUT" if r["timed_out"] else f"rc={r['rc']}")
         log(f"{key}: {status} in {r['wall_s']:.1f} s, tree peak {r['tree_peak_mb']:.0f} MB, "
-            f"largest process {r['hiwater_mb']:.0f} MB")
+            f"largest process {r['hiwater_mb']:.0f} MB, CPU {r['cpu_s'] or 0:.0f} s + servers {r['server_cpu_s']:.0f} s, "
+            f"load {r['load1_after']:.1f}")
         if r["rc"] != 0:
             log(f"{key}: stderr tail:\n{r['stderr_tail'][-1500:]}")
         self.rows[key] = r
@@ -407,7 +412,8 @@ class Bench:
         print(f"Corpus: {self.spec.runs} runs x ({self.spec.params} params, {self.spec.tags} tags, "
               f"{self.spec.metrics} metrics x {self.spec.steps} steps, artifacts {self.spec.artifact_sizes} B) "
               f"= {self.spec.points:,} points; build {corpus['seconds']:.0f} s (not timed)")
-        hdr = f"{'':9} {'step':58} {'wall s':>8} {'inner s':>8} {'points/s':>9} {'tree MB':>8} {'proc MB':>8}  result"
+        hdr = (f"{'':9} {'step':58} {'wall s':>8} {'inner s':>8} {'points/s':>9} {'tree MB':>8} {'proc MB':>8}"
+               f" {'cpu s':>6} {'srv cpu':>7} {'load':>5}  result")
         print(hdr)
         print("-" * len(hdr))
         order = ["a.export", "a.import", "a.import2", "b", "c", "f", "f2", "d", "check", "e.read", "e.write", "e"]
@@ -416,7 +422,7 @@ class Bench:
             if r is None:
                 continue
             if "na" in r:
-                print(f"{k:9} {r['label'][:58]:58} {'n/a':>8} {'':8} {'':9} {'':8} {'':8}  {r['na']}")
+                print(f"{k:9} {r['label'][:58]:58} {'n/a':>8} {'':8} {'':9} {'':8} {'':8} {'':6} {'':7} {'':5}  {r['na']}")
                 continue
             pts = r.get("points")
             timed = r.get("inner_s") or r["wall_s"]
@@ -433,8 +439,10 @@ class Bench:
             if k == "check":
                 res = "PASS" if r["rc"] == 0 else f"FAIL (rc={r['rc']})"
             inner = f"{r['inner_s']:.1f}" if r.get("inner_s") is not None else ""
+            cpu = f"{r['cpu_s']:.0f}" if r.get("cpu_s") is not None else ""
             print(f"{k:9} {r['label'][:58]:58} {r['wall_s']:8.1f} {inner:>8} {rate:>9} "
-                  f"{r['tree_peak_mb']:8.0f} {r['hiwater_mb']:8.0f}  {res}")
+                  f"{r['tree_peak_mb']:8.0f} {r['hiwater_mb']:8.0f} {cpu:>6} {r['server_cpu_s']:7.0f} "
+                  f"{r['load1_after']:5.1f}  {res}")
         if a:
             print(f"{'a':9} {'mlflow-migration export + import':58} {a:8.1f}")
         print()
@@ -443,11 +451,13 @@ class Bench:
         print("(--json stats); points/s uses inner s when there is one.")
         print("tree MB: max over 0.1 s psutil samples of the summed RSS of the process tree;")
         print("proc MB: kernel ru_maxrss (wait4) of the largest single process in the tree.")
+        print("cpu s: user+sys CPU of the command's process tree; srv cpu: CPU used meanwhile by the")
+        print("benchmark's mlflow servers; load: 1-min load average when the step ended (2 cores shared).")
         print()
         for name, (op, target) in TARGETS.items():
             v = ratios[name]
             verdict = "n/a" if v is None else ("PASS" if checks[name] else "FAIL")
-            print(f"  {name:5} = {'n/a' if v is None else f'{v:6.3f}'}   target {op} {target:<5} {verdict}")
+            print(f"  {name:5} = {'n/a' if v is None else f'{v:.3f}':>6}   target {op} {target:<5} {verdict}")
         for k in ("b", "c", "d", "f", "f2", "check"):
             if f"rss:{k}" in checks:
                 r = rows[k]
