@@ -200,6 +200,8 @@ def test_experiment_selection_rename_and_run_filter(corpus: Corpus, sqlite_uri: 
 def test_usage_errors_exit_2_with_a_hint(corpus: Corpus, sqlite_uri: str, monkeypatch) -> None:
     set_remotes(monkeypatch, src=corpus.tracking_uri, dst=sqlite_uri)
     assert invoke("copy", "src", "src").exit_code == 2
+    same = invoke("copy", "src", "src:other")  # every experiment of a store into itself
+    assert same.exit_code == 2 and "same store" in same.stderr
     bad = invoke("copy", "src", "nowhere")
     assert bad.exit_code == 2 and "unknown remote 'nowhere'" in bad.stderr
     assert invoke("plan", "src", "dst", "--since", "yesterday").exit_code == 2
@@ -247,3 +249,14 @@ def test_delete_is_guarded_and_never_follows_an_error(fresh_corpus: Corpus, sqli
     done = json.loads(invoke("sync", "src", "dst", "--delete", "--max-delete", "1", "--json").stdout)
     assert done["ok"] and done["deleted"] == [lone_copy] and done["stats"]["runs_created"] == 1
     assert dst.get_run(lone_copy).info.lifecycle_stage == "deleted"
+
+
+def test_copy_between_experiments_of_one_store_leaves_the_registry_alone(fresh_corpus: Corpus, monkeypatch) -> None:
+    c = fresh_corpus
+    set_remotes(monkeypatch, src=c.tracking_uri)
+    out = _json(invoke("copy", f"src:{c.experiment}", "src:copied", "--json"))
+    assert out["ok"] and out["stats"]["runs_created"] == 3 and out["stats"]["model_versions"] == 0
+    client = MlflowClient(c.tracking_uri)
+    assert len(client.search_model_versions(f"name = '{c.model}'")) == 3
+    assert invoke("check", f"src:{c.experiment}", "src:copied").exit_code == 0
+    assert _json(invoke("copy", f"src:{c.experiment}", "src:copied", "--json"))["stats"]["runs_created"] == 0

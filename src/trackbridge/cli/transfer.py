@@ -78,8 +78,12 @@ def _selection(src: RemoteSpec, dst: RemoteSpec, opts: dict[str, Any]) -> Select
 def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, Backend, Any]:
     config = load_config()
     src, dst = parse_remote(src_arg, config), parse_remote(dst_arg, config)
-    if src.backend == dst.backend and src.options == dst.options and src.experiment == dst.experiment:
-        raise ConfigError(f"source and destination are the same ({src}); give two different remotes")
+    if src.backend == dst.backend and src.options == dst.options and not (
+            src.experiment and dst.experiment and src.experiment != dst.experiment):
+        raise ConfigError(
+            f"source {src} and destination {dst} are the same store: name two different experiments "
+            "(REMOTE:EXPERIMENT on both sides), or give two different remotes"
+        )
     return src, dst, src.open(), dst.open(), config
 
 
@@ -123,7 +127,7 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- printing -------------------------------------------------------------------
 
-_SYMBOL = {Action.CREATE: "+", Action.RESUME: "~", Action.UPDATE: "*", Action.CHANGED: "!", Action.UNCHANGED: "="}
+_SYMBOL = {Action.CREATE: "+", Action.RESUME: "~", Action.UPDATE: "*", Action.CHANGED: "?", Action.UNCHANGED: "="}
 
 
 def render_plan(plan: Plan) -> None:
@@ -216,7 +220,8 @@ def plan(src: str, dst: str, mode: str, delete: bool, exact_points: bool, **opts
     """Show what copy/sync from SRC to DST would do, writing nothing.
 
     Per run: + create, ~ resume (half-written by an interrupted copy),
-    * update (changed at source), = unchanged. Also lists what is renamed,
+    * update (changed at source), = unchanged, ? changed at source but left
+    alone (copy mode). Also lists what is renamed,
     truncated or dropped to fit DST, deletions (with --delete), registry
     versions and aliases, and totals (runs, metric points, artifact bytes).
     """
@@ -305,7 +310,8 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
     selection = _selection(src_spec, dst_spec, opts)
     writer = dst_backend.writer()
     checker = Checker(src_backend.reader(), dst_backend.reader(), writer.limits,
-                      unsupported=unsupported_features(writer), download=not no_download, workers=opts["transfers"])
+                      unsupported=unsupported_features(writer, src_backend.describe() == dst_backend.describe()),
+                      download=not no_download, workers=opts["transfers"])
     with vendor_output_to_stderr():
         report = checker.check(selection)
     _print_check(report, opts["as_json"])

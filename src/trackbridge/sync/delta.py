@@ -43,10 +43,6 @@ class RunDelta:
     models: list[LoggedModel] = field(default_factory=list)
     finish: bool = False
 
-    def __bool__(self) -> bool:
-        return bool(self.params or self.tags or self.labels or self.summary or self.notes is not None or self.inputs or self.metric_keys
-                    or self.artifacts or self.models or self.finish)
-
     def describe(self) -> list[str]:
         """Short human phrases for plan output."""
         parts = []

@@ -107,11 +107,15 @@ class SyncEngine:
         #: source run id -> destination run id, filled as runs complete.
         self.run_map: dict[str, str] = {}
 
+    @property
+    def same_store(self) -> bool:
+        return self.src_backend.describe() == self.dst_backend.describe()
+
     def plan(self, selection: Selection) -> Plan:
         o = self.options
         planner = Planner(self.src, self.dst, self.writer.limits, mode=o.mode, workers=o.transfers,
                           exact_points=o.exact_points, delete=o.delete, long_values=o.long_values,
-                          unsupported=unsupported_features(self.writer), retry=self.retry)
+                          unsupported=unsupported_features(self.writer, self.same_store), retry=self.retry)
         return planner.plan(selection)
 
     def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:

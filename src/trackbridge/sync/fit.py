@@ -41,11 +41,16 @@ def _map_keys(mapper: KeyMapper, items: dict[str, str], fitted: FittedRun) -> di
     return out
 
 
-def unsupported_features(writer: Writer) -> frozenset[str]:
+def unsupported_features(writer: Writer, same_store: bool = False) -> frozenset[str]:
     """Optional Writer features this destination leaves at the base class's no-op
-    default (so what a run has there would be lost, and must be reported)."""
+    default (so what a run has there would be lost, and must be reported).
+
+    ``same_store`` (copying between experiments of one store) also excludes the
+    registry: it is shared, and copying it onto itself would add versions of
+    copies to the very models being copied."""
     hooks = {"summary": "log_summary", "inputs": "log_inputs", "registry": "create_model_version"}
-    return frozenset(f for f, method in hooks.items() if getattr(type(writer), method) is getattr(Writer, method))
+    found = {f for f, method in hooks.items() if getattr(type(writer), method) is getattr(Writer, method)}
+    return frozenset(found | ({"registry"} if same_store else set()))
 
 
 def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,

@@ -48,7 +48,6 @@ class Stats:
     models: int = 0
     model_versions: int = 0
     aliases: int = 0
-    errors: int = 0
     started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

@@ -147,9 +147,6 @@ def index_destination(reader: Reader, experiment: str, source_platform: str) -> 
     return index
 
 
-def is_complete(dest: RunRecord | None, fp: str | None = None) -> bool:
-    """``dest`` carries the completion marker (equal to ``fp`` when given)."""
-    if dest is None:
-        return False
-    marker = dest.tags.get(COMPLETE)
-    return bool(marker) and (fp is None or marker == fp)
+def is_complete(dest: RunRecord | None) -> bool:
+    """``dest`` carries a (non-blank) completion marker."""
+    return dest is not None and bool(dest.tags.get(COMPLETE))
