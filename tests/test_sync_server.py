@@ -3,6 +3,12 @@ server -> embedded sqlite and back."""
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -48,3 +54,42 @@ def test_server_to_server_and_back_through_sqlite(mlflow_server, mlflow_server_b
     returned = a.search_runs([a.get_experiment_by_name(f"{prefix}returned").experiment_id])
     assert {r.data.tags["trackbridge.origin.run_id"] for r in returned} == {
         corpus.runs[n] for n in ("parent", "child/1 ✓", "child 2 émoji 🧪")}
+
+
+def test_destination_server_killed_mid_copy_is_retried(mlflow_server, mlflow_server_b, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    """kill -9 of the destination server during the metric transfer, restarted on the
+    same port and store: the copy retries with backoff and ends complete, once."""
+    prefix = f"k{uuid.uuid4().hex[:8]} "
+    corpus = build_corpus(mlflow_server.url, tmp_path / "staging", prefix=prefix, with_model=False)
+    set_remotes(monkeypatch, a=mlflow_server.url, b=mlflow_server_b.url)
+    db = mlflow_server_b.root / "mlflow.db"
+
+    def metric_rows() -> int:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM metrics m JOIN runs r ON m.run_uuid = r.run_uuid "
+                "JOIN experiments e ON r.experiment_id = e.experiment_id WHERE e.name = ?",
+                (corpus.experiment,)).fetchone()[0]
+
+    args = [str(Path(sys.executable).with_name("trackbridge")), "copy", f"a:{corpus.experiment}",
+            f"b:{corpus.experiment}", "--transfers", "1", "--json"]
+    env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}  # our retries, not MLflow's
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    output: dict[str, bytes] = {}
+    reader = threading.Thread(target=lambda: output.update(zip(("out", "err"), proc.communicate(timeout=240))))
+    reader.start()
+    deadline = time.monotonic() + 120
+    while metric_rows() == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the copy ended before the server could be killed"
+    mlflow_server_b.kill()
+    time.sleep(1.0)
+    mlflow_server_b.start()
+    reader.join(timeout=240)
+    assert proc.returncode == 0, output.get("err", b"").decode()[-2000:]
+    stats = json.loads(output["out"])["stats"]
+    assert stats["retries"] >= 1 and stats["runs_created"] == 3
+    found = runs_by_source(mlflow_server_b.url)
+    assert all(len(found[corpus.runs[n]]) == 1 for n in ("parent", "child/1 ✓", "child 2 émoji 🧪"))
+    assert invoke("check", f"a:{corpus.experiment}", f"b:{corpus.experiment}").exit_code == 0

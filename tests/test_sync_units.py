@@ -46,7 +46,7 @@ def test_retry_backs_off_with_jitter_and_honours_retry_after() -> None:
     assert retry.call(flaky) == "ok"
     assert calls["n"] == 4
     assert sleeps[0] >= 5.0  # the server's Retry-After wins over a shorter backoff
-    assert 0 <= sleeps[1] <= 2.0 and 0 <= sleeps[2] <= 4.0  # full jitter under base * 2**n
+    assert 1.0 <= sleeps[1] <= 2.0 and 2.0 <= sleeps[2] <= 4.0  # equal jitter: [d/2, d] with d = base * 2**n
     assert len(set(sleeps)) == 3
 
 

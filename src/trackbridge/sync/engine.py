@@ -101,6 +101,9 @@ class SyncEngine:
         self.ledger = ledger
         self.reporter = reporter or NullReporter()
         self.retry = retry or Retry()
+        #: counters of this invocation, planning included (elapsed time, retries).
+        self.stats = Stats()
+        self.retry.on_retry = lambda error, delay: self.stats.add(retries=1)
         self.src = src.reader()
         self.dst = dst.reader()
         self.writer = dst.writer()
@@ -120,7 +123,8 @@ class SyncEngine:
 
     def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:
         plan = plan or self.plan(selection)
-        stats = Stats(runs_selected=len(plan.runs))
+        stats = self.stats
+        stats.runs_selected = len(plan.runs)
         outcome = Outcome(plan, stats, dry_run=self.options.dry_run)
         outcome.errors.extend(f"{r.label}: {e}" for r in plan.runs for e in r.fitted.errors)
         if self.options.dry_run:

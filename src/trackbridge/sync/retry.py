@@ -21,21 +21,31 @@ T = TypeVar("T")
 
 @dataclass
 class Retry:
-    """``attempts`` tries in total; waits ``uniform(0, min(cap, base * 2**n))``
-    ("full jitter", so parallel transfers do not retry in lock-step), or the
-    server's ``retry_after`` when it is longer."""
+    """``attempts`` tries in total.  Before try ``n + 1`` it waits ``d/2 + uniform(0, d/2)``
+    with ``d = min(cap, base * 2**n)`` ("equal jitter": the fixed half gives the total
+    patience a floor — about 31 s over the default 8 tries, enough for a server
+    restart — the random half keeps parallel transfers from retrying in
+    lock-step), or the server's ``retry_after`` when that is longer.
+    ``on_retry(error, delay)`` is told about every retry (the engine counts them)."""
 
-    attempts: int = 6
+    attempts: int = 8
     base: float = 0.5
     cap: float = 30.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
     rng: random.Random = field(default_factory=random.Random, repr=False)
+    on_retry: Callable[[TransientBackendError, float], None] = field(default=lambda e, d: None, repr=False)
 
     def delay(self, attempt: int, error: TransientBackendError) -> float:
         """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0)."""
-        backoff = self.rng.uniform(0, min(self.cap, self.base * 2**attempt))
+        step = min(self.cap, self.base * 2**attempt)
+        backoff = step / 2 + self.rng.uniform(0, step / 2)
         hint = getattr(error, "retry_after", None)
         return max(backoff, float(hint)) if hint else backoff
+
+    def _wait(self, attempt: int, error: TransientBackendError) -> None:
+        delay = self.delay(attempt, error)
+        self.on_retry(error, delay)
+        self.sleep(delay)
 
     def call(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """``fn(*args, **kwargs)``, retried on transient errors; the last error is re-raised."""
@@ -45,7 +55,7 @@ class Retry:
             except TransientBackendError as exc:
                 if attempt + 1 >= self.attempts:
                     raise
-                self.sleep(self.delay(attempt, exc))
+                self._wait(attempt, exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def iterate(self, make: Callable[[], Iterator[T]]) -> Iterator[T]:
@@ -62,4 +72,4 @@ class Retry:
             except TransientBackendError as exc:
                 if attempt + 1 >= self.attempts:
                     raise
-                self.sleep(self.delay(attempt, exc))
+                self._wait(attempt, exc)
