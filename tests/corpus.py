@@ -100,7 +100,8 @@ def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True, pref
     # -- parent with params near the limit, unicode, NaN/inf, long series, artifacts
     parent = client.create_run(
         exp_id, run_name="parent run 🚀/a b", start_time=T0,
-        tags={"mlflow.user": "ünï user", "team": "ml 🚀", "path/like key": "v/1", "mlflow.note.content": "notes ✓\nline 2"},
+        tags={"mlflow.user": "ünï user", "team": "ml 🚀", "path/like key": "v/1",
+              "mlflow.note.content": "notes ✓\nline 2"},
     ).info.run_id
     long_value = ("αβγ " * MAX_PARAM_VAL_LENGTH)[: MAX_PARAM_VAL_LENGTH - 3]
     client.log_batch(parent, params=[

@@ -102,3 +102,16 @@ def test_no_download_compares_listings_only(corpus: Corpus, sqlite_uri: str, tmp
     args = ("check", "src", "dst", "--run-id", corpus.runs["child/1 ✓"])
     assert invoke(*args, "--no-download").exit_code == 0  # same path and size: a listing cannot tell
     assert invoke(*args).exit_code == 1
+
+
+def test_a_run_that_cannot_be_read_is_an_error_not_a_pass(corpus: Corpus, sqlite_uri: str, monkeypatch) -> None:
+    set_remotes(monkeypatch, src=corpus.tracking_uri, dst=sqlite_uri)
+    assert invoke("copy", "src", "dst", "--run-id", corpus.runs["lone"]).exit_code == 0
+    [copy] = runs_by_source(sqlite_uri)[corpus.runs["lone"]]
+    folder = Path(copy.info.artifact_uri.removeprefix("file://"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dangling").symlink_to(folder / "nowhere")  # listed, but unreadable
+    result = invoke("check", "src", "dst", "--run-id", corpus.runs["lone"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("! second/exp ü/lone")
+    assert result.stdout.splitlines()[-1] == "0 equal, 0 missing at destination, 0 differ, 1 errors"

@@ -144,7 +144,8 @@ def test_fit_records_renames_truncations_and_collisions() -> None:
 
 def test_waves_put_parents_before_children() -> None:
     def plan(run_id: str, parent: str | None) -> RunPlan:
-        return RunPlan(Action.CREATE, _run(run_id=run_id, parent_run_id=parent), "e", "fp", [], fit_run(_run(), Limits()))
+        src = _run(run_id=run_id, parent_run_id=parent)
+        return RunPlan(Action.CREATE, src, "e", "fp", [], fit_run(src, Limits()))
 
     grouped = waves([plan("c2", "c1"), plan("c1", "p"), plan("p", None), plan("o", "outside")])
     ids = [[r.src.run_id for r in wave] for wave in grouped]

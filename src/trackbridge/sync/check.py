@@ -27,7 +27,7 @@ from typing import Any
 from trackbridge.backends.base import Limits, Reader
 from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE, MappingRecord, param_to_str
-from trackbridge.model import MetricPoint, RunRecord
+from trackbridge.model import DatasetInput, MetricPoint, RunRecord
 from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import fit_run
 from trackbridge.sync.plan import Planner, Selection
@@ -147,6 +147,10 @@ def _sha256(path: Path, ids: dict[str, str]) -> str:
     return h.hexdigest()
 
 
+def _input_key(item: DatasetInput) -> tuple[Any, ...]:
+    return (item.name, item.digest, item.source_type, item.source, item.schema, item.profile, sorted(item.tags.items()))
+
+
 def _differs(details: list[str], what: str, src: Any, dst: Any) -> None:
     if src != dst:
         show = lambda v: repr(v.value if isinstance(v, Enum) else v)  # noqa: E731
@@ -230,8 +234,7 @@ class Checker:
         expected_tags.update({k: "" for k in fitted.labels if k in dst_tags})
         self._compare_mapping(details, "tag", expected_tags, dst_tags)
         if "inputs" not in self.unsupported:
-            key = lambda i: (i.name, i.digest, i.source_type, i.source, i.schema, i.profile, sorted(i.tags.items()))  # noqa: E731
-            _differs(details, "dataset inputs", sorted(map(key, src.inputs)), sorted(map(key, dst.inputs)))
+            _differs(details, "dataset inputs", sorted(map(_input_key, src.inputs)), sorted(map(_input_key, dst.inputs)))
         if "summary" not in self.unsupported:
             _differs(details, "summary", src.summary, dst.summary)
         self._compare_metrics(details, src, dst, fitted.metric_keys)
@@ -265,7 +268,8 @@ class Checker:
             if not diff.equal:
                 examples = ", ".join(f"(step {p.step}, {p.value}, t={p.timestamp})" for p in diff.examples)
                 details.append(f"metric {key!r}: {diff.src_count} points at source, {diff.dst_count} at destination, "
-                               f"{diff.missing} missing, {diff.extra} extra" + (f"; e.g. {examples}" if examples else ""))
+                               f"{diff.missing} missing, {diff.extra} extra"
+                               + (f"; e.g. {examples}" if examples else ""))
 
     # -- files and models -----------------------------------------------------
 

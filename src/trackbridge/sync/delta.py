@@ -67,7 +67,8 @@ def model_prefixes(models: list[LoggedModel]) -> tuple[str, ...]:
 def _summary_differs(src: MetricSummary | None, dst: MetricSummary | None) -> bool:
     if src is None or dst is None:
         return src is not dst
-    return MetricPoint(src.step, src.value, src.timestamp).key() != MetricPoint(dst.step, dst.value, dst.timestamp).key()
+    as_point = lambda m: MetricPoint(m.step, m.value, m.timestamp)  # noqa: E731
+    return as_point(src).key() != as_point(dst).key()
 
 
 def compute_delta(

@@ -242,7 +242,8 @@ class Planner:
             action = Action.UNCHANGED
         else:
             action = Action.UPDATE if self.mode == "sync" else Action.CHANGED
-        run = RunPlan(action, src, dst_experiment, fp, artifacts, fit_run(src, self.limits, self.long_values, self.unsupported), dst,
+        fitted = fit_run(src, self.limits, self.long_values, self.unsupported)
+        run = RunPlan(action, src, dst_experiment, fp, artifacts, fitted, dst,
                       duplicates=[d.run_id for d in index.duplicates(src.run_id)])
         if action.writes:
             dst_files = None
@@ -286,7 +287,7 @@ class Planner:
         for dst in index.runs():
             tags = dst.tags
             source_id = tags.get(SOURCE_RUN_ID, "")
-            if tags.get(SOURCE_PLATFORM) != self.src.platform or source_id in listed or tags.get(ORIGIN_RUN_ID) in listed:
+            if tags.get(SOURCE_PLATFORM) != self.src.platform or {source_id, tags.get(ORIGIN_RUN_ID)} & listed:
                 continue
             try:
                 self.retry.call(self.src.get_run, source_id)

@@ -185,7 +185,8 @@ class RunTransfer:
                 if stop.is_set():
                     return
             if nan_dropped:
-                run.fitted.record.dropped[f"metric:{dst_key}"] = f"{nan_dropped} NaN point(s): destination cannot store NaN"
+                run.fitted.record.dropped[f"metric:{dst_key}"] = (
+                    f"{nan_dropped} NaN point(s): destination cannot store NaN")
         if batch.points:
             yield batch
 
