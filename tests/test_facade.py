@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
+
 import trackbridge as tb
 from trackbridge.errors import TrackbridgeError
 from trackbridge.facade.ops import LOCAL_ID_TAG

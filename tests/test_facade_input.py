@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
+
 import trackbridge as tb
 from trackbridge.backends.base import Limits
 from trackbridge.errors import ConfigError, InvalidKeyError, InvalidValueError, UnknownBackendError
@@ -172,3 +174,9 @@ def test_an_op_the_backend_refuses_is_kept_and_the_run_goes_on(
     entry = json.loads(rejected.read_text().splitlines()[0])
     assert entry["op"] == {"op": "params", "params": {"lr": "0.2"}}
     assert "refused" in caplog.text and str(rejected) in caplog.text
+
+
+def test_bad_flush_interval_is_a_config_error(store: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACKBRIDGE_FLUSH_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="flush_interval = 'soon'.*positive number"):
+        tb.start_run(project="x")

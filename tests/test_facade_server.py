@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 from servers import MlflowServer, free_port
 
 import trackbridge as tb
@@ -115,3 +116,18 @@ def test_on_error_raise_surfaces_the_failure_at_the_next_call(monkeypatch: pytes
     run.finish(timeout=10)
     spooled = list((Path.cwd() / ".trackbridge" / "spool" / "down").glob(f"{run.id}.jsonl"))
     assert spooled, "the failed run must be kept in the spool"
+
+
+def test_start_run_does_not_wait_for_a_dead_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    import mlflow  # noqa: F401  (imported up front: only trackbridge's own cost is timed)
+
+    start = time.perf_counter()
+    run = tb.start_run(project="dead", config={"a": 1})
+    for step in range(100):
+        run.log_metrics({"x": float(step)}, step=step)
+    assert time.perf_counter() - start < 1.0
+    assert run.remote_ids["mlflow"] is None
+    run.finish(timeout=0.5)  # whatever is not through by then goes to the spool
+    assert list((Path.cwd() / ".trackbridge" / "spool" / "mlflow").glob(f"{run.id}.jsonl"))

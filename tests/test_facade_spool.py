@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 from servers import free_port
 
 import trackbridge as tb

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from mlflow import MlflowClient
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 from servers import MlflowServer, free_port
 
 from trackbridge.cli import main

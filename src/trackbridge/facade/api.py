@@ -16,7 +16,7 @@ from typing import Any
 
 from trackbridge.config import load_config
 from trackbridge.errors import TrackbridgeError
-from trackbridge.facade.registry import all_workers
+from trackbridge.facade.registry import shutdown
 from trackbridge.facade.run import FLUSH_TIMEOUT, Run
 from trackbridge.model import RunStatus
 
@@ -156,16 +156,4 @@ def _flush_at_exit(timeout: float = FLUSH_TIMEOUT) -> None:
             run.finish(status, max(0.0, deadline - time.monotonic()))
         except TrackbridgeError as exc:
             log.warning("trackbridge: run %s: %s", run.id, exc)
-    workers = all_workers()
-    # runs already in the spool are safe on disk: no network attempt for them at exit
-    pending = [(worker, worker.request_flush(deliver=False)) for worker in workers]
-    for worker, done in pending:
-        if done.wait(max(0.0, deadline - time.monotonic())):
-            continue
-        for channel in worker.pending_channels():
-            if not channel.idle():
-                worker.abandon(channel)
-        log.warning(
-            "trackbridge: %s did not answer in time at exit; unsent data is in %s. "
-            "Send it with: trackbridge replay", worker.remote, worker.spool_folder,
-        )
+    shutdown(max(0.0, deadline - time.monotonic()))

@@ -114,6 +114,15 @@ class Channel:
     def put(self, op: dict[str, Any]) -> None:
         self._append(op)
 
+    def create(self, experiment: str, name: str | None, start_time: int, parent: str | None,
+               tags: Mapping[str, Any]) -> None:
+        """Queue the creation of the remote run (the worker sends it first)."""
+        self._append({
+            "op": "create", "experiment": experiment, "name": name, "start_time": start_time,
+            "parent": parent, "tags": self.sanitiser.tags(tags),
+        })
+        self._record_changed()
+
     def add_params(self, params: Mapping[str, Any]) -> None:
         fitted, full = self.sanitiser.params(params)
         for key, text in full.items():

@@ -7,7 +7,9 @@ same name (``mlflow``) can point elsewhere when ``MLFLOW_TRACKING_URI`` changes.
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from trackbridge.facade.spool import safe_options, spool_root
 from trackbridge.facade.worker import Worker
 from trackbridge.remotes import RemoteSpec
 
+log = logging.getLogger("trackbridge")
 _workers: dict[tuple[str, str, str, str], Worker] = {}
 _lock = threading.Lock()
 
@@ -45,6 +48,22 @@ def worker_for(spec: RemoteSpec, home: Path, flush_interval: float) -> tuple[Wor
     return worker, backend
 
 
-def all_workers() -> list[Worker]:
+def shutdown(timeout: float) -> None:
+    """Flush every worker (runs already spooled stay on disk, no network retry for them)
+    within ``timeout`` seconds, spool what is left, and stop the threads.  Called at exit;
+    also useful to release the threads of a long-lived process."""
     with _lock:
-        return list(_workers.values())
+        workers = list(_workers.values())
+        _workers.clear()
+    deadline = time.monotonic() + timeout
+    pending = [(worker, worker.request_flush(deliver=False)) for worker in workers]
+    for worker, done in pending:
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            for channel in worker.pending_channels():
+                if not channel.idle():
+                    worker.abandon(channel)
+            log.warning(
+                "trackbridge: %s did not answer in time; unsent data is in %s. "
+                "Send it with: trackbridge replay", worker.remote, worker.spool_folder,
+            )
+        worker.stop()

@@ -56,9 +56,10 @@ class Run:
         self.status: RunStatus = RunStatus.RUNNING
         self.on_error = _choice(config, "on_error", ON_ERROR)
         long_params = _choice(config, "long_params", (TRUNCATE, RAISE))
-        flush_interval = float(config.get("flush_interval"))
-        #: an error to raise at the next call (``on_error="raise"``), or the finished state.
+        flush_interval = _seconds(config, "flush_interval")
+        #: a backend failure to raise at the next call (``on_error="raise"``).
         self._failure: BaseException | None = None
+        #: one flag for the hot path: a failure is pending or the run is finished.
         self._blocked = False
         self._auto_step = 0
         self._last_model: str | None = None
@@ -73,18 +74,11 @@ class Run:
                 remote_meta(spec, backend), local_run_id=self.id, pid=os.getpid(),
                 experiment=project, name=name, start_time=self.start_time,
             )
-            channel = Channel(self.id, spec.remote, sanitiser, Spool(worker.spool_folder, self.id), worker.wake, self._report, meta)
-            self._channels.append(channel)
+            spool = Spool(worker.spool_folder, self.id)
+            self._channels.append(Channel(self.id, spec.remote, sanitiser, spool, worker.wake, self._report, meta))
             self._workers.append(worker)
         for channel in self._channels:
-            channel.put({
-                "op": "create",
-                "experiment": project,
-                "name": name,
-                "start_time": self.start_time,
-                "parent": parent.id if parent is not None else None,
-                "tags": channel.sanitiser.tags(tags or {}),
-            })
+            channel.create(project, name, self.start_time, parent.id if parent is not None else None, tags or {})
             if params:
                 channel.add_params(params)
         for channel, worker in zip(self._channels, self._workers):
@@ -277,6 +271,16 @@ def _choice(config: Config, name: str, allowed: tuple[str, ...]) -> str:
         raise ConfigError(
             f"{name} = {config.get(name)!r} ({config.origin(name)}) is not valid; use one of: {', '.join(allowed)}"
         )
+    return value
+
+
+def _seconds(config: Config, name: str) -> float:
+    try:
+        value = float(config.get(name))
+    except (TypeError, ValueError):
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(f"{name} = {config.get(name)!r} ({config.origin(name)}) must be a positive number of seconds")
     return value
 
 

@@ -73,6 +73,7 @@ class Worker:
         self._channels: list[Channel] = []
         self._requests: list[_FlushRequest] = []
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         #: local id -> remote id of every run this worker created (parents of later runs).
         self._remote_ids: dict[str, str | None] = {}
         self._parallel = parallel
@@ -124,10 +125,15 @@ class Worker:
         with self._lock:
             return list(self._channels)
 
+    def stop(self) -> None:
+        """End the thread after its current pass (call :meth:`flush` first)."""
+        self._stopped.set()
+        self.wake.set()
+
     # -- the thread ---------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             self.wake.wait(self.flush_interval)
             self.wake.clear()
             with self._lock:
@@ -142,6 +148,8 @@ class Worker:
                     channel.report(channel, exc, False)
             for request in requests:
                 request.done.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def _service(self, channel: Channel, urgent: bool) -> None:
         with channel.lock:
