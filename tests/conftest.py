@@ -58,6 +58,31 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     yield work
 
 
+@pytest.fixture(autouse=True)
+def reset_mlflow_globals() -> Iterator[None]:
+    """Undo MLflow's process-global fluent state after each test.
+
+    Tests that use the plain fluent API (``mlflow.set_tracking_uri``,
+    ``set_experiment``, ``start_run``) would otherwise point every later test
+    at their deleted temp store.  trackbridge itself never touches this state.
+    """
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    from mlflow.tracking import fluent
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
+    fluent._active_experiment_id = None
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        os.environ.pop(var, None)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """One real ``mlflow server`` for the session (shared, tests use fresh experiment names)."""
