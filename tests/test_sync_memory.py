@@ -21,12 +21,13 @@ from trackbridge.sync.engine import Options, SyncEngine
 from trackbridge.sync.plan import Selection
 from trackbridge.sync.provenance import SOURCE_PLATFORM, SOURCE_RUN_ID
 
-POINTS = 120_000  # per key (x3 keys; the bound below does not grow with it)
+POINTS = 60_000  # per key (x3 keys; the bound below does not grow with it)
 KEYS = ("a", "b", "c")
 
 
-def _points(start: int, stop: int, page: int) -> Iterator[list[MetricPoint]]:
-    for first in range(start, stop, page):
+def _points(start: int, stop: int, page: int, backwards: bool = False) -> Iterator[list[MetricPoint]]:
+    firsts = range(start, stop, page)
+    for first in reversed(firsts) if backwards else firsts:
         yield [MetricPoint(i, i * 0.5, 1_000 + i) for i in range(first, min(stop, first + page))]
 
 
@@ -35,8 +36,8 @@ class Generated(Reader):
 
     platform = "generated"
 
-    def __init__(self, run: RunRecord | None, have: int) -> None:
-        self.run, self.have = run, have
+    def __init__(self, run: RunRecord | None, have: int, backwards: bool = False) -> None:
+        self.run, self.have, self.backwards = run, have, backwards
 
     def list_experiments(self) -> Iterator[Experiment]:
         yield Experiment("1", "big")
@@ -53,7 +54,7 @@ class Generated(Reader):
         return self.run
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
-        return _points(0, self.have, page_size)
+        return _points(0, self.have, page_size, self.backwards)
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
         return iter(())
@@ -117,13 +118,13 @@ def _source() -> RunRecord:
                      start_time=1, end_time=2, metrics=last)
 
 
-def _copy(dest_has: int) -> tuple[Counting, int]:
+def _copy(dest_has: int, backwards: bool = False) -> tuple[Counting, int]:
     dest_run = None
     if dest_has:  # a half-written copy: provenance tags, no completion marker
         dest_run = RunRecord("counting", "dst", "big", "1", tags={SOURCE_PLATFORM: "generated", SOURCE_RUN_ID: "src"},
                              metrics={k: MetricSummary(k, 0.0, 0, 0) for k in KEYS})
     writer = Counting()
-    engine = SyncEngine(Pair(Generated(_source(), POINTS)), Pair(Generated(dest_run, dest_has), writer),
+    engine = SyncEngine(Pair(Generated(_source(), POINTS)), Pair(Generated(dest_run, dest_has, backwards), writer),
                         Options(mode="copy", transfers=2))
     tracemalloc.start()
     outcome = engine.run(Selection())
@@ -140,8 +141,14 @@ def test_a_long_copy_holds_a_few_batches_not_the_series() -> None:
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB for {POINTS * len(KEYS):,} points"
 
 
-def test_resuming_indexes_the_destination_at_8_bytes_a_point() -> None:
+def test_resuming_a_prefix_walks_both_streams_side_by_side() -> None:
     writer, peak = _copy(dest_has=POINTS // 2)
     assert writer.points == (POINTS - POINTS // 2) * len(KEYS)
-    # one key's index (60k hashes, 0.5 MB) plus pages and batches
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_resuming_out_of_order_indexes_the_destination_at_8_bytes_a_point() -> None:
+    writer, peak = _copy(dest_has=POINTS // 2, backwards=True)
+    assert writer.points == (POINTS - POINTS // 2) * len(KEYS)
+    # one key's index (30k hashes, 0.25 MB) plus pages and batches
     assert peak < 12 * 2**20, f"peak {peak / 2**20:.1f} MiB"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -31,7 +31,7 @@ from trackbridge.model import DatasetInput, MetricPoint, RunRecord
 from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import fit_run
 from trackbridge.sync.plan import Planner, Selection
-from trackbridge.sync.points import PointIndex
+from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, index_destination, is_complete
 from trackbridge.sync.registry import dest_aliases, dest_versions_by_source, user_version_tags
 from trackbridge.sync.retry import Retry
@@ -94,10 +94,6 @@ class SeriesDiff:
         return self.missing == 0 and self.extra == 0
 
 
-def _flat(pages: Iterable[list[MetricPoint]]) -> Iterator[MetricPoint]:
-    return itertools.chain.from_iterable(pages)
-
-
 def compare_series(
     src_pages: Callable[[], Iterable[list[MetricPoint]]],
     dst_pages: Callable[[], Iterable[list[MetricPoint]]],
@@ -109,7 +105,7 @@ def compare_series(
     compared pairwise with O(1) memory.  On the first mismatch, fall back to
     indexing the destination (8 bytes per point) and streaming the source."""
     diff = SeriesDiff()
-    paired = itertools.zip_longest((p for p in _flat(src_pages()) if keep(p)), _flat(dst_pages()))
+    paired = itertools.zip_longest((p for p in iter_points(src_pages()) if keep(p)), iter_points(dst_pages()))
     for a, b in paired:
         if a is None or b is None or a.key() != b.key():
             break
@@ -120,7 +116,7 @@ def compare_series(
     diff = SeriesDiff()
     index = PointIndex(dst_pages())
     diff.dst_count = len(index)
-    for point in _flat(src_pages()):
+    for point in iter_points(src_pages()):
         if not keep(point):
             continue
         diff.src_count += 1

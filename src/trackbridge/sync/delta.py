@@ -23,7 +23,7 @@ from trackbridge.backends.base import Reader
 from trackbridge.mapping import param_to_str
 from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
 from trackbridge.sync.fit import FittedRun
-from trackbridge.sync.points import PointIndex
+from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.retry import Retry
 
 
@@ -137,15 +137,36 @@ def missing_points(
 ) -> Iterator[list[MetricPoint]]:
     """Pages of source points of ``key`` that the destination series lacks.
 
-    Without a destination series, every source page passes through untouched
-    (no index, no extra memory).  With one, the destination is indexed first
-    (8 bytes per point, see :class:`PointIndex`)."""
+    Without a destination series, every source page passes through untouched.
+    With one, the common case is a destination holding a *prefix* of the source
+    stream (an interrupted copy, or a series that grew since): both streams are
+    walked side by side, O(1) memory, and everything after the prefix is sent.
+    If the streams disagree before the destination ends (other order, holes),
+    the destination is indexed instead (8 bytes per point, :class:`PointIndex`)
+    and the source is streamed again through it."""
     retry = retry or Retry()
-    index = None
-    if dst_reader is not None and dst_run_id is not None:
-        index = PointIndex(retry.iterate(lambda: dst_reader.iter_metric_history(dst_run_id, dst_key or key, page_size)))
-    for page in retry.iterate(lambda: src_reader.iter_metric_history(src_run_id, key, page_size)):
-        if index is not None and len(index):
-            page = [p for p in page if p not in index]
+    source = lambda: retry.iterate(lambda: src_reader.iter_metric_history(src_run_id, key, page_size))  # noqa: E731
+    if dst_reader is None or dst_run_id is None:
+        yield from source()
+        return
+    dest = lambda: retry.iterate(lambda: dst_reader.iter_metric_history(dst_run_id, dst_key or key, page_size))  # noqa: E731
+    there = iter_points(dest())
+    pages = source()
+    for page in pages:
+        for i, point in enumerate(page):
+            other = next(there, None)
+            if other is None:  # the destination ended: the rest of the source is missing
+                yield page[i:]
+                yield from pages
+                return
+            if other.key() != point.key():
+                yield from _through_index(source(), dest())
+                return
+
+
+def _through_index(source: Iterator[list[MetricPoint]], dest: Iterator[list[MetricPoint]]) -> Iterator[list[MetricPoint]]:
+    index = PointIndex(dest)
+    for page in source:
+        page = [p for p in page if p not in index]
         if page:
             yield page

@@ -11,10 +11,16 @@ points) would skip one point; ``check`` compares exact values and reports it.
 from __future__ import annotations
 
 import bisect
+import itertools
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from trackbridge.model import MetricPoint
+
+
+def iter_points(pages: Iterable[list[MetricPoint]]) -> Iterator[MetricPoint]:
+    """Points of a paged stream, one by one."""
+    return itertools.chain.from_iterable(pages)
 
 
 def point_hash(point: MetricPoint) -> int:
