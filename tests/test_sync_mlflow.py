@@ -199,6 +199,10 @@ def test_experiment_selection_rename_and_run_filter(corpus: Corpus, sqlite_uri: 
 
 def test_usage_errors_exit_2_with_a_hint(corpus: Corpus, sqlite_uri: str, monkeypatch) -> None:
     set_remotes(monkeypatch, src=corpus.tracking_uri, dst=sqlite_uri)
+    for command, must in (("plan", "--exact-points"), ("copy", "never deletes"), ("sync", "--max-delete"),
+                          ("check", "NaN"), ("export", "dir:PATH"), ("import", "dir:PATH")):
+        shown = invoke(command, "--help")
+        assert shown.exit_code == 0 and must in shown.stdout and "REMOTE[:EXPERIMENT]" in shown.stdout
     assert invoke("copy", "src", "src").exit_code == 2
     same = invoke("copy", "src", "src:other")  # every experiment of a store into itself
     assert same.exit_code == 2 and "same store" in same.stderr
