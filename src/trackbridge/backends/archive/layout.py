@@ -113,13 +113,22 @@ def open_archive(root: Path, *, create: bool) -> Layout:
             "Point dir: at an archive made by `trackbridge export`, or at a new/empty folder."
         )
     if create:
-        write_json(manifest, {
+        write_manifest(layout)
+    return layout
+
+
+def write_manifest(layout: Layout) -> None:
+    """Turn ``layout.root`` (missing or empty) into an archive by writing its manifest.
+
+    Separate from :func:`open_archive` so a writer can validate its folder up
+    front but create it only on its first write: a dry run must leave no folder."""
+    if not (layout.root / MANIFEST).is_file():
+        write_json(layout.root / MANIFEST, {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
             "created_by": f"trackbridge {__version__}",
             "created_at": now_ms(),
         })
-    return layout
 
 
 def _check_manifest(path: Path, data: object) -> None:

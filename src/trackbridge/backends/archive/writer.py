@@ -22,7 +22,7 @@ from typing import Any
 
 from trackbridge.backends.archive import runs
 from trackbridge.backends.archive.files import remove_tree, write_json
-from trackbridge.backends.archive.layout import Layout, now_ms, open_archive
+from trackbridge.backends.archive.layout import Layout, now_ms, open_archive, write_manifest
 from trackbridge.backends.archive.metrics import MetricBuffer
 from trackbridge.backends.archive.reader import list_experiments
 from trackbridge.backends.archive.registry import Registry
@@ -63,16 +63,26 @@ class ArchiveWriter(Writer):
     limits = ARCHIVE_LIMITS
 
     def __init__(self, root: Path, part_points: int = DEFAULT_PART_POINTS) -> None:
-        self.layout: Layout = open_archive(root, create=True)
+        # validated now, created by the first write (_create): opening for a dry run leaves no folder.
+        self.layout: Layout = open_archive(root, create=False)
         self.part_points = part_points
         self.registry = Registry(self.layout)
         self._lock = threading.Lock()
         self._runs: dict[str, _OpenRun] = {}
+        self._created = False
+
+    def _create(self) -> None:
+        """Write the archive manifest once, before the first experiment or registry entry
+        (every other write lands inside one of those)."""
+        if not self._created:
+            write_manifest(self.layout)
+            self._created = True
 
     # -- experiments and runs ------------------------------------------------
 
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         with self._lock:
+            self._create()
             existing = next((e for e in list_experiments(self.layout) if e.name == name), None)
             exp_id = existing.id if existing else uuid.uuid4().hex
             old_tags = existing.tags if existing else {}
@@ -235,9 +245,13 @@ class ArchiveWriter(Writer):
     # -- registry ----------------------------------------------------------------
 
     def register_model(self, model: RegisteredModel) -> None:
+        with self._lock:
+            self._create()
         self.registry.register(model)
 
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        with self._lock:
+            self._create()
         return self.registry.create_version(version, run_id)
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
