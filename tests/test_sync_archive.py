@@ -5,6 +5,9 @@ import json
 from pathlib import Path
 
 from corpus import build_corpus, invoke, runs_by_source, set_remotes
+from trackbridge.backends.archive.backend import ArchiveBackend
+from trackbridge.mapping import MAPPING_TAG
+from trackbridge.model import RunStatus
 
 
 def test_export_import_round_trip_checks_end_to_end(tmp_path: Path, sqlite_uri: str, monkeypatch) -> None:
@@ -35,3 +38,38 @@ def test_export_import_round_trip_checks_end_to_end(tmp_path: Path, sqlite_uri: 
     found = runs_by_source(sqlite_uri)
     assert len(found) == 4 and all(len(v) == 1 for v in found.values())
     assert {r.data.tags["trackbridge.origin.run_id"] for v in found.values() for r in v} == set(corpus.runs.values())
+
+
+def test_nested_params_stay_nested_between_archives_and_flatten_into_mlflow(tmp_path: Path, sqlite_uri: str,
+                                                                             monkeypatch) -> None:
+    nested = {"opt": {"lr": 0.1, "betas": [0.9, 0.99], "sched": {"kind": "cos"}}, "seed": 7, "name": "1"}
+    writer = ArchiveBackend({"path": str(tmp_path / "src")}).writer()  # a source written directly, not by a copy
+    run_id = writer.create_run(writer.ensure_experiment("e"), name="nested", start_time=1)
+    writer.log_params(run_id, nested)
+    writer.finish_run(run_id, RunStatus.FINISHED, 2)
+    writer.close()
+    set_remotes(monkeypatch, dst=sqlite_uri)
+    src, copy = f"dir:{tmp_path / 'src'}", f"dir:{tmp_path / 'copy'}"
+
+    for dst in (copy, "dst"):
+        done = json.loads(invoke("copy", src, dst, "--json").stdout)
+        assert done["ok"], done["errors"]
+        checked = invoke("check", src, dst)
+        assert checked.exit_code == 0, checked.stdout
+
+    (archived,) = ArchiveBackend({"path": str(tmp_path / "copy")}).reader().list_runs("e")
+    assert archived.params == nested  # JSON values kept: a dict is a dict, "1" stays a string, 7 an int
+    (flat,) = [r for runs in runs_by_source(sqlite_uri).values() for r in runs]
+    assert flat.data.params == {"opt.lr": "0.1", "opt.betas": "[0.9, 0.99]", "opt.sched.kind": "cos",
+                                "seed": "7", "name": "1"}
+    renamed = json.loads(flat.data.tags[MAPPING_TAG])["renamed"]
+    assert renamed == {"param:opt.lr": "opt", "param:opt.betas": "opt", "param:opt.sched.kind": "opt"}
+
+    # a changed nested value is seen by sync (compared as JSON, not as its string) and by check
+    writer = ArchiveBackend({"path": str(tmp_path / "src")}).writer()
+    writer.log_params(run_id, {"opt": {**nested["opt"], "lr": 0.2}})
+    writer.close()
+    assert invoke("check", src, copy).exit_code != 0
+    synced = json.loads(invoke("sync", src, copy, "--json").stdout)
+    assert synced["ok"] and synced["stats"]["runs_updated"] == 1, synced
+    assert invoke("check", src, copy).exit_code == 0

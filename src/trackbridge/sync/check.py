@@ -26,7 +26,7 @@ from typing import Any
 
 from trackbridge.backends.base import Limits, Reader
 from trackbridge.errors import TrackbridgeError
-from trackbridge.mapping import TRUNCATE, MappingRecord, param_to_str
+from trackbridge.mapping import TRUNCATE, MappingRecord
 from trackbridge.model import DatasetInput, MetricPoint, RunRecord
 from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import fit_run
@@ -220,7 +220,7 @@ class Checker:
             _differs(details, "parent run", parent or src.parent_run_id, dst.parent_run_id)
 
         fitted = fit_run(src, self.limits, self.long_values, self.unsupported)
-        self._compare_mapping(details, "param", fitted.params, {k: param_to_str(k, v) for k, v in dst.params.items()})
+        self._compare_mapping(details, "param", fitted.comparable(fitted.params), fitted.comparable(dst.params))
         dst_tags = {k: v for k, v in dst.tags.items() if k not in RESERVED_TAGS}
         have_labels = set(dst.labels) | {k for k, v in dst_tags.items() if v == ""}
         for label in fitted.labels:

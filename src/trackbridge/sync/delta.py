@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge.backends.base import Reader
-from trackbridge.mapping import param_to_str
 from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
 from trackbridge.sync.fit import FittedRun
 from trackbridge.sync.points import PointIndex, iter_points
@@ -29,7 +28,7 @@ from trackbridge.sync.retry import Retry
 
 @dataclass
 class RunDelta:
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
@@ -86,8 +85,8 @@ def compute_delta(
     delta = RunDelta()
     dst_params = dst.params if dst else {}
     dst_tags = dst.tags if dst else {}
-    delta.params = {k: v for k, v in fitted.params.items()
-                    if k not in dst_params or param_to_str(k, dst_params[k]) != v}
+    want, have = fitted.comparable(fitted.params), fitted.comparable(dst_params)
+    delta.params = {k: fitted.params[k] for k in want if have.get(k) != want[k]}
     delta.tags = {k: v for k, v in fitted.tags.items() if dst_tags.get(k) != v}
     # a label may come back from a key/value platform as a tag with an empty value.
     have_labels = set(dst.labels if dst else []) | {k for k, v in dst_tags.items() if v == ""}

@@ -8,7 +8,10 @@ code path is what makes "check passes after copy" meaningful.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import InvalidKeyError
@@ -21,7 +24,10 @@ from trackbridge.sync.provenance import RESERVED_TAGS
 class FittedRun:
     """Destination-ready params, tags and metric keys of one source run."""
 
-    params: dict[str, str] = field(default_factory=dict)
+    #: strings for a flat-param destination; JSON values (nested dicts kept) otherwise.
+    params: dict[str, Any] = field(default_factory=dict)
+    #: the destination's ``limits.flat_params``: how its param values compare (:meth:`comparable`).
+    flat_params: bool = True
     tags: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     #: source metric key -> destination metric key
@@ -30,9 +36,18 @@ class FittedRun:
     #: problems that make the run impossible to copy faithfully (key collisions).
     errors: list[str] = field(default_factory=list)
 
+    def comparable(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """``params`` (fitted, or read back from the destination) as strings equal exactly
+        when the destination holds the same value: what a flat destination stores, or
+        canonical JSON where values keep their type (so ``1`` and ``"1"`` differ there)."""
+        if self.flat_params:
+            return {k: param_to_str(k, v) for k, v in params.items()}
+        return {k: json.dumps(v, sort_keys=True, allow_nan=True, ensure_ascii=False, default=str)
+                for k, v in params.items()}
 
-def _map_keys(mapper: KeyMapper, items: dict[str, str], fitted: FittedRun) -> dict[str, str]:
-    out: dict[str, str] = {}
+
+def _map_keys(mapper: KeyMapper, items: dict[str, Any], fitted: FittedRun) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in items.items():
         try:
             out[mapper.map(key)] = value
@@ -57,13 +72,23 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
             unsupported: frozenset[str] = frozenset()) -> FittedRun:
     """Params/tags/metric keys of ``run`` as ``limits`` allow, with every change recorded
     (``unsupported``: see :func:`unsupported_features`)."""
-    fitted = FittedRun()
+    fitted = FittedRun(flat_params=limits.flat_params)
     record = fitted.record
 
-    params = flatten(run.params, limits.nested_separator) if limits.flat_params else dict(run.params)
-    as_str = {k: param_to_str(k, v) for k, v in params.items()}
-    for key, value in _map_keys(KeyMapper(limits, "param", record), as_str, fitted).items():
-        fitted.params[key] = fit_value(key, value, limits.max_param_value_length, policy, record, "param")
+    param_keys = KeyMapper(limits, "param", record)
+    if limits.flat_params:
+        params: dict[str, Any] = {}
+        for key, value in run.params.items():
+            flat = flatten({key: value}, limits.nested_separator)
+            if len(flat) > 1 or key not in flat:  # a nested dict: each leaf names its source param
+                record.renamed.update({f"param:{leaf}": key for leaf in flat})
+            params.update(flat)
+        as_str = {k: param_to_str(k, v) for k, v in params.items()}
+        for key, text in _map_keys(param_keys, as_str, fitted).items():
+            fitted.params[key] = fit_value(key, text, limits.max_param_value_length, policy, record, "param")
+    else:
+        # the destination keeps JSON values: pass them through (nested dicts too), only keys are mapped.
+        fitted.params = _map_keys(param_keys, dict(run.params), fitted)
 
     tags = {k: v for k, v in run.tags.items() if k not in RESERVED_TAGS}
     for key, value in _map_keys(KeyMapper(limits, "tag", record), tags, fitted).items():
