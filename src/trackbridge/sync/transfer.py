@@ -4,7 +4,8 @@ Order of writes, chosen so that a crash at any point leaves a run the next
 invocation can finish (see :mod:`trackbridge.sync.delta` for how the delta of
 a half-written run is computed):
 
-1. ``create_run`` with the provenance tags — from here the run is findable;
+1. ``create_run`` with the provenance tags (first, so they fit its one request)
+   and the user's tags — from here the run is findable;
 2. params, tags, notes, dataset inputs (re-sent only if missing/different);
 3. metric points: a reader thread streams source pages (skipping points the
    destination already has) into a bounded queue, this thread writes batches
@@ -13,8 +14,13 @@ a half-written run is computed):
 4. artifacts one file at a time (``MLmodel`` files re-pointed to the new run);
 5. logged models (download, re-point, ``log_model``);
 6. final status and end time;
-7. the mapping record, then the completion marker ``trackbridge.complete`` =
-   source fingerprint, *last*.
+7. the mapping record and the completion marker ``trackbridge.complete`` =
+   source fingerprint, in one ``set_tags`` call with the marker *last* (writers
+   keep the order when they split a call, MLflow writes one batch atomically).
+
+Each request the destination serves costs its server CPU, which bounds a copy
+between two servers: tags ride in ``create_run`` and the marker with the
+mapping, so a new run costs no request beyond its data.
 
 An update first blanks the marker, so a crash during an update is resumed
 with a full comparison instead of being mistaken for a finished run.
@@ -116,11 +122,13 @@ class RunTransfer:
     def transfer(self, run: RunPlan, experiment_id: str, dst_parent: str | None) -> RunResult:
         result = RunResult(run)
         src, delta, fitted = run.src, run.delta, run.fitted
+        tags = delta.tags
         if run.dst is None:
             result.dst_run_id = self.retry.call(
                 self.writer.create_run, experiment_id, name=src.name, start_time=src.start_time, user=src.user,
-                parent_run_id=dst_parent, tags=provenance_tags(src),
+                parent_run_id=dst_parent, tags={**provenance_tags(src), **tags},
             )
+            tags = {}
             crash_point("after_create")
         else:
             result.dst_run_id = run.dst.run_id
@@ -130,8 +138,8 @@ class RunTransfer:
 
         if delta.params:
             self.retry.call(self.writer.log_params, dst_id, delta.params)
-        if delta.tags:
-            self.retry.call(self.writer.set_tags, dst_id, delta.tags)
+        if tags:
+            self.retry.call(self.writer.set_tags, dst_id, tags)
         if delta.labels:
             self.retry.call(self.writer.set_labels, dst_id, delta.labels)
         if delta.summary:
@@ -149,9 +157,7 @@ class RunTransfer:
         if delta.finish:
             self.retry.call(self.writer.finish_run, dst_id, src.status, src.end_time)
         crash_point("before_complete")
-        if fitted.record:
-            self.retry.call(self.writer.set_tags, dst_id, fitted.record.to_tag())
-        self.retry.call(self.writer.set_tags, dst_id, {COMPLETE: run.fingerprint})
+        self.retry.call(self.writer.set_tags, dst_id, {**fitted.record.to_tag(), COMPLETE: run.fingerprint})
         return result
 
     # -- metrics --------------------------------------------------------------
