@@ -11,11 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from servers import MlflowServer
 
 from trackbridge.backends import get_backend
 from trackbridge.backends.base import RunFilter
 from trackbridge.backends.mlflow import MlflowBackend
-from trackbridge.errors import BackendError, RunNotFound, TransientBackendError
+from trackbridge.errors import BackendError, ConfigError, RunNotFound, TransientBackendError
 from trackbridge.model import (
     DatasetInput,
     MetricPoint,
@@ -372,3 +373,78 @@ def test_refusals_are_plain_backend_errors(backend: MlflowBackend) -> None:
         writer.log_params(run_id, {"frozen": "2"})  # MLflow params are immutable
     assert not isinstance(info.value, (TransientBackendError, RunNotFound))
     assert "frozen" in str(info.value)
+
+
+def test_sqlite_history_is_keyset_paged_in_mlflow_order(sqlite_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An in-process SQL store is read by keyset pages, not MLflow's OFFSET paging, in MLflow's
+    order (timestamp, step, stored value, NaN last), across page boundaries inside ties."""
+    backend = get_backend("mlflow", {"tracking_uri": sqlite_uri})
+    _, run_id = new_run(backend)
+    specials = [math.nan, math.inf, -math.inf, 0.0, -0.5]
+    # 20 points per timestamp, timestamps logged newest first, steps reversed inside each
+    points = [MetricPoint(19 - i % 20, specials[i % 5] if i % 3 == 0 else i / 7, T0 + (299 - i) // 20)
+              for i in range(300)]
+    # NaN is stored as 0: same (timestamp, step, stored value) as 0.0, told apart by is_nan
+    points += [MetricPoint(5, v, T0 + 7) for v in (0.0, math.nan, math.inf, -math.inf, 1.5)]
+    backend.writer().log_metrics(run_id, [("k", p) for p in points])
+    store = backend.connection.client._tracking_client.store
+    mlflow_order = [(m.timestamp, m.step) for m in store.get_metric_history(run_id, "k")]
+
+    def stored(p: MetricPoint) -> tuple[int, int, float, bool]:
+        value = 0.0 if math.isnan(p.value) else max(min(p.value, 1.7976931348623157e308), -1.7976931348623157e308)
+        return (p.timestamp, p.step, value, math.isnan(p.value))
+
+    monkeypatch.setattr(store, "get_metric_history", lambda *a, **k: pytest.fail("OFFSET paging used"))
+    pages = list(backend.reader().iter_metric_history(run_id, "k", page_size=7))
+    got = [p for page in pages for p in page]
+    assert all(len(page) == 7 for page in pages[:-1]) and len(got) == len(points)
+    assert [p.key() for p in got] == [p.key() for p in sorted(points, key=stored)]
+    assert [(p.timestamp, p.step) for p in got] == mlflow_order
+    with pytest.raises(RunNotFound):
+        list(backend.reader().iter_metric_history(uuid.uuid4().hex, "k"))
+
+
+def test_server_sqlite_file_read_in_process_with_artifacts_options(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    """Runs created through a server keep ``mlflow-artifacts:`` URIs; reading the server's
+    sqlite file in-process needs ``artifacts_destination`` (or ``artifacts_server``)."""
+    served = get_backend("mlflow", {"tracking_uri": mlflow_server.url})
+    _, run_id = new_run(served)  # type: ignore[arg-type]
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    (tmp_path / "src" / "deep" / "a.txt").write_text("from the server")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
+    served.writer().log_artifact(run_id, tmp_path / "src", "files")
+    logged = served.writer().log_model(run_id, tmp_path / "model", "m")
+    db_uri = f"sqlite:///{mlflow_server.root / 'mlflow.db'}"
+
+    bare = get_backend("mlflow", {"tracking_uri": db_uri}).reader()
+    assert [len(p) for p in bare.iter_metric_history(run_id, "none")] == []  # the database reads fine
+    with pytest.raises(ConfigError, match="artifacts_destination.*ARTIFACTS_DESTINATION"):
+        list(bare.list_artifacts(run_id))
+    with pytest.raises(ConfigError, match="artifacts_destination"):
+        bare.get_run(run_id)  # a logged model's flavors are in its MLmodel artifact
+
+    direct = get_backend("mlflow", {"tracking_uri": db_uri, "artifacts_destination": str(mlflow_server.root / "artifacts")})
+    proxied = get_backend("mlflow", {"tracking_uri": db_uri, "artifacts_server": mlflow_server.url})
+    for backend in (direct, proxied):
+        reader = backend.reader()
+        assert [(a.path, a.size) for a in reader.list_artifacts(run_id)] == [("files/deep/a.txt", 15)]
+        dst = tmp_path / f"dl-{backend is direct}"
+        assert reader.download_artifact(run_id, "files/deep/a.txt", dst).read_text() == "from the server"
+        assert reader.get_run(run_id).models[0].flavors == ["python_function"]
+        assert (reader.download_model(run_id, logged, dst) / "MLmodel").is_file()
+
+    # writing through the mapping lands where the server serves it from
+    (tmp_path / "late.txt").write_text("written in-process")
+    direct.writer().log_artifact(run_id, tmp_path / "late.txt")
+    served_paths = {a.path for a in served.reader().list_artifacts(run_id)}
+    assert served_paths == {"files/deep/a.txt", "late.txt"}
+    got = served.reader().download_artifact(run_id, "late.txt", tmp_path / "via-server")
+    assert got.read_text() == "written in-process"
+
+
+def test_artifacts_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        MlflowBackend({"artifacts_destination": "/x", "artifacts_server": "http://127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="http"):
+        MlflowBackend({"artifacts_server": "/not/a/url"})

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from servers import free_port
+from servers import MlflowServer, free_port
 from trackbridge.backends.mlflow import MlflowBackend
 from trackbridge.backends.mlflow.errors import is_transient, is_unsupported, mask_secrets, translate
 from trackbridge.errors import BackendError, ConfigError, RunNotFound, TransientBackendError
-from trackbridge.model import MetricPoint
+from trackbridge.model import MetricPoint, RunStatus
 
 
 def test_default_uri_is_embedded_sqlite_in_cwd(isolated_env: Path) -> None:
@@ -148,3 +148,18 @@ def test_writer_is_usable_from_several_threads(sqlite_uri: str) -> None:
     assert errors == []
     reader = backend.reader()
     assert all(sum(len(p) for p in reader.iter_metric_history(r, "m")) == 500 for r in run_ids)
+
+
+def test_no_run_links_printed_to_stdout(
+    mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow prints "View run ..." for http URIs when a run ends: that would corrupt --json output."""
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+    writer = MlflowBackend({"tracking_uri": mlflow_server.url}).writer()
+    run_id = writer.create_run(writer.ensure_experiment("quiet-stdout"))
+    writer.finish_run(run_id, RunStatus.FINISHED)
+    assert capfd.readouterr().out == ""
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")  # the user's choice wins
+    writer = MlflowBackend({"tracking_uri": mlflow_server.url}).writer()
+    writer.finish_run(writer.create_run(writer.ensure_experiment("quiet-stdout")), RunStatus.FINISHED)
+    assert "View run" in capfd.readouterr().out

@@ -9,6 +9,10 @@ Options (from a remote, ``*_env`` secrets already resolved):
   ``MLFLOW_TRACKING_TOKEN`` / ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``;
 * ``http_retries`` (default 2), ``http_timeout`` seconds (default 30): fail fast,
   the callers retry (see :mod:`trackbridge.backends.mlflow.connection`).
+* ``artifacts_destination`` (the server's ``--artifacts-destination`` folder or URI)
+  or ``artifacts_server`` (the server's URL): where ``mlflow-artifacts:/`` URIs
+  point when a server's database is opened directly (e.g. ``sqlite:``), since
+  MLflow resolves them only through an http(s) tracking URI.
 
 Importing this module does not import mlflow; the client is created on first use.
 """

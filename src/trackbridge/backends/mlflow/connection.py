@@ -25,6 +25,17 @@ Decisions recorded here:
   MLflow reads these only from the process environment, so they are
   process-wide: a value already in the environment wins unless the option is
   given explicitly.
+* **No "View run" lines on stdout.** For http(s) URIs MLflow prints a run's UI
+  link when the run ends, which would corrupt ``--json`` output;
+  ``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT`` is set (``setdefault``: a user's
+  explicit value wins).
+* **Proxied artifacts without the server.** Runs created through an
+  ``mlflow server`` store artifact URIs ``mlflow-artifacts:/<path>``, which MLflow
+  resolves only against an http(s) tracking URI.  To read the server's database
+  in-process (``sqlite:``), option ``artifacts_destination`` (the server's
+  ``--artifacts-destination``: a folder or a storage URI) maps ``<path>`` under
+  it, or option ``artifacts_server`` (the server's URL) fetches through its proxy.
+  Every artifact transfer, read or write, goes through :meth:`MlflowConnection.artifact_repo`.
 """
 from __future__ import annotations
 
@@ -33,7 +44,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from trackbridge.backends.mlflow.errors import mask_secrets, translated
 from trackbridge.errors import ConfigError, MissingDependencyError
@@ -41,6 +52,7 @@ from trackbridge.errors import ConfigError, MissingDependencyError
 DEFAULT_HTTP_RETRIES = 2
 DEFAULT_HTTP_TIMEOUT = 30
 _HTTP_BACKOFF_FACTOR = "1"
+_PROXY_SCHEME = "mlflow-artifacts:"
 
 
 def default_tracking_uri() -> str:
@@ -70,6 +82,15 @@ class MlflowConnection:
             )
         self._http_retries = options.get("http_retries")
         self._http_timeout = options.get("http_timeout")
+        self._artifacts_destination = _storage_uri(options.get("artifacts_destination"))
+        self._artifacts_server: str | None = options.get("artifacts_server") or None
+        if self._artifacts_destination and self._artifacts_server:
+            raise ConfigError("MLflow remote: give 'artifacts_destination' or 'artifacts_server', not both.")
+        if self._artifacts_server and not is_http(self._artifacts_server):
+            raise ConfigError(
+                f"MLflow remote: 'artifacts_server' must be the http(s) URL of an MLflow server, "
+                f"not {mask_secrets(self._artifacts_server)!r}."
+            )
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -107,12 +128,44 @@ class MlflowConnection:
             ) from exc
         if is_http(self.tracking_uri):
             self._configure_http()
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         with translated(f"connect to {self.display_uri}"):
             client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
             if self._token or self._username:
                 self._inject_credentials(client._tracking_client.store)
                 self._inject_credentials(client._get_registry_client().store)
         return client
+
+    # -- artifacts ----------------------------------------------------------
+
+    def artifact_repo(self, artifact_uri: str) -> Any:
+        """MLflow's artifact repository for ``artifact_uri`` (a run's or a logged model's),
+        with ``mlflow-artifacts:`` URIs mapped by the ``artifacts_*`` options."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        tracking_uri = self.tracking_uri
+        if artifact_uri.startswith(_PROXY_SCHEME):
+            if self._artifacts_destination:
+                path = urlparse(artifact_uri).path.strip("/")
+                artifact_uri = f"{self._artifacts_destination}/{path}" if path else self._artifacts_destination
+            elif self._artifacts_server:
+                tracking_uri = self._artifacts_server
+            elif not is_http(tracking_uri):
+                raise ConfigError(
+                    f"artifacts at {artifact_uri} are served by an MLflow server's artifact proxy, "
+                    f"which {self.display_uri} cannot reach. Set the remote's option "
+                    "'artifacts_destination' to the server's --artifacts-destination folder "
+                    "(TRACKBRIDGE_REMOTE_<NAME>_ARTIFACTS_DESTINATION=...), or 'artifacts_server' "
+                    "to the server's URL."
+                )
+        with translated(f"open artifact store {mask_secrets(artifact_uri)}"):
+            return get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
+
+    def run_artifact_repo(self, run_id: str) -> Any:
+        """The artifact repository of one run (see :meth:`artifact_repo`)."""
+        with translated("look up the run's artifact location", run_id):
+            artifact_uri = self.client.get_run(run_id).info.artifact_uri
+        return self.artifact_repo(artifact_uri)
 
     def _configure_http(self) -> None:
         settings = {
@@ -145,3 +198,13 @@ class MlflowConnection:
         host_creds._trackbridge_wrapped = True  # type: ignore[attr-defined]
         host_creds._trackbridge_original = original  # type: ignore[attr-defined]
         store.get_host_creds = host_creds
+
+
+def _storage_uri(location: str | None) -> str | None:
+    """``location`` as a URI without trailing slash: local folders become ``file:`` URIs."""
+    if not location:
+        return None
+    location = str(location)
+    if len(urlparse(location).scheme) <= 1:  # a path (a one-letter scheme is a Windows drive)
+        location = Path(location).expanduser().resolve().as_uri()
+    return location.rstrip("/")

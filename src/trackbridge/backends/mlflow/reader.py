@@ -5,9 +5,16 @@ Choices recorded here:
 * Run filters are pushed into MLflow's ``search_runs`` filter string where it
   can express them (since/until, a single status, tag/param equality, run ids)
   and :meth:`RunFilter.matches` is applied on top, so results are exact either way.
-* Metric history is read through the store's paged ``get_metric_history``
-  (``max_results``/``page_token``: SQLAlchemy store and REST API both page),
-  so memory stays bounded by ``page_size`` whatever the series length.
+* Metric history is streamed in pages of ``page_size`` points, so memory stays
+  bounded whatever the series length.  Over REST the store's paged
+  ``get_metric_history`` is used.  An in-process SQL store (sqlite, ...) pages
+  with ``OFFSET`` there, which rescans every earlier point for each page
+  (quadratic: 1M points took ~57 s); instead each page is one short query on
+  MLflow's ``SqlMetric`` model, keyset-paginated on MLflow's own order
+  (timestamp, step, value, plus ``is_nan`` to break the tie between NaN and a
+  stored 0), which the metrics primary-key index serves.  Short queries, not one
+  long streamed one, so no read transaction stays open between pages to block
+  writers of the same sqlite file.
 * ``list_artifacts`` reports sizes but no digest: MLflow's artifact stores do
   not keep checksums, and hashing here would cost a full read of every file.
   Callers that need a digest compute it after ``download_artifact``.
@@ -17,10 +24,12 @@ Choices recorded here:
 """
 from __future__ import annotations
 
+import math
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
@@ -29,6 +38,7 @@ from trackbridge.backends.mlflow.convert import (
     PLATFORM,
     metric_point,
     logged_model_from_mlflow,
+    metric_value_from_store,
     registered_model_from_mlflow,
     run_to_record,
 )
@@ -84,6 +94,17 @@ def filter_string(run_filter: RunFilter | None) -> str:
             if ident and literal:
                 clauses.append(f"{prefix}.{ident} = {literal}")
     return " AND ".join(clauses)
+
+
+def _keyset_capable(store: Any) -> bool:
+    """An in-process SQLAlchemy store whose database compares row values ``(a, b) > (x, y)``
+    (SQL Server cannot: it keeps MLflow's paging)."""
+    module = sys.modules.get("mlflow.store.tracking.sqlalchemy_store")  # imported if the store is one
+    return (
+        module is not None
+        and isinstance(store, module.SqlAlchemyStore)
+        and store.db_type in ("sqlite", "postgresql", "mysql")
+    )
 
 
 class MlflowReader(Reader):
@@ -191,7 +212,7 @@ class MlflowReader(Reader):
         return self._flavors[model.model_id]
 
     def _read_flavors(self, model: Any) -> list[str]:
-        repo = self._model_repo(model.artifact_location)
+        repo = self.connection.artifact_repo(model.artifact_location)
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 local = repo.download_artifacts("MLmodel", tmp)
@@ -199,17 +220,15 @@ class MlflowReader(Reader):
                 return []
             return flavors_from_mlmodel(Path(local).read_text(encoding="utf-8"))
 
-    def _model_repo(self, artifact_location: str) -> Any:
-        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-        return get_artifact_repository(artifact_location, tracking_uri=self.connection.tracking_uri)
-
     # -- metric history -----------------------------------------------------
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         if page_size <= 0:
             raise ValueError("page_size must be positive")
         store = self._client._tracking_client.store
+        if _keyset_capable(store):
+            yield from self._keyset_history(store, run_id, key, page_size)
+            return
         token = None
         while True:
             with translated(f"read history of metric {key!r}", run_id):
@@ -224,14 +243,43 @@ class MlflowReader(Reader):
             if not token:
                 return
 
+    def _keyset_history(self, store: Any, run_id: str, key: str, page_size: int) -> Iterator[list[MetricPoint]]:
+        """Pages of one series from an in-process SQL store, each after the last row seen."""
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+        from sqlalchemy import tuple_
+
+        order = (SqlMetric.timestamp, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
+        with translated(f"read history of metric {key!r}", run_id):
+            self._client.get_run(run_id)  # unknown or inaccessible run: an error, not an empty series
+        last: tuple[Any, ...] | None = None
+        while True:
+            with translated(f"read history of metric {key!r}", run_id), store.ManagedSessionMaker() as session:
+                query = session.query(*order).filter(SqlMetric.run_uuid == run_id, SqlMetric.key == key)
+                if last is not None:
+                    # (timestamp, step) >= ... is the index range; the full tuple skips the rows seen
+                    query = query.filter(
+                        tuple_(*order[:2]) >= tuple_(*last[:2]), tuple_(*order) > tuple_(*last)
+                    )
+                rows = query.order_by(*order).limit(page_size).all()
+            if not rows:
+                return
+            yield [
+                MetricPoint(int(step), math.nan if is_nan else metric_value_from_store(value), int(ts))
+                for ts, step, value, is_nan in rows
+            ]
+            if len(rows) < page_size:
+                return
+            last = tuple(rows[-1])
+
     # -- artifacts ----------------------------------------------------------
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        repo = self.connection.run_artifact_repo(run_id)
         pending: list[str | None] = [None]
         while pending:
             folder = pending.pop()
             with translated(f"list artifacts under {folder or '/'}", run_id):
-                entries = self._client.list_artifacts(run_id, folder)
+                entries = repo.list_artifacts(folder)
             for entry in sorted(entries, key=lambda e: e.path, reverse=True):
                 if entry.is_dir:
                     pending.append(entry.path)
@@ -239,10 +287,10 @@ class MlflowReader(Reader):
                     yield ArtifactInfo(entry.path, entry.file_size)
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        folder = Path(dst_dir) / PurePosixPath(path).parent
-        folder.mkdir(parents=True, exist_ok=True)
+        Path(dst_dir).mkdir(parents=True, exist_ok=True)
+        repo = self.connection.run_artifact_repo(run_id)
         with translated(f"download artifact {path}", run_id):
-            return Path(self._client.download_artifacts(run_id, path, str(folder)))
+            return Path(repo.download_artifacts(path, str(dst_dir)))  # keeps ``path`` under dst_dir
 
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
         if not model.model_id:
@@ -251,7 +299,7 @@ class MlflowReader(Reader):
         target.mkdir(parents=True, exist_ok=True)
         with translated(f"download logged model {model.model_id}", run_id):
             logged = self._client.get_logged_model(model.model_id)
-            self._model_repo(logged.artifact_location).download_artifacts("", str(target))
+            self.connection.artifact_repo(logged.artifact_location).download_artifacts("", str(target))
         return target
 
     # -- registry -----------------------------------------------------------

@@ -212,11 +212,12 @@ class MlflowWriter(Writer):
         local_path = Path(local_path)
         if not local_path.exists():
             raise BackendError(f"cannot log artifact {local_path}: no such file or directory")
+        repo = self.connection.run_artifact_repo(run_id)
         with translated(f"upload artifact {local_path.name}", run_id):
             if local_path.is_dir():
-                self._client.log_artifacts(run_id, str(local_path), artifact_dir or local_path.name)
+                repo.log_artifacts(str(local_path), artifact_dir or local_path.name)
             else:
-                self._client.log_artifact(run_id, str(local_path), artifact_dir)
+                repo.log_artifact(str(local_path), artifact_dir)
 
     def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
         """An MLflow 3 logged model: created with ``source_run_id``, files uploaded to
@@ -231,10 +232,11 @@ class MlflowWriter(Writer):
                 run.info.experiment_id, name=name, source_run_id=run_id
             )
             try:
+                repo = self.connection.artifact_repo(model.artifact_location)
                 if local_dir.is_dir():
-                    self._client.log_model_artifacts(model.model_id, str(local_dir))
+                    repo.log_artifacts(str(local_dir))
                 else:
-                    self._client.log_model_artifact(model.model_id, str(local_dir))
+                    repo.log_artifact(str(local_dir))
             except Exception:
                 self._client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
                 raise
