@@ -12,6 +12,14 @@ to *spooling*: new ops are appended to the spool, and the spool is replayed
 with a growing delay (1 s → 30 s) until the backend takes it, after which the
 run is live again.  Nothing is ever raised into the training loop from here;
 the run decides (``on_error``) what to do with a report.
+
+Bounded memory: a backend that is up but slower than training would otherwise
+let a run's queue grow without limit.  Between two ops (live or replaying) the
+worker looks at the queue; past ``max_queued`` items the run switches to the
+spool the same way as when the backend is down (so still in order, exactly
+once), but is replayed at once instead of after a backoff.  A run therefore
+holds at most about ``max_queued`` items in memory, plus what it logs while one
+request is in flight, plus the batches being sent.
 """
 from __future__ import annotations
 
@@ -42,6 +50,10 @@ PARALLEL_BATCHES = 4
 #: a batch whose sending thread was on the CPU less than this share of its wall
 #: time was waiting for I/O: parallel sending pays off.
 IO_BOUND_CPU_SHARE = 0.25
+#: queued items (metric points and other ops) of one run past which new ones go
+#: to the spool: a queued point takes ~170 bytes, so ~50 MB here and as much again
+#: in the batch being sent.
+MAX_QUEUED = 300_000
 
 
 @dataclass
@@ -63,6 +75,7 @@ class Worker:
         flush_interval: float = 1.0,
         find_run: RunFinder | None = None,
         parallel: int = PARALLEL_BATCHES,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.remote = remote
         self.writer = writer
@@ -77,6 +90,7 @@ class Worker:
         #: local id -> remote id of every run this worker created (parents of later runs).
         self._remote_ids: dict[str, str | None] = {}
         self._parallel = parallel
+        self.max_queued = max_queued
         #: decided from the first metric batch: ``None`` = not measured yet.
         self._io_bound: bool | None = None
         self._pool = ThreadPoolExecutor(parallel, thread_name_prefix=f"trackbridge-{remote}") if parallel > 1 else None
@@ -110,9 +124,10 @@ class Worker:
         return self.request_flush(channels).wait(timeout)
 
     def abandon(self, channel: Channel) -> int:
-        """Move everything not yet sent to the spool now (flush timed out, or exit);
-        return how many ops were spooled.  An op in flight may also reach the
-        platform; replay then re-sends it, which the op's idempotence absorbs."""
+        """Move everything not yet sent to the spool now (flush timed out, exit, or a
+        backlog past ``max_queued``); return how many ops were spooled.  An op in
+        flight may also reach the platform; replay then re-sends it, which the op's
+        idempotence absorbs."""
         with channel.lock:
             ops = list(channel.outbox) + compact(channel.take(), channel.batch_size)
             channel.outbox.clear()
@@ -185,9 +200,12 @@ class Worker:
         nothing is in flight, so ``create`` comes first and ``finish`` last."""
         in_flight: dict[Future[BaseException | None], dict[str, Any]] = {}
         error: BaseException | None = None
+        overflow = False
         while True:
+            overflow = overflow or len(channel.queue) > self.max_queued
             with channel.lock:
-                op = None if channel.spooling or error is not None else self._next_op(channel, len(in_flight))
+                stop = channel.spooling or error is not None or overflow
+                op = None if stop else self._next_op(channel, len(in_flight))
             if op is not None:
                 if self._overlaps(channel, op):
                     in_flight[self._pool.submit(self._attempt, channel, op)] = op  # type: ignore[union-attr]
@@ -201,6 +219,25 @@ class Worker:
                 error = self._settle(channel, in_flight.pop(future), future.result()) or error
         if error is not None:
             self._start_spooling(channel, error)
+        elif overflow and not channel.spooling:
+            self._spill(channel)
+
+    def _spill(self, channel: Channel) -> None:
+        """The backend is up but takes the run's ops slower than they are logged: move
+        the backlog to the spool (nothing is in flight, so order is kept) and replay
+        it from there right away."""
+        count = self.abandon(channel)
+        channel.next_retry = time.monotonic()
+        self.wake.set()
+        log.info("trackbridge: %s is slower than run %s logs; %d ops moved to the spool %s to bound memory",
+                 self.remote, channel.local_id, count, channel.spool.log_path)
+
+    def _spill_backlog(self, channel: Channel) -> None:
+        """While a spooled run is replayed: append its queue to the spool once it is past
+        ``max_queued``, so memory stays bounded however long the replay takes."""
+        if len(channel.queue) > self.max_queued:
+            with channel.lock:
+                channel.spool.append(compact(channel.take(), channel.batch_size))
 
     def _next_op(self, channel: Channel, in_flight: int) -> dict[str, Any] | None:
         """The next op to start, or ``None`` to wait.  In-flight ops are always the
@@ -296,7 +333,9 @@ class Worker:
     def _recover(self, channel: Channel) -> None:
         """Replay the run's spool; back to live sending when it is all through."""
         try:
-            stats = replay_spool(channel.spool, self.applier, channel.state, channel.meta)
+            stats = replay_spool(
+                channel.spool, self.applier, channel.state, channel.meta, lambda _: self._spill_backlog(channel)
+            )
         except Exception as exc:
             channel.retry_delay = min(channel.retry_delay * 2, MAX_RECOVERY_DELAY)
             channel.next_retry = time.monotonic() + channel.retry_delay
