@@ -12,8 +12,9 @@ with the plain MlflowClient (not timed), then times, each as a subprocess:
       import -> fresh server B, and a second import (are runs duplicated?)
   (b) trackbridge copy A:<exp> C:<exp>           (fresh server C)
   (c) trackbridge sync A:<exp> C:<exp>           (nothing changed)
-  (f) trackbridge copy from A's sqlite file (no REST on the read side) to a fresh
-      embedded sqlite store (no REST on the write side); server A idle
+  (f) trackbridge copy from A's sqlite file (no REST on the read side; A's proxied
+      artifacts read from its --artifacts-destination folder) to a fresh embedded
+      sqlite store (no REST on the write side); server A idle
   (d) trackbridge sync after 1 new run + 100 new points on each of 5 runs in A
       then trackbridge check A:<exp> C:<exp>  (pass/fail)
   (e) the raw limit: bare MlflowClient, 8 threads: read alone (get_metric_history),
@@ -302,15 +303,15 @@ class Bench:
         else:
             self.na("c", "trackbridge sync (no change)", "`trackbridge sync` not available")
 
-        # (f) sqlite file of A -> fresh embedded sqlite store; server A idle
+        # (f) sqlite file of A -> fresh embedded sqlite store; server A idle. A's runs have
+        # mlflow-artifacts:/ URIs: the remote maps them to A's --artifacts-destination folder.
         fdir = self.work / "F"
         fdir.mkdir()
-        fenv = remote_env({"SA": f"sqlite:///{a.root / 'mlflow.db'}", "F": f"sqlite:///{fdir / 'mlflow.db'}"})
-        r = self.tb_measure("f", "trackbridge copy A's sqlite -> sqlite (no REST)",
-                            [tb, "copy", f"SA:{exp}", f"F:{exp}", *extra], env=fenv, cwd=fdir,
-                            points=self.spec.points, db=fdir / "mlflow.db")
-        if r["rc"] != 0 and not self.args.no_f2:
-            self.f2(tb, extra)
+        fenv = remote_env({"SA": f"sqlite:///{a.root / 'mlflow.db'}", "F": f"sqlite:///{fdir / 'mlflow.db'}"},
+                          {"TRACKBRIDGE_REMOTE_SA_ARTIFACTS_DESTINATION": str(a.root / "artifacts")})
+        self.tb_measure("f", "trackbridge copy A's sqlite -> sqlite (no REST)",
+                        [tb, "copy", f"SA:{exp}", f"F:{exp}", *extra], env=fenv, cwd=fdir,
+                        points=self.spec.points, db=fdir / "mlflow.db")
         if have["sync"]:
             log("d: adding 1 new run and 100 new points on each of 5 runs in A (not timed)")
             ch = mutate(a.url, self.spec, self.run_ids)
@@ -337,25 +338,6 @@ class Bench:
         if db.exists():
             r["dest"] = count_store(db, self.spec.experiment)
         return r
-
-    def f2(self, tb: str, extra: list[str]) -> None:
-        """Fallback for (f) when A's sqlite file cannot be read whole (its artifacts are
-        behind the server's mlflow-artifacts: proxy): the same corpus built straight into
-        an embedded sqlite store with local artifacts (not timed), then copied, timed, to a
-        fresh embedded store. No REST on either side."""
-        exp = self.spec.experiment
-        sdir, gdir = self.work / "S", self.work / "G"
-        sdir.mkdir()
-        gdir.mkdir()
-        log("f2: building the same corpus in an embedded sqlite store with local artifacts (not timed)")
-        t0 = time.perf_counter()
-        build(f"sqlite:///{sdir / 'mlflow.db'}", self.spec, threads=1, log=lambda m: None,
-              artifact_location=(sdir / "artifacts").as_uri())
-        log(f"f2: built in {time.perf_counter() - t0:.0f} s")
-        env = remote_env({"S": f"sqlite:///{sdir / 'mlflow.db'}", "G": f"sqlite:///{gdir / 'mlflow.db'}"})
-        self.tb_measure("f2", "trackbridge copy sqlite -> sqlite, local artifacts (no REST)",
-                        [tb, "copy", f"S:{exp}", f"G:{exp}", *extra], env=env, cwd=gdir,
-                        points=self.spec.points, db=gdir / "mlflow.db")
 
     # -- all ------------------------------------------------------------------
     def run(self) -> dict:
@@ -401,7 +383,7 @@ class Bench:
         for name, (op, target) in TARGETS.items():
             v = ratios[name]
             checks[name] = None if v is None else (v <= target if op == "<=" else v >= target)
-        for k in ("b", "c", "d", "f", "f2", "check"):
+        for k in ("b", "c", "d", "f", "check"):
             r = rows.get(k)
             if r and r.get("rc") == 0:
                 peak = max(r["tree_peak_mb"], r["hiwater_mb"])
@@ -416,7 +398,7 @@ class Bench:
                f" {'cpu s':>6} {'srv cpu':>7} {'load':>5}  result")
         print(hdr)
         print("-" * len(hdr))
-        order = ["a.export", "a.import", "a.import2", "b", "c", "f", "f2", "d", "check", "e.read", "e.write", "e"]
+        order = ["a.export", "a.import", "a.import2", "b", "c", "f", "d", "check", "e.read", "e.write", "e"]
         for k in order:
             r = rows.get(k)
             if r is None:
@@ -458,7 +440,7 @@ class Bench:
             v = ratios[name]
             verdict = "n/a" if v is None else ("PASS" if checks[name] else "FAIL")
             print(f"  {name:5} = {'n/a' if v is None else f'{v:.3f}':>6}   target {op} {target:<5} {verdict}")
-        for k in ("b", "c", "d", "f", "f2", "check"):
+        for k in ("b", "c", "d", "f", "check"):
             if f"rss:{k}" in checks:
                 r = rows[k]
                 peak = max(r["tree_peak_mb"], r["hiwater_mb"])
@@ -536,8 +518,6 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true", help="skip (a) mlflow-migration")
     ap.add_argument("--skip-raw", action="store_true", help="skip (e) the raw limit")
     ap.add_argument("--skip-trackbridge", action="store_true", help="skip (b), (c), (d), (f) and check")
-    ap.add_argument("--no-f2", action="store_true",
-                    help="if (f) fails, do not fall back to (f2) (same corpus built straight into sqlite)")
     ap.add_argument("--peer-python", help="Python >= 3.12 for the mlflow-migration venv (default: pyenv 3.12.1)")
     ap.add_argument("--tb-args", nargs=argparse.REMAINDER, default=[],
                     help="extra arguments passed to trackbridge copy/sync (must be last)")
