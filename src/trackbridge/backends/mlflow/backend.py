@@ -14,6 +14,16 @@ Options (from a remote, ``*_env`` secrets already resolved):
   point when a server's database is opened directly (e.g. ``sqlite:``), since
   MLflow resolves them only through an http(s) tracking URI.
 
+Artifacts of experiments this backend creates in a ``sqlite:`` store go where
+MLflow itself puts them: ``./mlruns/<experiment id>`` under the process's working
+directory *when the store is opened*, not next to the database file.  Kept on
+purpose: it is what ``mlflow.set_tracking_uri("sqlite:///...")`` users get, the
+location is stored absolute in the experiment (``mlflow ui`` finds it from
+anywhere), and choosing another default needs MLflow's private store plumbing.
+To keep artifacts with the database, run the copy from the database's folder, or
+create the experiment first with ``mlflow experiments create
+--artifact-location ...`` (an existing experiment is reused as it is).
+
 Importing this module does not import mlflow; the client is created on first use.
 """
 from __future__ import annotations
