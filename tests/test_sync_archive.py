@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 
 from corpus import build_corpus, invoke, runs_by_source, set_remotes
+from mlflow import MlflowClient
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from trackbridge.backends.archive.backend import ArchiveBackend
 from trackbridge.mapping import MAPPING_TAG
 from trackbridge.model import RunStatus
@@ -40,9 +42,11 @@ def test_export_import_round_trip_checks_end_to_end(tmp_path: Path, sqlite_uri: 
     assert {r.data.tags["trackbridge.origin.run_id"] for v in found.values() for r in v} == set(corpus.runs.values())
 
 
-def test_nested_params_stay_nested_between_archives_and_flatten_into_mlflow(tmp_path: Path, sqlite_uri: str,
-                                                                             monkeypatch) -> None:
-    nested = {"opt": {"lr": 0.1, "betas": [0.9, 0.99], "sched": {"kind": "cos"}}, "seed": 7, "name": "1"}
+def test_nested_params_stay_nested_in_archives_flatten_into_mlflow_and_long_ones_are_kept(
+        tmp_path: Path, sqlite_uri: str, monkeypatch) -> None:
+    long = "é" * (MAX_PARAM_VAL_LENGTH + 10)  # longer than MLflow keeps: truncated there, in full in a file
+    nested = {"opt": {"lr": 0.1, "betas": [0.9, 0.99], "sched": {"kind": "cos"}}, "seed": 7, "name": "1",
+              "text/long": long}
     writer = ArchiveBackend({"path": str(tmp_path / "src")}).writer()  # a source written directly, not by a copy
     run_id = writer.create_run(writer.ensure_experiment("e"), name="nested", start_time=1)
     writer.log_params(run_id, nested)
@@ -61,9 +65,18 @@ def test_nested_params_stay_nested_between_archives_and_flatten_into_mlflow(tmp_
     assert archived.params == nested  # JSON values kept: a dict is a dict, "1" stays a string, 7 an int
     (flat,) = [r for runs in runs_by_source(sqlite_uri).values() for r in runs]
     assert flat.data.params == {"opt.lr": "0.1", "opt.betas": "[0.9, 0.99]", "opt.sched.kind": "cos",
-                                "seed": "7", "name": "1"}
-    renamed = json.loads(flat.data.tags[MAPPING_TAG])["renamed"]
-    assert renamed == {"param:opt.lr": "opt", "param:opt.betas": "opt", "param:opt.sched.kind": "opt"}
+                                "seed": "7", "name": "1", "text/long": long[:MAX_PARAM_VAL_LENGTH]}
+    mapping = json.loads(flat.data.tags[MAPPING_TAG])
+    assert mapping["renamed"] == {"param:opt.lr": "opt", "param:opt.betas": "opt", "param:opt.sched.kind": "opt"}
+    assert mapping["truncated"] == {"param:text/long": len(long)}
+    kept = MlflowClient(sqlite_uri).download_artifacts(flat.info.run_id, "trackbridge/params/text/long.txt", str(tmp_path))
+    assert Path(kept).read_text(encoding="utf-8") == long
+    tampered = tmp_path / "tampered" / "long.txt"
+    tampered.parent.mkdir()
+    tampered.write_text("x" * len(long.encode("utf-8")), encoding="utf-8")  # same size, other content
+    MlflowClient(sqlite_uri).log_artifact(flat.info.run_id, str(tampered), "trackbridge/params/text")
+    checked = invoke("check", src, "dst")
+    assert checked.exit_code != 0 and "content differs from the full param value" in checked.stdout
 
     # a changed nested value is seen by sync (compared as JSON, not as its string) and by check
     writer = ArchiveBackend({"path": str(tmp_path / "src")}).writer()

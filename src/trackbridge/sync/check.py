@@ -27,7 +27,7 @@ from typing import Any
 from trackbridge.backends.base import Limits, Reader
 from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE, MappingRecord
-from trackbridge.model import DatasetInput, MetricPoint, RunRecord
+from trackbridge.model import ArtifactInfo, DatasetInput, MetricPoint, RunRecord
 from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import fit_run
 from trackbridge.sync.plan import Planner, Selection
@@ -234,7 +234,7 @@ class Checker:
         if "summary" not in self.unsupported:
             _differs(details, "summary", src.summary, dst.summary)
         self._compare_metrics(details, src, dst, fitted.metric_keys)
-        self._compare_files(details, src, dst)
+        self._compare_files(details, src, dst, fitted.param_files())
         return details
 
     @staticmethod
@@ -269,12 +269,14 @@ class Checker:
 
     # -- files and models -----------------------------------------------------
 
-    def _compare_files(self, details: list[str], src: RunRecord, dst: RunRecord) -> None:
+    def _compare_files(self, details: list[str], src: RunRecord, dst: RunRecord, param_files: dict[str, str]) -> None:
         skip = model_prefixes(src.models)
         src_files = {a.path: a for a in self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
                      if not a.path.startswith(skip)}
         dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
                      if not a.path.startswith(skip)}
+        self._compare_param_files(details, dst.run_id, {p: t for p, t in param_files.items() if p not in src_files},
+                                  dst_files)
         for path in sorted(src_files.keys() - dst_files.keys()):
             details.append(f"artifact {path!r} missing")
         for path in sorted(dst_files.keys() - src_files.keys()):
@@ -301,6 +303,19 @@ class Checker:
         if self.download:
             for name in sorted(src_models.keys() & dst_models.keys()):
                 self._compare_model(details, src, dst, src_models[name], dst_models[name], ids)
+
+    def _compare_param_files(self, details: list[str], dst_run_id: str, expected: dict[str, str],
+                             dst_files: dict[str, ArtifactInfo]) -> None:
+        """Files keeping the full values of truncated params are a known transformation: each
+        must hold the source value.  Removes them from ``dst_files``, so they are not extras."""
+        for path, text in expected.items():
+            info, data = dst_files.pop(path, None), text.encode("utf-8")
+            if info is None:
+                details.append(f"artifact {path!r} (full value of a truncated param) missing")
+            elif info.size is not None and info.size != len(data):
+                details.append(f"artifact {path!r}: {info.size} bytes, the full param value has {len(data)}")
+            elif self.download and self._file_digest(self.dst, dst_run_id, path, {}) != hashlib.sha256(data).hexdigest():
+                details.append(f"artifact {path!r}: content differs from the full param value")
 
     def _file_digest(self, reader: Reader, run_id: str, path: str, ids: dict[str, str]) -> str:
         with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:

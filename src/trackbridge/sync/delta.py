@@ -39,6 +39,8 @@ class RunDelta:
     #: of those, the keys that already have points at the destination.
     metric_keys_present: set[str] = field(default_factory=set)
     artifacts: list[ArtifactInfo] = field(default_factory=list)
+    #: artifact path -> full value of a truncated param, not yet (or not fully) at the destination.
+    param_files: dict[str, str] = field(default_factory=dict)
     models: list[LoggedModel] = field(default_factory=list)
     finish: bool = False
 
@@ -48,6 +50,7 @@ class RunDelta:
         for label, n in (("params", len(self.params)), ("tags", len(self.tags)), ("labels", len(self.labels)),
                          ("summary values", len(self.summary)), ("inputs", len(self.inputs)),
                          ("metric keys", len(self.metric_keys)), ("artifacts", len(self.artifacts)),
+                         ("full param values", len(self.param_files)),
                          ("models", len(self.models))):
             if n:
                 parts.append(f"{n} {label}")
@@ -118,6 +121,10 @@ def compute_delta(
         there = have_files.get(info.path)
         if there is None or (info.size is not None and there.size is not None and info.size != there.size):
             delta.artifacts.append(info)
+    for path, text in fitted.param_files().items():
+        there = have_files.get(path)
+        if there is None or (there.size is not None and there.size != len(text.encode("utf-8"))):
+            delta.param_files[path] = text
     have_models = {m.name for m in (dst.models if dst else [])}
     delta.models = [m for m in src.models if m.name not in have_models]
     delta.finish = dst is None or dst.status != src.status or dst.end_time != src.end_time

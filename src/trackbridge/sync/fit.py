@@ -35,6 +35,12 @@ class FittedRun:
     record: MappingRecord = field(default_factory=MappingRecord)
     #: problems that make the run impossible to copy faithfully (key collisions).
     errors: list[str] = field(default_factory=list)
+    #: destination key -> full value of each param truncated to fit (kept as a file, see :func:`param_file`).
+    full_params: dict[str, str] = field(default_factory=dict)
+
+    def param_files(self) -> dict[str, str]:
+        """Artifact path -> content of the files keeping the truncated params' full values."""
+        return {param_file(key): text for key, text in self.full_params.items()}
 
     def comparable(self, params: Mapping[str, Any]) -> dict[str, str]:
         """``params`` (fitted, or read back from the destination) as strings equal exactly
@@ -44,6 +50,15 @@ class FittedRun:
             return {k: param_to_str(k, v) for k, v in params.items()}
         return {k: json.dumps(v, sort_keys=True, allow_nan=True, ensure_ascii=False, default=str)
                 for k, v in params.items()}
+
+
+#: where the full value of a truncated param is kept, the same place the facade uses.
+PARAM_FILES = "trackbridge/params"
+
+
+def param_file(key: str) -> str:
+    """Artifact path of the file holding param ``key``'s full value (a ``/`` in the key is a folder)."""
+    return f"{PARAM_FILES}/{key}.txt"
 
 
 def _map_keys(mapper: KeyMapper, items: dict[str, Any], fitted: FittedRun) -> dict[str, Any]:
@@ -86,6 +101,8 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
         as_str = {k: param_to_str(k, v) for k, v in params.items()}
         for key, text in _map_keys(param_keys, as_str, fitted).items():
             fitted.params[key] = fit_value(key, text, limits.max_param_value_length, policy, record, "param")
+            if fitted.params[key] != text:
+                fitted.full_params[key] = text
     else:
         # the destination keeps JSON values: pass them through (nested dicts too), only keys are mapped.
         fitted.params = _map_keys(param_keys, dict(run.params), fitted)

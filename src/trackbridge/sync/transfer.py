@@ -11,7 +11,9 @@ a half-written run is computed):
    destination already has) into a bounded queue, this thread writes batches
    of ``limits.max_metrics_per_batch`` — reading and writing overlap and
    memory stays at a few batches whatever the series length;
-4. artifacts one file at a time (``MLmodel`` files re-pointed to the new run);
+4. artifacts one file at a time (``MLmodel`` files re-pointed to the new run),
+   and the full values of params truncated to fit, as ``trackbridge/params/<key>.txt``
+   (where the facade keeps them too);
 5. logged models (download, re-point, ``log_model``);
 6. final status and end time;
 7. the mapping record and the completion marker ``trackbridge.complete`` =
@@ -152,7 +154,7 @@ class RunTransfer:
 
         result.points = self._send_metrics(run, dst_id)
         crash_point("after_metrics")
-        result.bytes = self._send_artifacts(run, dst_id)
+        result.bytes = self._send_artifacts(run, dst_id) + self._send_param_files(run, dst_id)
         result.models = self._send_models(run, dst_id)
         if delta.finish:
             self.retry.call(self.writer.finish_run, dst_id, src.status, src.end_time)
@@ -257,6 +259,18 @@ class RunTransfer:
             self.stats.add(artifacts=1, bytes=size)
             self.reporter.advance(bytes_=size)
             crash_point("mid_artifacts")
+        return sent
+
+    def _send_param_files(self, run: RunPlan, dst_id: str) -> int:
+        sent = 0
+        for path, text in run.delta.param_files.items():
+            with tempfile.TemporaryDirectory(prefix="tb-param-") as tmp:
+                local = Path(tmp) / PurePosixPath(path).name
+                local.write_text(text, encoding="utf-8")
+                self.retry.call(self.writer.log_artifact, dst_id, local, str(PurePosixPath(path).parent))
+                size = local.stat().st_size
+            sent += size
+            self.stats.add(artifacts=1, bytes=size)
         return sent
 
     def _send_models(self, run: RunPlan, dst_id: str) -> dict[str, str]:
