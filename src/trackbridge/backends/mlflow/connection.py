@@ -53,6 +53,7 @@ DEFAULT_HTTP_RETRIES = 2
 DEFAULT_HTTP_TIMEOUT = 30
 _HTTP_BACKOFF_FACTOR = "1"
 _PROXY_SCHEME = "mlflow-artifacts:"
+_MAX_REMEMBERED_RUNS = 1024
 
 
 def default_tracking_uri() -> str:
@@ -93,6 +94,7 @@ class MlflowConnection:
             )
         self._client: Any = None
         self._lock = threading.Lock()
+        self._run_artifact_uris: dict[str, str] = {}
 
     # -- presentation -------------------------------------------------------
 
@@ -162,9 +164,17 @@ class MlflowConnection:
             return get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
 
     def run_artifact_repo(self, run_id: str) -> Any:
-        """The artifact repository of one run (see :meth:`artifact_repo`)."""
-        with translated("look up the run's artifact location", run_id):
-            artifact_uri = self.client.get_run(run_id).info.artifact_uri
+        """The artifact repository of one run (see :meth:`artifact_repo`).
+
+        A run's artifact URI never changes: it is remembered (as MLflow's client
+        does) so logging many files to one run costs one ``get_run``, not one each."""
+        artifact_uri = self._run_artifact_uris.get(run_id)
+        if artifact_uri is None:
+            with translated("look up the run's artifact location", run_id):
+                artifact_uri = self.client.get_run(run_id).info.artifact_uri
+            if len(self._run_artifact_uris) >= _MAX_REMEMBERED_RUNS:
+                self._run_artifact_uris.clear()
+            self._run_artifact_uris[run_id] = artifact_uri
         return self.artifact_repo(artifact_uri)
 
     def _configure_http(self) -> None:
