@@ -424,7 +424,8 @@ def test_server_sqlite_file_read_in_process_with_artifacts_options(mlflow_server
     with pytest.raises(ConfigError, match="artifacts_destination"):
         bare.get_run(run_id)  # a logged model's flavors are in its MLmodel artifact
 
-    direct = get_backend("mlflow", {"tracking_uri": db_uri, "artifacts_destination": str(mlflow_server.root / "artifacts")})
+    destination = str(mlflow_server.root / "artifacts")  # the server's --artifacts-destination
+    direct = get_backend("mlflow", {"tracking_uri": db_uri, "artifacts_destination": destination})
     proxied = get_backend("mlflow", {"tracking_uri": db_uri, "artifacts_server": mlflow_server.url})
     for backend in (direct, proxied):
         reader = backend.reader()
