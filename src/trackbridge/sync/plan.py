@@ -92,7 +92,8 @@ class RunPlan:
 
     @property
     def bytes(self) -> int:
-        return sum(a.size or 0 for a in self.delta.artifacts)
+        files = sum(len(text.encode("utf-8")) for text in self.delta.param_files.values())
+        return files + sum(a.size or 0 for a in self.delta.artifacts)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -271,6 +271,7 @@ class RunTransfer:
                 size = local.stat().st_size
             sent += size
             self.stats.add(artifacts=1, bytes=size)
+            self.reporter.advance(bytes_=size)
         return sent
 
     def _send_models(self, run: RunPlan, dst_id: str) -> dict[str, str]:
