@@ -168,3 +168,17 @@ def test_unknown_remote_lists_known(isolated_env: Path) -> None:
     with pytest.raises(ConfigError) as info:
         parse_remote("staging", load_config())
     assert "prod" in str(info.value) and "mlflow" in str(info.value)
+
+
+def test_max_queued_reaches_the_worker_and_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trackbridge as tb
+
+    monkeypatch.setenv("TRACKBRIDGE_MAX_QUEUED", "1234")
+    run = tb.start_run(project="q", name="bounded")
+    try:
+        assert {w.max_queued for w in run._workers} == {1234}
+    finally:
+        run.finish()
+    monkeypatch.setenv("TRACKBRIDGE_MAX_QUEUED", "lots")
+    with pytest.raises(ConfigError, match="max_queued = 'lots' \\(env TRACKBRIDGE_MAX_QUEUED\\) must be a positive whole number"):
+        tb.start_run(project="q", name="bad")

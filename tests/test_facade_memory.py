@@ -51,11 +51,13 @@ def test_a_slow_backend_spills_to_the_spool_and_gets_every_point_once(
 ) -> None:
     bound, total = 2_000, 40_000
 
-    def slow_worker(remote: str, writer: Writer, folder: Path, flush_interval: float, find_run: RunFinder) -> Worker:
-        assert isinstance(writer, MlflowWriter)
-        return Worker(remote, SlowMlflowWriter(writer.connection), folder, flush_interval, find_run, max_queued=bound)
+    def slow_worker(remote: str, writer: Writer, folder: Path, flush_interval: float, find_run: RunFinder,
+                    max_queued: int) -> Worker:
+        assert isinstance(writer, MlflowWriter) and max_queued == bound
+        return Worker(remote, SlowMlflowWriter(writer.connection), folder, flush_interval, find_run, max_queued=max_queued)
 
     monkeypatch.setattr(registry, "Worker", slow_worker)
+    monkeypatch.setenv("TRACKBRIDGE_MAX_QUEUED", str(bound))
     run = tb.start_run(project="facade-slow-backend", name="slow")
     channel = run._channels[0]
     peak, spooled = 0, False

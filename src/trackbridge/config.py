@@ -35,6 +35,7 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
     "long_params": ("TRACKBRIDGE_LONG_PARAMS", "truncate", "truncate | raise: params longer than the backend allows"),
     "home": ("TRACKBRIDGE_HOME", ".trackbridge", "folder for the spool and the sync ledger"),
     "flush_interval": ("TRACKBRIDGE_FLUSH_INTERVAL", "1.0", "seconds between background flushes"),
+    "max_queued": ("TRACKBRIDGE_MAX_QUEUED", "300000", "items held in memory per run and backend before spilling to the spool"),
 }
 
 

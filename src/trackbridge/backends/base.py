@@ -167,8 +167,9 @@ class Writer(abc.ABC):
         """Create a run (status RUNNING) keeping the original start time; return its id."""
 
     @abc.abstractmethod
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
-        """Params as strings, already sanitised/truncated to :attr:`limits`."""
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Params already sanitised/truncated to :attr:`limits`: strings for flat
+        destinations (``limits.flat_params``), JSON values (nested dicts kept) otherwise."""
 
     @abc.abstractmethod
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:

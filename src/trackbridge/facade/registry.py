@@ -35,7 +35,7 @@ def remote_meta(spec: RemoteSpec, backend: Backend) -> dict[str, Any]:
     return {"remote": spec.remote, "backend": spec.backend, "options": options}
 
 
-def worker_for(spec: RemoteSpec, home: Path, flush_interval: float) -> tuple[Worker, Backend]:
+def worker_for(spec: RemoteSpec, home: Path, flush_interval: float, max_queued: int) -> tuple[Worker, Backend]:
     """The worker writing to ``spec``'s location, created (with its writer) on first use."""
     backend = spec.open()
     folder = spool_root(home) / spec.remote
@@ -43,7 +43,7 @@ def worker_for(spec: RemoteSpec, home: Path, flush_interval: float) -> tuple[Wor
     with _lock:
         worker = _workers.get(key)
         if worker is None:
-            worker = Worker(spec.remote, backend.writer(), folder, flush_interval, run_finder(backend))
+            worker = Worker(spec.remote, backend.writer(), folder, flush_interval, run_finder(backend), max_queued=max_queued)
             _workers[key] = worker
     return worker, backend
 

@@ -56,7 +56,8 @@ class Run:
         self.status: RunStatus = RunStatus.RUNNING
         self.on_error = _choice(config, "on_error", ON_ERROR)
         long_params = _choice(config, "long_params", (TRUNCATE, RAISE))
-        flush_interval = _seconds(config, "flush_interval")
+        flush_interval = _positive(config, "flush_interval", float, "number of seconds")
+        max_queued = _positive(config, "max_queued", int, "whole number of items")
         #: a backend failure to raise at the next call (``on_error="raise"``).
         self._failure: BaseException | None = None
         #: one flag for the hot path: a failure is pending or the run is finished.
@@ -68,7 +69,7 @@ class Run:
         self._workers: list[Worker] = []
         for remote in config.backends:
             spec = parse_remote(remote, config)
-            worker, backend = worker_for(spec, config.home, flush_interval)
+            worker, backend = worker_for(spec, config.home, flush_interval, max_queued)
             sanitiser = Sanitiser(worker.writer.limits, long_params)
             meta = dict(
                 remote_meta(spec, backend), local_run_id=self.id, pid=os.getpid(),
@@ -274,13 +275,14 @@ def _choice(config: Config, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _seconds(config: Config, name: str) -> float:
+def _positive(config: Config, name: str, kind: Callable[[Any], Any], what: str) -> Any:
+    """A numeric setting that must be > 0, or a ConfigError naming where it came from."""
     try:
-        value = float(config.get(name))
+        value = kind(config.get(name))
     except (TypeError, ValueError):
-        value = -1.0
+        value = 0
     if value <= 0:
-        raise ConfigError(f"{name} = {config.get(name)!r} ({config.origin(name)}) must be a positive number of seconds")
+        raise ConfigError(f"{name} = {config.get(name)!r} ({config.origin(name)}) must be a positive {what}")
     return value
 
 
