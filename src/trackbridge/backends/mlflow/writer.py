@@ -1,7 +1,8 @@
 """Write side of the MLflow backend: experiments, runs, batches, artifacts, models, registry.
 
 Everything goes through one shared ``MlflowClient`` (thread-safe; a sqlite URI
-means an in-process SQLAlchemy store, no REST hop).  Batches are cut to the
+means an in-process SQLAlchemy store, no REST hop), except metric points to a
+server: those are POSTed to ``runs/log-batch`` directly (:mod:`rest_batch`).  Batches are cut to the
 installed MLflow's limits *and* to its ~1 MB request size, so callers can hand
 over any amount.
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Limits, Writer
-from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow import rest_batch
+from trackbridge.backends.mlflow.connection import MlflowConnection, is_http
 from trackbridge.backends.mlflow.convert import (
     PLATFORM,
     TAG_NOTE,
@@ -29,6 +31,7 @@ from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersi
 
 #: estimated JSON bytes around one entity in a ``log_batch`` body (field names, step, timestamp).
 _BATCH_OVERHEAD = 64
+_UNKNOWN = object()
 _TERMINAL = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED}
 
 
@@ -85,8 +88,17 @@ def _kv_size(item: tuple[str, str]) -> int:
     return len(json.dumps(item[0])) + len(json.dumps(item[1])) + _BATCH_OVERHEAD
 
 
-def _metric_size(item: tuple[str, MetricPoint]) -> int:
-    return len(json.dumps(item[0])) + 2 * _BATCH_OVERHEAD
+def _metric_sizer() -> Callable[[tuple[str, MetricPoint]], int]:
+    """Estimated bytes of one metric point; the JSON size of each key is computed once."""
+    sizes: dict[str, int] = {}
+
+    def size_of(item: tuple[str, MetricPoint]) -> int:
+        size = sizes.get(item[0])
+        if size is None:
+            size = sizes[item[0]] = len(json.dumps(item[0])) + 2 * _BATCH_OVERHEAD
+        return size
+
+    return size_of
 
 
 class MlflowWriter(Writer):
@@ -97,6 +109,7 @@ class MlflowWriter(Writer):
     def __init__(self, connection: MlflowConnection) -> None:
         self.connection = connection
         self.limits = mlflow_limits()
+        self._rest: Any = _UNKNOWN
 
     @property
     def _client(self) -> Any:
@@ -173,12 +186,31 @@ class MlflowWriter(Writer):
                 self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in batch], synchronous=True)
 
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Against a server, batches are POSTed as plain JSON (:mod:`rest_batch`, a fraction
+        of ``MlflowClient.log_batch``'s client CPU); in-process SQL stores use ``log_batch``."""
+        batches = sized_batches(points, self.limits.max_metrics_per_batch, _request_budget(), _metric_sizer())
+        rest_store = self._rest_store()
+        if rest_store is not None:
+            with translated("look up the active MLflow model", run_id):
+                model_id = rest_batch.active_model_id()
+            for batch in batches:
+                metrics = rest_batch.metric_dicts(batch, model_id)
+                with translated(f"log {len(metrics)} metric points", run_id):
+                    rest_batch.post_log_batch(rest_store, run_id, metrics)
+            return
         from mlflow.entities import Metric
 
-        for batch in sized_batches(points, self.limits.max_metrics_per_batch, _request_budget(), _metric_size):
-            metrics = [Metric(key, float(p.value), int(p.timestamp), int(p.step)) for key, p in batch]
-            with translated(f"log {len(metrics)} metric points", run_id):
-                self._client.log_batch(run_id, metrics=metrics, synchronous=True)
+        for batch in batches:
+            entities = [Metric(key, float(p.value), int(p.timestamp), int(p.step)) for key, p in batch]
+            with translated(f"log {len(entities)} metric points", run_id):
+                self._client.log_batch(run_id, metrics=entities, synchronous=True)
+
+    def _rest_store(self) -> Any:
+        """MLflow's ``RestStore`` behind an http(s) tracking URI, else ``None`` (looked up once)."""
+        if self._rest is _UNKNOWN:
+            client = self._client
+            self._rest = rest_batch.rest_store_of(client) if is_http(self.connection.tracking_uri) else None
+        return self._rest
 
     def set_notes(self, run_id: str, notes: str) -> None:
         self.set_tags(run_id, {TAG_NOTE: notes})
