@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,10 +87,6 @@ def check_metric_value(key: str, value: Any) -> float:
         ) from None
 
 
-def is_finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
-
-
 @dataclass
 class MappingRecord:
     """What was changed to fit a destination; stored on the run as one JSON tag."""
@@ -104,11 +99,6 @@ class MappingRecord:
 
     def __bool__(self) -> bool:
         return bool(self.renamed or self.truncated or self.dropped)
-
-    def merge(self, other: "MappingRecord") -> None:
-        self.renamed.update(other.renamed)
-        self.truncated.update(other.truncated)
-        self.dropped.update(other.dropped)
 
     def to_tag(self) -> dict[str, str]:
         if not self:

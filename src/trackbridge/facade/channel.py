@@ -66,7 +66,6 @@ class Channel:
         self.spooling = False
         self.retry_delay = 1.0
         self.next_retry = 0.0
-        self.finish_queued = False
         self.finished = False
 
     # -- user thread: the hot path -----------------------------------------
@@ -143,7 +142,6 @@ class Channel:
         return relative, self.spool.files_dir / relative
 
     def finish(self, status: str, end_time: int | None = None) -> None:
-        self.finish_queued = True
         self._append({"op": "finish", "status": status, "end_time": end_time or time.time_ns() // 1_000_000})
         self._wake.set()
 
