@@ -86,3 +86,28 @@ def test_nested_params_stay_nested_in_archives_flatten_into_mlflow_and_long_ones
     synced = json.loads(invoke("sync", src, copy, "--json").stdout)
     assert synced["ok"] and synced["stats"]["runs_updated"] == 1, synced
     assert invoke("check", src, copy).exit_code == 0
+
+
+def test_sync_into_an_archive_mirrors_tag_deletions_renames_and_alias_removals(tmp_path: Path, monkeypatch) -> None:
+    corpus = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src")
+    archive = f"dir:{tmp_path / 'archive'}"
+    set_remotes(monkeypatch, src=corpus.tracking_uri, dst=corpus.tracking_uri)
+    assert json.loads(invoke("export", "src", archive, "--json").stdout)["ok"]
+
+    src = MlflowClient(corpus.tracking_uri)
+    src.delete_tag(corpus.runs["parent"], "team")
+    src.update_run(corpus.runs["lone"], name="lone renamed")
+    src.delete_registered_model_alias(corpus.model, "challenger")
+    synced = json.loads(invoke("sync", "src", archive, "--json").stdout)
+    assert synced["ok"], synced["errors"]
+
+    reader = ArchiveBackend({"path": str(tmp_path / "archive")}).reader()
+    runs = {r.tags["trackbridge.source.run_id"]: r for e in reader.list_experiments() for r in reader.list_runs(e.name)}
+    assert "team" not in runs[corpus.runs["parent"]].tags
+    assert runs[corpus.runs["lone"]].name == "lone renamed"
+    [model] = [m for m in reader.list_registered_models() if m.name == corpus.model]
+    assert {a for v in model.versions for a in v.aliases} == {"champion"}
+    checked = invoke("check", "src", archive)
+    assert checked.exit_code == 0, checked.stdout
+    again = json.loads(invoke("sync", "src", archive, "--json").stdout)["stats"]
+    assert (again["runs_updated"], again["aliases"]) == (0, 0)

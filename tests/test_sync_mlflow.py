@@ -166,6 +166,49 @@ def test_sync_sends_only_the_delta(fresh_corpus: Corpus, sqlite_uri: str, monkey
     assert (quiet["runs_skipped"], quiet["points"], quiet["tags"], quiet["model_versions"]) == (4, 0, 0, 0)
 
 
+def test_sync_mirrors_tag_deletions_renames_and_alias_removals(fresh_corpus: Corpus, sqlite_uri: str,
+                                                               monkeypatch) -> None:
+    c = fresh_corpus
+    set_remotes(monkeypatch, src=c.tracking_uri, dst=sqlite_uri)
+    assert _json(invoke("copy", "src", "dst", "--json"))["ok"]
+    dst = MlflowClient(sqlite_uri)
+    dst_parent = _only(runs_by_source(sqlite_uri), c.runs["parent"]).info.run_id
+    dst.set_tag(dst_parent, "mlflow.source.name", "set at the destination")  # bookkeeping: never deleted
+
+    src = MlflowClient(c.tracking_uri)
+    src.delete_tag(c.runs["parent"], "team")
+    src.update_run(c.runs["lone"], name="lone renamed ✓")
+    src.delete_registered_model_alias(c.model, "challenger")
+
+    copied = _json(invoke("copy", "src", "dst", "--json"))  # copy never rewrites finished runs
+    assert copied["stats"]["runs_updated"] == 0 and copied["stats"]["aliases"] == 0
+    assert dst.get_run(dst_parent).data.tags["team"] == "ml 🚀"
+    assert "challenger" in dst.get_registered_model(c.model).aliases
+
+    plan = invoke("plan", "src", "dst")
+    assert "2 to update" in plan.stdout, plan.stdout
+    assert "tags to delete: 1, renames: 1" in plan.stdout
+    assert "0 aliases to set, 1 aliases to remove" in plan.stdout
+    assert f"unalias   {c.model}@challenger" in plan.stdout
+
+    out = _json(invoke("sync", "src", "dst", "--json"))
+    assert out["ok"], out["errors"]
+    assert (out["stats"]["runs_updated"], out["stats"]["aliases"]) == (2, 1)
+    found = runs_by_source(sqlite_uri)
+    parent = dst.get_run(dst_parent)
+    assert "team" not in parent.data.tags and parent.data.tags["path/like key"] == "v/1"
+    assert parent.data.tags["mlflow.source.name"] == "set at the destination"
+    lone = _only(found, c.runs["lone"])
+    assert lone.info.run_name == "lone renamed ✓" and lone.data.tags["mlflow.runName"] == "lone renamed ✓"
+    assert dst.get_registered_model(c.model).aliases == {"champion": 1}
+
+    dst.delete_tag(dst_parent, "mlflow.source.name")  # so check compares equal tags
+    checked = invoke("check", "src", "dst")
+    assert checked.exit_code == 0, checked.stdout
+    quiet = _json(invoke("sync", "src", "dst", "--json"))["stats"]
+    assert (quiet["runs_skipped"], quiet["runs_updated"], quiet["aliases"], quiet["tags"]) == (4, 0, 0, 0)
+
+
 def test_experiment_selection_rename_and_run_filter(corpus: Corpus, sqlite_uri: str, tmp_path: Path,
                                                    monkeypatch) -> None:
     other_uri = f"sqlite:///{tmp_path / 'other.db'}"

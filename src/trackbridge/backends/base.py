@@ -224,6 +224,22 @@ class Writer(abc.ABC):
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         raise NotImplementedError(f"{self.platform} has no model registry")
 
+    # Optional: what ``sync`` needs to mirror removals and renames at the source.
+    # Left at these defaults, :func:`trackbridge.sync.fit.unsupported_features`
+    # reports them and ``sync`` plans none of them.
+
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        """Remove tags ``keys`` from the run (tags deleted at the source)."""
+        raise NotImplementedError(f"{self.platform} writer cannot delete tags")
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        """Rename an existing run (renamed at the source)."""
+        raise NotImplementedError(f"{self.platform} writer cannot rename runs")
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        """Remove alias ``alias`` of registered model ``name`` (removed at the source)."""
+        raise NotImplementedError(f"{self.platform} writer cannot remove model aliases")
+
     def delete_run(self, run_id: str) -> None:
         raise NotImplementedError(f"{self.platform} cannot delete runs")
 

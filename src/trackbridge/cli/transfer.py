@@ -158,6 +158,8 @@ def render_plan(plan: Plan) -> None:
                 click.echo(f"  model     {model.src.name} v{version.src.version} {version.action}{reason}")
         for alias, version_number in model.aliases.items():
             click.echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
+        for alias in model.remove_aliases:
+            click.echo(f"  unalias   {model.src.name}@{alias} (removed at the source)")
     t = plan.totals()
     points = f"{t['points']:,}" if t["points_exact"] else (
         f"~{t['points']:,} (estimate from the last step of each series; --exact-points counts them)")
@@ -166,7 +168,10 @@ def render_plan(plan: Plan) -> None:
         f"{t['unchanged']} unchanged" + (f", {t['changed']} changed (not touched by copy)" if t["changed"] else "")
         + (f", {t['delete']} to delete" if t["delete"] else "")
         + f"\nmetric points: {points}\nartifacts: {t['artifacts']} files, {t['artifact_bytes']:,} bytes"
-        + f"\nregistry: {t['model_versions']} versions to create, {t['aliases']} aliases to set"
+        + (f"\ntags to delete: {t['tags_to_delete']}, renames: {t['renames']}"
+           if t["tags_to_delete"] or t["renames"] else "")
+        + f"\nregistry: {t['model_versions']} versions to create, {t['aliases']} aliases to set, "
+        f"{t['aliases_to_remove']} aliases to remove"
         + f"\nrenamed {t['renamed']}, truncated {t['truncated']}, dropped {t['dropped']}, errors {t['errors']}"
     )
 

@@ -10,8 +10,11 @@ One computation serves three cases, which is what makes resume safe:
   fields that differ; only series whose latest point differs are compared.
 
 Params and tags are re-sent only when missing or different, so replaying a
-delta is idempotent.  Tags deleted at the source are not deleted at the
-destination (the Writer interface has no tag deletion; ``check`` reports it).
+delta is idempotent.  For a run already at the destination, user tags the
+source no longer has are deleted and a changed run name is set (when the
+writer can: :func:`~trackbridge.sync.fit.unsupported_features`).  Only the
+planner's ``update``/``resume`` reach a run already there, so ``copy`` never
+does this to a finished run.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from trackbridge.backends.base import Reader
 from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
 from trackbridge.sync.fit import FittedRun
 from trackbridge.sync.points import PointIndex, iter_points
+from trackbridge.sync.provenance import RESERVED_TAGS
 from trackbridge.sync.retry import Retry
 
 
@@ -42,6 +46,10 @@ class RunDelta:
     #: artifact path -> full value of a truncated param, not yet (or not fully) at the destination.
     param_files: dict[str, str] = field(default_factory=dict)
     models: list[LoggedModel] = field(default_factory=list)
+    #: destination tag keys to delete (user tags gone at the source).
+    delete_tags: list[str] = field(default_factory=list)
+    #: new run name (renamed at the source), ``None`` = unchanged.
+    name: str | None = None
     finish: bool = False
 
     def describe(self) -> list[str]:
@@ -51,9 +59,11 @@ class RunDelta:
                          ("summary values", len(self.summary)), ("inputs", len(self.inputs)),
                          ("metric keys", len(self.metric_keys)), ("artifacts", len(self.artifacts)),
                          ("full param values", len(self.param_files)),
-                         ("models", len(self.models))):
+                         ("models", len(self.models)), ("tags to delete", len(self.delete_tags))):
             if n:
                 parts.append(f"{n} {label}")
+        if self.name is not None:
+            parts.append("rename")
         if self.notes is not None:
             parts.append("notes")
         if self.finish:
@@ -64,6 +74,19 @@ class RunDelta:
 def model_prefixes(models: list[LoggedModel]) -> tuple[str, ...]:
     """Artifact folders that belong to logged models (copied as models, not files)."""
     return tuple(m.artifact_path.rstrip("/") + "/" for m in models if m.artifact_path)
+
+
+#: tag prefixes the destination platform or trackbridge write themselves (MLflow
+#: bookkeeping such as ``mlflow.source.*``, trackbridge's notes fallback): never
+#: deleted, since their absence at the source does not mean a user removed them.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbridge.")
+
+
+def stale_tags(fitted: FittedRun, dst_tags: Mapping[str, str]) -> list[str]:
+    """Destination user tags the fitted source run no longer has (labels count as tags)."""
+    keep = set(fitted.tags) | set(fitted.labels)
+    return sorted(k for k in dst_tags
+                  if k not in keep and k not in RESERVED_TAGS and not k.startswith(SYSTEM_TAG_PREFIXES))
 
 
 def _summary_differs(src: MetricSummary | None, dst: MetricSummary | None) -> bool:
@@ -80,17 +103,24 @@ def compute_delta(
     dst: RunRecord | None = None,
     dst_artifacts: Mapping[str, ArtifactInfo] | None = None,
     complete: bool = False,
+    unsupported: frozenset[str] = frozenset(),
 ) -> RunDelta:
     """The delta from ``dst`` (``None`` = not created yet) to ``src``.
 
     ``complete`` = the destination carries the completion marker, so series
-    whose latest point is unchanged are trusted to be unchanged."""
+    whose latest point is unchanged are trusted to be unchanged; ``unsupported``
+    (see :func:`~trackbridge.sync.fit.unsupported_features`) leaves out tag
+    deletions and renames the writer cannot do (``check`` still reports them)."""
     delta = RunDelta()
     dst_params = dst.params if dst else {}
     dst_tags = dst.tags if dst else {}
     want, have = fitted.comparable(fitted.params), fitted.comparable(dst_params)
     delta.params = {k: fitted.params[k] for k in want if have.get(k) != want[k]}
     delta.tags = {k: v for k, v in fitted.tags.items() if dst_tags.get(k) != v}
+    if dst is not None and "tag deletion" not in unsupported:
+        delta.delete_tags = stale_tags(fitted, dst_tags)
+    if dst is not None and src.name and dst.name != src.name and "run rename" not in unsupported:
+        delta.name = src.name
     # a label may come back from a key/value platform as a tag with an empty value.
     have_labels = set(dst.labels if dst else []) | {k for k, v in dst_tags.items() if v == ""}
     delta.labels = [label for label in fitted.labels if label not in have_labels]

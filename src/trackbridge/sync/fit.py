@@ -72,13 +72,15 @@ def _map_keys(mapper: KeyMapper, items: dict[str, Any], fitted: FittedRun) -> di
 
 
 def unsupported_features(writer: Writer, same_store: bool = False) -> frozenset[str]:
-    """Optional Writer features this destination leaves at the base class's no-op
-    default (so what a run has there would be lost, and must be reported).
+    """Optional Writer features this destination leaves at the base class's default
+    (a no-op, so what a run has there would be lost and must be reported; or an
+    error, so ``sync`` must not plan that write).
 
     ``same_store`` (copying between experiments of one store) also excludes the
     registry: it is shared, and copying it onto itself would add versions of
     copies to the very models being copied."""
-    hooks = {"summary": "log_summary", "inputs": "log_inputs", "registry": "create_model_version"}
+    hooks = {"summary": "log_summary", "inputs": "log_inputs", "registry": "create_model_version",
+             "tag deletion": "delete_tags", "run rename": "set_run_name", "alias removal": "delete_model_alias"}
     found = {f for f, method in hooks.items() if getattr(type(writer), method) is getattr(Writer, method)}
     return frozenset(found | ({"registry"} if same_store else set()))
 

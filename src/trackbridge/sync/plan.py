@@ -153,6 +153,9 @@ class Plan:
             "errors": sum(len(r.fitted.errors) for r in self.runs),
             "model_versions": sum(m.creates for m in self.registry),
             "aliases": sum(len(m.aliases) for m in self.registry),
+            "tags_to_delete": sum(len(r.delta.delete_tags) for r in writing),
+            "renames": sum(1 for r in writing if r.delta.name is not None),
+            "aliases_to_remove": sum(len(m.remove_aliases) for m in self.registry),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -227,7 +230,8 @@ class Planner:
                 plan.known[run.src.run_id] = run.dst.run_id
         self._orphans(plan, indexes)
         if "registry" not in self.unsupported:
-            plan.registry = plan_registry(self.src, self.dst, plan, self.retry)
+            plan.registry = plan_registry(self.src, self.dst, plan, self.retry,
+                                          remove_aliases=self.mode == "sync" and "alias removal" not in self.unsupported)
         return plan
 
     def _plan_run(self, src: RunRecord, dst_experiment: str, index: DestIndex) -> RunPlan:
@@ -250,7 +254,8 @@ class Planner:
             dst_files = None
             if dst is not None:
                 dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))}
-            run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker))
+            run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker),
+                                      unsupported=self.unsupported)
             run.points, run.points_exact = self._count_points(run)
         return run
 

@@ -10,8 +10,11 @@ from a run in this copy.  A version whose run is neither copied now nor found
 at the destination is *dropped* and reported (a version must point at a run).
 Aliases are set after the versions, so they can point at versions created in
 the same invocation; an alias that moved at the source is moved at the
-destination.  Not synced (no Writer API; ``check`` reports them): alias
-removal, and description/tag edits of versions after their creation.
+destination.  Under ``sync``, an alias removed at the source is removed at the
+destination when it points at a version trackbridge copied (one carrying
+``trackbridge.source.version``): aliases set there by hand stay.  Not synced
+(no Writer API; ``check`` reports them): description/tag edits of versions
+after their creation.
 """
 from __future__ import annotations
 
@@ -43,6 +46,8 @@ class ModelPlan:
     versions: list[VersionPlan] = field(default_factory=list)
     #: alias -> source version it must point to (only aliases that differ at the destination).
     aliases: dict[str, str] = field(default_factory=dict)
+    #: destination aliases of copied versions that the source no longer has.
+    remove_aliases: list[str] = field(default_factory=list)
     update_meta: bool = False
 
     @property
@@ -51,7 +56,7 @@ class ModelPlan:
 
     @property
     def writes(self) -> bool:
-        return bool(self.update_meta or self.creates or self.aliases)
+        return bool(self.update_meta or self.creates or self.aliases or self.remove_aliases)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +66,7 @@ class ModelPlan:
             "versions": [{"src_version": v.src.version, "action": v.action, "dst_version": v.dst_version,
                           "reason": v.reason} for v in self.versions],
             "aliases": self.aliases,
+            "remove_aliases": self.remove_aliases,
         }
 
 
@@ -81,8 +87,10 @@ def dest_aliases(model: RegisteredModel | None) -> dict[str, str]:
     return {alias: v.version for v in model.versions for alias in v.aliases}
 
 
-def plan_registry(src: Reader, dst: Reader, plan: "Plan", retry: Retry) -> list[ModelPlan]:
-    """Model plans for the registered models touched by ``plan``'s runs."""
+def plan_registry(src: Reader, dst: Reader, plan: "Plan", retry: Retry,
+                  remove_aliases: bool = False) -> list[ModelPlan]:
+    """Model plans for the registered models touched by ``plan``'s runs
+    (``remove_aliases``: also plan removing aliases gone at the source; ``sync`` only)."""
     in_scope = {r.src.run_id for r in plan.runs}
     if not in_scope:
         return []
@@ -92,10 +100,11 @@ def plan_registry(src: Reader, dst: Reader, plan: "Plan", retry: Retry) -> list[
     if not models:
         return []
     existing = {m.name: m for m in retry.call(lambda: list(dst.list_registered_models()))}
-    return [_plan_model(m, existing.get(m.name), reachable) for m in models]
+    return [_plan_model(m, existing.get(m.name), reachable, remove_aliases) for m in models]
 
 
-def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: set[str]) -> ModelPlan:
+def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: set[str],
+                remove_aliases: bool = False) -> ModelPlan:
     mp = ModelPlan(src, dst)
     mp.update_meta = dst is None or (dst.description or "") != (src.description or "") or any(
         dst.tags.get(k) != v for k, v in src.tags.items())
@@ -117,6 +126,10 @@ def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: se
                 continue
             if planned.dst_version is None or current.get(alias) != planned.dst_version:
                 mp.aliases[alias] = version.version
+    if remove_aliases and dst is not None:
+        copied = {v.version for v in dest_versions_by_source(dst).values()}
+        at_source = {alias for v in src.versions for alias in v.aliases}
+        mp.remove_aliases = sorted(a for a, v in current.items() if v in copied and a not in at_source)
     return mp
 
 
@@ -135,7 +148,7 @@ def apply_registry(
     retry: Retry,
     on_version: Callable[[str, str, str], None] = lambda name, src, dst: None,
 ) -> tuple[int, int, list[str]]:
-    """Apply the plans; returns (versions created, aliases set, errors).
+    """Apply the plans; returns (versions created, aliases set or removed, errors).
 
     ``run_map``/``model_map`` map source run/logged-model ids to destination
     ones; a version whose run failed to copy is reported, not created."""
@@ -172,4 +185,7 @@ def apply_registry(
             if src_version in numbers:
                 retry.call(writer.set_model_alias, mp.src.name, alias, numbers[src_version])
                 aliases += 1
+        for alias in mp.remove_aliases:
+            retry.call(writer.delete_model_alias, mp.src.name, alias)
+            aliases += 1
     return created, aliases, errors

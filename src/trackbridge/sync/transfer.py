@@ -7,6 +7,7 @@ a half-written run is computed):
 1. ``create_run`` with the provenance tags (first, so they fit its one request)
    and the user's tags — from here the run is findable;
 2. params, tags, notes, dataset inputs (re-sent only if missing/different);
+   tags gone at the source are deleted and a renamed run is renamed;
 3. metric points: a reader thread streams source pages (skipping points the
    destination already has) into a bounded queue, this thread writes batches
    of ``limits.max_metrics_per_batch`` — reading and writing overlap and
@@ -142,6 +143,10 @@ class RunTransfer:
             self.retry.call(self.writer.log_params, dst_id, delta.params)
         if tags:
             self.retry.call(self.writer.set_tags, dst_id, tags)
+        if delta.delete_tags:
+            self.retry.call(self.writer.delete_tags, dst_id, delta.delete_tags)
+        if delta.name is not None:
+            self.retry.call(self.writer.set_run_name, dst_id, delta.name)
         if delta.labels:
             self.retry.call(self.writer.set_labels, dst_id, delta.labels)
         if delta.summary:

@@ -104,6 +104,16 @@ class Registry:
                 raise BackendError(f"model {name!r} has no version {version!r} to point alias {alias!r} at")
             self._set_alias(folder, alias, version)
 
+    def delete_alias(self, name: str, alias: str) -> None:
+        """Removing an alias that is not there is a no-op (a retried call)."""
+        with self._lock:
+            folder = self.layout.registered_model_dir(name)
+            if not (folder / MODEL_FILE).is_file():
+                return
+            data = read_json(folder / MODEL_FILE)
+            data.get("aliases", {}).pop(alias, None)
+            write_json(folder / MODEL_FILE, data)
+
     def _set_alias(self, folder: Path, alias: str, version: str) -> None:
         data = read_json(folder / MODEL_FILE)
         data["aliases"] = {**data.get("aliases", {}), alias: version}

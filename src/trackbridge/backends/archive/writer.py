@@ -167,6 +167,16 @@ class ArchiveWriter(Writer):
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         self._update(run_id, lambda data: data["tags"].update(tags))
 
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        def remove(data: dict[str, Any]) -> None:
+            for key in keys:
+                data["tags"].pop(key, None)
+
+        self._update(run_id, remove)
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        self._update(run_id, lambda data: data.__setitem__("name", name))
+
     def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
         """Adds the labels not yet on the run, keeping their order."""
         def add(data: dict[str, Any]) -> None:
@@ -256,6 +266,9 @@ class ArchiveWriter(Writer):
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         self.registry.set_alias(name, alias, version)
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        self.registry.delete_alias(name, alias)
 
 
 _FLAVOR = re.compile(r"^  ([^\s:#][^:]*):")

@@ -185,6 +185,16 @@ class MlflowWriter(Writer):
             with translated(f"set {len(batch)} tags", run_id):
                 self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in batch], synchronous=True)
 
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        for key in keys:  # MLflow has no batch tag deletion
+            with translated(f"delete tag {key!r}", run_id):
+                self._client.delete_tag(run_id, key)
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        """``update_run`` sets both the run's name and its ``mlflow.runName`` tag."""
+        with translated(f"rename the run to {name!r}", run_id):
+            self._client.update_run(run_id, name=name)
+
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         """Against a server, batches are POSTed as plain JSON (:mod:`rest_batch`, a fraction
         of ``MlflowClient.log_batch``'s client CPU); in-process SQL stores use ``log_batch``."""
@@ -331,6 +341,10 @@ class MlflowWriter(Writer):
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         with translated(f"set alias {alias!r} of model {name!r} to version {version}"):
             self._client.set_registered_model_alias(name, alias, str(version))
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        with translated(f"remove alias {alias!r} of model {name!r}"):
+            self._client.delete_registered_model_alias(name, alias)
 
 
 def read_flavors(local_dir: Path) -> list[str]:
