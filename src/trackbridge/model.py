@@ -12,6 +12,7 @@ Times are integer milliseconds since the Unix epoch, UTC, everywhere.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -19,6 +20,11 @@ from typing import Any
 #: Bumped whenever the mapping rules between platforms change, recorded on every
 #: copied run so that a later ``check`` knows which rules produced it.
 MAPPING_VERSION = "1"
+
+
+def now_ms() -> int:
+    """The current time in the model's unit: integer UTC milliseconds."""
+    return time.time_ns() // 1_000_000
 
 
 class RunStatus(str, Enum):

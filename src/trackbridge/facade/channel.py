@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from trackbridge.facade.ops import RunState
 from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
 from trackbridge.mapping import check_metric_value
+from trackbridge.model import now_ms
 
 log = logging.getLogger("trackbridge")
 
@@ -142,7 +142,7 @@ class Channel:
         return relative, self.spool.files_dir / relative
 
     def finish(self, status: str, end_time: int | None = None) -> None:
-        self._append({"op": "finish", "status": status, "end_time": end_time or time.time_ns() // 1_000_000})
+        self._append({"op": "finish", "status": status, "end_time": end_time or now_ms()})
         self._wake.set()
 
     # -- worker side --------------------------------------------------------

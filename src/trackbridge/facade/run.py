@@ -24,7 +24,7 @@ from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
 from trackbridge.facade.worker import Worker
 from trackbridge.mapping import RAISE, TRUNCATE
-from trackbridge.model import RunStatus
+from trackbridge.model import RunStatus, now_ms
 from trackbridge.remotes import parse_remote
 
 log = logging.getLogger("trackbridge")
@@ -52,7 +52,7 @@ class Run:
         self.project = project
         self.name = name
         self.parent = parent
-        self.start_time = time.time_ns() // 1_000_000
+        self.start_time = now_ms()
         self.status: RunStatus = RunStatus.RUNNING
         self.on_error = _choice(config, "on_error", ON_ERROR)
         long_params = _choice(config, "long_params", (TRUNCATE, RAISE))
@@ -97,7 +97,7 @@ class Run:
             self._auto_step += 1
         elif type(step) is not int:
             step = _step(step)
-        timestamp = time.time_ns() // 1_000_000
+        timestamp = now_ms()
         for channel in self._channels:
             channel.add_metrics(metrics, step, timestamp)
 

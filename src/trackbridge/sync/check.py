@@ -32,7 +32,7 @@ from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import fit_run
 from trackbridge.sync.plan import Planner, Selection
 from trackbridge.sync.points import PointIndex, iter_points
-from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, index_destination, is_complete
+from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, is_complete
 from trackbridge.sync.registry import dest_aliases, dest_versions_by_source, user_version_tags
 from trackbridge.sync.retry import Retry
 from trackbridge.sync.transfer import MLMODEL
@@ -171,12 +171,7 @@ class Checker:
         run_map: dict[str, str] = {}
         selected: list[RunRecord] = []
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-check") as pool:
-            for name, _tags in planner.experiments(selection):
-                dst_name = selection.destination_of(name)
-                if dst_name not in indexes:
-                    indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
-                index = indexes[dst_name]
-                runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+            for _dst_name, _tags, index, runs in planner.selected(selection, indexes):
                 selected.extend(runs)
                 report.findings.extend(pool.map(lambda r: self._guarded(r, index), runs))
                 for run in runs:

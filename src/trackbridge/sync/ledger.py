@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
+
+from trackbridge.model import now_ms
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,10 +43,6 @@ PRAGMA user_version = 1;
 """
 
 LEDGER_FILE = "ledger.sqlite"
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 class Ledger:
@@ -71,7 +68,7 @@ class Ledger:
         with self._lock, self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-                (src_remote, src_run_id, dst_remote, dst_run_id, fingerprint, _now()),
+                (src_remote, src_run_id, dst_remote, dst_run_id, fingerprint, now_ms()),
             )
 
     def forget_run(self, src_remote: str, src_run_id: str, dst_remote: str) -> None:
@@ -94,21 +91,21 @@ class Ledger:
         with self._lock, self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO model_versions VALUES (?, ?, ?, ?, ?, ?)",
-                (src_remote, model, src_version, dst_remote, dst_version, _now()),
+                (src_remote, model, src_version, dst_remote, dst_version, now_ms()),
             )
 
     def start_invocation(self, command: str, src_remote: str, dst_remote: str) -> int:
         with self._lock, self._db() as db:
             cur = db.execute(
                 "INSERT INTO invocations (command, src_remote, dst_remote, started_at) VALUES (?, ?, ?, ?)",
-                (command, src_remote, dst_remote, _now()),
+                (command, src_remote, dst_remote, now_ms()),
             )
             return int(cur.lastrowid or 0)
 
     def finish_invocation(self, invocation_id: int, summary: dict[str, Any]) -> None:
         with self._lock, self._db() as db:
             db.execute("UPDATE invocations SET finished_at=?, summary_json=? WHERE id=?",
-                       (_now(), json.dumps(summary, default=str), invocation_id))
+                       (now_ms(), json.dumps(summary, default=str), invocation_id))
 
     def close(self) -> None:
         with self._lock:

@@ -206,17 +206,26 @@ class Planner:
             found.append((exp.name, exp.tags))
         return found
 
+    def selected(
+        self, selection: Selection, indexes: dict[str, DestIndex]
+    ) -> Iterator[tuple[str, dict[str, str], DestIndex, list[RunRecord]]]:
+        """Per selected source experiment: its destination name, its tags, the index of
+        the destination experiment (built once per destination and kept in ``indexes``)
+        and its selected runs.  ``plan`` and ``check`` both walk the source through
+        this, so they always look at the same runs against the same copies."""
+        for name, tags in self.experiments(selection):
+            dst_name = selection.destination_of(name)
+            if dst_name not in indexes:
+                indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
+            runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+            yield dst_name, tags, indexes[dst_name], runs
+
     def plan(self, selection: Selection) -> Plan:
         plan = Plan(self.mode)
         indexes: dict[str, DestIndex] = {}
         listed: dict[str, set[str]] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-plan") as pool:
-            for name, tags in self.experiments(selection):
-                dst_name = selection.destination_of(name)
-                if dst_name not in indexes:
-                    indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
-                index = indexes[dst_name]
-                runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+            for dst_name, tags, index, runs in self.selected(selection, indexes):
                 listed.setdefault(dst_name, set()).update(r.run_id for r in runs)
                 planned = list(pool.map(lambda r: self._plan_run(r, dst_name, index), runs))
                 if any(r.action.writes for r in planned):

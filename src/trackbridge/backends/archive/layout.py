@@ -17,7 +17,6 @@ encoded with :func:`files.safe_segment`; the real names live inside the JSON.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from trackbridge import __version__
 from trackbridge.backends.archive.filetree import FileTree
 from trackbridge.backends.archive.files import read_json, safe_segment, write_json
 from trackbridge.errors import BackendError, RunNotFound
+from trackbridge.model import now_ms
 
 FORMAT_NAME = "trackbridge-archive"
 #: ``major.minor``: readers refuse a newer major, and ignore unknown fields of a newer minor.
@@ -34,10 +34,6 @@ RUN_FILE = "run.json"
 
 #: ids the archive hands out, and the only run/experiment folder names it accepts.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def valid_id(value: str) -> bool:

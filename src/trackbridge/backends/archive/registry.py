@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.archive.files import read_json, safe_segment, write_json
-from trackbridge.backends.archive.layout import Layout, now_ms
+from trackbridge.backends.archive.layout import Layout
 from trackbridge.backends.archive.runs import from_json
 from trackbridge.errors import BackendError
-from trackbridge.model import ModelVersion, RegisteredModel
+from trackbridge.model import ModelVersion, RegisteredModel, now_ms
 
 MODEL_FILE = "model.json"
 #: fields that identify what a version *is*; equal ones mean "already registered".

@@ -22,13 +22,13 @@ from typing import Any
 
 from trackbridge.backends.archive import runs
 from trackbridge.backends.archive.files import remove_tree, write_json
-from trackbridge.backends.archive.layout import Layout, now_ms, open_archive, write_manifest
+from trackbridge.backends.archive.layout import Layout, open_archive, write_manifest
 from trackbridge.backends.archive.metrics import MetricBuffer
 from trackbridge.backends.archive.reader import list_experiments
 from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import BackendError, InvalidValueError
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 
 #: default number of buffered points per run before a metrics part is written (~6 MB).
 DEFAULT_PART_POINTS = 250_000
