@@ -127,7 +127,7 @@ def test_fingerprint_changes_with_each_observable_field_only() -> None:
 
 
 def test_fit_records_renames_truncations_and_collisions() -> None:
-    limits = Limits(max_key_length=10, max_param_value_length=5, key_pattern=r"[a-z0-9_]*", max_tags_per_run=9)
+    limits = Limits(max_key_length=10, max_param_value_length=5, key_pattern=r"[a-z0-9_]*", max_tags_per_run=9, flat_params=True)
     run = _run(params={"bad key!": "123456789", "opt": {"lr": 1}}, tags={f"t{i}": "x" for i in range(5)},
                metrics={"a-b": MetricSummary("a-b", 1.0, 0, 0), "a_b": MetricSummary("a_b", 1.0, 0, 0)})
     fitted = fit_run(run, limits)

@@ -2,7 +2,9 @@
 
 A remote is found, in order, as:
 
-* ``dir:PATH`` — the vendor-neutral archive at PATH;
+* ``<backend>:PATH`` for backends whose remotes are paths (``dir:PATH``, the
+  vendor-neutral archive; the offline folders of other platforms), as each
+  backend declares in its :class:`~trackbridge.backends.base.BackendInfo`;
 * a named remote from the config file (``[remotes.NAME]`` with ``backend = ...``);
 * a named remote from the environment, rclone-style:
   ``TRACKBRIDGE_REMOTE_<NAME>_BACKEND=mlflow`` plus ``TRACKBRIDGE_REMOTE_<NAME>_<OPTION>=...``;
@@ -18,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from trackbridge.backends import available, get_backend
+from trackbridge.backends import available, get_backend, path_remotes
 from trackbridge.backends.base import Backend
 from trackbridge.config import Config
 from trackbridge.errors import ConfigError, UnknownBackendError
@@ -65,12 +67,12 @@ def _resolve_secrets(remote: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_remote(arg: str, config: Config) -> RemoteSpec:
-    """Parse ``REMOTE[:EXPERIMENT]`` (or ``dir:PATH``) into a :class:`RemoteSpec`."""
+    """Parse ``REMOTE[:EXPERIMENT]`` (or ``<backend>:PATH``) into a :class:`RemoteSpec`."""
     name, sep, rest = arg.partition(":")
-    if name == "dir":
+    if name in path_remotes() and name not in config.remotes:
         if not rest:
-            raise ConfigError("dir: needs a path, e.g. dir:./backup")
-        return RemoteSpec("dir", "dir", {"path": rest})
+            raise ConfigError(f"{name}: needs a path, e.g. {name}:./backup")
+        return RemoteSpec(name, name, {"path": rest})
     experiment = rest if sep and rest else None
     if name in config.remotes:
         options = dict(config.remotes[name])
@@ -82,8 +84,9 @@ def parse_remote(arg: str, config: Config) -> RemoteSpec:
         options = {"backend": name}
     else:
         known = sorted(set(config.remotes) | set(available()))
+        where = f"the config file {config.remotes_origin}" if config.remotes_origin else "a config file (none found)"
         raise UnknownBackendError(
-            f"unknown remote {name!r}: not a [remotes.{name}] entry in the config file, "
+            f"unknown remote {name!r}: not a [remotes.{name}] entry in {where}, "
             f"not set by {ENV_PREFIX}{name.upper()}_BACKEND, and not a backend name. Known: {', '.join(known)}"
         )
     backend = options.pop("backend")

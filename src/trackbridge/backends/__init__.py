@@ -1,9 +1,12 @@
 """Registry of backends by name, with lazy import (fsspec-style).
 
-Built-in backends are listed as ``"module:Class"`` strings so that importing
-trackbridge imports no vendor SDK; third-party backends register through the
-``trackbridge.backends`` entry-point group with the same form, e.g. in their
-``pyproject.toml``::
+Each built-in backend declares itself in its folder's ``info.py`` (a
+:class:`~trackbridge.backends.base.BackendInfo`: class, extra, SDK distribution,
+env vars and which are secrets, whether remotes are ``name:PATH``), so the
+registry, ``doctor`` and ``.env.example`` read one table and importing
+trackbridge imports no vendor SDK.  Third-party backends register through the
+``trackbridge.backends`` entry-point group as ``"module:Class"``; their class
+carries its ``info`` like the built-ins do::
 
     [project.entry-points."trackbridge.backends"]
     neptune = "trackbridge_neptune:NeptuneBackend"
@@ -12,54 +15,79 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from trackbridge.backends.base import Backend
+from trackbridge.backends.base import Backend, BackendInfo
 from trackbridge.errors import MissingDependencyError, UnknownBackendError
 
 ENTRY_POINT_GROUP = "trackbridge.backends"
 
-BUILTIN: dict[str, str] = {
-    "mlflow": "trackbridge.backends.mlflow:MlflowBackend",
-    "dir": "trackbridge.backends.archive:ArchiveBackend",
-}
+#: ``module:ATTRIBUTE`` of each built-in backend's :class:`BackendInfo`.
+BUILTIN_INFO = (
+    "trackbridge.backends.mlflow.info:INFO",
+    "trackbridge.backends.archive.info:INFO",
+    "trackbridge.backends.wandb.info:INFO",
+    "trackbridge.backends.wandb.info:OFFLINE_INFO",
+    "trackbridge.backends.comet.info:INFO",
+    "trackbridge.backends.comet.info:OFFLINE_INFO",
+    "trackbridge.backends.azureml.info:INFO",
+)
 
-#: extra to install for each built-in whose SDK is optional.
-EXTRAS: dict[str, str] = {"mlflow": "mlflow", "wandb": "wandb", "comet": "comet", "azureml": "azure"}
+
+def _load(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@lru_cache(maxsize=1)
+def builtin_infos() -> dict[str, BackendInfo]:
+    """Built-in backend name -> its info, without importing any SDK."""
+    infos = (_load(target) for target in BUILTIN_INFO)
+    return {info.name: info for info in infos}
+
+
+def infos() -> dict[str, BackendInfo]:
+    """Every backend name -> its info (built-ins, then plugins: a plugin without
+    ``info`` gets a minimal one naming its class)."""
+    found = dict(builtin_infos())
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, BackendInfo(name=ep.name, target=ep.value))
+    return found
 
 
 def available() -> dict[str, str]:
     """Every backend name → its ``module:Class`` target (built-ins, then plugins)."""
-    found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
+    return {name: info.target for name, info in infos().items()}
+
+
+def path_remotes() -> frozenset[str]:
+    """Backend names whose remotes are ``name:PATH`` (``dir:./backup``)."""
+    return frozenset(name for name, info in infos().items() if info.path_remote)
 
 
 def backend_class(name: str) -> type[Backend]:
     """Import and return the class for ``name``; clear errors if unknown or not installed."""
-    targets = available()
-    if name not in targets:
-        known = ", ".join(sorted(targets))
+    table = infos()
+    if name not in table:
+        known = ", ".join(sorted(table))
         raise UnknownBackendError(
             f"unknown backend {name!r}. Known backends: {known}. "
             "Check TRACKBRIDGE_BACKEND / your config, or install the plugin that provides it."
         )
-    module_name, _, attr = targets[name].partition(":")
+    info = table[name]
     try:
-        module = importlib.import_module(module_name)
+        cls = _load(info.target)
     except ImportError as exc:
         if (exc.name or "").startswith("trackbridge"):
             raise  # a bug in trackbridge, not a missing SDK
-        extra = EXTRAS.get(name, name)
         raise MissingDependencyError(
             f"backend {name!r} needs a package that is not installed ({exc.name or exc}). "
-            f"Install it with: pip install 'trackbridge[{extra}]'"
+            f"Install it with: pip install 'trackbridge[{info.extra or name}]'"
         ) from exc
-    cls = getattr(module, attr)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise UnknownBackendError(f"{targets[name]} is not a trackbridge Backend subclass")
+        raise UnknownBackendError(f"{info.target} is not a trackbridge Backend subclass")
     return cls
 
 

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
+from trackbridge.history import Row, merge_rows, rows_to_points
 from trackbridge.model import (
     ArtifactInfo,
     DatasetInput,
@@ -36,31 +40,132 @@ from trackbridge.model import (
 )
 
 
+#: "no limit" for the numeric fields of :class:`Limits`.
+UNLIMITED = sys.maxsize
+
+
 @dataclass(frozen=True)
 class Limits:
-    """What a destination can hold.  Used by the facade and the planner to
-    sanitise, truncate and batch *before* sending, and to report what changed."""
+    """What a destination can hold, declared by each writer.  Used by the facade and
+    the planner to sanitise, truncate and batch *before* sending, and to report what
+    changed.  The defaults mean "no limit" (never another platform's numbers), so a
+    writer that forgets one is permissive, not silently shaped like MLflow."""
 
-    max_metrics_per_batch: int = 1000
-    max_params_per_batch: int = 100
-    max_tags_per_batch: int = 100
-    max_key_length: int = 250
-    max_param_value_length: int = 6000
-    max_tag_value_length: int = 8000
+    max_metrics_per_batch: int = 10_000
+    max_params_per_batch: int = 10_000
+    max_tags_per_batch: int = 10_000
+    max_key_length: int = UNLIMITED
+    max_param_value_length: int = UNLIMITED
+    max_tag_value_length: int = UNLIMITED
     #: regex a metric/param/tag key must match in full; ``None`` = anything goes.
     key_pattern: str | None = None
     #: ``True`` when the platform keeps params as flat strings (nested dicts flattened).
-    flat_params: bool = True
+    flat_params: bool = False
     nested_separator: str = "."
     allows_nan: bool = True
-    #: W&B refuses a step lower than one already logged.
+    #: steps of a run must strictly increase (W&B's ``_step``): the engine sends rows in
+    #: step order and records the points of a step not above the last one as dropped.
     strictly_increasing_steps: bool = False
+    #: tags per run, trackbridge's own tags included.
     max_tags_per_run: int | None = None
 
     def key_ok(self, key: str) -> bool:
         if not key or len(key) > self.max_key_length:
             return False
         return self.key_pattern is None or re.fullmatch(self.key_pattern, key) is not None
+
+
+class Timestamps(str, Enum):
+    """How finely a platform keeps metric timestamps."""
+
+    POINT = "point"  # every point its own (MLflow, Comet, the archive)
+    ROW = "row"  # one per row of values logged together (W&B ``_timestamp``)
+    NONE = "none"  # not kept
+
+
+class RegistryScheme(str, Enum):
+    """How a platform numbers registered model versions."""
+
+    INTEGER = "integer"  # 1, 2, 3... with aliases (MLflow, W&B)
+    SEMVER = "semver"  # 1.0.0... (Comet)
+    NONE = "none"  # no registry
+
+
+@dataclass(frozen=True)
+class Features:
+    """What a platform can hold and do, declared as data by its backend class
+    (rclone's ``fs.Features``), readable without a connection.
+
+    The planner, the transfer and ``check`` read only these (and :class:`Limits`):
+    whatever is ``False`` here becomes a recorded transformation that ``plan`` lists
+    and ``check`` accepts, instead of a silent loss or a special case for a platform.
+    The defaults are the most capable platform; a backend switches off what it lacks
+    with :meth:`disable`, as a subclass does for a platform built on another."""
+
+    nested_runs: bool = True
+    settable_start_time: bool = True
+    settable_end_time: bool = True
+    settable_user: bool = True
+    #: ``False``: tags are value-less labels only (W&B, Comet); key/value tags go elsewhere.
+    key_value_tags: bool = True
+    labels: bool = True
+    summary: bool = True
+    notes: bool = True
+    inputs: bool = True
+    #: system metrics stored apart from user metrics (else as ordinary metrics).
+    system_metrics: bool = True
+    strictly_increasing_steps: bool = False
+    timestamps: Timestamps = Timestamps.POINT
+    registry: RegistryScheme = RegistryScheme.INTEGER
+    #: aliases the platform manages itself (W&B's ``latest``): never copied or removed.
+    reserved_aliases: frozenset[str] = frozenset()
+    tag_deletion: bool = True
+    run_rename: bool = True
+    alias_removal: bool = True
+    run_deletion: bool = True
+    #: tag prefixes the platform writes itself (``mlflow.``): bookkeeping, not user tags.
+    system_tag_prefixes: tuple[str, ...] = ()
+
+    def disable(self, *names: str) -> "Features":
+        """A copy with the named features switched off (``registry`` becomes ``NONE``,
+        ``timestamps`` becomes ``NONE``); unknown names are an error, not a no-op."""
+        known = {f.name for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for name in names:
+            if name not in known or name in ("reserved_aliases", "system_tag_prefixes"):
+                raise ValueError(f"unknown feature {name!r}; known: {', '.join(sorted(known))}")
+            current = getattr(self, name)
+            changes[name] = type(current)("none") if isinstance(current, Enum) else False
+        return replace(self, **changes)
+
+    def lacks(self) -> frozenset[str]:
+        """Names of the switched-off features, for plan output and ``check``."""
+        out = {f.name for f in fields(self) if getattr(self, f.name) is False}
+        if self.registry is RegistryScheme.NONE:
+            out.add("registry")
+        if self.timestamps is Timestamps.NONE:
+            out.add("timestamps")
+        return frozenset(out - {"strictly_increasing_steps"})
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One backend's entry in the registry, readable without importing its SDK:
+    feeds the backend registry, ``doctor`` and ``.env.example``."""
+
+    name: str
+    #: ``"module:Class"`` of the :class:`Backend` subclass.
+    target: str
+    #: ``pip install 'trackbridge[<extra>]'`` installs the SDK.
+    extra: str | None = None
+    #: the vendor distribution whose version ``doctor`` shows.
+    sdk_distribution: str | None = None
+    #: environment variables the backend reads -> ``True`` for secrets (masked everywhere).
+    env_vars: Mapping[str, bool] = field(default_factory=dict)
+    #: ``True``: remotes are written ``<name>:PATH`` and the rest is a path (``dir:./backup``).
+    path_remote: bool = False
+    #: one line for ``doctor`` and ``--help``.
+    summary: str = ""
 
 
 @dataclass
@@ -92,9 +197,12 @@ class RunFilter:
 
 
 class Reader(abc.ABC):
-    """Read side of a platform: listing, metric streaming, artifacts, registry."""
+    """Read side of a platform: listing, metric streaming, artifacts, registry.
 
-    platform: ClassVar[str]
+    ``platform`` is the name of the backend that opened the reader (set by it), so a
+    backend built on another (Azure ML on MLflow) reads runs as its own platform."""
+
+    platform: str
 
     @abc.abstractmethod
     def list_experiments(self) -> Iterator[Experiment]:
@@ -125,6 +233,13 @@ class Reader(abc.ABC):
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
         """Fetch one file into ``dst_dir`` (keeping its relative path); return it."""
 
+    def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
+        """The run's points of ``keys`` as rows by step and time, in bounded memory.
+
+        Default: a merge of the per-key series.  Readers of row platforms may
+        override it to read their rows once instead of once per key."""
+        return merge_rows({key: self.iter_metric_history(run_id, key, page_size) for key in keys})
+
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
         """Fetch a logged model's files into ``dst_dir``; return that folder.
 
@@ -144,10 +259,12 @@ class Reader(abc.ABC):
 
 
 class Writer(abc.ABC):
-    """Write side of a platform.  Used live by the facade and by copy/sync."""
+    """Write side of a platform.  Used live by the facade and by copy/sync.
 
-    platform: ClassVar[str]
-    limits: Limits = Limits()
+    Every writer declares its own :attr:`limits` (there is no default)."""
+
+    platform: str
+    limits: Limits
 
     @abc.abstractmethod
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
@@ -180,6 +297,12 @@ class Writer(abc.ABC):
         """Any number of points; the writer batches them to its limits."""
 
     @abc.abstractmethod
+    def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
+        """Points as rows (step, timestamp, values), for destinations that store rows;
+        the engine sends rows when the destination's steps must strictly increase.
+        Default: the rows' points through :meth:`log_metrics`."""
+        self.log_metrics(run_id, list(rows_to_points(rows)))
+
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         """Upload a file or a whole directory under ``artifact_dir`` of the run."""
 
@@ -225,8 +348,7 @@ class Writer(abc.ABC):
         raise NotImplementedError(f"{self.platform} has no model registry")
 
     # Optional: what ``sync`` needs to mirror removals and renames at the source.
-    # Left at these defaults, :func:`trackbridge.sync.fit.unsupported_features`
-    # reports them and ``sync`` plans none of them.
+    # A backend whose Features switch these off is never asked (``sync`` plans none).
 
     def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
         """Remove tags ``keys`` from the run (tags deleted at the source)."""
@@ -252,16 +374,21 @@ class Writer(abc.ABC):
 
 
 class Backend(abc.ABC):
-    """A platform at one location with one set of credentials (a *remote*)."""
+    """A platform at one location with one set of credentials (a *remote*).
 
-    #: registry name, e.g. ``"mlflow"``.
-    name: ClassVar[str]
-    #: environment variables this backend reads, for ``doctor`` and ``.env.example``;
-    #: the value is ``True`` for secrets (masked in every output).
-    env_vars: ClassVar[Mapping[str, bool]] = {}
+    Subclasses declare :attr:`info` (name, extra, SDK, env vars) and
+    :attr:`features` as class attributes, so both are known without connecting."""
+
+    info: ClassVar[BackendInfo]
+    features: ClassVar[Features]
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = dict(options or {})
+
+    @property
+    def name(self) -> str:
+        """The platform name, as provenance tags and ``RunRecord.platform`` carry it."""
+        return self.info.name
 
     @abc.abstractmethod
     def reader(self) -> Reader:
@@ -278,16 +405,10 @@ class Backend(abc.ABC):
     @classmethod
     def sdk_version(cls) -> str | None:
         """Installed version of the vendor SDK, or ``None`` if it is not installed."""
-        return None
-
-
-def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Split any iterable into lists of at most ``size`` items (the last may be short)."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+        dist = cls.info.sdk_distribution
+        if not dist:
+            return None
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from trackbridge.backends.base import Backend
+from trackbridge.backends.archive.info import INFO
+from trackbridge.backends.base import Backend, BackendInfo, Features
 from trackbridge.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,7 +22,9 @@ class ArchiveBackend(Backend):
     copy shares the same per-run locks and metric buffers.  Both are imported
     on first use: they pull in pyarrow, which listing backends should not."""
 
-    name = "dir"
+    info: ClassVar[BackendInfo] = INFO
+    #: the archive holds every canonical field as it is: every feature on.
+    features: ClassVar[Features] = Features()
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -57,10 +60,3 @@ class ArchiveBackend(Backend):
 
     def describe(self) -> str:
         return f"dir:{self.path}"
-
-    @classmethod
-    def sdk_version(cls) -> str | None:
-        """The archive needs no vendor SDK; pyarrow is what it depends on."""
-        import pyarrow
-
-        return pyarrow.__version__

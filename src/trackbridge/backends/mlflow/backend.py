@@ -29,10 +29,10 @@ Importing this module does not import mlflow; the client is created on first use
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
-from trackbridge.backends.base import Backend
+from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.mlflow.info import INFO
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.reader import MlflowReader
 from trackbridge.backends.mlflow.writer import MlflowWriter
@@ -41,14 +41,29 @@ from trackbridge.backends.mlflow.writer import MlflowWriter
 class MlflowBackend(Backend):
     """MLflow at one tracking URI; reader and writer share one client."""
 
-    name: ClassVar[str] = "mlflow"
-    env_vars: ClassVar[Mapping[str, bool]] = {
-        "MLFLOW_TRACKING_URI": False,
-        "MLFLOW_REGISTRY_URI": False,
-        "MLFLOW_TRACKING_USERNAME": False,
-        "MLFLOW_TRACKING_PASSWORD": True,
-        "MLFLOW_TRACKING_TOKEN": True,
-    }
+    info: ClassVar[BackendInfo] = INFO
+    features: ClassVar[Features] = Features(
+        nested_runs=True,
+        settable_start_time=True,
+        settable_end_time=True,
+        settable_user=True,
+        key_value_tags=True,
+        # labels are tags with an empty value; summary values and notes are kept as
+        # trackbridge tags (the writer's defaults), so both round-trip.
+        labels=True,
+        summary=True,
+        notes=True,
+        inputs=True,
+        system_metrics=True,
+        strictly_increasing_steps=False,
+        timestamps=Timestamps.POINT,
+        registry=RegistryScheme.INTEGER,
+        tag_deletion=True,
+        run_rename=True,
+        alias_removal=True,
+        run_deletion=True,
+        system_tag_prefixes=("mlflow.",),
+    )
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -59,17 +74,10 @@ class MlflowBackend(Backend):
         return self.connection.tracking_uri
 
     def reader(self) -> MlflowReader:
-        return MlflowReader(self.connection)
+        return MlflowReader(self.connection, self.name)
 
     def writer(self) -> MlflowWriter:
-        return MlflowWriter(self.connection)
+        return MlflowWriter(self.connection, self.name)
 
     def describe(self) -> str:
         return f"mlflow at {self.connection.display_uri}"
-
-    @classmethod
-    def sdk_version(cls) -> str | None:
-        try:
-            return version("mlflow")
-        except PackageNotFoundError:
-            return None

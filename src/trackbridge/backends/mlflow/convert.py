@@ -40,8 +40,10 @@ TAG_USER = "mlflow.user"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_NOTE = "mlflow.note.content"
 TAG_MODEL_HISTORY = "mlflow.log-model.history"
+#: summary values (W&B summary, Comet others), which MLflow has no field for: one JSON tag.
+TAG_SUMMARY = "trackbridge.summary"
 #: tags that become RunRecord fields and are removed from ``RunRecord.tags``.
-LIFTED_TAGS = frozenset({TAG_RUN_NAME, TAG_USER, TAG_PARENT, TAG_NOTE, TAG_MODEL_HISTORY})
+LIFTED_TAGS = frozenset({TAG_RUN_NAME, TAG_USER, TAG_PARENT, TAG_NOTE, TAG_MODEL_HISTORY, TAG_SUMMARY})
 SYSTEM_METRIC_PREFIX = "system/"
 _DBL_MAX = sys.float_info.max
 #: MLflow 3 stores a logged model's files at ``<experiment root>/models/<model_id>/artifacts``.
@@ -143,6 +145,7 @@ def run_to_record(
     experiment_name: str,
     url: str | None,
     models: list[LoggedModel],
+    platform: str = PLATFORM,
 ) -> RunRecord:
     """An ``mlflow.entities.Run`` as a :class:`RunRecord` (``models`` fetched by the caller)."""
     info, data = run.info, run.data
@@ -150,7 +153,7 @@ def run_to_record(
     metrics, system_metrics = split_metrics(data._metric_objs)
     inputs = [dataset_input_from_mlflow(d) for d in (run.inputs.dataset_inputs if run.inputs else [])]
     return RunRecord(
-        platform=PLATFORM,
+        platform=platform,
         run_id=info.run_id,
         experiment=experiment_name,
         experiment_id=info.experiment_id,
@@ -164,11 +167,29 @@ def run_to_record(
         params=dict(data.params),
         tags={k: v for k, v in all_tags.items() if k not in LIFTED_TAGS},
         notes=all_tags.get(TAG_NOTE),
+        summary=summary_from_tag(all_tags.get(TAG_SUMMARY)),
         metrics=metrics,
         system_metrics=system_metrics,
         inputs=inputs,
         models=legacy_models(all_tags.get(TAG_MODEL_HISTORY)) + models,
     )
+
+
+def summary_from_tag(raw: str | None) -> dict[str, Any]:
+    """The summary values kept in tag ``trackbridge.summary`` (``{}`` if none or unreadable)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def summary_to_tag(current: Mapping[str, Any], update: Mapping[str, Any]) -> str:
+    """The tag value after merging ``update`` into ``current`` (last value wins)."""
+    merged = {**current, **update}
+    return json.dumps(merged, sort_keys=True, ensure_ascii=False, allow_nan=True, default=str)
 
 
 def run_id_from_source(source: str) -> tuple[str | None, str | None]:

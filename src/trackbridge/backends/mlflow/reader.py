@@ -110,10 +110,9 @@ def _keyset_capable(store: Any) -> bool:
 class MlflowReader(Reader):
     """Reads runs, metric history, artifacts and the registry of one MLflow location."""
 
-    platform = PLATFORM
-
-    def __init__(self, connection: MlflowConnection) -> None:
+    def __init__(self, connection: MlflowConnection, platform: str = PLATFORM) -> None:
         self.connection = connection
+        self.platform = platform
         self._experiment_names: dict[str, str] = {}
         self._flavors: dict[str, list[str]] = {}
 
@@ -183,7 +182,7 @@ class MlflowReader(Reader):
 
     def _record(self, run: Any, experiment_name: str, models: list[LoggedModel]) -> RunRecord:
         url = self.connection.run_url(run.info.experiment_id, run.info.run_id)
-        return run_to_record(run, experiment_name, url, models)
+        return run_to_record(run, experiment_name, url, models, self.platform)
 
     def _models_by_run(self, experiment_id: str, query: str | None = None) -> dict[str, list[LoggedModel]]:
         """MLflow 3 logged models of an experiment, grouped by their source run."""

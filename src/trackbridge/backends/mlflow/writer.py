@@ -17,6 +17,9 @@ from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.mlflow import rest_batch
 from trackbridge.backends.mlflow.connection import MlflowConnection, is_http
 from trackbridge.backends.mlflow.convert import (
+    TAG_SUMMARY,
+    summary_from_tag,
+    summary_to_tag,
     PLATFORM,
     TAG_NOTE,
     TAG_PARENT,
@@ -26,7 +29,7 @@ from trackbridge.backends.mlflow.convert import (
     model_version_from_mlflow,
 )
 from trackbridge.backends.mlflow.errors import is_not_found, translated
-from trackbridge.errors import BackendError
+from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 #: estimated JSON bytes around one entity in a ``log_batch`` body (field names, step, timestamp).
@@ -104,10 +107,9 @@ def _metric_sizer() -> Callable[[tuple[str, MetricPoint]], int]:
 class MlflowWriter(Writer):
     """Writes runs into one MLflow tracking location."""
 
-    platform = PLATFORM
-
-    def __init__(self, connection: MlflowConnection) -> None:
+    def __init__(self, connection: MlflowConnection, platform: str = PLATFORM) -> None:
         self.connection = connection
+        self.platform = platform
         self.limits = mlflow_limits()
         self._rest: Any = _UNKNOWN
 
@@ -224,6 +226,19 @@ class MlflowWriter(Writer):
 
     def set_notes(self, run_id: str, notes: str) -> None:
         self.set_tags(run_id, {TAG_NOTE: notes})
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Merged into the run's ``trackbridge.summary`` JSON tag (MLflow has no summary)."""
+        if not summary:
+            return
+        with translated(f"read summary of run {run_id}"):
+            current = summary_from_tag(self._client.get_run(run_id).data.tags.get(TAG_SUMMARY))
+        value = summary_to_tag(current, summary)
+        if len(value) > self.limits.max_tag_value_length:
+            raise InvalidValueError(
+                f"the run's summary values take {len(value)} characters as JSON; MLflow tags keep at most "
+                f"{self.limits.max_tag_value_length}. Log large values as metrics or artifacts instead.")
+        self.set_tags(run_id, {TAG_SUMMARY: value})
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         from mlflow.utils.validation import MAX_DATASETS_PER_BATCH
