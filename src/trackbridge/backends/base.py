@@ -115,6 +115,9 @@ class Features:
     #: system metrics stored apart from user metrics (else as ordinary metrics).
     system_metrics: bool = True
     strictly_increasing_steps: bool = False
+    #: history is stored as rows (W&B history, Comet steps): the engine sends
+    #: :meth:`Writer.log_rows`, a run's series merged by step, instead of one key at a time.
+    history_rows: bool = False
     timestamps: Timestamps = Timestamps.POINT
     registry: RegistryScheme = RegistryScheme.INTEGER
     #: aliases the platform manages itself (W&B's ``latest``): never copied or removed.
@@ -145,7 +148,7 @@ class Features:
             out.add("registry")
         if self.timestamps is Timestamps.NONE:
             out.add("timestamps")
-        return frozenset(out - {"strictly_increasing_steps"})
+        return frozenset(out - {"strictly_increasing_steps", "history_rows"})
 
 
 @dataclass(frozen=True)
