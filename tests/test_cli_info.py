@@ -39,3 +39,14 @@ def test_help_lists_commands() -> None:
     assert result.exit_code == 0
     for command in ("doctor", "ls"):
         assert command in result.output
+
+
+def test_env_example_lists_every_variable_a_backend_reads() -> None:
+    """.env.example is fed by the same info tables as doctor: none may be missing."""
+    from pathlib import Path
+
+    from trackbridge.cli.info import env_vars
+
+    text = (Path(__file__).parents[1] / ".env.example").read_text(encoding="utf-8")
+    missing = [var for var in env_vars() if f"{var}=" not in text]
+    assert env_vars() and not missing, f".env.example lacks {missing}"

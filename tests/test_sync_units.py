@@ -1,17 +1,18 @@
 """Engine parts that need no platform: retry, point index, fingerprint, fitting, waves, ledger."""
 from __future__ import annotations
 
+import json
 import math
 import random
 
 import pytest
 
-from trackbridge.backends.base import Limits
+from trackbridge.backends.base import Features, Limits
 from trackbridge.errors import BackendError, TransientBackendError
 from trackbridge.model import ArtifactInfo, MetricPoint, MetricSummary, RunRecord, RunStatus
 from trackbridge.sync.check import compare_series
 from trackbridge.sync.engine import waves
-from trackbridge.sync.fit import fit_run
+from trackbridge.sync.fit import OVERFLOW_FILE, Target, fit_run
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, RunPlan
 from trackbridge.sync.points import PointIndex
@@ -130,12 +131,14 @@ def test_fit_records_renames_truncations_and_collisions() -> None:
     limits = Limits(max_key_length=10, max_param_value_length=5, key_pattern=r"[a-z0-9_]*", max_tags_per_run=9, flat_params=True)
     run = _run(params={"bad key!": "123456789", "opt": {"lr": 1}}, tags={f"t{i}": "x" for i in range(5)},
                metrics={"a-b": MetricSummary("a-b", 1.0, 0, 0), "a_b": MetricSummary("a_b", 1.0, 0, 0)})
-    fitted = fit_run(run, limits)
+    fitted = fit_run(run, Target(Features(), limits))
     assert fitted.params["bad_key_"] == "12345"
     assert fitted.record.renamed["param:bad_key_"] == "bad key!"
     assert fitted.record.truncated["param:bad_key_"] == 9
     assert fitted.params["opt_lr"] == "1"  # flattened, then sanitised
-    assert len(fitted.tags) == 1 and len([k for k in fitted.record.dropped if k.startswith("tag:")]) == 4
+    # 9 tags per run, 8 of them trackbridge's own: one user tag fits, the other 4 are kept whole in a file.
+    assert len(fitted.tags) == 1 and len([k for k in fitted.record.kept if k.startswith("tag:")]) == 4
+    assert json.loads(fitted.param_files()[OVERFLOW_FILE]) == {f"t{i}": "x" for i in range(1, 5)}
     assert fitted.errors and "both become" in fitted.errors[0]
 
 
@@ -145,7 +148,7 @@ def test_fit_records_renames_truncations_and_collisions() -> None:
 def test_waves_put_parents_before_children() -> None:
     def plan(run_id: str, parent: str | None) -> RunPlan:
         src = _run(run_id=run_id, parent_run_id=parent)
-        return RunPlan(Action.CREATE, src, "e", "fp", [], fit_run(src, Limits()))
+        return RunPlan(Action.CREATE, src, "e", "fp", [], fit_run(src, Target(Features(), Limits())))
 
     grouped = waves([plan("c2", "c1"), plan("c1", "p"), plan("p", None), plan("o", "outside")])
     ids = [[r.src.run_id for r in wave] for wave in grouped]

@@ -96,17 +96,19 @@ class MappingRecord:
     truncated: dict[str, int] = field(default_factory=dict)
     #: things the destination could not hold at all, with the reason.
     dropped: dict[str, str] = field(default_factory=dict)
+    #: things the destination holds elsewhere than the source did (a tag, a file), with where.
+    kept: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.renamed or self.truncated or self.dropped)
+        return bool(self.renamed or self.truncated or self.dropped or self.kept)
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        return {"renamed": self.renamed, "truncated": self.truncated, "dropped": self.dropped, "kept": self.kept}
 
     def to_tag(self) -> dict[str, str]:
         if not self:
             return {}
-        return {MAPPING_TAG: json.dumps(
-            {"renamed": self.renamed, "truncated": self.truncated, "dropped": self.dropped},
-            sort_keys=True, ensure_ascii=False,
-        )}
+        return {MAPPING_TAG: json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)}
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> "MappingRecord":
@@ -114,7 +116,7 @@ class MappingRecord:
         if not raw:
             return cls()
         data = json.loads(raw)
-        return cls(data.get("renamed", {}), data.get("truncated", {}), data.get("dropped", {}))
+        return cls(data.get("renamed", {}), data.get("truncated", {}), data.get("dropped", {}), data.get("kept", {}))
 
 
 def _short_hash(text: str) -> str:

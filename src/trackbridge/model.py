@@ -177,6 +177,9 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     inputs: list[DatasetInput] = field(default_factory=list)
     models: list[LoggedModel] = field(default_factory=list)
+    #: what the source holds that its reader cannot carry into this model (item -> why):
+    #: every copy records it as dropped, so nothing is lost silently.
+    unread: dict[str, str] = field(default_factory=dict)
 
     def all_metric_keys(self) -> list[str]:
         """User and system metric keys, user keys first, each sorted."""

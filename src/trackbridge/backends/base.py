@@ -68,6 +68,10 @@ class Limits:
     strictly_increasing_steps: bool = False
     #: tags per run, trackbridge's own tags included.
     max_tags_per_run: int | None = None
+    #: run fields this platform stores as tags that count against ``max_tags_per_run``
+    #: (of ``name``, ``user``, ``parent_run_id``, ``notes``, ``summary``, ``models``;
+    #: ``labels`` counts one tag per label).
+    field_tags: frozenset[str] = frozenset()
 
     def key_ok(self, key: str) -> bool:
         if not key or len(key) > self.max_key_length:
@@ -299,13 +303,13 @@ class Writer(abc.ABC):
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         """Any number of points; the writer batches them to its limits."""
 
-    @abc.abstractmethod
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
         """Points as rows (step, timestamp, values), for destinations that store rows;
         the engine sends rows when the destination's steps must strictly increase.
         Default: the rows' points through :meth:`log_metrics`."""
         self.log_metrics(run_id, list(rows_to_points(rows)))
 
+    @abc.abstractmethod
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         """Upload a file or a whole directory under ``artifact_dir`` of the run."""
 
@@ -384,14 +388,17 @@ class Backend(abc.ABC):
 
     info: ClassVar[BackendInfo]
     features: ClassVar[Features]
+    #: the platform name (``info.name``), as provenance tags and ``RunRecord.platform`` carry it.
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        info = cls.__dict__.get("info")
+        if info is not None:
+            cls.name = info.name
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = dict(options or {})
-
-    @property
-    def name(self) -> str:
-        """The platform name, as provenance tags and ``RunRecord.platform`` carry it."""
-        return self.info.name
 
     @abc.abstractmethod
     def reader(self) -> Reader:

@@ -9,50 +9,28 @@ from typing import Any
 import click
 from rich.table import Table
 
-from trackbridge.backends import available, backend_class
+from trackbridge.backends import infos
 from trackbridge.cli.output import console, fail, print_json
 from trackbridge.config import SETTINGS, load_config
 from trackbridge.errors import TrackbridgeError
 from trackbridge.model import RunRecord
 from trackbridge.remotes import parse_remote
 
-#: backend name -> the vendor distribution it needs (read from metadata, never imported).
-SDK_PACKAGES: dict[str, str] = {
-    "mlflow": "mlflow",
-    "wandb": "wandb",
-    "comet": "comet_ml",
-    "azureml": "azure-ai-ml",
-    "dir": "pyarrow",
-}
-
-#: credentials of backends still to come; shown (masked) by doctor so users can check .env.
-FUTURE_SECRETS: dict[str, bool] = {
-    "WANDB_API_KEY": True,
-    "COMET_API_KEY": True,
-    "AZURE_CLIENT_SECRET": True,
-    "AZURE_CLIENT_ID": False,
-    "AZURE_TENANT_ID": False,
-    "AZURE_SUBSCRIPTION_ID": False,
-    "AZURE_RESOURCE_GROUP": False,
-    "AZUREML_WORKSPACE_NAME": False,
-}
-
-
-def _dist_version(dist: str) -> str | None:
+def _dist_version(dist: str | None) -> str | None:
+    if not dist:
+        return None
     try:
         return version(dist)
     except PackageNotFoundError:
         return None
 
 
-def _env_vars() -> dict[str, bool]:
-    """Every variable a backend reads, mapped to whether it is a secret."""
-    found = dict(FUTURE_SECRETS)
-    for name in available():
-        try:
-            found.update(backend_class(name).env_vars)
-        except TrackbridgeError:
-            continue
+def env_vars() -> dict[str, bool]:
+    """Every variable a backend reads (from the backends' info tables), mapped to
+    whether it is a secret."""
+    found: dict[str, bool] = {}
+    for info in infos().values():
+        found.update(info.env_vars)
     return found
 
 
@@ -72,15 +50,19 @@ def doctor(as_json: bool) -> None:
         config = load_config()
     except TrackbridgeError as exc:
         fail(str(exc))
-    env_vars = _env_vars()
+    variables = env_vars()
+    table_of = infos()
     report: dict[str, Any] = {
         "settings": {name: {"value": s.value, "origin": s.origin} for name, s in config.settings.items()},
         "dotenv": str(config.dotenv_path) if config.dotenv_path else None,
         "remotes": {name: {k: v for k, v in opts.items() if not k.endswith("_env")} for name, opts in config.remotes.items()},
-        "backends": {name: {"target": target, "sdk": SDK_PACKAGES.get(name), "sdk_version": _dist_version(SDK_PACKAGES.get(name, name))}
-                     for name, target in sorted(available().items())},
+        "backends": {name: {"target": info.target, "sdk": info.sdk_distribution,
+                            "sdk_version": _dist_version(info.sdk_distribution),
+                            "extra": info.extra, "remote": f"{name}:PATH" if info.path_remote else name,
+                            "summary": info.summary}
+                     for name, info in sorted(table_of.items())},
         "credentials": {var: ("set" if var in os.environ else "not set") if secret else os.environ.get(var)
-                        for var, secret in sorted(env_vars.items())},
+                        for var, secret in sorted(variables.items())},
     }
     if as_json:
         print_json(report)
@@ -94,10 +76,12 @@ def doctor(as_json: bool) -> None:
     if config.dotenv_path:
         console.print(f".env loaded from {config.dotenv_path}: {', '.join(sorted(config.dotenv_keys))}")
     backends = Table(title="Backends")
-    for col in ("backend", "provided by", "SDK", "installed"):
+    for col in ("backend", "remote", "SDK", "installed", "install with"):
         backends.add_column(col)
     for name, info in report["backends"].items():
-        backends.add_row(name, info["target"], info["sdk"] or "-", info["sdk_version"] or "[yellow]no[/]")
+        install = f"pip install 'trackbridge[{info['extra']}]'" if info["extra"] else "-"
+        backends.add_row(name, info["remote"], info["sdk"] or "-", info["sdk_version"] or "[yellow]no[/]",
+                         install if not info["sdk_version"] else "")
     console.print(backends)
     if config.remotes:
         remotes = Table(title=f"Remotes ({config.remotes_origin})")
@@ -109,7 +93,7 @@ def doctor(as_json: bool) -> None:
     creds = Table(title="Environment variables read by backends")
     creds.add_column("variable")
     creds.add_column("value")
-    for var, secret in sorted(env_vars.items()):
+    for var, secret in sorted(variables.items()):
         creds.add_row(var, _masked(os.environ.get(var), secret))
     console.print(creds)
 

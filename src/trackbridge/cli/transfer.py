@@ -23,8 +23,7 @@ from trackbridge.errors import ConfigError, TrackbridgeError
 from trackbridge.model import RunStatus
 from trackbridge.remotes import RemoteSpec, parse_remote
 from trackbridge.sync.check import CheckReport, Checker
-from trackbridge.sync.engine import Options, Outcome, SyncEngine
-from trackbridge.sync.fit import unsupported_features
+from trackbridge.sync.engine import Options, Outcome, SyncEngine, target_of
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Selection
 from trackbridge.sync.progress import make_reporter, summary_table
@@ -144,6 +143,8 @@ def render_plan(plan: Plan) -> None:
             click.echo(f"    truncate {key!r} ({length} characters)")
         for key, reason in record.dropped.items():
             click.echo(f"    drop     {key!r}: {reason}")
+        for key, where in record.kept.items():
+            click.echo(f"    keep     {key!r}: {where}")
         for error in run.fitted.errors:
             click.echo(f"    error    {error}")
         if run.duplicates:
@@ -160,6 +161,8 @@ def render_plan(plan: Plan) -> None:
             click.echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
         for alias in model.remove_aliases:
             click.echo(f"  unalias   {model.src.name}@{alias} (removed at the source)")
+    for line in plan.transformations:
+        click.echo(f"  note      {line}")
     t = plan.totals()
     points = f"{t['points']:,}" if t["points_exact"] else (
         f"~{t['points']:,} (estimate from the last step of each series; --exact-points counts them)")
@@ -172,7 +175,8 @@ def render_plan(plan: Plan) -> None:
            if t["tags_to_delete"] or t["renames"] else "")
         + f"\nregistry: {t['model_versions']} versions to create, {t['aliases']} aliases to set, "
         f"{t['aliases_to_remove']} aliases to remove"
-        + f"\nrenamed {t['renamed']}, truncated {t['truncated']}, dropped {t['dropped']}, errors {t['errors']}"
+        + f"\nrenamed {t['renamed']}, truncated {t['truncated']}, dropped {t['dropped']}, "
+        f"kept elsewhere {t['kept_elsewhere']}, errors {t['errors']}"
     )
 
 
@@ -305,8 +309,9 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
     Compared: params, tags, every metric point (step, value, timestamp; NaN
     equals NaN), artifact contents (sha256), logged models, dataset inputs,
     parent links, times, status, notes, user, registry versions and aliases.
-    Renames/truncations recorded in the run's trackbridge.mapping tag and
-    trackbridge's own tags are not differences.
+    Renames/truncations recorded in the run's trackbridge.mapping tag, what
+    DST cannot hold (its declared features: kept in trackbridge.source.* tags
+    or recorded as dropped) and trackbridge's own tags are not differences.
     \b
     Per run: = equal, + missing at destination, * differs (details below it),
     ! could not be checked.
@@ -314,8 +319,7 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
     src_spec, dst_spec, src_backend, dst_backend, _config = _open(src, dst)
     selection = _selection(src_spec, dst_spec, opts)
     writer = dst_backend.writer()
-    checker = Checker(src_backend.reader(), dst_backend.reader(), writer.limits,
-                      unsupported=unsupported_features(writer, src_backend.describe() == dst_backend.describe()),
+    checker = Checker(src_backend.reader(), dst_backend.reader(), target_of(src_backend, dst_backend, writer.limits),
                       download=not no_download, workers=opts["transfers"])
     with vendor_output_to_stderr():
         report = checker.check(selection)

@@ -17,25 +17,27 @@ from __future__ import annotations
 import hashlib
 import itertools
 import tempfile
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from trackbridge.backends.base import Limits, Reader
+from trackbridge.backends.base import Reader
 from trackbridge.errors import TrackbridgeError
+from trackbridge.history import increasing_steps, merge_rows, series_from_rows
 from trackbridge.mapping import TRUNCATE, MappingRecord
 from trackbridge.model import ArtifactInfo, DatasetInput, MetricPoint, RunRecord
+from trackbridge.model_files import is_model_file, mask_ids
 from trackbridge.sync.delta import model_prefixes
-from trackbridge.sync.fit import fit_run
+from trackbridge.sync.fit import KEPT_FIELDS, Target, fit_run
 from trackbridge.sync.plan import Planner, Selection
 from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, is_complete
 from trackbridge.sync.registry import dest_aliases, dest_versions_by_source, user_version_tags
 from trackbridge.sync.retry import Retry
-from trackbridge.sync.transfer import MLMODEL
 
 EQUAL, MISSING, DIFFERS, ERROR = "=", "+", "*", "!"
 #: how many example differences are listed per series/field.
@@ -128,14 +130,10 @@ def compare_series(
 
 
 def _sha256(path: Path, ids: dict[str, str]) -> str:
-    """Content digest; ``MLmodel`` files with source/destination ids masked."""
+    """Content digest; model descriptor files with source/destination ids masked."""
     h = hashlib.sha256()
-    if path.name == MLMODEL:
-        text = path.read_text(encoding="utf-8")
-        for old, placeholder in ids.items():
-            if old:
-                text = text.replace(old, placeholder)
-        h.update(text.encode("utf-8"))
+    if is_model_file(path):
+        h.update(mask_ids(path.read_text(encoding="utf-8"), ids).encode("utf-8"))
         return h.hexdigest()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -153,20 +151,26 @@ def _differs(details: list[str], what: str, src: Any, dst: Any) -> None:
         details.append(f"{what}: source {show(src)} != destination {show(dst)}")
 
 
+def _timeless(pages: Iterable[list[MetricPoint]]) -> Iterator[list[MetricPoint]]:
+    """Pages with timestamps blanked: compared where the destination keeps none."""
+    for page in pages:
+        yield [MetricPoint(p.step, p.value, 0) for p in page]
+
+
 class Checker:
     """Compares the selected source runs with their destination copies."""
 
-    def __init__(self, src: Reader, dst: Reader, limits: Limits, *, unsupported: frozenset[str] = frozenset(),
+    def __init__(self, src: Reader, dst: Reader, target: Target, *,
                  download: bool = True, workers: int = 4, long_values: str = TRUNCATE,
                  retry: Retry | None = None) -> None:
-        self.src, self.dst, self.limits = src, dst, limits
-        self.unsupported, self.download, self.workers = unsupported, download, max(1, workers)
+        self.src, self.dst, self.target = src, dst, target
+        self.download, self.workers = download, max(1, workers)
         self.long_values = long_values
         self.retry = retry or Retry()
 
     def check(self, selection: Selection) -> CheckReport:
         report = CheckReport()
-        planner = Planner(self.src, self.dst, self.limits, retry=self.retry)
+        planner = Planner(self.src, self.dst, self.target, retry=self.retry)
         indexes: dict[str, DestIndex] = {}
         run_map: dict[str, str] = {}
         selected: list[RunRecord] = []
@@ -178,7 +182,7 @@ class Checker:
                     best = index.best(run.run_id)
                     if best is not None:
                         run_map[run.run_id] = best.run_id
-        if "registry" not in self.unsupported:
+        if self.target.can("registry"):
             report.findings.extend(self._check_registry({r.run_id for r in selected}, run_map))
         return report
 
@@ -207,16 +211,29 @@ class Checker:
         if not is_complete(dst):
             details.append("incomplete copy (no completion marker): re-run copy or sync to finish it")
         recorded = MappingRecord.from_tags(dst.tags)
-        for what in ("name", "status", "start_time", "end_time", "user"):
+        can = self.target.can
+        fitted = fit_run(src, self.target, self.long_values)
+        for what in ("name", "status"):
             _differs(details, what, getattr(src, what), getattr(dst, what))
-        _differs(details, "notes", src.notes or "", dst.notes or "")
+        for feature, attr, tag in KEPT_FIELDS:
+            if can(feature):
+                continue
+            expected = fitted.kept.get(tag)
+            if dst.tags.get(tag) != expected:
+                details.append(f"{attr}: source {expected!r} != destination tag {tag} {dst.tags.get(tag)!r}")
+        for what in ("start_time", "end_time", "user"):
+            if can(dict((a, f) for f, a, _t in KEPT_FIELDS)[what]):
+                _differs(details, what, getattr(src, what), getattr(dst, what))
+        if can("notes"):
+            _differs(details, "notes", src.notes or "", dst.notes or "")
         parent = index.best(src.parent_run_id).run_id if src.parent_run_id and index.best(src.parent_run_id) else None
-        if "parent_run_id" not in recorded.dropped:
+        if can("nested_runs") and "parent_run_id" not in recorded.dropped:
             _differs(details, "parent run", parent or src.parent_run_id, dst.parent_run_id)
 
-        fitted = fit_run(src, self.limits, self.long_values, self.unsupported)
         self._compare_mapping(details, "param", fitted.comparable(fitted.params), fitted.comparable(dst.params))
-        dst_tags = {k: v for k, v in dst.tags.items() if k not in RESERVED_TAGS}
+        own = self.target.features.system_tag_prefixes
+        dst_tags = {k: v for k, v in dst.tags.items()
+                    if k not in RESERVED_TAGS and (k in fitted.tags or not k.startswith(own) or not own)}
         have_labels = set(dst.labels) | {k for k, v in dst_tags.items() if v == ""}
         for label in fitted.labels:
             if label not in have_labels:
@@ -224,9 +241,9 @@ class Checker:
         expected_tags = dict(fitted.tags)
         expected_tags.update({k: "" for k in fitted.labels if k in dst_tags})
         self._compare_mapping(details, "tag", expected_tags, dst_tags)
-        if "inputs" not in self.unsupported:
+        if can("inputs"):
             _differs(details, "dataset inputs", sorted(map(_input_key, src.inputs)), sorted(map(_input_key, dst.inputs)))
-        if "summary" not in self.unsupported:
+        if can("summary"):
             _differs(details, "summary", src.summary, dst.summary)
         self._compare_metrics(details, src, dst, fitted.metric_keys)
         self._compare_files(details, src, dst, fitted.param_files())
@@ -246,14 +263,15 @@ class Checker:
         dst_keys = set(dst.metrics) | set(dst.system_metrics)
         for extra in sorted(dst_keys - set(keys.values())):
             details.append(f"metric {extra!r} only at the destination")
-        keep = (lambda p: p.value == p.value) if not self.limits.allows_nan else (lambda p: True)
+        keep = (lambda p: p.value == p.value) if not self.target.limits.allows_nan else (lambda p: True)
+        view = _timeless if not self.target.can("timestamps") else (lambda pages: pages)
         for key, dst_key in keys.items():
             if dst_key not in dst_keys:
                 details.append(f"metric {key!r} missing")
                 continue
             diff = compare_series(
-                lambda: self.retry.iterate(lambda: self.src.iter_metric_history(src.run_id, key)),
-                lambda: self.retry.iterate(lambda: self.dst.iter_metric_history(dst.run_id, dst_key)),
+                lambda: view(self._expected_history(src, key, keys)),
+                lambda: view(self.retry.iterate(lambda: self.dst.iter_metric_history(dst.run_id, dst_key))),
                 keep,
             )
             if not diff.equal:
@@ -261,6 +279,17 @@ class Checker:
                 details.append(f"metric {key!r}: {diff.src_count} points at source, {diff.dst_count} at destination, "
                                f"{diff.missing} missing, {diff.extra} extra"
                                + (f"; e.g. {examples}" if examples else ""))
+
+    def _expected_history(self, src: RunRecord, key: str, keys: dict[str, str]) -> Iterable[list[MetricPoint]]:
+        """``key``'s source points as the destination should hold them: all of them, or,
+        where steps must strictly increase, those the transfer's row filter keeps (the
+        rest is recorded as dropped)."""
+        history = lambda k: self.retry.iterate(lambda: self.src.iter_metric_history(src.run_id, k))  # noqa: E731
+        if not self.target.increasing_steps or key in src.system_metrics:
+            return history(key)
+        user = [k for k in keys if k not in src.system_metrics]
+        rows = increasing_steps(merge_rows({k: history(k) for k in user}), Counter())
+        return series_from_rows(rows, key)
 
     # -- files and models -----------------------------------------------------
 
@@ -287,7 +316,7 @@ class Checker:
             ids.update({m.model_id: "<model>" for m in (src_models[name], dst_models[name]) if m.model_id})
         for path in sorted(src_files.keys() & dst_files.keys()):
             a, b = src_files[path], dst_files[path]
-            if a.size is not None and b.size is not None and a.size != b.size and path.rsplit("/", 1)[-1] != MLMODEL:
+            if a.size is not None and b.size is not None and a.size != b.size and not is_model_file(path):
                 details.append(f"artifact {path!r}: {a.size} bytes at source, {b.size} at destination")
             elif a.digest and b.digest and a.digest.split(":")[0] == b.digest.split(":")[0]:
                 if a.digest != b.digest:
@@ -362,9 +391,12 @@ class Checker:
                 _differs(details, f"{where} description", version.description or "", copy.description or "")
                 _differs(details, f"{where} tags", user_version_tags(version.tags), user_version_tags(copy.tags))
             aliases = dest_aliases(dst)
+            reserved = self.target.features.reserved_aliases
             for version in src.versions:
                 copy = copies.get(version.version)
                 for alias in version.aliases:
+                    if alias in reserved:
+                        continue  # managed by the destination itself (recorded by plan)
                     if copy is not None and aliases.get(alias) != copy.version:
                         details.append(f"alias {alias!r}: points to {aliases.get(alias)} at the destination, "
                                        f"expected {copy.version} (source version {version.version})")

@@ -12,7 +12,7 @@ One computation serves three cases, which is what makes resume safe:
 Params and tags are re-sent only when missing or different, so replaying a
 delta is idempotent.  For a run already at the destination, user tags the
 source no longer has are deleted and a changed run name is set (when the
-writer can: :func:`~trackbridge.sync.fit.unsupported_features`).  Only the
+destination's Features say it can).  Only the
 planner's ``update``/``resume`` reach a run already there, so ``copy`` never
 does this to a finished run.
 """
@@ -22,9 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.backends.base import Reader
+from trackbridge.backends.base import Features, Limits, Reader
 from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
-from trackbridge.sync.fit import FittedRun
+from trackbridge.sync.fit import FittedRun, Target
 from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.provenance import RESERVED_TAGS
 from trackbridge.sync.retry import Retry
@@ -76,17 +76,14 @@ def model_prefixes(models: list[LoggedModel]) -> tuple[str, ...]:
     return tuple(m.artifact_path.rstrip("/") + "/" for m in models if m.artifact_path)
 
 
-#: tag prefixes the destination platform or trackbridge write themselves (MLflow
-#: bookkeeping such as ``mlflow.source.*``, trackbridge's notes fallback): never
-#: deleted, since their absence at the source does not mean a user removed them.
-SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbridge.")
-
-
-def stale_tags(fitted: FittedRun, dst_tags: Mapping[str, str]) -> list[str]:
-    """Destination user tags the fitted source run no longer has (labels count as tags)."""
+def stale_tags(fitted: FittedRun, dst_tags: Mapping[str, str], system_prefixes: tuple[str, ...]) -> list[str]:
+    """Destination user tags the fitted source run no longer has (labels count as tags).
+    Tags under ``system_prefixes`` (the platforms' and trackbridge's own bookkeeping,
+    :attr:`Target.system_tag_prefixes`) are never stale: their absence at the source
+    does not mean a user removed them."""
     keep = set(fitted.tags) | set(fitted.labels)
     return sorted(k for k in dst_tags
-                  if k not in keep and k not in RESERVED_TAGS and not k.startswith(SYSTEM_TAG_PREFIXES))
+                  if k not in keep and k not in RESERVED_TAGS and not k.startswith(system_prefixes))
 
 
 def _summary_differs(src: MetricSummary | None, dst: MetricSummary | None) -> bool:
@@ -103,33 +100,38 @@ def compute_delta(
     dst: RunRecord | None = None,
     dst_artifacts: Mapping[str, ArtifactInfo] | None = None,
     complete: bool = False,
-    unsupported: frozenset[str] = frozenset(),
+    target: Target | None = None,
 ) -> RunDelta:
     """The delta from ``dst`` (``None`` = not created yet) to ``src``.
 
     ``complete`` = the destination carries the completion marker, so series
-    whose latest point is unchanged are trusted to be unchanged; ``unsupported``
-    (see :func:`~trackbridge.sync.fit.unsupported_features`) leaves out tag
-    deletions and renames the writer cannot do (``check`` still reports them)."""
+    whose latest point is unchanged are trusted to be unchanged; ``target``'s
+    features leave out what the destination cannot hold or do (tag deletions,
+    renames, summary...: recorded by :func:`~trackbridge.sync.fit.fit_run`)."""
+    target = target or Target(Features(), Limits())
+    can = target.can
     delta = RunDelta()
     dst_params = dst.params if dst else {}
     dst_tags = dst.tags if dst else {}
     want, have = fitted.comparable(fitted.params), fitted.comparable(dst_params)
     delta.params = {k: fitted.params[k] for k in want if have.get(k) != want[k]}
-    delta.tags = {k: v for k, v in fitted.tags.items() if dst_tags.get(k) != v}
-    if dst is not None and "tag deletion" not in unsupported:
-        delta.delete_tags = stale_tags(fitted, dst_tags)
-    if dst is not None and src.name and dst.name != src.name and "run rename" not in unsupported:
+    wanted_tags = {**fitted.tags, **fitted.kept}
+    delta.tags = {k: v for k, v in wanted_tags.items() if dst_tags.get(k) != v}
+    if dst is not None and can("tag_deletion"):
+        delta.delete_tags = stale_tags(fitted, dst_tags, target.system_tag_prefixes)
+    if dst is not None and src.name and dst.name != src.name and can("run_rename"):
         delta.name = src.name
     # a label may come back from a key/value platform as a tag with an empty value.
     have_labels = set(dst.labels if dst else []) | {k for k, v in dst_tags.items() if v == ""}
     delta.labels = [label for label in fitted.labels if label not in have_labels]
     dst_summary = dst.summary if dst else {}
-    delta.summary = {k: v for k, v in src.summary.items() if k not in dst_summary or dst_summary[k] != v}
-    if src.notes and (dst is None or (dst.notes or "") != src.notes):
+    if can("summary"):
+        delta.summary = {k: v for k, v in src.summary.items() if k not in dst_summary or dst_summary[k] != v}
+    if src.notes and can("notes") and (dst is None or (dst.notes or "") != src.notes):
         delta.notes = src.notes
     have_inputs = {(i.name, i.digest) for i in (dst.inputs if dst else [])}
-    delta.inputs = [i for i in src.inputs if (i.name, i.digest) not in have_inputs]
+    if can("inputs"):
+        delta.inputs = [i for i in src.inputs if (i.name, i.digest) not in have_inputs]
 
     dst_metrics = {**dst.metrics, **dst.system_metrics} if dst else {}
     src_metrics = {**src.metrics, **src.system_metrics}
@@ -157,7 +159,8 @@ def compute_delta(
             delta.param_files[path] = text
     have_models = {m.name for m in (dst.models if dst else [])}
     delta.models = [m for m in src.models if m.name not in have_models]
-    delta.finish = dst is None or dst.status != src.status or dst.end_time != src.end_time
+    delta.finish = dst is None or dst.status != src.status or (
+        can("settable_end_time") and dst.end_time != src.end_time)
     return delta
 
 

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.backends.base import Backend
+from trackbridge.backends.base import Backend, Limits
 from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE
-from trackbridge.sync.fit import unsupported_features
+from trackbridge.sync.fit import Target
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Planner, RunPlan, Selection
 from trackbridge.sync.progress import NullReporter, Reporter, Stats
@@ -83,6 +83,12 @@ def waves(runs: Iterable[RunPlan]) -> list[list[RunPlan]]:
     return [groups[d] for d in sorted(groups)]
 
 
+def target_of(src: Backend, dst: Backend, limits: Limits) -> Target:
+    """The :class:`Target` of a copy from ``src`` into ``dst`` (whose writer has ``limits``)."""
+    return Target(dst.features, limits, same_store=src.describe() == dst.describe(),
+                  source_tag_prefixes=src.features.system_tag_prefixes)
+
+
 class SyncEngine:
     """One copy/sync invocation between two opened backends."""
 
@@ -111,14 +117,14 @@ class SyncEngine:
         self.run_map: dict[str, str] = {}
 
     @property
-    def same_store(self) -> bool:
-        return self.src_backend.describe() == self.dst_backend.describe()
+    def target(self) -> Target:
+        """What the destination can hold, from its backend's Features and its writer's Limits."""
+        return target_of(self.src_backend, self.dst_backend, self.writer.limits)
 
     def plan(self, selection: Selection) -> Plan:
         o = self.options
-        planner = Planner(self.src, self.dst, self.writer.limits, mode=o.mode, workers=o.transfers,
-                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values,
-                          unsupported=unsupported_features(self.writer, self.same_store), retry=self.retry)
+        planner = Planner(self.src, self.dst, self.target, mode=o.mode, workers=o.transfers,
+                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values, retry=self.retry)
         return planner.plan(selection)
 
     def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:
@@ -156,7 +162,7 @@ class SyncEngine:
             experiment_ids[name] = self.retry.call(self.writer.ensure_experiment, name, tags)
         self.run_map = dict(plan.known)
         failed: set[str] = set()
-        transfer = RunTransfer(self.src, self.dst, self.writer, stats=stats, reporter=self.reporter,
+        transfer = RunTransfer(self.src, self.dst, self.writer, self.target, stats=stats, reporter=self.reporter,
                                retry=self.retry, page_size=self.options.page_size)
         with ThreadPoolExecutor(max(1, self.options.transfers), thread_name_prefix="tb-run") as pool:
             for wave in waves(todo):

@@ -13,11 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.base import Features, Limits
 from trackbridge.errors import InvalidKeyError
 from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
 from trackbridge.model import RunRecord
-from trackbridge.sync.provenance import RESERVED_TAGS
+from trackbridge.sync.provenance import (
+    RESERVED_TAGS,
+    SOURCE_END_TIME,
+    SOURCE_PARENT,
+    SOURCE_START_TIME,
+    SOURCE_USER,
+)
 
 
 @dataclass
@@ -37,10 +43,18 @@ class FittedRun:
     errors: list[str] = field(default_factory=list)
     #: destination key -> full value of each param truncated to fit (kept as a file, see :func:`param_file`).
     full_params: dict[str, str] = field(default_factory=dict)
+    #: tags holding run fields the destination cannot set (:func:`kept_fields`).
+    kept: dict[str, str] = field(default_factory=dict)
+    #: user tags past the destination's ``max_tags_per_run``, kept in :data:`OVERFLOW_FILE`.
+    overflow_tags: dict[str, str] = field(default_factory=dict)
 
     def param_files(self) -> dict[str, str]:
-        """Artifact path -> content of the files keeping the truncated params' full values."""
-        return {param_file(key): text for key, text in self.full_params.items()}
+        """Artifact path -> content of the files trackbridge writes to keep what did not fit:
+        truncated params' full values, and the user tags past the destination's tag limit."""
+        files = {param_file(key): text for key, text in self.full_params.items()}
+        if self.overflow_tags:
+            files[OVERFLOW_FILE] = json.dumps(self.overflow_tags, sort_keys=True, ensure_ascii=False, indent=1)
+        return files
 
     def comparable(self, params: Mapping[str, Any]) -> dict[str, str]:
         """``params`` (fitted, or read back from the destination) as strings equal exactly
@@ -71,24 +85,82 @@ def _map_keys(mapper: KeyMapper, items: dict[str, Any], fitted: FittedRun) -> di
     return out
 
 
-def unsupported_features(writer: Writer, same_store: bool = False) -> frozenset[str]:
-    """Optional Writer features this destination leaves at the base class's default
-    (a no-op, so what a run has there would be lost and must be reported; or an
-    error, so ``sync`` must not plan that write).
+@dataclass(frozen=True)
+class Target:
+    """What one destination can hold: its backend's :class:`Features` and its
+    writer's :class:`Limits`, the only two things the engine asks of a platform.
 
     ``same_store`` (copying between experiments of one store) also excludes the
     registry: it is shared, and copying it onto itself would add versions of
-    copies to the very models being copied."""
-    hooks = {"summary": "log_summary", "inputs": "log_inputs", "registry": "create_model_version",
-             "tag deletion": "delete_tags", "run rename": "set_run_name", "alias removal": "delete_model_alias"}
-    found = {f for f, method in hooks.items() if getattr(type(writer), method) is getattr(Writer, method)}
-    return frozenset(found | ({"registry"} if same_store else set()))
+    copies to the very models being copied.  ``source_tag_prefixes`` are the tag
+    prefixes the *source* platform writes itself (its bookkeeping, not user tags)."""
+
+    features: Features
+    limits: Limits
+    same_store: bool = False
+    source_tag_prefixes: tuple[str, ...] = ()
+
+    @property
+    def lacks(self) -> frozenset[str]:
+        """Feature names the destination switches off (see :meth:`Features.lacks`)."""
+        return self.features.lacks() | ({"registry"} if self.same_store else set())
+
+    def can(self, feature: str) -> bool:
+        return feature not in self.lacks
+
+    @property
+    def increasing_steps(self) -> bool:
+        """Steps must strictly increase at the destination (declared by its features or limits)."""
+        return self.features.strictly_increasing_steps or self.limits.strictly_increasing_steps
+
+    @property
+    def rows(self) -> bool:
+        """Send history as rows merged by step (:meth:`Writer.log_rows`)."""
+        return self.features.history_rows or self.increasing_steps
+
+    @property
+    def system_tag_prefixes(self) -> tuple[str, ...]:
+        """Tags neither side's user wrote: never deleted at the destination, never compared."""
+        return tuple(dict.fromkeys(("trackbridge.", *self.features.system_tag_prefixes, *self.source_tag_prefixes)))
 
 
-def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
-            unsupported: frozenset[str] = frozenset()) -> FittedRun:
-    """Params/tags/metric keys of ``run`` as ``limits`` allow, with every change recorded
-    (``unsupported``: see :func:`unsupported_features`)."""
+#: run fields a destination that cannot set them keeps as tags instead (feature -> field -> tag).
+KEPT_FIELDS = (
+    ("settable_start_time", "start_time", SOURCE_START_TIME),
+    ("settable_end_time", "end_time", SOURCE_END_TIME),
+    ("settable_user", "user", SOURCE_USER),
+    ("nested_runs", "parent_run_id", SOURCE_PARENT),
+)
+
+#: the provenance tags every copied run carries, plus the mapping record and the marker.
+OWN_TAGS = len(RESERVED_TAGS - {SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT})
+#: where user tags past a destination's ``max_tags_per_run`` are kept, whole, as JSON.
+OVERFLOW_FILE = "trackbridge/tags.json"
+
+
+def field_tags(run: RunRecord, limits: Limits) -> int:
+    """Tags the destination platform itself spends on ``run``'s fields (``limits.field_tags``)."""
+    present = {
+        "name": bool(run.name), "user": bool(run.user), "parent_run_id": bool(run.parent_run_id),
+        "notes": bool(run.notes), "summary": bool(run.summary), "models": bool(run.models),
+    }
+    count = sum(1 for name in limits.field_tags if present.get(name))
+    return count + (len(set(run.labels)) if "labels" in limits.field_tags else 0)
+
+
+def kept_fields(run: RunRecord, target: Target) -> dict[str, str]:
+    """Tags holding the run fields ``target`` cannot set (``trackbridge.source.start_time``...)."""
+    out = {}
+    for feature, attr, tag in KEPT_FIELDS:
+        value = getattr(run, attr)
+        if not target.can(feature) and value is not None and value != "":
+            out[tag] = str(value)
+    return out
+
+
+def fit_run(run: RunRecord, target: Target, policy: str = TRUNCATE) -> FittedRun:
+    """Params/tags/metric keys of ``run`` as ``target`` allows, with every change recorded."""
+    limits = target.limits
     fitted = FittedRun(flat_params=limits.flat_params)
     record = fitted.record
 
@@ -112,17 +184,25 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
     tags = {k: v for k, v in run.tags.items() if k not in RESERVED_TAGS}
     for key, value in _map_keys(KeyMapper(limits, "tag", record), tags, fitted).items():
         fitted.tags[key] = fit_value(key, value, limits.max_tag_value_length, TRUNCATE, record, "tag")
-    if limits.max_tags_per_run is not None:
-        # leave room for the provenance tags, which must always fit.
-        room = max(0, limits.max_tags_per_run - len(RESERVED_TAGS))
-        for key in sorted(fitted.tags)[room:]:
-            record.dropped[f"tag:{key}"] = f"destination keeps at most {limits.max_tags_per_run} tags per run"
-            del fitted.tags[key]
-
+    fitted.kept = kept_fields(run, target)
+    for feature, attr, tag in KEPT_FIELDS:
+        if tag in fitted.kept:
+            record.kept[attr] = f"destination cannot set it ({feature}): kept in tag {tag}"
     fitted.labels = sorted(set(run.labels))
-    for feature, count in (("summary", len(run.summary)), ("inputs", len(run.inputs))):
-        if count and feature in unsupported:
+    if fitted.labels and not target.can("labels"):
+        record.kept["labels"] = "destination has no labels: kept as tags with empty values"
+    _fit_tag_count(run, target, fitted)
+
+    for feature, count in (("summary", len(run.summary)), ("inputs", len(run.inputs)),
+                           ("notes", 1 if run.notes else 0)):
+        if count and not target.can(feature):
             record.dropped[feature] = f"{count} value(s): the destination does not store {feature}"
+    for item, why in run.unread.items():
+        record.dropped[f"source:{item}"] = why
+    if run.system_metrics and not target.can("system_metrics"):
+        record.kept["system_metrics"] = "destination keeps no system metrics apart: logged as ordinary metrics"
+    if not target.can("timestamps") and (run.metrics or run.system_metrics):
+        record.dropped["timestamps"] = "the destination keeps no metric timestamps"
 
     metric_mapper = KeyMapper(limits, "metric", record)
     for key in run.all_metric_keys():
@@ -131,3 +211,22 @@ def fit_run(run: RunRecord, limits: Limits, policy: str = TRUNCATE,
         except InvalidKeyError as exc:
             fitted.errors.append(str(exc))
     return fitted
+
+
+def _fit_tag_count(run: RunRecord, target: Target, fitted: FittedRun) -> None:
+    """Enforce ``max_tags_per_run`` counting trackbridge's own tags and the tags the
+    destination writer itself uses for this run's fields; the user tags past the
+    limit are kept, whole, in the artifact :data:`OVERFLOW_FILE` (recorded)."""
+    limit = target.limits.max_tags_per_run
+    if limit is None:
+        return
+    own = OWN_TAGS + len(fitted.kept) + field_tags(run, target.limits)
+    room = max(0, limit - own)
+    overflow = sorted(fitted.tags)[room:]
+    if not overflow:
+        return
+    fitted.overflow_tags = {key: fitted.tags.pop(key) for key in overflow}
+    for key in overflow:
+        fitted.record.kept[f"tag:{key}"] = (
+            f"destination keeps at most {limit} tags per run ({own} used by trackbridge and the platform): "
+            f"kept in artifact {OVERFLOW_FILE}")

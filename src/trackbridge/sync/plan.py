@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from trackbridge.backends.base import Limits, Reader, RunFilter
+from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
 from trackbridge.mapping import TRUNCATE, MappingRecord
 from trackbridge.model import ArtifactInfo, RunRecord
 from trackbridge.sync.delta import RunDelta, compute_delta, missing_points
-from trackbridge.sync.fit import FittedRun, fit_run
+from trackbridge.sync.fit import FittedRun, Target, fit_run
 from trackbridge.sync.provenance import (
     COMPLETE,
     ORIGIN_RUN_ID,
@@ -134,6 +134,8 @@ class Plan:
     experiments: dict[str, dict[str, str]] = field(default_factory=dict)
     #: source run id -> destination run id for runs already complete or in progress.
     known: dict[str, str] = field(default_factory=dict)
+    #: what the destination cannot hold beyond single runs (the registry...), one phrase each.
+    transformations: list[str] = field(default_factory=list)
 
     def count(self, action: Action) -> int:
         return sum(1 for r in self.runs if r.action == action)
@@ -150,6 +152,7 @@ class Plan:
             "renamed": sum(len(r.fitted.record.renamed) for r in writing),
             "truncated": sum(len(r.fitted.record.truncated) for r in writing),
             "dropped": sum(len(r.fitted.record.dropped) for r in writing),
+            "kept_elsewhere": sum(len(r.fitted.record.kept) for r in writing),
             "errors": sum(len(r.fitted.errors) for r in self.runs),
             "model_versions": sum(m.creates for m in self.registry),
             "aliases": sum(len(m.aliases) for m in self.registry),
@@ -165,11 +168,12 @@ class Plan:
             "runs": [r.to_json() for r in self.runs],
             "deletions": [d.to_json() for d in self.deletions],
             "registry": [m.to_json() for m in self.registry],
+            "transformations": self.transformations,
         }
 
 
 def _mapping_json(record: MappingRecord) -> dict[str, Any]:
-    return {"renamed": record.renamed, "truncated": record.truncated, "dropped": record.dropped}
+    return record.to_json()
 
 
 class Planner:
@@ -179,19 +183,18 @@ class Planner:
         self,
         src: Reader,
         dst: Reader,
-        limits: Limits,
+        target: Target,
         *,
         mode: str = "sync",
         workers: int = 4,
         exact_points: bool = False,
         delete: bool = False,
         long_values: str = TRUNCATE,
-        unsupported: frozenset[str] = frozenset(),
         retry: Retry | None = None,
     ) -> None:
-        self.src, self.dst, self.limits = src, dst, limits
+        self.src, self.dst, self.target = src, dst, target
         self.mode, self.workers, self.exact_points = mode, max(1, workers), exact_points
-        self.delete, self.long_values, self.unsupported = delete, long_values, unsupported
+        self.delete, self.long_values = delete, long_values
         self.retry = retry or Retry()
 
     def experiments(self, selection: Selection) -> list[tuple[str, dict[str, str]]]:
@@ -238,10 +241,28 @@ class Planner:
             if run.dst is not None:
                 plan.known[run.src.run_id] = run.dst.run_id
         self._orphans(plan, indexes)
-        if "registry" not in self.unsupported:
-            plan.registry = plan_registry(self.src, self.dst, plan, self.retry,
-                                          remove_aliases=self.mode == "sync" and "alias removal" not in self.unsupported)
+        self._registry(plan)
         return plan
+
+    def _registry(self, plan: Plan) -> None:
+        in_scope = {r.src.run_id for r in plan.runs}
+        if not self.target.can("registry"):
+            models = [m for m in self.retry.call(lambda: list(self.src.list_registered_models()))
+                      if any(v.run_id in in_scope for v in m.versions)] if in_scope else []
+            if models:
+                why = ("source and destination are one store (its registry is shared)" if self.target.same_store
+                       else "the destination has no model registry")
+                plan.transformations.append(
+                    f"registry: {len(models)} registered model(s) with {sum(len(m.versions) for m in models)} "
+                    f"version(s) not copied: {why}")
+            return
+        plan.registry = plan_registry(self.src, self.dst, in_scope, plan.known, self.retry,
+                                      remove_aliases=self.mode == "sync" and self.target.can("alias_removal"),
+                                      reserved_aliases=self.target.features.reserved_aliases)
+        reserved = sorted({a for m in plan.registry for a in m.reserved})
+        if reserved:
+            plan.transformations.append(
+                f"registry: alias(es) {', '.join(reserved)} not copied: the destination manages them itself")
 
     def _plan_run(self, src: RunRecord, dst_experiment: str, index: DestIndex) -> RunPlan:
         artifacts = self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
@@ -256,7 +277,7 @@ class Planner:
             action = Action.UNCHANGED
         else:
             action = Action.UPDATE if self.mode == "sync" else Action.CHANGED
-        fitted = fit_run(src, self.limits, self.long_values, self.unsupported)
+        fitted = fit_run(src, self.target, self.long_values)
         run = RunPlan(action, src, dst_experiment, fp, artifacts, fitted, dst,
                       duplicates=[d.run_id for d in index.duplicates(src.run_id)])
         if action.writes:
@@ -264,7 +285,7 @@ class Planner:
             if dst is not None:
                 dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))}
             run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker),
-                                      unsupported=self.unsupported)
+                                      target=self.target)
             run.points, run.points_exact = self._count_points(run)
         return run
 
@@ -277,6 +298,8 @@ class Planner:
             parent = run.src.parent_run_id
             if run.action != Action.CREATE or not parent or parent in selected:
                 continue
+            if not self.target.can("nested_runs"):
+                continue  # the parent is kept as a tag (fit_run), not linked
             if indexes[run.dst_experiment].best(parent) is None:
                 run.fitted.record.dropped["parent_run_id"] = f"parent run {parent} is not copied: select it too"
             else:

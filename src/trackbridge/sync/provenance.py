@@ -36,10 +36,17 @@ SOURCE_VERSION = "trackbridge.source.version"
 ORIGIN_PLATFORM = "trackbridge.origin.platform"
 ORIGIN_RUN_ID = "trackbridge.origin.run_id"
 
+#: run fields a destination cannot set, kept as tags (ms as decimal strings for times).
+SOURCE_START_TIME = "trackbridge.source.start_time"
+SOURCE_END_TIME = "trackbridge.source.end_time"
+SOURCE_USER = "trackbridge.source.user"
+SOURCE_PARENT = "trackbridge.source.parent_run_id"
+
 #: tags trackbridge owns on a destination run; never copied from a source and
 #: never compared by ``check`` (a copy of a copy gets *our* provenance).
 RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG,
-                           ORIGIN_PLATFORM, ORIGIN_RUN_ID})
+                           ORIGIN_PLATFORM, ORIGIN_RUN_ID,
+                           SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT})
 RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM})
 
 FINGERPRINT_VERSION = "1"

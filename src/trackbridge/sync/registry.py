@@ -20,15 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trackbridge.backends.base import Reader, Writer
 from trackbridge.model import ModelVersion, RegisteredModel
+from trackbridge.model_files import repoint_text
 from trackbridge.sync.provenance import RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
 from trackbridge.sync.retry import Retry
-
-if TYPE_CHECKING:
-    from trackbridge.sync.plan import Plan
 
 
 @dataclass
@@ -48,6 +46,8 @@ class ModelPlan:
     aliases: dict[str, str] = field(default_factory=dict)
     #: destination aliases of copied versions that the source no longer has.
     remove_aliases: list[str] = field(default_factory=list)
+    #: source aliases the destination manages itself (W&B's ``latest``): not copied.
+    reserved: list[str] = field(default_factory=list)
     update_meta: bool = False
 
     @property
@@ -87,25 +87,27 @@ def dest_aliases(model: RegisteredModel | None) -> dict[str, str]:
     return {alias: v.version for v in model.versions for alias in v.aliases}
 
 
-def plan_registry(src: Reader, dst: Reader, plan: "Plan", retry: Retry,
-                  remove_aliases: bool = False) -> list[ModelPlan]:
-    """Model plans for the registered models touched by ``plan``'s runs
-    (``remove_aliases``: also plan removing aliases gone at the source; ``sync`` only)."""
-    in_scope = {r.src.run_id for r in plan.runs}
+def plan_registry(src: Reader, dst: Reader, in_scope: set[str], known: Mapping[str, str], retry: Retry,
+                  remove_aliases: bool = False, reserved_aliases: frozenset[str] = frozenset()) -> list[ModelPlan]:
+    """Model plans for the registered models with versions from the runs ``in_scope``
+    (``known``: source -> destination ids of runs already copied; ``remove_aliases``:
+    also plan removing aliases gone at the source, ``sync`` only; ``reserved_aliases``:
+    aliases the destination sets itself, never copied or removed)."""
     if not in_scope:
         return []
-    reachable = in_scope | set(plan.known)
+    reachable = in_scope | set(known)
     models = [m for m in retry.call(lambda: list(src.list_registered_models()))
               if any(v.run_id in in_scope for v in m.versions)]
     if not models:
         return []
     existing = {m.name: m for m in retry.call(lambda: list(dst.list_registered_models()))}
-    return [_plan_model(m, existing.get(m.name), reachable, remove_aliases) for m in models]
+    return [_plan_model(m, existing.get(m.name), reachable, remove_aliases, reserved_aliases) for m in models]
 
 
 def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: set[str],
-                remove_aliases: bool = False) -> ModelPlan:
+                remove_aliases: bool = False, reserved_aliases: frozenset[str] = frozenset()) -> ModelPlan:
     mp = ModelPlan(src, dst)
+    mp.reserved = sorted({a for v in src.versions for a in v.aliases if a in reserved_aliases})
     mp.update_meta = dst is None or (dst.description or "") != (src.description or "") or any(
         dst.tags.get(k) != v for k, v in src.tags.items())
     have = dest_versions_by_source(dst)
@@ -121,6 +123,8 @@ def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: se
     current = dest_aliases(dst)
     for version in src.versions:
         for alias in version.aliases:
+            if alias in reserved_aliases:
+                continue
             planned = next((v for v in mp.versions if v.src.version == version.version), None)
             if planned is None or planned.action == "dropped":
                 continue
@@ -129,15 +133,9 @@ def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: se
     if remove_aliases and dst is not None:
         copied = {v.version for v in dest_versions_by_source(dst).values()}
         at_source = {alias for v in src.versions for alias in v.aliases}
-        mp.remove_aliases = sorted(a for a, v in current.items() if v in copied and a not in at_source)
+        mp.remove_aliases = sorted(a for a, v in current.items()
+                                   if v in copied and a not in at_source and a not in reserved_aliases)
     return mp
-
-
-def _repoint(text: str, ids: Mapping[str, str]) -> str:
-    for old, new in ids.items():
-        if old and new:
-            text = text.replace(old, new)
-    return text
 
 
 def apply_registry(
@@ -172,7 +170,7 @@ def apply_registry(
                 vp.src,
                 run_id=dst_run,
                 model_id=model_map.get(vp.src.model_id or ""),
-                source=_repoint(vp.src.source, ids),
+                source=repoint_text(vp.src.source, ids),
                 tags={**user_version_tags(vp.src.tags), SOURCE_VERSION: vp.src.version,
                       SOURCE_RUN_ID: vp.src.run_id or ""},
                 aliases=[],

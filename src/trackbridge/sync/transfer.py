@@ -12,7 +12,7 @@ a half-written run is computed):
    destination already has) into a bounded queue, this thread writes batches
    of ``limits.max_metrics_per_batch`` — reading and writing overlap and
    memory stays at a few batches whatever the series length;
-4. artifacts one file at a time (``MLmodel`` files re-pointed to the new run),
+4. artifacts one file at a time (model descriptor files re-pointed to the new run),
    and the full values of params truncated to fit, as ``trackbridge/params/<key>.txt``
    (where the facade keeps them too);
 5. logged models (download, re-point, ``log_model``);
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 import queue
 import tempfile
 import threading
@@ -45,15 +46,17 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from trackbridge.backends.base import Reader, Writer
+from trackbridge.history import Row, increasing_steps, merge_rows
 from trackbridge.model import MetricPoint
+from trackbridge.model_files import repoint_ids
 from trackbridge.sync.delta import missing_points
+from trackbridge.sync.fit import Target
 from trackbridge.sync.plan import Action, RunPlan
 from trackbridge.sync.progress import Reporter, Stats
 from trackbridge.sync.provenance import COMPLETE, provenance_tags
 from trackbridge.sync.retry import Retry
 
 CRASH_ENV = "TRACKBRIDGE_CRASH_AT"
-MLMODEL = "MLmodel"
 _DONE = object()
 
 
@@ -63,28 +66,17 @@ def crash_point(name: str) -> None:
         os._exit(137)
 
 
-def repoint_ids(path: Path, ids: Mapping[str, str]) -> None:
-    """Rewrite source ids (``run_id: <src>``, ``runs:/<src>/...``) in every ``MLmodel``
-    file under ``path`` so a copied model names the destination run."""
-    files = [path] if path.is_file() else list(path.rglob(MLMODEL)) if path.is_dir() else []
-    for file in files:
-        if file.name != MLMODEL:
-            continue
-        text = file.read_text(encoding="utf-8")
-        new = text
-        for old, replacement in ids.items():
-            if old and replacement:
-                new = new.replace(old, replacement)
-        if new != text:
-            file.write_text(new, encoding="utf-8")
-
-
 @dataclass
 class Batch:
-    """Metric points for one write call; ``system`` selects ``log_system_metrics``."""
+    """Metric points for one write call; ``system`` selects ``log_system_metrics``,
+    ``rows`` (when not ``None``) ``log_rows``."""
 
     system: bool
     points: list[tuple[str, MetricPoint]] = field(default_factory=list)
+    rows: list[Row] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(r.values) for r in self.rows) if self.rows is not None else len(self.points)
 
 
 @dataclass
@@ -111,6 +103,7 @@ class RunTransfer:
         src: Reader,
         dst: Reader,
         writer: Writer,
+        target: Target,
         *,
         stats: Stats,
         reporter: Reporter,
@@ -118,7 +111,7 @@ class RunTransfer:
         page_size: int = 10_000,
         queue_batches: int = 8,
     ) -> None:
-        self.src, self.dst, self.writer = src, dst, writer
+        self.src, self.dst, self.writer, self.target = src, dst, writer, target
         self.stats, self.reporter, self.retry = stats, reporter, retry
         self.page_size, self.queue_batches = page_size, queue_batches
 
@@ -126,10 +119,13 @@ class RunTransfer:
         result = RunResult(run)
         src, delta, fitted = run.src, run.delta, run.fitted
         tags = delta.tags
+        can = self.target.can
         if run.dst is None:
             result.dst_run_id = self.retry.call(
-                self.writer.create_run, experiment_id, name=src.name, start_time=src.start_time, user=src.user,
-                parent_run_id=dst_parent, tags={**provenance_tags(src), **tags},
+                self.writer.create_run, experiment_id, name=src.name,
+                start_time=src.start_time if can("settable_start_time") else None,
+                user=src.user if can("settable_user") else None,
+                parent_run_id=dst_parent if can("nested_runs") else None, tags={**provenance_tags(src), **tags},
             )
             tags = {}
             crash_point("after_create")
@@ -148,12 +144,15 @@ class RunTransfer:
         if delta.name is not None:
             self.retry.call(self.writer.set_run_name, dst_id, delta.name)
         if delta.labels:
-            self.retry.call(self.writer.set_labels, dst_id, delta.labels)
-        if delta.summary:
+            if can("labels"):
+                self.retry.call(self.writer.set_labels, dst_id, delta.labels)
+            else:
+                self.retry.call(self.writer.set_tags, dst_id, {label: "" for label in delta.labels})
+        if delta.summary and can("summary"):
             self.retry.call(self.writer.log_summary, dst_id, delta.summary)
-        if delta.notes is not None:
+        if delta.notes is not None and can("notes"):
             self.retry.call(self.writer.set_notes, dst_id, delta.notes)
-        if delta.inputs:
+        if delta.inputs and can("inputs"):
             self.retry.call(self.writer.log_inputs, dst_id, delta.inputs)
         self.stats.add(params=len(delta.params), tags=len(delta.tags))
 
@@ -162,44 +161,89 @@ class RunTransfer:
         result.bytes = self._send_artifacts(run, dst_id) + self._send_param_files(run, dst_id)
         result.models = self._send_models(run, dst_id)
         if delta.finish:
-            self.retry.call(self.writer.finish_run, dst_id, src.status, src.end_time)
+            end = src.end_time if can("settable_end_time") else None
+            self.retry.call(self.writer.finish_run, dst_id, src.status, end)
         crash_point("before_complete")
         self.retry.call(self.writer.set_tags, dst_id, {**fitted.record.to_tag(), COMPLETE: run.fingerprint})
         return result
 
     # -- metrics --------------------------------------------------------------
 
+    def _missing(self, run: RunPlan, dst_id: str, key: str, page_size: int) -> Iterator[list[MetricPoint]]:
+        """Pages of ``key``'s source points the destination lacks (NaN left out, and
+        counted, where the destination cannot store it)."""
+        dst_key = run.fitted.metric_keys[key]
+        present = key in run.delta.metric_keys_present
+        pages = missing_points(self.src, run.src.run_id, key, self.dst if present else None,
+                               dst_id if present else None, dst_key, page_size, self.retry)
+        if self.writer.limits.allows_nan:
+            yield from pages
+            return
+        nan_dropped = 0
+        for page in pages:
+            kept = [p for p in page if not math.isnan(p.value)]
+            nan_dropped += len(page) - len(kept)
+            if kept:
+                yield kept
+        if nan_dropped:
+            run.fitted.record.dropped[f"metric:{dst_key}"] = f"{nan_dropped} NaN point(s): destination cannot store NaN"
+
     def _points(self, run: RunPlan, dst_id: str, stop: threading.Event) -> Iterator[Batch]:
-        """Batches of (destination key, point) still missing at the destination;
-        a batch holds user or system metrics, never both."""
+        """Batches still missing at the destination; a batch holds user or system
+        metrics, never both; user metrics go as rows where the destination stores rows."""
+        keys = run.delta.metric_keys
+        if self.target.rows:
+            user = [k for k in keys if k not in run.src.system_metrics]
+            yield from self._rows(run, dst_id, user, stop)
+            keys = [k for k in keys if k in run.src.system_metrics]
+        yield from self._series(run, dst_id, keys, stop)
+
+    def _rows(self, run: RunPlan, dst_id: str, keys: list[str], stop: threading.Event) -> Iterator[Batch]:
+        """User metrics merged into rows by step (memory: one page per key)."""
+        if not keys:
+            return
         size = max(1, self.writer.limits.max_metrics_per_batch)
-        allows_nan = self.writer.limits.allows_nan
+        page = max(500, self.page_size // len(keys))
+        names = run.fitted.metric_keys
+        rows = merge_rows({names[k]: self._missing(run, dst_id, k, page) for k in keys})
+        dropped: Counter[str] = Counter()
+        if self.target.increasing_steps:
+            rows = increasing_steps(rows, dropped)
+        batch = Batch(False, rows=[])
+        count = 0
+        for row in rows:
+            batch.rows.append(row)
+            count += len(row.values)
+            if count >= size:
+                yield batch
+                batch, count = Batch(False, rows=[]), 0
+                if stop.is_set():
+                    return
+        if batch.rows:
+            yield batch
+        for key, n in dropped.items():
+            run.fitted.record.dropped[f"metric:{key}"] = (
+                f"{n} point(s) at a step not above the previous one: the destination's steps must increase")
+
+    def _series(self, run: RunPlan, dst_id: str, keys: list[str], stop: threading.Event) -> Iterator[Batch]:
+        """(destination key, point) batches, one key after the other."""
+        size = max(1, self.writer.limits.max_metrics_per_batch)
         batch = Batch(False)
-        for key in run.delta.metric_keys:
+        for key in keys:
             system = key in run.src.system_metrics
             if system != batch.system:
                 if batch.points:
                     yield batch
                 batch = Batch(system)
             dst_key = run.fitted.metric_keys[key]
-            present = key in run.delta.metric_keys_present
-            pages = missing_points(self.src, run.src.run_id, key, self.dst if present else None,
-                                   dst_id if present else None, dst_key, self.page_size, self.retry)
-            nan_dropped = 0
-            for page in pages:
+            for page in self._missing(run, dst_id, key, self.page_size):
                 for point in page:
-                    if not allows_nan and math.isnan(point.value):
-                        nan_dropped += 1
-                        continue
                     batch.points.append((dst_key, point))
                     if len(batch.points) >= size:
                         yield batch
                         batch = Batch(system)
                 if stop.is_set():
                     return
-            if nan_dropped:
-                run.fitted.record.dropped[f"metric:{dst_key}"] = (
-                    f"{nan_dropped} NaN point(s): destination cannot store NaN")
         if batch.points:
             yield batch
 
@@ -237,11 +281,14 @@ class RunTransfer:
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, Batch)
-                log = self.writer.log_system_metrics if item.system else self.writer.log_metrics
-                self.retry.call(log, dst_id, item.points)
-                written += len(item.points)
-                self.stats.add(points=len(item.points))
-                self.reporter.advance(points=len(item.points))
+                if item.rows is not None:
+                    self.retry.call(self.writer.log_rows, dst_id, item.rows)
+                else:
+                    log = self.writer.log_system_metrics if item.system else self.writer.log_metrics
+                    self.retry.call(log, dst_id, item.points)
+                written += len(item)
+                self.stats.add(points=len(item))
+                self.reporter.advance(points=len(item))
                 crash_point("mid_metrics")
         finally:
             stop.set()

@@ -11,7 +11,6 @@ experiment of the same name).
 from __future__ import annotations
 
 import json
-import re
 import sys
 import threading
 import uuid
@@ -29,6 +28,7 @@ from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
+from trackbridge.model_files import model_flavors
 
 #: default number of buffered points per run before a metrics part is written (~6 MB).
 DEFAULT_PART_POINTS = 250_000
@@ -242,7 +242,7 @@ class ArchiveWriter(Writer):
             self.layout.model_files(run.dir, name).add(local_dir)
             previous = [m for m in runs.load(run.dir)["models"] if m["name"] == name]
             model = LoggedModel(
-                name=name, artifact_path=name, flavors=mlmodel_flavors(local_dir),
+                name=name, artifact_path=name, flavors=model_flavors(local_dir),
                 model_id=previous[0]["model_id"] if previous else f"m-{uuid.uuid4().hex}",
             )
 
@@ -269,24 +269,3 @@ class ArchiveWriter(Writer):
 
     def delete_model_alias(self, name: str, alias: str) -> None:
         self.registry.delete_alias(name, alias)
-
-
-_FLAVOR = re.compile(r"^  ([^\s:#][^:]*):")
-
-
-def mlmodel_flavors(model_dir: Path) -> list[str]:
-    """Flavor names of an MLflow ``MLmodel`` file (the keys under top-level ``flavors:``).
-
-    A line scan rather than a YAML parser: the file's layout is fixed by MLflow
-    and the core package does not depend on PyYAML."""
-    mlmodel = model_dir / "MLmodel"
-    if not mlmodel.is_file():
-        return []
-    flavors: list[str] = []
-    inside = False
-    for line in mlmodel.read_text(encoding="utf-8").splitlines():
-        if line and not line[0].isspace():
-            inside = line.rstrip() == "flavors:"
-        elif inside and (match := _FLAVOR.match(line)):
-            flavors.append(match.group(1).strip())
-    return flavors

@@ -43,7 +43,7 @@ from trackbridge.backends.mlflow.convert import (
     run_to_record,
 )
 from trackbridge.backends.mlflow.errors import is_unsupported, translated
-from trackbridge.backends.mlflow.writer import flavors_from_mlmodel
+from trackbridge.model_files import MODEL_FILE, flavors_from_text
 from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.model import (
     ArtifactInfo,
@@ -214,10 +214,10 @@ class MlflowReader(Reader):
         repo = self.connection.artifact_repo(model.artifact_location)
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                local = repo.download_artifacts("MLmodel", tmp)
+                local = repo.download_artifacts(MODEL_FILE, tmp)
             except Exception:  # noqa: BLE001 - a model without MLmodel has no flavors
                 return []
-            return flavors_from_mlmodel(Path(local).read_text(encoding="utf-8"))
+            return flavors_from_text(Path(local).read_text(encoding="utf-8"))
 
     # -- metric history -----------------------------------------------------
 

@@ -30,6 +30,7 @@ from trackbridge.backends.mlflow.convert import (
 )
 from trackbridge.backends.mlflow.errors import is_not_found, translated
 from trackbridge.errors import BackendError, InvalidValueError
+from trackbridge.model_files import model_flavors
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 #: estimated JSON bytes around one entity in a ``log_batch`` body (field names, step, timestamp).
@@ -299,7 +300,7 @@ class MlflowWriter(Writer):
                 raise
             self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
             self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-        return LoggedModel(name=name, artifact_path=name, flavors=read_flavors(local_dir), model_id=model.model_id)
+        return LoggedModel(name=name, artifact_path=name, flavors=model_flavors(local_dir), model_id=model.model_id)
 
     # -- registry -----------------------------------------------------------
 
@@ -360,23 +361,3 @@ class MlflowWriter(Writer):
     def delete_model_alias(self, name: str, alias: str) -> None:
         with translated(f"remove alias {alias!r} of model {name!r}"):
             self._client.delete_registered_model_alias(name, alias)
-
-
-def read_flavors(local_dir: Path) -> list[str]:
-    """Flavor names from an ``MLmodel`` file in ``local_dir``; ``[]`` if there is none."""
-    mlmodel = local_dir / "MLmodel" if local_dir.is_dir() else None
-    if mlmodel is None or not mlmodel.is_file():
-        return []
-    return flavors_from_mlmodel(mlmodel.read_text(encoding="utf-8"))
-
-
-def flavors_from_mlmodel(text: str) -> list[str]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError:
-        return []
-    flavors = data.get("flavors") if isinstance(data, dict) else None
-    return sorted(flavors) if isinstance(flavors, dict) else []
-

@@ -1,0 +1,172 @@
+"""What a Comet offline archive holds, and how each part maps to the canonical run.
+
+One table, read by the reader, the writer and the lead's ``plan``: every message
+type the SDK writes to ``messages.json`` (comet_ml 3.58, ``comet_ml/messages.py``)
+is either *mapped* (:data:`MAPPED`) or *not carried* with a reason
+(:data:`NOT_CARRIED`).  Nothing here imports comet_ml.
+
+Decisions (also in ``docs/backends/comet.md``):
+
+* ``parameter_msg`` -> ``params``, last value wins (Comet shows the latest).  The
+  SDK's step counters ``curr_step``/``curr_epoch`` are bookkeeping, not params.
+  Nested dicts are flattened by the SDK as ``a|b``; the reader nests them again
+  only when the archive says so (other ``hasNestedParams`` = true) and no flat key
+  collides with a nested prefix (then every key stays flat, as logged).
+* ``metric_msg`` -> series ``metricName`` with ``step`` (``None`` -> 0) and
+  ``local_timestamp`` (ms).  The per-point ``epoch`` becomes one series ``epoch``
+  (one point per distinct (step, epoch), at the first time it was seen), unless the
+  user logged a metric called ``epoch`` (then that series is the epoch).  The SDK's
+  ``process duration`` and ``sys.*`` metrics are system metrics.
+* ``log_other`` -> key/value tags (Comet "others" are the user's key/value metadata;
+  values that are not strings are kept as JSON text).  Others the SDK writes itself
+  (:data:`SDK_OTHERS`) are bookkeeping: ``Name`` is the run name, the rest is dropped.
+  trackbridge's own others carry what Comet has no field for: notes
+  (``trackbridge.notes``), the run status (``trackbridge.status``) and summary values
+  (``trackbridge.summary.<key>``, JSON).
+* experiment.json ``tags`` -> labels; ``start_time``/``stop_time`` -> the run's times.
+* ``file_upload`` of type ``asset`` -> artifact at its ``fileName``; other user file
+  types (images, audio, text samples...) -> artifact ``<type>/<fileName>``;
+  ``model-element`` -> files of the logged model ``groupingName``; ``source_code``
+  (the SDK's automatic copy of the launching script) is not carried.
+* ``register_model`` -> registry versions (semver, status as stage, tags);
+  ``remote_model`` -> a logged model without files (its URIs are not copied).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: message type -> canonical field it feeds.
+MAPPED: dict[str, str] = {
+    "parameter_msg": "params (curr_step/curr_epoch are SDK bookkeeping, not carried)",
+    "metric_msg": "metric series (epoch -> series 'epoch'; 'process duration', sys.* -> system metrics)",
+    "log_other": "key/value tags; SDK others are bookkeeping (Name -> run name); trackbridge.* -> notes/status/summary",
+    "file_upload": "artifacts (asset, other user types under <type>/), model files (model-element)",
+    "register_model": "registry versions (semver, status -> stage, tags)",
+    "remote_model": "a logged model (name only)",
+    "ws_msg": "only its log_other part (legacy SDKs), as log_other",
+}
+
+#: message type -> why trackbridge does not copy it (``plan`` lists these).
+NOT_CARRIED: dict[str, str] = {
+    "remote_file": "a link to a file stored elsewhere (log_remote_asset): no bytes to copy",
+    "os_packages": "environment details the SDK collects itself, not run data",
+    "graph": "model graph text for Comet's Graph tab: no canonical field",
+    "system_details": "environment details the SDK collects itself (OS, host, Python, command)",
+    "cloud_details": "cloud-metadata details the SDK probes itself",
+    "file_name": "the launching script's file name, recorded by the SDK",
+    "html": "Comet's HTML tab (log_html): no canonical field",
+    "htmlOverride": "Comet's HTML tab (log_html with clear=True): no canonical field",
+    "installed_packages": "environment details the SDK collects itself (pip list)",
+    "gpu_static_info": "environment details the SDK collects itself",
+    "git_metadata": "git details the SDK collects itself",
+    "system_info": "log_system_info: environment details, kept apart from user data",
+    "standard_output": "console output the SDK captures, not run data",
+    "log_dependency": "environment details (log_dependency)",
+    "3d-image": "3D point clouds for Comet's panels: no canonical field",
+}
+
+#: upload types that are not carried (the rest are artifacts or model files).
+NOT_CARRIED_UPLOADS: dict[str, str] = {
+    "source_code": "the SDK's automatic copy of the launching script",
+}
+
+#: params the SDK logs itself (step counters).
+SDK_PARAMS = frozenset({"curr_step", "curr_epoch"})
+
+#: others the SDK logs itself.  ``Name`` is the run name; the rest is dropped.
+SDK_OTHERS = frozenset({
+    "Name", "offline_experiment", "hasNestedParams", "sys.already_imported_modules",
+    "Created from", "optimizer_id", "optimizer_pid", "optimizer_trial", "optimizer_count",
+    "optimizer_metric", "optimizer_metric_value", "optimizer_process", "optimizer_version",
+    "optimizer_parameters", "optimizer_name", "optimizer_objective",
+})
+
+#: trackbridge's own others (what Comet has no field for).
+NOTES_OTHER = "trackbridge.notes"
+STATUS_OTHER = "trackbridge.status"
+SUMMARY_PREFIX = "trackbridge.summary."
+
+#: the series the per-point epoch becomes.
+EPOCH_SERIES = "epoch"
+NESTED_SEPARATOR = "|"
+#: the project an archive without ``project_name`` goes to at upload (Comet's default).
+DEFAULT_PROJECT = "general"
+
+
+def is_system_metric(name: str) -> bool:
+    """Metrics the SDK logs itself (``process duration``, ``sys.cpu...``): system metrics."""
+    return name == "process duration" or name.startswith("sys.")
+
+
+def decode_float(value: Any) -> float:
+    """A metric value as the SDK writes it (``fix_special_floats``: NaN and ±inf as strings)."""
+    if isinstance(value, str):
+        special = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+        if value in special:
+            return special[value]
+    return float(value)
+
+
+def encode_float(value: float) -> Any:
+    """The inverse of :func:`decode_float`: what ``comet upload`` and the SDK expect."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def other_as_tag(value: Any) -> str:
+    """Others are shown as text by Comet; a non-string value is kept as JSON text."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def nest_params(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a|b": 1}`` -> ``{"a": {"b": 1}}`` when that is unambiguous, else ``flat`` as is.
+
+    Ambiguous: an empty segment (``"a||b"``, ``"|a"``) or a key that is both a value
+    and a prefix (``"a"`` and ``"a|b"``).  Then nothing is nested, so no value is lost."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(NESTED_SEPARATOR)
+        if any(not p for p in parts):
+            return dict(flat)
+        node = nested
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict) or _is_leaf(child):
+                return dict(flat)
+            node = child
+        if parts[-1] in node:
+            return dict(flat)
+        node[parts[-1]] = _Leaf(value) if isinstance(value, dict) else value
+    return _unwrap(nested)
+
+
+class _Leaf(dict):  # a dict *value* (not a nesting level); never produced by the SDK's flattening
+    def __init__(self, value: dict) -> None:
+        super().__init__(value)
+
+
+def _is_leaf(node: Any) -> bool:
+    return isinstance(node, _Leaf)
+
+
+def _unwrap(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: (dict(v) if isinstance(v, _Leaf) else _unwrap(v) if isinstance(v, dict) else v) for k, v in node.items()}
+
+
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts flattened the way the SDK does (``a|b``), leaves kept as JSON values."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{NESTED_SEPARATOR}{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten_params(value, name))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,305 @@
+"""``comet-offline:PATH`` as a source: the canonical runs of Comet offline archives.
+
+PATH is one ``.zip`` or a folder of them, as ``comet_ml.start(online=False)`` writes
+them (and as :mod:`~trackbridge.backends.comet.offline_writer` does).  Each archive is
+one run, its id the archive's experiment key (``offline_id``); its experiment is the
+archive's ``project_name`` (Comet's ``general`` when it has none).  How each message
+type maps is the table in :mod:`~trackbridge.backends.comet.format`.
+
+A damaged archive raises :class:`DamagedArchiveError` naming the file and the place;
+with the backend option ``recover=true`` the reader returns instead everything
+before the damage (and logs a warning), so a partial run can still be copied.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.comet import format as fmt
+from trackbridge.backends.comet.scan import ScannedRun, iter_points, scan
+from trackbridge.backends.comet.zipsource import ArchiveFiles
+from trackbridge.errors import BackendError, ConfigError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import (
+    ArtifactInfo,
+    Experiment,
+    LoggedModel,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunRecord,
+    RunStatus,
+)
+
+log = logging.getLogger(__name__)
+
+#: the writer's work folder inside a destination folder (never read as archives).
+STAGING_DIR = ".trackbridge-staging"
+
+
+class DamagedArchiveError(BackendError):
+    """An archive that cannot be read whole (cut short, a bad line, a missing file)."""
+
+
+def archive_paths(root: Path) -> list[Path]:
+    """The archives at ``root``: the file itself, or the ``*.zip`` files of the folder."""
+    if root.is_file():
+        return [root]
+    if not root.exists():
+        return []
+    if not root.is_dir():
+        raise ConfigError(f"comet-offline: {root} is neither a .zip archive nor a folder")
+    return sorted(p for p in root.glob("*.zip") if p.is_file() and not p.name.startswith("."))
+
+
+def project_of(meta: dict[str, Any]) -> str:
+    return str(meta.get("project_name") or fmt.DEFAULT_PROJECT)
+
+
+def experiment_id_of(meta: dict[str, Any]) -> str:
+    """``workspace/project`` (or the project alone): the archive keeps both."""
+    ws = meta.get("workspace")
+    return f"{ws}/{project_of(meta)}" if ws else project_of(meta)
+
+
+def semver_key(version: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in version.split("-")[0].split("."):
+        parts.append(int(piece) if piece.isdigit() else 0)
+    return tuple(parts)
+
+
+class CometOfflineReader(Reader):
+    """Reads archives; every call sees the files as they are now (scans are cached
+    by file size and modification time)."""
+
+    def __init__(self, root: Path, platform: str = "comet-offline", recover: bool = False) -> None:
+        self.root = root
+        self.platform = platform
+        self.recover = recover
+        self._lock = threading.Lock()
+        self._cache: dict[Path, tuple[tuple[int, int], ScannedRun]] = {}
+
+    # -- archives ------------------------------------------------------------
+
+    def _scan(self, path: Path) -> ScannedRun:
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            cached = self._cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        files = ArchiveFiles(path)
+        try:
+            try:
+                run = scan(path, files)
+            except ValueError as exc:
+                raise DamagedArchiveError(
+                    f"comet-offline archive {path}: {exc}; it cannot be read (nothing to recover "
+                    "without experiment.json). Re-create it or remove it from the folder."
+                ) from None
+        finally:
+            files.close()
+        if run.damage and not self.recover:
+            raise DamagedArchiveError(
+                f"comet-offline archive {path} is damaged: {run.damage}. The {run.messages} messages "
+                "before the damage are readable: add the remote option recover=true to copy them, "
+                "or remove the archive from the folder."
+            )
+        if run.damage:
+            log.warning("comet-offline archive %s is damaged (%s): reading the %d messages before it",
+                        path, run.damage, run.messages)
+        with self._lock:
+            self._cache[path] = (stamp, run)
+        return run
+
+    def _runs(self) -> Iterator[ScannedRun]:
+        for path in archive_paths(self.root):
+            yield self._scan(path)
+
+    def _find(self, run_id: str) -> ScannedRun:
+        for path in archive_paths(self.root):
+            if path.name.startswith(run_id):  # the file names start with the key: a cheap first try
+                run = self._scan(path)
+                if run.key == run_id:
+                    return run
+        for run in self._runs():
+            if run.key == run_id:
+                return run
+        raise RunNotFound(f"no Comet offline archive with experiment key {run_id!r} in {self.root}")
+
+    # -- Reader --------------------------------------------------------------
+
+    def list_experiments(self) -> Iterator[Experiment]:
+        seen: dict[str, Experiment] = {}
+        for run in self._runs():
+            name = project_of(run.meta)
+            if name not in seen:
+                seen[name] = Experiment(id=experiment_id_of(run.meta), name=name)
+        return iter(sorted(seen.values(), key=lambda e: e.name))
+
+    def get_experiment(self, name: str) -> Experiment | None:
+        return next((e for e in self.list_experiments() if e.name == name), None)
+
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        for run in self._runs():
+            if project_of(run.meta) != experiment:
+                continue
+            record = self.to_record(run)
+            if run_filter is None or run_filter.matches(record):
+                yield record
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.to_record(self._find(run_id))
+
+    def to_record(self, run: ScannedRun) -> RunRecord:
+        tags: dict[str, str] = {}
+        summary: dict[str, Any] = {}
+        notes: str | None = None
+        status: RunStatus | None = None
+        for key, value in run.others.items():
+            if key == fmt.NOTES_OTHER:
+                notes = fmt.other_as_tag(value)
+            elif key == fmt.STATUS_OTHER:
+                status = RunStatus.parse(str(value))
+            elif key.startswith(fmt.SUMMARY_PREFIX):
+                summary[key[len(fmt.SUMMARY_PREFIX):]] = _json_or_text(value)
+            else:
+                tags[key] = fmt.other_as_tag(value)
+        if status is None:
+            status = RunStatus.FAILED if run.meta.get("customer_error_reported") else RunStatus.FINISHED
+        params = fmt.nest_params(run.params) if run.nested_params else dict(run.params)
+        models = [LoggedModel(name=n, artifact_path=n) for n in run.models]
+        models += [LoggedModel(name=n, artifact_path=n) for n in run.remote_models if n not in run.models]
+        return RunRecord(
+            platform=self.platform,
+            run_id=run.key,
+            experiment=project_of(run.meta),
+            experiment_id=experiment_id_of(run.meta),
+            name=run.name,
+            status=status,
+            start_time=_int_or_none(run.meta.get("start_time")),
+            end_time=_int_or_none(run.meta.get("stop_time")),
+            url=run.path.resolve().as_uri(),
+            params=params,
+            tags=tags,
+            labels=[str(t) for t in run.meta.get("tags") or []],
+            notes=notes,
+            metrics=dict(run.metrics),
+            system_metrics=dict(run.system_metrics),
+            summary=summary,
+            models=models,
+        )
+
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        run = self._find(run_id)
+        files = ArchiveFiles(run.path)
+        try:
+            page: list[MetricPoint] = []
+            for _key, point in iter_points(files, {key}, run.derived_epoch):
+                page.append(point)
+                if len(page) >= page_size:
+                    yield page
+                    page = []
+            if page:
+                yield page
+        finally:
+            files.close()
+
+    def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
+        """One pass over the archive: consecutive points sharing step and time are a row."""
+        run = self._find(run_id)
+        files = ArchiveFiles(run.path)
+        try:
+            row: Row | None = None
+            for key, p in iter_points(files, set(keys), run.derived_epoch):
+                if row is None or row.step != p.step or row.timestamp != p.timestamp or key in row.values:
+                    if row is not None:
+                        yield row
+                    row = Row(p.step, p.timestamp)
+                row.values[key] = p.value
+            if row is not None:
+                yield row
+        finally:
+            files.close()
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        run = self._find(run_id)
+        return iter([ArtifactInfo(path=e.path, size=e.size) for e in run.artifacts.values()])
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        run = self._find(run_id)
+        entry = run.artifacts.get(path)
+        if entry is None:
+            raise RunNotFound(f"run {run_id} has no artifact {path!r}")
+        return _extract(run.path, entry.member, dst_dir, path)
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        """Model files live apart from artifacts (``model-element`` uploads)."""
+        run = self._find(run_id)
+        target = dst_dir.joinpath(*_safe_parts(model.artifact_path))
+        target.mkdir(parents=True, exist_ok=True)
+        for entry in run.models.get(model.name, []):
+            _extract(run.path, entry.member, target, entry.path)
+        return target
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        models: dict[str, RegisteredModel] = {}
+        for run in self._runs():
+            for reg in run.registrations:
+                model = models.setdefault(reg.registry_name, RegisteredModel(name=reg.registry_name))
+                model.versions = [v for v in model.versions if v.version != reg.version]
+                model.versions.append(ModelVersion(
+                    name=reg.registry_name, version=reg.version, run_id=run.key,
+                    artifact_path=reg.model_name, description=reg.description,
+                    tags={t: "" for t in reg.tags}, stage=reg.status,
+                ))
+        for model in models.values():
+            model.versions.sort(key=lambda v: semver_key(v.version))
+        return iter(sorted(models.values(), key=lambda m: m.name))
+
+    def not_carried(self, run_id: str) -> dict[str, int]:
+        """Message types of the run that are not copied, with counts (for ``plan``)."""
+        return dict(self._find(run_id).not_carried)
+
+
+def _json_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _safe_parts(path: str) -> list[str]:
+    parts = [p for p in PurePosixPath(path.replace("\\", "/")).parts if p not in ("", ".", "/")]
+    if not parts or ".." in parts:
+        raise BackendError(f"unsafe file name in archive: {path!r}")
+    return parts
+
+
+def _extract(archive: Path, member: str, dst_dir: Path, rel_path: str) -> Path:
+    out = dst_dir.joinpath(*_safe_parts(rel_path))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files = ArchiveFiles(archive)
+    try:
+        with files.open(member) as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    finally:
+        files.close()
+    return out
+
+
+__all__ = ["CometOfflineReader", "DamagedArchiveError", "archive_paths", "STAGING_DIR", "os"]

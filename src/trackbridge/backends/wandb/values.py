@@ -1,0 +1,106 @@
+"""Values inside ``.wandb`` records: JSON strings keyed by ``key`` or ``nested_key``.
+
+Kept apart so the reader, the writer and the history decoder agree on one rule:
+a nested key ``["a", "b"]`` is the W&B metric ``a.b`` in history and the nested
+dict ``{"a": {"b": ...}}`` in config and summary; ``NaN``/``Infinity`` are JSON
+extensions W&B writes and reads (Python's ``json`` does too).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+#: config key wandb writes for its own bookkeeping (never a user param).
+WANDB_CONFIG_KEY = "_wandb"
+#: config namespace that holds trackbridge's key/value tags (W&B tags are labels only).
+TAGS_CONFIG_KEY = "trackbridge.tags"
+#: history key that carries the user's step (W&B's own ``_step`` must strictly increase).
+STEP_KEY = "trackbridge/step"
+#: run-record tags keep these W&B fields in the canonical model's key/value tags.
+GROUP_TAG = "wandb.group"
+JOB_TYPE_TAG = "wandb.job_type"
+
+
+def item_path(item: Any) -> list[str]:
+    """The key path of a config/summary/history item (``nested_key`` wins over ``key``)."""
+    nested = item.nested_key
+    return list(nested) if nested else [item.key]
+
+
+def decode(item: Any) -> Any:
+    """The exact JSON value of an item: ``value_json`` or, from newer writers, a typed field."""
+    raw = item.value_json
+    if raw:
+        return json.loads(raw)
+    return _typed(item)
+
+
+_NUMBER_START = frozenset("-0123456789NI")
+
+
+def decode_history(item: Any) -> Any:
+    """Like :func:`decode`, faster for the numbers that fill history rows (a float
+    for every JSON number, ``NaN`` and ``±Infinity``; other JSON as it is)."""
+    raw = item.value_json
+    if raw:
+        if raw[0] in _NUMBER_START:
+            try:
+                return float(raw)
+            except ValueError:
+                pass
+        return json.loads(raw)
+    return _typed(item)
+
+
+def _typed(item: Any) -> Any:
+    oneofs = item.DESCRIPTOR.oneofs_by_name
+    kind = item.WhichOneof("value") if "value" in oneofs else None
+    if kind is None or kind == "none":
+        return None
+    if kind == "json":
+        return json.loads(item.json)
+    return getattr(item, kind)
+
+
+def encode(value: Any) -> str:
+    """JSON as W&B writes it (``NaN``/``Infinity`` allowed, compact)."""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+
+
+def as_number(value: Any) -> float | None:
+    """A history value as a metric float, or ``None`` for non-numbers (media, text, bool)."""
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+    """``target[path[0]][path[1]]... = value``, creating dicts on the way."""
+    node = target
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[path[-1]] = value
+
+
+def del_path(target: dict[str, Any], path: list[str]) -> None:
+    node: Any = target
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def flat_str(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Tags kept in config come back as strings whatever JSON type they took."""
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in mapping.items()}
