@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from trackbridge.version import __version__
 
 __all__ = [
     "__version__",
@@ -28,6 +28,10 @@ __all__ = [
     "log_artifact",
     "log_model",
     "register_model",
+    "log",
+    "add_labels",
+    "log_summary",
+    "set_notes",
     "Run",
 ]
 

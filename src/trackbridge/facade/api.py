@@ -23,6 +23,7 @@ from trackbridge.model import RunStatus
 __all__ = [
     "init", "start_run", "active_run", "finish", "log_params", "log_metrics",
     "set_tags", "log_artifact", "log_model", "register_model", "Run",
+    "log", "add_labels", "log_summary", "set_notes",
 ]
 
 log = logging.getLogger("trackbridge")
@@ -96,6 +97,23 @@ def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
 
 def set_tags(tags: Mapping[str, Any]) -> None:
     _require().set_tags(tags)
+
+
+def log(data: Mapping[str, Any], step: int | None = None) -> None:
+    """``wandb.log`` for the active run (see :meth:`Run.log`)."""
+    _require().log(data, step)
+
+
+def add_labels(labels: Iterable[str] | str) -> None:
+    _require().add_labels(labels)
+
+
+def log_summary(values: Mapping[str, Any]) -> None:
+    _require().log_summary(values)
+
+
+def set_notes(text: str) -> None:
+    _require().set_notes(text)
 
 
 def log_artifact(path: Any, artifact_dir: str | None = None) -> None:

@@ -44,8 +44,11 @@ class Channel:
         wake: threading.Event,
         report: Reporter,
         meta: dict[str, Any],
+        lacks: frozenset[str] = frozenset(),
     ) -> None:
         self.local_id = local_id
+        #: features the platform lacks (``Features.lacks()``): such ops are dropped and recorded.
+        self.lacks = lacks
         self.remote = remote
         self.sanitiser = sanitiser
         self.spool = spool
@@ -135,6 +138,34 @@ class Channel:
     def add_tags(self, tags: Mapping[str, Any]) -> None:
         self._append({"op": "tags", "tags": self.sanitiser.tags(tags)})
         self._record_changed()
+
+    def add_labels(self, labels: Any) -> None:
+        self._append({"op": "labels", "labels": self.sanitiser.labels(labels)})
+        self._record_changed()
+
+    def add_summary(self, values: Mapping[str, Any]) -> None:
+        summary = self.sanitiser.summary(values)
+        if self.drops("summary"):
+            return
+        self._append({"op": "summary", "summary": summary})
+
+    def set_notes(self, text: str) -> None:
+        notes = self.sanitiser.notes(text)
+        if self.drops("notes"):
+            return
+        self._append({"op": "notes", "notes": notes})
+        self._record_changed()
+
+    def drops(self, feature: str) -> bool:
+        """True (once warned and recorded in the mapping tag) when the platform cannot hold ``feature``."""
+        if feature not in self.lacks:
+            return False
+        if f"run:{feature}" not in self.sanitiser.record.dropped:
+            log.warning("trackbridge: %s cannot hold %s; dropped (recorded in the run's trackbridge.mapping tag)",
+                        self.remote, feature)
+            self.sanitiser.record.dropped[f"run:{feature}"] = f"{self.remote} has no {feature}"
+            self._record_changed()
+        return True
 
     def stage(self, src: Path, link_from: Path | None = None) -> tuple[str, Path]:
         """Stage a copy of ``src``; return its relative path and where it now is."""

@@ -8,6 +8,9 @@ so live sending and replay cannot drift apart.  Kinds::
               [+ parent_remote, when the parent's remote id was known at spool time]
     params    params {key: str}
     tags      tags {key: str}
+    labels    labels [str, ...]           (value-less tags; Writer.set_labels)
+    summary   summary {key: JSON value}   (final values; Writer.log_summary)
+    notes     notes str                   (the run's description; Writer.set_notes)
     metrics   points [[key, step, value, timestamp_ms], ...]   (one writer batch)
     artifact  file (relative to the run's staging folder), artifact_dir
     model     file, name
@@ -74,13 +77,17 @@ class RunState:
 def compact(items: Iterable[Any], batch_size: int) -> list[dict[str, Any]]:
     """Queue items (metric tuples and op dicts) -> ops in a safe order.
 
-    Params and tags coalesce (last value wins, as the platform would keep it),
+    Params, tags, summary values and notes coalesce (last value wins, as the
+    platform would keep it), labels coalesce into one list (first order kept),
     metric points are cut into writer batches, everything else keeps its order;
     ``create`` goes first and ``finish`` last whatever was queued in between.
     """
     head: list[dict[str, Any]] = []
     params: dict[str, str] = {}
     tags: dict[str, str] = {}
+    labels: dict[str, None] = {}
+    summary: dict[str, Any] = {}
+    notes: list[str] = []
     points: list[Any] = []
     files: list[dict[str, Any]] = []
     tail: list[dict[str, Any]] = []
@@ -95,6 +102,12 @@ def compact(items: Iterable[Any], batch_size: int) -> list[dict[str, Any]]:
             params.update(item["params"])
         elif kind == "tags":
             tags.update(item["tags"])
+        elif kind == "labels":
+            labels.update(dict.fromkeys(item["labels"]))
+        elif kind == "summary":
+            summary.update(item["summary"])
+        elif kind == "notes":
+            notes[:] = [item["notes"]]
         elif kind == "finish":
             tail.append(item)
         else:
@@ -104,9 +117,15 @@ def compact(items: Iterable[Any], batch_size: int) -> list[dict[str, Any]]:
         ops.append({"op": "params", "params": params})
     if tags:
         ops.append({"op": "tags", "tags": tags})
+    if labels:
+        ops.append({"op": "labels", "labels": list(labels)})
+    if notes:
+        ops.append({"op": "notes", "notes": notes[0]})
     for start in range(0, len(points), batch_size):
         # tuples: JSON writes them as arrays, and they need no copy here
         ops.append({"op": "metrics", "points": points[start:start + batch_size]})
+    if summary:  # after the points: a summary is the run's final word on its values
+        ops.append({"op": "summary", "summary": summary})
     return ops + files + tail
 
 
@@ -140,6 +159,12 @@ class Applier:
             writer.log_params(run_id, op["params"])
         elif kind == "tags":
             writer.set_tags(run_id, op["tags"])
+        elif kind == "labels":
+            writer.set_labels(run_id, op["labels"])
+        elif kind == "summary":
+            writer.log_summary(run_id, op["summary"])
+        elif kind == "notes":
+            writer.set_notes(run_id, op["notes"])
         elif kind == "artifact":
             path = files_dir / op["file"]
             if not path.exists():  # sent just before an interruption, or the staging was deleted

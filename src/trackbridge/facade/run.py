@@ -23,7 +23,7 @@ from trackbridge.facade.registry import remote_meta, worker_for
 from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
 from trackbridge.facade.worker import Worker
-from trackbridge.mapping import RAISE, TRUNCATE
+from trackbridge.mapping import RAISE, TRUNCATE, flatten
 from trackbridge.model import RunStatus, now_ms
 from trackbridge.remotes import parse_remote
 
@@ -76,7 +76,11 @@ class Run:
                 experiment=project, name=name, start_time=self.start_time,
             )
             spool = Spool(worker.spool_folder, self.id)
-            self._channels.append(Channel(self.id, spec.remote, sanitiser, spool, worker.wake, self._report, meta))
+            features = getattr(backend, "features", None)
+            lacks = features.lacks() if features is not None else frozenset()
+            self._channels.append(
+                Channel(self.id, spec.remote, sanitiser, spool, worker.wake, self._report, meta, lacks)
+            )
             self._workers.append(worker)
         for channel in self._channels:
             channel.create(project, name, self.start_time, parent.id if parent is not None else None, tags or {})
@@ -101,6 +105,32 @@ class Run:
         for channel in self._channels:
             channel.add_metrics(metrics, step, timestamp)
 
+    def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
+        """W&B's ``run.log``: a dict of numbers logged as metrics at ``step``.
+
+        Without ``step``, the run's step counter is used and then advanced (``wandb.log``
+        does the same), so each call is one step.  With ``step``, the points go to that
+        step and the counter moves past it (when it is not already further), so later
+        calls without a step continue after it.  Nested dicts become ``a.b`` keys.
+        Values must be numbers (NaN/±inf allowed): log text with :meth:`log_summary` or
+        :meth:`set_tags`, files with :meth:`log_artifact`.  The counter is the one
+        :meth:`log_metrics` uses when it is called without a step."""
+        if self._blocked:
+            self._check()
+        if not isinstance(data, Mapping):
+            raise TypeError(f"run.log takes a dict of metrics, not {type(data).__name__}")
+        if any(isinstance(value, Mapping) for value in data.values()):
+            data = flatten(data, ".")
+        if step is None:
+            step = self._auto_step
+        elif type(step) is not int:
+            step = _step(step)
+        if step >= self._auto_step:
+            self._auto_step = step + 1
+        timestamp = now_ms()
+        for channel in self._channels:
+            channel.add_metrics(data, step, timestamp)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Params (nested dicts flatten with '.' where the backend is flat)."""
         self._check()
@@ -111,6 +141,29 @@ class Run:
         self._check()
         for channel in self._channels:
             channel.add_tags(tags)
+
+    def add_labels(self, labels: Iterable[str] | str) -> None:
+        """Value-less tags (W&B and Comet tags), e.g. ``run.add_labels(["baseline", "v2"])``;
+        a single str is one label.  Where the platform has only key/value tags (MLflow)
+        a label is a tag with an empty value."""
+        self._check()
+        for channel in self._channels:
+            channel.add_labels(labels)
+
+    def log_summary(self, values: Mapping[str, Any]) -> None:
+        """Final values of the run that are not a series (W&B ``run.summary``, Comet
+        "others"): numbers, strings, bools, None, lists and dicts of them.  Merged with
+        earlier calls, last value per key wins.  NaN/±inf are allowed (kept as JSON's
+        ``NaN``/``Infinity``, as metrics keep them); anything else raises here."""
+        self._check()
+        for channel in self._channels:
+            channel.add_summary(values)
+
+    def set_notes(self, text: str) -> None:
+        """The run's free-text description (Markdown on MLflow and W&B); replaces earlier notes."""
+        self._check()
+        for channel in self._channels:
+            channel.set_notes(text)
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_dir: str | None = None) -> None:
         """Log a file (or a folder's contents) under ``artifact_dir``.  A copy is taken

@@ -9,11 +9,12 @@ fan-out each backend gets its own :class:`Sanitiser` and its own
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trackbridge.backends.base import Limits
-from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
+from trackbridge.errors import InvalidKeyError, InvalidValueError
+from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, _plain, fit_value, flatten, param_to_str
 
 
 class Sanitiser:
@@ -57,6 +58,50 @@ class Sanitiser:
             text = param_to_str(new_key, value)
             out[new_key] = fit_value(new_key, text, self.limits.max_tag_value_length, TRUNCATE, self.record, "tag")
         return out
+
+    def labels(self, labels: Iterable[str] | str) -> list[str]:
+        """Value-less tags, de-duplicated in order.  A label lives in the tag namespace
+        where the platform keeps labels as empty-valued tags (MLflow), so it is fitted
+        with the tag key rules and a label and a tag of the same name are one key there."""
+        if isinstance(labels, str):
+            labels = [labels]
+        if isinstance(labels, Mapping) or not isinstance(labels, Iterable):
+            raise TypeError(f"labels must be a list of strings, not {type(labels).__name__}")
+        out: dict[str, None] = {}
+        for label in labels:
+            if not isinstance(label, str):
+                raise InvalidKeyError(f"label {label!r} must be a string, not {type(label).__name__}")
+            if not label.strip():
+                raise InvalidKeyError("a label must not be empty or blank")
+            out[self._tag_keys.map(label)] = None
+        return list(out)
+
+    def summary(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Summary values as plain JSON (numpy scalars/arrays converted; NaN/±inf kept,
+        as metrics keep them); anything JSON cannot hold raises here, naming the key."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"summary values must be a dict, not {type(values).__name__}")
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidKeyError(f"summary key {key!r} must be a non-empty string")
+            try:
+                plain = _plain(value, key)
+                json.dumps(plain, allow_nan=True)
+            except (InvalidValueError, TypeError, ValueError):
+                raise InvalidValueError(
+                    f"summary {key!r}: a value of type {type(value).__name__} cannot be kept as a summary "
+                    "value. Use a number, str, bool, None, or a list/dict of those; log files with log_artifact."
+                ) from None
+            out[key] = plain
+        return out
+
+    def notes(self, text: str) -> str:
+        """The run's description; cut to the platform's tag length where notes are a tag
+        (recorded in the mapping tag, as over-long tags are)."""
+        if not isinstance(text, str):
+            raise TypeError(f"notes must be a str, not {type(text).__name__}")
+        return fit_value("notes", text, self.limits.max_tag_value_length, TRUNCATE, self.record, "notes")
 
     def metric_key(self, key: str) -> str:
         """The destination name of metric ``key`` (cached by the caller's hot path)."""
