@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -196,6 +195,7 @@ class CometOfflineReader(Reader):
             system_metrics=dict(run.system_metrics),
             summary=summary,
             models=models,
+            unread=_unread(run),
         )
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
@@ -270,6 +270,21 @@ class CometOfflineReader(Reader):
         return dict(self._find(run_id).not_carried)
 
 
+def _unread(run: ScannedRun) -> dict[str, str]:
+    """What the archive holds and the canonical run does not (each with why), for ``plan``."""
+    out: dict[str, str] = {}
+    for kind, count in sorted(run.not_carried.items()):
+        base, _, sub = kind.partition(":")
+        if base == "file_upload":
+            reason = fmt.NOT_CARRIED_UPLOADS.get(sub, "the file is not in the archive")
+        else:
+            reason = fmt.NOT_CARRIED.get(base, "a message type this version of trackbridge does not know")
+        out[f"comet:{kind}"] = f"{count} message(s): {reason}"
+    if run.damage:
+        out["comet:damaged-archive"] = f"read up to the damage only: {run.damage}"
+    return out
+
+
 def _json_or_text(value: Any) -> Any:
     if isinstance(value, str):
         try:
@@ -302,4 +317,4 @@ def _extract(archive: Path, member: str, dst_dir: Path, rel_path: str) -> Path:
     return out
 
 
-__all__ = ["CometOfflineReader", "DamagedArchiveError", "archive_paths", "STAGING_DIR", "os"]
+__all__ = ["CometOfflineReader", "DamagedArchiveError", "archive_paths", "STAGING_DIR"]

@@ -1,0 +1,82 @@
+"""The Comet backends: ``comet-offline:PATH`` (archives) and ``comet`` (Comet's cloud).
+
+Importing this module does not import comet_ml: readers and writers import it
+(or not: the offline archive is read and written without the SDK) on first use.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.comet.info import INFO, OFFLINE_INFO
+from trackbridge.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from trackbridge.backends.comet.offline_reader import CometOfflineReader
+    from trackbridge.backends.comet.offline_writer import CometOfflineWriter
+
+#: What a Comet experiment holds (offline archive and cloud alike).
+COMET_FEATURES = Features(
+    nested_runs=False,  # Comet has no nesting: the engine keeps the parent in a tag
+    settable_start_time=True,  # experiment.json start_time, sent by `comet upload`
+    settable_end_time=True,
+    settable_user=False,  # the uploader's API key decides
+    key_value_tags=False,  # Comet tags are labels; key/value tags become "others"
+    labels=True,
+    summary=True,  # as others trackbridge.summary.<key> (JSON)
+    notes=True,  # as the other trackbridge.notes
+    inputs=False,
+    system_metrics=True,  # sys.* / process duration metrics
+    strictly_increasing_steps=False,
+    history_rows=True,  # rows by step: each point gets the epoch of its step
+    timestamps=Timestamps.POINT,
+    registry=RegistryScheme.SEMVER,
+    tag_deletion=False,
+    run_rename=True,
+    alias_removal=False,
+    run_deletion=True,
+)
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class CometOfflineBackend(Backend):
+    """A folder of Comet offline archives (or one ``.zip``).  Options: ``path``
+    (required), ``recover`` (read damaged archives up to the damage), ``workspace``
+    and ``project_name`` (written into new archives' ``experiment.json``)."""
+
+    info: ClassVar[BackendInfo] = OFFLINE_INFO
+    features: ClassVar[Features] = COMET_FEATURES
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        if not self.options.get("path"):
+            raise ConfigError("the comet-offline backend needs a path, e.g. comet-offline:./comet-archives")
+        self.path = Path(str(self.options["path"])).expanduser()
+        self._reader: CometOfflineReader | None = None
+        self._writer: CometOfflineWriter | None = None
+
+    def reader(self) -> CometOfflineReader:
+        from trackbridge.backends.comet.offline_reader import CometOfflineReader
+
+        if self._reader is None:
+            self._reader = CometOfflineReader(self.path, self.name, recover=_flag(self.options.get("recover", False)))
+        return self._reader
+
+    def writer(self) -> CometOfflineWriter:
+        from trackbridge.backends.comet.offline_writer import CometOfflineWriter
+
+        if self._writer is None:
+            if self.path.suffix == ".zip" and not self.path.is_dir():
+                raise ConfigError(f"comet-offline: {self.path} is an archive; a destination is a folder of archives")
+            self._writer = CometOfflineWriter(
+                self.path, self.name, workspace=self.options.get("workspace"),
+            )
+        return self._writer
+
+    def describe(self) -> str:
+        return f"comet-offline:{self.path}"

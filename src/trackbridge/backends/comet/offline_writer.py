@@ -1,0 +1,1 @@
+"""Writing Comet offline archives (in progress)."""

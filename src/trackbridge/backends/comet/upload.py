@@ -1,0 +1,1 @@
+"""The `comet upload` command line and downsampling warnings (in progress)."""
