@@ -14,6 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROWS = 1500
 
 SDK_SCRIPT = textwrap.dedent(
@@ -97,3 +99,10 @@ def make_sdk_run(root: Path, rows: int = ROWS) -> tuple[Path, dict[str, Any]]:
 def wandb_file(run_dir: Path) -> Path:
     (path,) = run_dir.glob("run-*.wandb")
     return path
+
+
+@pytest.fixture(scope="session")
+def sdk_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One rich run made by the real SDK, shared by the session (read-only: copy it
+    before damaging it)."""
+    return make_sdk_run(tmp_path_factory.mktemp("wandb-sdk-run"))
