@@ -1,0 +1,170 @@
+"""Write side of Azure ML: the MLflow writer, fitted to Azure's limits and quirks.
+
+What differs from MLflow, each from Microsoft's service limits page
+(``articles/machine-learning/resource-limits-capacity.md``: runs keep at most
+50 tags, tag keys <= 100 and values <= 1,000 characters, <= 250 metric rows per
+batch upload) or from the errors users met (mlflow/mlflow#11462
+``MetricV2Dto ... Limit=250``; #10694 "MaxResults must be less than 1000"):
+
+* metric batches of at most 250 points (:func:`azure_limits`);
+* ``mlflow.source.*`` tags are not sent with ``create_run`` (Azure drops them
+  there) but set right after;
+* ``mlflow.user`` is never sent: Azure sets it to the caller's identity.  A
+  user given to :meth:`create_run` (the facade) is kept in
+  ``trackbridge.source.user``, as the engine does for copies (``settable_user``
+  is off in the backend's Features);
+* registry: versions only from ``runs:/`` of this workspace; MLflow stages are
+  carried (``transition_model_version_stage``); aliases are set natively and,
+  where the workspace refuses the alias API, kept as recorded version tags
+  ``trackbridge.alias.<alias>`` (read back as aliases by the reader).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any
+
+from trackbridge.backends.base import Limits
+from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.errors import is_not_found, is_unsupported, translated
+from trackbridge.backends.mlflow.writer import MlflowWriter, mlflow_limits
+from trackbridge.model import ModelVersion
+
+PLATFORM = "azureml"
+SOURCE_TAG_PREFIX = "mlflow.source."
+TAG_USER = "mlflow.user"
+KEPT_USER = "trackbridge.source.user"
+#: a version tag that keeps an alias the workspace's registry cannot hold natively.
+ALIAS_TAG_PREFIX = "trackbridge.alias."
+METRICS_PER_BATCH = 250
+TAGS_PER_RUN = 50
+TAG_VALUE_LENGTH = 1000
+#: get_metric_history's ``max_results`` must be < 1000 on Azure.
+HISTORY_PAGE = 999
+#: run fields the MLflow writer keeps as tags (counted against the 50 by the engine).
+_FIELD_TAGS = frozenset({"name", "parent_run_id", "notes", "summary", "models"})
+_ALIAS_MODES = ("auto", "native", "tags")
+
+
+def azure_limits() -> Limits:
+    """MLflow's limits (read from the installed mlflow) narrowed to Azure ML's."""
+    base = mlflow_limits()
+    changes: dict[str, Any] = {
+        "max_metrics_per_batch": min(base.max_metrics_per_batch, METRICS_PER_BATCH),
+        "max_tags_per_batch": min(base.max_tags_per_batch, TAGS_PER_RUN),
+        "max_tag_value_length": min(base.max_tag_value_length, TAG_VALUE_LENGTH),
+        "max_tags_per_run": TAGS_PER_RUN,
+        "field_tags": _FIELD_TAGS,
+    }
+    known = {f.name for f in fields(Limits)}
+    return replace(base, **{k: v for k, v in changes.items() if k in known})
+
+
+def _is_alias_refusal(exc: BaseException) -> bool:
+    """The registry does not offer aliases (an unknown endpoint, or a refusal naming aliases)."""
+    if is_unsupported(exc):
+        return True
+    code = getattr(exc, "error_code", "") or ""
+    text = str(exc).lower()
+    return code in ("BAD_REQUEST", "INVALID_PARAMETER_VALUE", "FEATURE_DISABLED") and "alias" in text \
+        or "404" in text and "alias" in text
+
+
+class AzureMLWriter(MlflowWriter):
+    """Writes runs and registry entries into one Azure ML workspace."""
+
+    def __init__(self, connection: MlflowConnection, platform: str = PLATFORM, aliases: str = "auto") -> None:
+        super().__init__(connection, platform)
+        self.limits = azure_limits()
+        if aliases not in _ALIAS_MODES:
+            from trackbridge.errors import ConfigError
+
+            raise ConfigError(f"Azure ML remote: option aliases must be one of {', '.join(_ALIAS_MODES)}, not {aliases!r}.")
+        self._alias_mode = aliases
+
+    # -- runs ---------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        at_create = dict(tags or {})
+        after = {k: at_create.pop(k) for k in list(at_create) if k.startswith(SOURCE_TAG_PREFIX)}
+        kept_user = at_create.pop(TAG_USER, None) or user
+        if kept_user and KEPT_USER not in at_create:
+            at_create[KEPT_USER] = kept_user
+        run_id = super().create_run(
+            experiment_id, name=name, start_time=start_time, user=None, parent_run_id=parent_run_id, tags=at_create
+        )
+        if after:
+            super().set_tags(run_id, after)
+        return run_id
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        tags = dict(tags)
+        if TAG_USER in tags:
+            tags.setdefault(KEPT_USER, tags.pop(TAG_USER))
+        super().set_tags(run_id, tags)
+
+    # -- registry -----------------------------------------------------------
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        """MLflow's version creation; then the stage, then the aliases (natively or as tags)."""
+        aliases = list(version.aliases)
+        created = super().create_model_version(replace(version, aliases=[]), run_id)
+        if version.stage and version.stage not in ("None", ""):
+            with translated(f"move {version.name} v{created.version} to stage {version.stage}"):
+                self._client.transition_model_version_stage(version.name, created.version, version.stage)
+            created = replace(created, stage=version.stage)
+        for alias in aliases:
+            self.set_model_alias(version.name, alias, created.version)
+        return replace(created, aliases=sorted(aliases))
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        if self._alias_mode != "tags":
+            try:
+                with translated(f"set alias {alias!r} of model {name!r} to version {version}"):
+                    self._client.set_registered_model_alias(name, alias, str(version))
+                return
+            except Exception as exc:  # noqa: BLE001 - decide on the cause below
+                cause = exc.__cause__ or exc
+                if self._alias_mode == "native" or not _is_alias_refusal(cause):
+                    raise
+        self._set_alias_tag(name, alias, str(version))
+
+    def delete_model_alias(self, name: str, alias: str) -> None:
+        if self._alias_mode != "tags":
+            try:
+                super().delete_model_alias(name, alias)
+            except Exception as exc:  # noqa: BLE001
+                cause = exc.__cause__ or exc
+                if self._alias_mode == "native" or not (_is_alias_refusal(cause) or is_not_found(cause)):
+                    raise
+        self._clear_alias_tag(name, alias, keep=None)
+
+    def _set_alias_tag(self, name: str, alias: str, version: str) -> None:
+        self._clear_alias_tag(name, alias, keep=version)
+        with translated(f"record alias {alias!r} of model {name!r} as a tag of version {version}"):
+            self._client.set_model_version_tag(name, version, ALIAS_TAG_PREFIX + alias, "")
+
+    def _clear_alias_tag(self, name: str, alias: str, keep: str | None) -> None:
+        """Remove the recorded alias from every version but ``keep`` (an alias names one version)."""
+        key = ALIAS_TAG_PREFIX + alias
+        with translated(f"look up versions of model {name!r} holding alias {alias!r}"):
+            holders = [v.version for v in self._client.search_model_versions(f"name = '{name}'")
+                       if key in (v.tags or {}) and str(v.version) != keep]
+            for held in holders:
+                self._client.delete_model_version_tag(name, held, key)
+
+
+def alias_tags(tags: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """(aliases recorded as tags, the other tags) of one model version."""
+    aliases = [k[len(ALIAS_TAG_PREFIX):] for k in tags if k.startswith(ALIAS_TAG_PREFIX)]
+    rest = {k: v for k, v in tags.items() if not k.startswith(ALIAS_TAG_PREFIX)}
+    return aliases, rest
