@@ -1,0 +1,82 @@
+"""The W&B backends: ``wandb-offline:PATH`` (offline run folders, read and written
+directly) and ``wandb`` (the cloud or a W&B server, through the SDK).
+
+Importing this module does not import wandb: readers and writers import it lazily.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.wandb.info import INFO, OFFLINE_INFO
+from trackbridge.errors import ConfigError
+
+#: W&B holds history as rows with one time each; tags are labels; no nesting, no
+#: settable user; steps strictly increase (trackbridge keeps the user's step in
+#: ``trackbridge/step``, so nothing is dropped).  Runs cannot be renamed or tags
+#: deleted through the offline files in a way ``wandb sync`` replays reliably.
+WANDB_FEATURES = Features(
+    nested_runs=False,
+    settable_start_time=False,
+    settable_end_time=False,
+    settable_user=False,
+    key_value_tags=False,
+    labels=True,
+    summary=True,
+    notes=True,
+    inputs=False,
+    system_metrics=True,
+    strictly_increasing_steps=False,
+    history_rows=True,
+    timestamps=Timestamps.ROW,
+    registry=RegistryScheme.NONE,
+    reserved_aliases=frozenset({"latest"}),
+    tag_deletion=False,
+    run_rename=False,
+    alias_removal=False,
+    run_deletion=False,
+)
+
+#: offline files carry the run's start time (the run record's ``start_time``) exactly.
+OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
+                               "tag_deletion": True, "run_rename": True})
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+class WandbOfflineBackend(Backend):
+    """W&B offline run folders.  Options: ``path`` (required); ``strict`` (a damaged
+    ``.wandb`` file is an error instead of a warning; default off); ``entity`` and
+    ``project`` (written into new runs' records, for ``wandb sync``)."""
+
+    info: ClassVar[BackendInfo] = OFFLINE_INFO
+    features: ClassVar[Features] = OFFLINE_FEATURES
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        if not self.options.get("path"):
+            raise ConfigError("the wandb-offline backend needs a path, e.g. wandb-offline:./wandb")
+        self.path = Path(str(self.options["path"])).expanduser()
+        self._reader = None
+        self._writer = None
+
+    def reader(self):  # type: ignore[no-untyped-def]
+        from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
+
+        if self._reader is None:
+            self._reader = WandbOfflineReader(self.path, self.name, strict=_flag(self.options.get("strict", "")))
+        return self._reader
+
+    def writer(self):  # type: ignore[no-untyped-def]
+        from trackbridge.backends.wandb.offline_writer import WandbOfflineWriter
+
+        if self._writer is None:
+            self._writer = WandbOfflineWriter(self.path, self.name, entity=self.options.get("entity"))
+        return self._writer
+
+    def describe(self) -> str:
+        return f"wandb-offline:{self.path}"

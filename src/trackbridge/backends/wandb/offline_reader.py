@@ -1,0 +1,268 @@
+"""Reading W&B offline runs (``wandb-offline:PATH``) into the canonical model.
+
+``PATH`` is a folder of ``offline-run-*`` / ``run-*`` dirs (the SDK's ``wandb/``
+folder, or a folder holding one), one run dir, or one ``.wandb`` file.  Projects are
+experiments; the W&B run id is the run id.
+
+Mapping (what the writer in :mod:`.offline_writer` writes, read back exactly):
+
+* config -> params (nested kept), without wandb's ``_wandb`` key; config key
+  ``trackbridge.tags`` -> key/value tags; W&B group / job type -> tags
+  ``wandb.group`` / ``wandb.job_type``; W&B tags -> labels (the last run record
+  wins: tags edited after ``init`` are read);
+* history -> metric series: step = ``trackbridge/step`` when the row has it, else
+  ``_step``; timestamp = ``_timestamp`` in ms; non-numeric values (media, text) are
+  not metrics; ``stats`` records -> system metrics;
+* summary -> summary: the values the user set (W&B's copies of the last history
+  values are left out), last update wins;
+* exit code 0 -> FINISHED, 255 -> KILLED, other -> FAILED; no exit record -> RUNNING;
+* run files (but wandb's own, e.g. ``requirements.txt``) -> artifacts at their path;
+  logged W&B artifacts -> artifacts ``wandb-artifacts/<name>/<path>``, their files
+  read from the staged copies the log points at; ``model`` artifacts -> logged models.
+
+A damaged file (truncated, bad CRC) gives every record before the damage; with
+``strict`` the reader raises the :class:`~.txlog.TxlogError` (it names the byte
+offset), otherwise it logs it as a warning once per file.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
+
+from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.wandb import rows as rowio
+from trackbridge.backends.wandb.scan import ScannedRun, scan
+from trackbridge.backends.wandb.values import GROUP_TAG, JOB_TYPE_TAG, TAGS_CONFIG_KEY, flat_str
+from trackbridge.errors import BackendError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RunRecord, RunStatus
+
+log = logging.getLogger(__name__)
+
+ARTIFACTS_PREFIX = "wandb-artifacts"
+#: FilesItem.type WANDB: files the SDK writes itself, not the user's.
+WANDB_FILE_TYPE = 1
+DEFAULT_PROJECT = "uncategorized"
+
+
+def find_run_files(root: Path) -> list[Path]:
+    """Every ``.wandb`` file under ``root`` as the module doc describes it."""
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        return []
+    own = sorted(root.glob("run-*.wandb"))
+    if own:
+        return own
+    found = _in_run_dirs(root)
+    if not found and (root / "wandb").is_dir():
+        found = _in_run_dirs(root / "wandb")
+    return found
+
+
+def _in_run_dirs(folder: Path) -> list[Path]:
+    """``run-*.wandb`` of the run dirs of ``folder``; the SDK's ``latest-run`` symlink
+    is skipped so a run is never listed twice."""
+    return sorted(p for p in folder.glob("*/run-*.wandb") if not p.parent.is_symlink())
+
+
+def status_of(run: ScannedRun) -> RunStatus:
+    if run.exit_code is None:
+        return RunStatus.RUNNING
+    if run.exit_code == 0:
+        return RunStatus.FINISHED
+    return RunStatus.KILLED if run.exit_code == 255 else RunStatus.FAILED
+
+
+class WandbOfflineReader(Reader):
+    def __init__(self, root: Path, platform: str = "wandb-offline", strict: bool = False) -> None:
+        self.root = root
+        self.platform = platform
+        self.strict = strict
+        self._lock = threading.Lock()
+        self._scans: dict[Path, tuple[tuple[int, int], ScannedRun]] = {}
+        self._warned: set[tuple[Path, int]] = set()
+        self.series = rowio.SeriesCache(runs=4)
+
+    # -- files ------------------------------------------------------------------
+
+    def _scan(self, path: Path) -> ScannedRun:
+        stat = path.stat()
+        ident = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._scans.get(path)
+        if cached is not None and cached[0] == ident:
+            run = cached[1]
+        else:
+            run = scan(path)
+            with self._lock:
+                self._scans[path] = (ident, run)
+        if run.damage is not None:
+            if self.strict:
+                raise run.damage
+            key = (path, run.damage.offset)
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("%s", run.damage)
+        return run
+
+    def _runs(self) -> Iterator[ScannedRun]:
+        seen: dict[str, Path] = {}
+        for path in find_run_files(self.root):
+            try:
+                run = self._scan(path)
+            except FileNotFoundError:
+                continue
+            if not run.run_id:
+                continue
+            if run.run_id in seen:
+                log.warning("W&B run %s is in both %s and %s: reading the first only",
+                            run.run_id, seen[run.run_id], path)
+                continue
+            seen[run.run_id] = path
+            yield run
+
+    def _find(self, run_id: str) -> ScannedRun:
+        for path in find_run_files(self.root):
+            if path.name == f"run-{run_id}.wandb":
+                run = self._scan(path)
+                if run.run_id == run_id:
+                    return run
+        for run in self._runs():
+            if run.run_id == run_id:
+                return run
+        raise RunNotFound(f"no W&B offline run {run_id!r} under {self.root}")
+
+    # -- Reader -----------------------------------------------------------------
+
+    def list_experiments(self) -> Iterator[Experiment]:
+        seen: set[str] = set()
+        for run in self._runs():
+            name = run.project or DEFAULT_PROJECT
+            if name not in seen:
+                seen.add(name)
+                yield Experiment(id=name, name=name)
+
+    def get_experiment(self, name: str) -> Experiment | None:
+        return next((e for e in self.list_experiments() if e.name == name), None)
+
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        for run in self._runs():
+            if (run.project or DEFAULT_PROJECT) != experiment:
+                continue
+            record = self.to_record(run)
+            if run_filter is None or run_filter.matches(record):
+                yield record
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self.to_record(self._find(run_id))
+
+    def to_record(self, run: ScannedRun) -> RunRecord:
+        tags = flat_str(run.config.get(TAGS_CONFIG_KEY) or {})
+        if run.group:
+            tags[GROUP_TAG] = run.group
+        if run.job_type:
+            tags[JOB_TYPE_TAG] = run.job_type
+        end = None
+        if run.exit_code is not None and run.start_time is not None:
+            end = run.start_time + run.runtime * 1000 if run.runtime else run.last_timestamp
+        models = [LoggedModel(name=a.name, artifact_path=a.name) for a in self._models(run)]
+        return RunRecord(
+            platform=self.platform,
+            run_id=run.run_id,
+            experiment=run.project or DEFAULT_PROJECT,
+            experiment_id=run.project or DEFAULT_PROJECT,
+            name=run.display_name or None,
+            status=status_of(run),
+            start_time=run.start_time,
+            end_time=end,
+            url=run.path.resolve().as_uri(),
+            params=run.params(),
+            tags=tags,
+            labels=list(run.labels),
+            notes=run.notes or None,
+            metrics=dict(run.metrics),
+            system_metrics=dict(run.system_metrics),
+            summary=run.user_summary(),
+            models=models,
+        )
+
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        run = self._find(run_id)
+        system = key in run.system_metrics and key not in run.metrics
+        return self.series.pages(run.path, key, page_size, run.start_time, system=system)
+
+    def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
+        """W&B's own rows, one pass over the file (not one per key)."""
+        run = self._find(run_id)
+        return rowio.iter_rows(run.path, keys, run.start_time)
+
+    # -- files ------------------------------------------------------------------
+
+    @staticmethod
+    def _models(run: ScannedRun) -> list:
+        return [a for a in run.artifacts if a.type == "model" and not a.used]
+
+    def _files(self, run: ScannedRun) -> dict[str, tuple[Path | None, int | None, str | None]]:
+        """Canonical artifact path -> (local file, size, digest) of the run's files."""
+        out: dict[str, tuple[Path | None, int | None, str | None]] = {}
+        files_dir = run.path.parent / "files"
+        for rel, kind in run.files:
+            if kind == WANDB_FILE_TYPE:
+                continue
+            local = files_dir.joinpath(*PurePosixPath(rel).parts)
+            out[rel] = (local, local.stat().st_size if local.is_file() else None, None)
+        for art in run.artifacts:
+            if art.used or art.type == "model":
+                continue
+            for path, digest, size, local_path in art.entries:
+                out[f"{ARTIFACTS_PREFIX}/{art.name}/{path}"] = (
+                    Path(local_path) if local_path else None, size, _md5_digest(digest))
+        return out
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        for path, (_local, size, digest) in sorted(self._files(self._find(run_id)).items()):
+            yield ArtifactInfo(path=path, size=size, digest=digest)
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        run = self._find(run_id)
+        entry = self._files(run).get(path)
+        if entry is None:
+            raise BackendError(f"run {run_id!r} has no file {path!r}")
+        return _copy(entry[0], dst_dir / path, path)
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        run = self._find(run_id)
+        art = next((a for a in reversed(self._models(run)) if a.name == model.name), None)
+        if art is None:
+            raise BackendError(f"run {run_id!r} has no model artifact {model.name!r}")
+        root = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
+        for path, _digest, _size, local_path in art.entries:
+            _copy(Path(local_path) if local_path else None, root.joinpath(*PurePosixPath(path).parts), path)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def close(self) -> None:
+        self.series.close()
+
+
+def _md5_digest(b64: str) -> str | None:
+    try:
+        return "md5:" + base64.b64decode(b64, validate=True).hex() if b64 else None
+    except ValueError:
+        return None
+
+
+def _copy(local: Path | None, dst: Path, name: str) -> Path:
+    if local is None or not local.is_file():
+        raise BackendError(
+            f"the file {name!r} is not on this machine any more ({local}): W&B stages logged "
+            "artifact files under WANDB_DATA_DIR and removes them once synced; copy the run "
+            "before cleaning that folder, or read it from the W&B cloud instead")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(local, dst)
+    return dst

@@ -1,0 +1,279 @@
+"""One pass over a ``.wandb`` file: everything about the run except its history rows.
+
+Why one pass: a run's metadata (run records, config, summary, stats, artifacts, exit)
+is spread through the whole log between the history rows, so any listing reads the
+file once.  The pass keeps each history row's byte offset and the latest point per
+key, not the rows: history is streamed again by :mod:`trackbridge.backends.wandb.rows`
+when asked, in bounded memory.
+
+Damage: the pass keeps every record before it and stores the :class:`TxlogError`
+in :attr:`ScannedRun.damage`; the reader decides whether that is fatal (``strict``).
+"""
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb.values import (
+    STEP_KEY,
+    TAGS_CONFIG_KEY,
+    WANDB_CONFIG_KEY,
+    as_number,
+    decode,
+    decode_history,
+    del_path,
+    item_path,
+    set_path,
+)
+from trackbridge.model import MetricSummary
+
+#: protobuf field numbers of ``Record``'s oneof (read from the wire to skip records).
+HISTORY_FIELD = 2
+SUMMARY_FIELD = 3
+
+#: history keys W&B writes itself.
+INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
+
+
+def record_field(data: bytes) -> int:
+    """The field number of the first field after ``num`` in a serialized Record: the
+    record's kind, without parsing it (protobuf writes fields in number order)."""
+    i = 0
+    tag = data[0] if data else 0
+    if tag == 0x08:  # field 1 (num), varint
+        i = 1
+        while data[i] & 0x80:
+            i += 1
+        i += 1
+        if i >= len(data):
+            return 0
+    shift = 0
+    key = 0
+    while True:
+        b = data[i]
+        key |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            break
+        shift += 7
+    return key >> 3
+
+
+@dataclass(slots=True)
+class Artifact:
+    """A logged (or used) W&B artifact as the run's log holds it."""
+
+    name: str
+    type: str
+    digest: str
+    aliases: list[str]
+    metadata: dict[str, Any]
+    #: (path in the artifact, digest as W&B writes it (base64 md5), size, local staged path or ref)
+    entries: list[tuple[str, str, int, str]]
+    used: bool = False
+
+
+@dataclass(slots=True)
+class ScannedRun:
+    path: Path
+    run_id: str = ""
+    entity: str = ""
+    project: str = ""
+    display_name: str = ""
+    group: str = ""
+    job_type: str = ""
+    notes: str = ""
+    labels: list[str] = field(default_factory=list)
+    start_time: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    #: top key -> (value, last set through ``nested_key``, as wandb copies history rows)
+    summary: dict[str, tuple[Any, bool]] = field(default_factory=dict)
+    history_keys: set[str] = field(default_factory=set)
+    exit_code: int | None = None
+    runtime: int | None = None
+    #: byte offset of every history record, in file order.
+    history_offsets: array = field(default_factory=lambda: array("q"))
+    metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    system_metrics: dict[str, MetricSummary] = field(default_factory=dict)
+    last_timestamp: int | None = None
+    last_step: int = -1
+    files: list[tuple[str, int]] = field(default_factory=list)
+    artifacts: list[Artifact] = field(default_factory=list)
+    damage: txlog.TxlogError | None = None
+    records: int = 0
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in self.config.items() if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY)}
+
+    def user_summary(self) -> dict[str, Any]:
+        """Summary values set by the user, not the last values of history series."""
+        return {k: v for k, (v, nested) in self.summary.items()
+                if not k.startswith("_") and not (nested and k in self.history_keys)}
+
+
+def ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+def parse_record(data: bytes) -> Any:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    record = pb.Record()
+    record.ParseFromString(data)
+    return record
+
+
+@dataclass(slots=True)
+class RowValues:
+    step: int
+    timestamp: int | None
+    values: dict[str, Any]
+    wandb_step: int
+
+
+def history_row(history: Any) -> RowValues:
+    """Decode one ``HistoryRecord``: the user's step (``trackbridge/step`` when a
+    trackbridge writer put it there, else W&B's ``_step``), its time, its values."""
+    values: dict[str, Any] = {}
+    wandb_step = history.step.num
+    ts: int | None = None
+    user_step: Any = None
+    for item in history.item:
+        nested = item.nested_key
+        key = ".".join(nested) if nested else item.key
+        if key in INTERNAL_KEYS:
+            if key == "_step":
+                wandb_step = int(decode_history(item))
+            elif key == "_timestamp":
+                value = decode_history(item)
+                if isinstance(value, (int, float)):
+                    ts = ms(value)
+            continue
+        if key == STEP_KEY:
+            user_step = decode_history(item)
+            continue
+        values[key] = decode_history(item)
+    step = int(user_step) if isinstance(user_step, (int, float)) and user_step == user_step else wandb_step
+    return RowValues(step, ts, values, wandb_step)
+
+
+def scan(path: Path) -> ScannedRun:
+    """Read the run in ``path`` (a ``.wandb`` file) in one pass; see the module doc."""
+    run = ScannedRun(path=path)
+    history_offsets = run.history_offsets
+    metrics = run.metrics
+    summary = run.summary
+    history_keys = run.history_keys
+    stats_count: dict[str, int] = {}
+    try:
+        for offset, data in txlog.read_file(path):
+            run.records += 1
+            kind = record_field(data)
+            record = parse_record(data)
+            if kind == HISTORY_FIELD:
+                history_offsets.append(offset)
+                row = history_row(record.history)
+                ts = row.timestamp if row.timestamp is not None else (run.last_timestamp or run.start_time or 0)
+                run.last_timestamp = ts
+                run.last_step = max(run.last_step, row.wandb_step)
+                history_keys.update(row.values)
+                for key, value in row.values.items():
+                    number = as_number(value)
+                    if number is not None:
+                        metrics[key] = MetricSummary(key, number, row.step, ts)
+                continue
+            which = record.WhichOneof("record_type")
+            if which == "summary":
+                for item in record.summary.update:
+                    path_ = item_path(item)
+                    nested = bool(item.nested_key)
+                    value = decode(item)
+                    if len(path_) == 1:
+                        summary[path_[0]] = (value, nested)
+                    else:
+                        top = summary.get(path_[0], ({}, nested))[0]
+                        top = top if isinstance(top, dict) else {}
+                        set_path(top, path_[1:], value)
+                        summary[path_[0]] = (top, nested)
+                for item in record.summary.remove:
+                    path_ = item_path(item)
+                    if len(path_) == 1:
+                        summary.pop(path_[0], None)
+                    elif path_[0] in summary and isinstance(summary[path_[0]][0], dict):
+                        del_path(summary[path_[0]][0], path_[1:])
+            elif which == "run":
+                _apply_run(run, record.run)
+            elif which == "config":
+                _apply_config(run.config, record.config)
+            elif which == "stats":
+                _apply_stats(run, record.stats, stats_count)
+            elif which == "exit":
+                run.exit_code = record.exit.exit_code
+                run.runtime = record.exit.runtime
+            elif which == "files":
+                for item in record.files.files:
+                    run.files.append((item.path, int(item.type)))
+            elif which == "artifact":
+                run.artifacts.append(_artifact(record.artifact))
+            elif which == "use_artifact":
+                use = record.use_artifact
+                run.artifacts.append(Artifact(use.name, use.type, "", [], {}, [], used=True))
+    except txlog.TxlogError as exc:
+        run.damage = exc
+    return run
+
+
+def _apply_run(run: ScannedRun, rec: Any) -> None:
+    first = not run.run_id
+    run.run_id = rec.run_id or run.run_id
+    run.entity = rec.entity or run.entity
+    run.project = rec.project or run.project
+    run.display_name = rec.display_name or run.display_name
+    run.group = rec.run_group or run.group
+    run.job_type = rec.job_type or run.job_type
+    run.notes = rec.notes
+    run.labels = list(rec.tags)
+    if rec.HasField("start_time") and (first or run.start_time is None):
+        run.start_time = rec.start_time.seconds * 1000 + rec.start_time.nanos // 1_000_000
+    if rec.HasField("config"):
+        _apply_config(run.config, rec.config)
+
+
+def _apply_config(config: dict[str, Any], rec: Any) -> None:
+    for item in rec.update:
+        path_ = item_path(item)
+        set_path(config, path_, decode(item))
+    for item in rec.remove:
+        del_path(config, item_path(item))
+
+
+def _apply_stats(run: ScannedRun, rec: Any, counts: dict[str, int]) -> None:
+    ts = rec.timestamp.seconds * 1000 + rec.timestamp.nanos // 1_000_000
+    step: int | None = None
+    items = []
+    for item in rec.item:
+        key = item.key
+        value = as_number(decode_history(item))
+        if key == STEP_KEY and value is not None:
+            step = int(value)
+        elif value is not None:
+            items.append((key, value))
+    for key, value in items:
+        n = counts.get(key, 0)
+        counts[key] = n + 1
+        run.system_metrics[key] = MetricSummary(key, value, n if step is None else step, ts)
+
+
+def _artifact(rec: Any) -> Artifact:
+    import json
+
+    entries = [(c.path, c.digest, int(c.size), c.local_path or c.ref) for c in rec.manifest.contents]
+    try:
+        metadata = json.loads(rec.metadata) if rec.metadata else {}
+    except ValueError:
+        metadata = {}
+    return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries)
+
