@@ -449,3 +449,17 @@ def test_artifacts_options_are_checked() -> None:
         MlflowBackend({"artifacts_destination": "/x", "artifacts_server": "http://127.0.0.1:1"})
     with pytest.raises(ConfigError, match="http"):
         MlflowBackend({"artifacts_server": "/not/a/url"})
+
+
+def test_reading_a_store_that_does_not_exist_never_creates_it(tmp_path) -> None:
+    """`trackbridge ls` or a copy from a mistyped store path must not leave an empty mlflow.db."""
+    from trackbridge.backends.mlflow.backend import MlflowBackend
+    from trackbridge.errors import RunNotFound
+
+    db = tmp_path / "nowhere" / "mlflow.db"
+    reader = MlflowBackend({"tracking_uri": f"sqlite:///{db}"}).reader()
+    assert list(reader.list_experiments()) == [] and reader.get_experiment("x") is None
+    assert list(reader.list_registered_models()) == []
+    with pytest.raises(RunNotFound, match="no MLflow store at"):
+        reader.get_run("abc")
+    assert not db.exists() and not db.parent.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow.compute  # noqa: F401 - imported up front: tracemalloc must measure the engine, not an import
 
-from trackbridge.backends.base import Backend, Limits, Reader, RunFilter, Writer
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits, Reader, RunFilter, Writer
 from trackbridge.model import ArtifactInfo, Experiment, MetricPoint, MetricSummary, RunRecord, RunStatus
 from trackbridge.sync.engine import Options, SyncEngine
 from trackbridge.sync.plan import Selection
@@ -98,7 +98,8 @@ class Counting(Writer):
 
 
 class Pair(Backend):
-    name = "generated"
+    info = BackendInfo(name="generated", target="test_sync_memory:Pair")
+    features = Features()
 
     def __init__(self, reader: Reader, writer: Writer | None = None) -> None:
         super().__init__({})

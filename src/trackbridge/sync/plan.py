@@ -289,8 +289,7 @@ class Planner:
             run.points, run.points_exact = self._count_points(run)
         return run
 
-    @staticmethod
-    def _orphans(plan: Plan, indexes: dict[str, DestIndex]) -> None:
+    def _orphans(self, plan: Plan, indexes: dict[str, DestIndex]) -> None:
         """A new run whose parent is neither selected nor already copied loses its
         parent link: record it, so plan shows it and the run's mapping tag keeps it."""
         selected = {r.src.run_id for r in plan.runs}

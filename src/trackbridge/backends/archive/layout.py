@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from trackbridge import __version__
+from trackbridge.version import __version__
 from trackbridge.backends.archive.filetree import FileTree
 from trackbridge.backends.archive.files import read_json, safe_segment, write_json
 from trackbridge.errors import BackendError, RunNotFound

@@ -47,7 +47,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 from trackbridge.backends.mlflow.errors import mask_secrets, translated
-from trackbridge.errors import ConfigError, MissingDependencyError
+from trackbridge.errors import RunNotFound, ConfigError, MissingDependencyError
 
 DEFAULT_HTTP_RETRIES = 2
 DEFAULT_HTTP_TIMEOUT = 30
@@ -110,6 +110,29 @@ class MlflowConnection:
         return f"{self.display_uri}#/experiments/{quote(experiment_id)}/runs/{quote(run_id)}"
 
     # -- the client ---------------------------------------------------------
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a ``sqlite:`` tracking URI (``None`` for other stores)."""
+        uri = self.tracking_uri
+        if not uri.startswith("sqlite:///"):
+            return None
+        return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+    @property
+    def store_missing(self) -> bool:
+        """A ``sqlite:`` store whose file does not exist (and no client made it yet)."""
+        path = self.sqlite_path()
+        return self._client is None and path is not None and not path.exists()
+
+    def read_client(self) -> Any:
+        """The client, for reading: a ``sqlite:`` store that does not exist is an error,
+        never created (MLflow would create an empty database on first use)."""
+        path = self.sqlite_path()
+        if self.store_missing:
+            raise RunNotFound(
+                f"no MLflow store at {path}: nothing to read. Check the path (or MLFLOW_TRACKING_URI); "
+                "a store is created only by writing to it.")
+        return self.client
 
     @property
     def client(self) -> Any:

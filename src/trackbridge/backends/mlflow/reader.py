@@ -118,11 +118,17 @@ class MlflowReader(Reader):
 
     @property
     def _client(self) -> Any:
-        return self.connection.client
+        return self.connection.read_client()
 
     # -- experiments --------------------------------------------------------
 
+    def _missing_store(self) -> bool:
+        """A ``sqlite:`` store that does not exist: read as empty, never created."""
+        return self.connection.store_missing
+
     def list_experiments(self) -> Iterator[Experiment]:
+        if self._missing_store():
+            return
         token = None
         while True:
             with translated("list experiments"):
@@ -135,6 +141,8 @@ class MlflowReader(Reader):
                 return
 
     def get_experiment(self, name: str) -> Experiment | None:
+        if self._missing_store():
+            return None
         with translated(f"look up experiment {name!r}"):
             exp = self._client.get_experiment_by_name(name)
         if exp is None or exp.lifecycle_stage == "deleted":
@@ -304,6 +312,8 @@ class MlflowReader(Reader):
     # -- registry -----------------------------------------------------------
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:
+        if self._missing_store():
+            return
         token = None
         while True:
             with translated("list registered models"):
