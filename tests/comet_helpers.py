@@ -114,3 +114,147 @@ def messages(archive: Path) -> list[dict[str, Any]]:
 
     with zipfile.ZipFile(archive) as zf:
         return [json.loads(line) for line in zf.read("messages.json").splitlines() if line.strip()]
+
+
+# -- a local recorder that answers what `comet upload` asks ---------------------------
+
+import gzip  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from urllib.parse import parse_qs, urlparse  # noqa: E402
+
+EXPERIMENT_ALREADY_EXISTS = 90999  # comet_ml.exceptions: the server's "key already uploaded"
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 standing in for Comet's backend during ``comet upload``.
+
+    Built from the requests the real uploader sends (comet_ml 3.58): the handshake
+    ``logger/add/run`` (answered with a run id; a key seen before gets Comet's
+    "already exists" error), the batch endpoints for metrics and parameters, others,
+    tags, file uploads, start/stop times, status reports and model registration.
+    Every request is recorded (path, query, decoded JSON body or raw bytes) so a
+    test can assert what was uploaded; anything else is answered ``{}``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.keys: set[str] = set()
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _body(self) -> bytes:
+                size = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(size) if size else b""
+                if self.headers.get("Content-Encoding") == "gzip":
+                    data = gzip.decompress(data)
+                return data
+
+            def _answer(self, status: int, body: Any) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._handle("POST")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                self._handle("PUT")
+
+            def _handle(self, method: str) -> None:
+                url = urlparse(self.path)
+                data = self._body()
+                ctype = self.headers.get("Content-Type", "")
+                body: Any = data
+                if "json" in ctype or data[:1] in (b"{", b"["):
+                    try:
+                        body = json.loads(data)
+                    except ValueError:
+                        body = data
+                entry = {"method": method, "path": url.path, "query": parse_qs(url.query), "body": body,
+                         "content_type": ctype}
+                with recorder._lock:
+                    recorder.requests.append(entry)
+                status, answer = recorder.answer(entry)
+                self._answer(status, answer)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/clientlib/"
+
+    def start(self) -> "Recorder":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, entry: dict[str, Any]) -> tuple[int, Any]:
+        path = entry["path"]
+        if path.endswith("/logger/add/run"):
+            key = entry["body"].get("experimentKey") if isinstance(entry["body"], dict) else None
+            with self._lock:
+                if key in self.keys:
+                    return 400, {"sdk_error_code": EXPERIMENT_ALREADY_EXISTS, "msg": "already exists"}
+                self.keys.add(key)
+            return 200, {"runId": f"run-{key}", "project_id": "project-1", "focusUrl": None,
+                         "featureToggles": [], "s3DirectAccessEnabled": False}
+        if path.endswith("/status-report/update"):
+            return 200, {"is_alive_beat_duration_millis": 60_000, "gpu_monitor_interval_millis": 60_000,
+                         "cpu_monitor_interval_millis": 60_000, "parameter_update_interval_millis": 60_000,
+                         "pending_rpcs": False}
+        if path.endswith("/isAlive/ver"):
+            return 200, {"version": "3.58.8"}
+        if path.endswith("/logger/get/run"):
+            return 200, {"runId": "run-existing", "project_id": "project-1", "featureToggles": []}
+        return 200, {}
+
+    def bodies(self, suffix: str) -> list[Any]:
+        with self._lock:
+            return [r["body"] for r in self.requests if r["path"].endswith(suffix)]
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [r["path"] for r in self.requests]
+
+
+def comet_upload(archive: Path, recorder: Recorder, home: Path, extra: dict[str, str] | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real ``comet upload`` (the SDK's CLI entry point) against the recorder."""
+    env = child_env(home, {"COMET_URL_OVERRIDE": recorder.url, "COMET_API_KEY": "test-key-not-secret",
+                           **(extra or {})})
+    code = "import sys\nfrom comet_ml.scripts.comet import main\nmain(['upload', *sys.argv[1:]])\n"
+    start = time.monotonic()
+    done = run_python(code, str(archive), env=env, timeout=timeout)
+    done.elapsed = time.monotonic() - start  # type: ignore[attr-defined]
+    return done
+
+
+def multipart_file(body: bytes) -> bytes:
+    """The file part of a multipart/form-data body (what ``asset/upload`` receives)."""
+    boundary = body.split(b"\r\n", 1)[0]
+    part = body.split(boundary)[1]
+    return part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
+
+
+def uploaded_metrics(recorder: Recorder) -> dict[str, list[tuple[int, Any, int]]]:
+    """name -> [(step, value, timestamp)] of every metric the uploader sent, in order."""
+    out: dict[str, list[tuple[int, Any, int]]] = {}
+    for body in recorder.bodies("/batch/logger/experiment/metric"):
+        for v in body["values"]:
+            out.setdefault(v["metricName"], []).append((v["step"], v["metricValue"], v["timestamp"]))
+    return out

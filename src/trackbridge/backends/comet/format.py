@@ -88,6 +88,10 @@ SDK_OTHERS = frozenset({
 NOTES_OTHER = "trackbridge.notes"
 STATUS_OTHER = "trackbridge.status"
 SUMMARY_PREFIX = "trackbridge.summary."
+#: JSON {Comet name: key} of system metrics written as ``sys.<key>``.
+SYSTEM_KEYS_OTHER = "trackbridge.system_keys"
+#: registry version tags that stand for aliases (Comet has none).
+ALIAS_TAG_PREFIX = "alias:"
 
 #: the series the per-point epoch becomes.
 EPOCH_SERIES = "epoch"

@@ -31,6 +31,7 @@ from trackbridge.model import (
     Experiment,
     LoggedModel,
     MetricPoint,
+    MetricSummary,
     ModelVersion,
     RegisteredModel,
     RunRecord,
@@ -163,8 +164,11 @@ class CometOfflineReader(Reader):
         summary: dict[str, Any] = {}
         notes: str | None = None
         status: RunStatus | None = None
+        system_keys: dict[str, str] = {}
         for key, value in run.others.items():
-            if key == fmt.NOTES_OTHER:
+            if key == fmt.SYSTEM_KEYS_OTHER:
+                system_keys = _json_or_text(value) if isinstance(_json_or_text(value), dict) else {}
+            elif key == fmt.NOTES_OTHER:
                 notes = fmt.other_as_tag(value)
             elif key == fmt.STATUS_OTHER:
                 status = RunStatus.parse(str(value))
@@ -192,18 +196,25 @@ class CometOfflineReader(Reader):
             labels=[str(t) for t in run.meta.get("tags") or []],
             notes=notes,
             metrics=dict(run.metrics),
-            system_metrics=dict(run.system_metrics),
+            system_metrics={system_keys.get(k, k): MetricSummary(system_keys.get(k, k), m.value, m.step, m.timestamp)
+                            for k, m in run.system_metrics.items()},
             summary=summary,
             models=models,
             unread=_unread(run),
         )
+
+    def _comet_names(self, run: ScannedRun, keys: Sequence[str]) -> dict[str, str]:
+        """Comet metric name -> canonical key (system metrics written as ``sys.<key>``)."""
+        back = _json_or_text(run.others.get(fmt.SYSTEM_KEYS_OTHER, "{}"))
+        forward = {v: k for k, v in back.items()} if isinstance(back, dict) else {}
+        return {forward.get(key, key): key for key in keys}
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         run = self._find(run_id)
         files = ArchiveFiles(run.path)
         try:
             page: list[MetricPoint] = []
-            for _key, point in iter_points(files, {key}, run.derived_epoch):
+            for _key, point in iter_points(files, set(self._comet_names(run, [key])), run.derived_epoch):
                 page.append(point)
                 if len(page) >= page_size:
                     yield page
@@ -218,8 +229,10 @@ class CometOfflineReader(Reader):
         run = self._find(run_id)
         files = ArchiveFiles(run.path)
         try:
+            names = self._comet_names(run, keys)
             row: Row | None = None
-            for key, p in iter_points(files, set(keys), run.derived_epoch):
+            for name, p in iter_points(files, set(names), run.derived_epoch):
+                key = names[name]
                 if row is None or row.step != p.step or row.timestamp != p.timestamp or key in row.values:
                     if row is not None:
                         yield row
@@ -259,7 +272,9 @@ class CometOfflineReader(Reader):
                 model.versions.append(ModelVersion(
                     name=reg.registry_name, version=reg.version, run_id=run.key,
                     artifact_path=reg.model_name, description=reg.description,
-                    tags={t: "" for t in reg.tags}, stage=reg.status,
+                    tags={t: "" for t in reg.tags if not t.startswith(fmt.ALIAS_TAG_PREFIX)},
+                    aliases=[t[len(fmt.ALIAS_TAG_PREFIX):] for t in reg.tags if t.startswith(fmt.ALIAS_TAG_PREFIX)],
+                    stage=reg.status,
                 ))
         for model in models.values():
             model.versions.sort(key=lambda v: semver_key(v.version))

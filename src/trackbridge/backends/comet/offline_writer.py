@@ -1,1 +1,483 @@
-"""Writing Comet offline archives (in progress)."""
+"""``comet-offline:PATH`` as a destination: Comet offline archives written directly.
+
+Why not through comet_ml's ``OfflineExperiment``: it stamps every point with the
+time of the call (the SDK writes ~17,000 points/s), sets start/stop times to the
+copy's own, and picks random experiment keys.  This writer keeps each point's
+original timestamp, the run's start and stop times, and derives the experiment key
+from the source run (``sha1("trackbridge:<platform>:<run id>")``, what
+``comet_ml.get_experiment_key`` gives for that text), so a second copy rewrites the
+same ``<key>.zip`` and ``comet upload`` of it never makes a second experiment
+(``resume_strategy="create"`` with a user key: Comet refuses a key it already has).
+
+Memory: messages are appended to a staging file on disk
+(``PATH/.trackbridge-staging/<key>/messages.json``) as they come, files are copied
+next to it, and the zip is built at ``finish_run`` (and again at ``flush`` when the
+run changed after).  A run's memory is its small ``experiment.json`` state.
+
+A crash mid-run leaves only the staging folder: the committed ``<key>.zip`` (if any)
+is untouched (archives are written to a temporary name and renamed).  The next
+``create_run`` of the same source run rewrites the archive from scratch, and a later
+write to a run whose staging this process does not know starts from the committed zip.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from trackbridge.backends.base import UNLIMITED, Limits, Writer
+from trackbridge.backends.comet import format as fmt
+from trackbridge.backends.comet.offline_reader import STAGING_DIR, archive_paths
+from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, read_meta
+from trackbridge.backends.comet.zipsource import ArchiveFiles
+from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
+
+#: What Comet takes (docs and the SDK's validators): keys <= 100 characters, a
+#: parameter value <= 1,000 characters once stringified.  Params keep JSON values and
+#: nesting (flattened here as ``a|b``, which the reader nests again).
+COMET_LIMITS = Limits(
+    max_metrics_per_batch=10_000,
+    max_params_per_batch=10_000,
+    max_tags_per_batch=10_000,
+    max_key_length=100,
+    max_param_value_length=1_000,
+    max_tag_value_length=UNLIMITED,
+    key_pattern=None,
+    flat_params=False,
+    nested_separator=fmt.NESTED_SEPARATOR,
+    allows_nan=True,
+    strictly_increasing_steps=False,
+    max_tags_per_run=None,
+)
+
+SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
+SOURCE_RUN_TAG = "trackbridge.source.run_id"
+SYSTEM_KEYS_OTHER = fmt.SYSTEM_KEYS_OTHER
+ALIAS_TAG_PREFIX = fmt.ALIAS_TAG_PREFIX
+
+
+def experiment_key(platform: str, run_id: str) -> str:
+    """The Comet experiment key of a copy of (platform, run id): 40 hex digits,
+    equal to ``comet_ml.get_experiment_key(f"trackbridge:{platform}:{run_id}")``."""
+    return hashlib.sha1(f"trackbridge:{platform}:{run_id}".encode()).hexdigest()
+
+
+def semver(version: str) -> str:
+    """Comet's registry wants semver: an integer version ``N`` becomes ``N.0.0``."""
+    return f"{int(version)}.0.0" if version.strip().isdigit() else version
+
+
+@dataclass
+class _Run:
+    key: str
+    dir: Path
+    meta: dict[str, Any]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    out: IO[str] | None = None
+    next_id: int = 1
+    files: int = 0
+    epoch: float | None = None
+    nested_flag: bool = False
+    system_keys: dict[str, str] = field(default_factory=dict)
+    #: (registry name, version) -> register_model payload, written when zipping.
+    registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dirty: bool = True
+
+
+class CometOfflineWriter(Writer):
+    """Writes one ``<key>.zip`` per run into a folder that ``comet upload`` accepts."""
+
+    limits = COMET_LIMITS
+
+    def __init__(self, root: Path, platform: str = "comet-offline", workspace: str | None = None) -> None:
+        self.root = root
+        self.platform = platform
+        self.workspace = workspace
+        self._lock = threading.Lock()
+        self._runs: dict[str, _Run] = {}
+
+    # -- experiments and runs ---------------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """Comet projects need no creation (``comet upload`` creates them): the id is the name."""
+        return name
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        tags = dict(tags or {})
+        if tags.get(SOURCE_PLATFORM_TAG) and tags.get(SOURCE_RUN_TAG):
+            key = experiment_key(tags[SOURCE_PLATFORM_TAG], tags[SOURCE_RUN_TAG])
+        else:
+            key = uuid.uuid4().hex
+        with self._lock:
+            old = self._runs.pop(key, None)
+        if old is not None and old.out is not None:
+            old.out.close()
+        run_dir = self._staging(key)
+        shutil.rmtree(run_dir, ignore_errors=True)  # a crashed or repeated copy is rewritten
+        (run_dir / "files").mkdir(parents=True)
+        meta = {
+            "offline_id": key, "project_name": experiment_id or None, "workspace": self.workspace,
+            "start_time": int(start_time if start_time is not None else now_ms()), "stop_time": None,
+            "tags": [], "resume_strategy": "create", "customer_error_reported": False,
+            "customer_error_message": None, "user_provided_experiment_key": True, "comet_start_sourced": True,
+        }
+        run = _Run(key, run_dir, meta)
+        run.out = open(run_dir / MESSAGES_FILE, "a", encoding="utf-8")
+        with self._lock:
+            self._runs[key] = run
+        with run.lock:
+            if name is not None:
+                self._other(run, "Name", name)
+            for k, v in tags.items():
+                self._other(run, k, v)
+            if parent_run_id is not None and "trackbridge.source.parent_run_id" not in tags:
+                self._other(run, "trackbridge.source.parent_run_id", parent_run_id)
+        return key
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            final = RunStatus.parse(status)
+            still_open = final in (RunStatus.RUNNING, RunStatus.SCHEDULED)
+            run.meta["stop_time"] = end_time if end_time is not None else None if still_open else now_ms()
+            self._other(run, fmt.STATUS_OTHER, final.value)
+            self._commit(run)
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            self._other(run, "Name", name)
+
+    def delete_run(self, run_id: str) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is not None and run.out is not None:
+            run.out.close()
+        shutil.rmtree(self._staging(run_id), ignore_errors=True)
+        for path in self._archives_of(run_id):
+            path.unlink()
+
+    # -- metadata ------------------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        run = self._open(run_id)
+        flat = fmt.flatten_params(params)
+        with run.lock:
+            if len(flat) != len(params) or any(fmt.NESTED_SEPARATOR in k for k in flat):
+                if not run.nested_flag:
+                    self._other(run, "hasNestedParams", True)
+                    run.nested_flag = True
+            ts = now_ms()
+            for key, value in flat.items():
+                try:
+                    json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError):
+                    raise InvalidValueError(f"param {key!r}: {value!r} is not a JSON value Comet can hold") from None
+                form = "params" if isinstance(value, list) else "param"
+                self._write(run, "parameter_msg", {"local_timestamp": ts, form: {
+                    "paramName": key, "paramValue": value, "source": "manual", "step": None}})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Key/value tags are Comet "others" (Comet tags are labels)."""
+        run = self._open(run_id)
+        with run.lock:
+            for key, value in tags.items():
+                self._other(run, key, str(value))
+
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            run.meta["tags"] += [t for t in dict.fromkeys(labels) if t not in run.meta["tags"]]
+            run.dirty = True
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            self._other(run, fmt.NOTES_OTHER, notes)
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            for key, value in summary.items():
+                self._other(run, fmt.SUMMARY_PREFIX + key, json.dumps(value, allow_nan=True))
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            for key, point in points:
+                if key == fmt.EPOCH_SERIES:
+                    run.epoch = point.value
+                self._metric(run, key, point.step, point.value, point.timestamp)
+
+    def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
+        """Rows by step: the row's ``epoch`` (when it has one) is the epoch of all its points."""
+        run = self._open(run_id)
+        with run.lock:
+            for row in rows:
+                if fmt.EPOCH_SERIES in row.values:
+                    run.epoch = row.values[fmt.EPOCH_SERIES]
+                for key, value in row.values.items():
+                    self._metric(run, key, row.step, value, row.timestamp)
+
+    def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Kept apart as Comet keeps them: names ``sys.<key>`` (the reader maps them back)."""
+        run = self._open(run_id)
+        with run.lock:
+            for key, point in points:
+                name = key if fmt.is_system_metric(key) else f"sys.{key}"
+                if name != key and run.system_keys.get(name) != key:
+                    run.system_keys[name] = key
+                    self._other(run, SYSTEM_KEYS_OTHER, json.dumps(run.system_keys, sort_keys=True))
+                self._metric(run, name, point.step, point.value, point.timestamp, epoch=False)
+
+    def _metric(self, run: _Run, key: str, step: int, value: float, ts: int, epoch: bool = True) -> None:
+        epoch_value = run.epoch if epoch else None
+        if epoch_value is not None and float(epoch_value).is_integer():
+            epoch_value = int(epoch_value)
+        self._write(run, "metric_msg", {"local_timestamp": int(ts), "metric": {
+            "metricName": key, "metricValue": fmt.encode_float(value), "step": int(step), "epoch": epoch_value}})
+
+    # -- files -------------------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        local_path = Path(local_path)
+        run = self._open(run_id)
+        with run.lock:
+            for src, rel in _files_under(local_path, artifact_dir):
+                self._upload(run, src, "asset", {"fileName": rel})
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """Model files are ``model-element`` uploads grouped by the model's name."""
+        local_dir = Path(local_dir)
+        run = self._open(run_id)
+        with run.lock:
+            for src, rel in _files_under(local_dir, None):
+                self._upload(run, src, "model-element", {"fileName": rel, "groupingName": name,
+                                                         "type": "model-element"})
+        return LoggedModel(name=name, artifact_path=name)
+
+    def _upload(self, run: _Run, src: Path, upload_type: str, extra: dict[str, Any]) -> None:
+        run.files += 1
+        member = f"file-{run.files:06d}"
+        shutil.copyfile(src, run.dir / "files" / member)
+        params = {"assetId": uuid.uuid4().hex, "context": None, "extension": src.suffix.lstrip(".") or None,
+                  "overwrite": False, "runId": None, "step": None, **extra}
+        self._write(run, "file_upload", {"additional_params": params, "clean": True, "file_path": member,
+                                         "local_timestamp": now_ms(), "metadata": {}, "upload_type": upload_type})
+
+    # -- registry ----------------------------------------------------------------------
+
+    def register_model(self, model: RegisteredModel) -> None:
+        """Comet creates a registry entry with its first version; nothing to do here."""
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        if run_id is None:
+            raise BackendError(f"Comet registers versions from an experiment's model; {version.name} "
+                               f"version {version.version} has no run to register it from")
+        run = self._open(run_id)
+        number = semver(version.version)
+        tags = [t for t in version.tags] + [ALIAS_TAG_PREFIX + a for a in version.aliases]
+        with run.lock:
+            run.registrations[f"{version.name}\0{number}"] = {
+                "comment": None, "description": version.description or None, "experiment_id": run.key,
+                "metadata": None, "model_name": version.artifact_path or version.name, "public": False,
+                "registry_name": version.name, "stages": None, "status": version.stage,
+                "status_configuration": None, "tags": tags, "version": number,
+                # the uploader validates a string here and then uses its own workspace
+                "workspace": self.workspace or "",
+            }
+            run.dirty = True
+        return ModelVersion(**{**_fields(version), "version": number})
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        """Comet has no aliases: kept as the version's tag ``alias:<name>``."""
+        number = semver(version)
+        for run in self._all_open():
+            with run.lock:
+                reg = run.registrations.get(f"{name}\0{number}")
+                if reg is not None:
+                    if ALIAS_TAG_PREFIX + alias not in reg["tags"]:
+                        reg["tags"].append(ALIAS_TAG_PREFIX + alias)
+                        run.dirty = True
+                    return
+        raise RunNotFound(f"model {name} version {number} was not registered by this writer")
+
+    # -- committing ---------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Zip every run changed since its last zip."""
+        for run in self._all_open():
+            with run.lock:
+                if run.dirty:
+                    self._commit(run)
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            runs, self._runs = list(self._runs.values()), {}
+        for run in runs:
+            with run.lock:
+                if run.out is not None:
+                    run.out.close()
+                    run.out = None
+                shutil.rmtree(run.dir, ignore_errors=True)
+        try:
+            (self.root / STAGING_DIR).rmdir()
+        except OSError:
+            pass
+
+    def _commit(self, run: _Run) -> None:
+        """Write ``<key>.zip`` atomically: experiment.json first (so a truncated copy still
+        says what it is), then messages.json, then the files."""
+        assert run.out is not None
+        run.out.flush()
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / f"{run.key}.zip"
+        tmp = self.root / f".{run.key}.zip.tmp"
+        meta = dict(run.meta)
+        if meta["stop_time"] is None:
+            meta["stop_time"] = now_ms()  # comet upload needs one; a running copy ends now there
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(EXPERIMENT_FILE, json.dumps(meta))
+            with zf.open(MESSAGES_FILE, "w", force_zip64=True) as dst:
+                with open(run.dir / MESSAGES_FILE, "rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                next_id = run.next_id
+                for payload in run.registrations.values():
+                    line = {"payload": {**payload, "message_id": next_id}, "type": "register_model"}
+                    dst.write((json.dumps(line) + "\n").encode())
+                    next_id += 1
+            for member in sorted(os.listdir(run.dir / "files")):
+                zf.write(run.dir / "files" / member, member)
+        for old in self._archives_of(run.key):
+            if old != target:
+                old.unlink()
+        os.replace(tmp, target)
+        run.dirty = False
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _staging(self, key: str) -> Path:
+        return self.root / STAGING_DIR / key
+
+    def _all_open(self) -> list[_Run]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def _archives_of(self, key: str) -> list[Path]:
+        return [p for p in archive_paths(self.root) if p.name.startswith(key)]
+
+    def _open(self, run_id: str) -> _Run:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = self._reopen(run_id)
+            return run
+
+    def _reopen(self, key: str) -> _Run:
+        """A run written earlier (this process closed it, or another wrote it): its staging
+        is rebuilt from the committed archive, which stays in place until the next zip."""
+        found = [p for p in self._archives_of(key) if _key_of(p) == key]
+        if not found:
+            raise RunNotFound(f"no Comet offline archive for experiment key {key!r} in {self.root}")
+        run_dir = self._staging(key)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        (run_dir / "files").mkdir(parents=True)
+        files = ArchiveFiles(found[0])
+        try:
+            meta = read_meta(files)
+            run = _Run(key, run_dir, meta, dirty=False)
+            with files.open(MESSAGES_FILE) as src, open(run_dir / MESSAGES_FILE, "wb") as dst:
+                for raw in src:
+                    msg = json.loads(raw)
+                    if msg.get("type") == "register_model":
+                        p = msg["payload"]
+                        run.registrations[f"{p['registry_name']}\0{p['version']}"] = {
+                            k: v for k, v in p.items() if k != "message_id"}
+                        continue
+                    dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                    run.next_id = max(run.next_id, int(msg["payload"].get("message_id") or 0) + 1)
+                    _restore_state(run, msg)
+            for name in files.names():
+                if name not in (EXPERIMENT_FILE, MESSAGES_FILE):
+                    with files.open(name) as src, open(run_dir / "files" / name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    run.files += 1
+        finally:
+            files.close()
+        run.out = open(run_dir / MESSAGES_FILE, "a", encoding="utf-8")
+        return run
+
+    def _other(self, run: _Run, key: str, value: Any) -> None:
+        self._write(run, "log_other", {"key": key, "value": value})
+
+    def _write(self, run: _Run, kind: str, payload: dict[str, Any]) -> None:
+        assert run.out is not None
+        payload["message_id"] = run.next_id
+        run.next_id += 1
+        run.out.write(json.dumps({"payload": payload, "type": kind}, allow_nan=False) + "\n")
+        run.dirty = True
+
+
+def _key_of(path: Path) -> str | None:
+    files = ArchiveFiles(path)
+    try:
+        return str(read_meta(files).get("offline_id"))
+    except ValueError:
+        return None
+    finally:
+        files.close()
+
+
+def _restore_state(run: _Run, msg: dict[str, Any]) -> None:
+    """What the writer tracks per run, from a message read back (reopening an archive)."""
+    payload = msg["payload"]
+    if msg.get("type") == "log_other":
+        if payload.get("key") == "hasNestedParams":
+            run.nested_flag = True
+        elif payload.get("key") == SYSTEM_KEYS_OTHER:
+            run.system_keys = json.loads(payload["value"])
+    elif msg.get("type") == "metric_msg":
+        epoch = (payload.get("metric") or {}).get("epoch")
+        if epoch is not None:
+            run.epoch = epoch
+
+
+def _files_under(path: Path, artifact_dir: str | None) -> list[tuple[Path, str]]:
+    """(file, relative name) of a file or a folder, under ``artifact_dir``."""
+    prefix = (artifact_dir or "").strip("/")
+    if path.is_file():
+        rel = path.name
+        return [(path, f"{prefix}/{rel}" if prefix else rel)]
+    if not path.is_dir():
+        raise BackendError(f"{path} is neither a file nor a folder")
+    out = []
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        out.append((f, f"{prefix}/{rel}" if prefix else rel))
+    return out
+
+
+def _fields(version: ModelVersion) -> dict[str, Any]:
+    return {name: getattr(version, name) for name in version.__slots__}
