@@ -229,7 +229,8 @@ class AzureLimitProxy:
                 return _azure_error(400, "INVALID_PARAMETER_VALUE",
                                     f"tag {key[:40]!r}: key <= {MAX_TAG_KEY}, value <= {MAX_TAG_VALUE} characters")
         if tags:
-            existing = self._run_tag_keys(payload.get("run_id") or payload.get("run_uuid")) if api != "runs/create" else set()
+            run_id = payload.get("run_id") or payload.get("run_uuid")
+            existing = self._run_tag_keys(parsed.path.split(API, 1)[0], run_id) if api != "runs/create" else set()
             total = existing | {t["key"] for t in tags}
             if api == "runs/create" and payload.get("run_name"):
                 total.add("mlflow.runName")
@@ -248,10 +249,11 @@ class AzureLimitProxy:
             return [{"key": payload.get("key", ""), "value": payload.get("value", "")}]
         return []
 
-    def _run_tag_keys(self, run_id: str | None) -> set[str]:
+    def _run_tag_keys(self, prefix: str, run_id: str | None) -> set[str]:
+        """The run's current tag keys, asked of the server (what Azure counts)."""
         if not run_id:
             return set()
-        url = f"{self.upstream}{API}runs/get?run_id={run_id}"
+        url = f"{self.upstream}{prefix}{API}runs/get?run_id={run_id}"
         try:
             with urllib.request.urlopen(url, timeout=30) as resp:
                 run = json.loads(resp.read())
