@@ -231,3 +231,12 @@ def test_second_upload_never_makes_a_second_experiment(tmp_path: Path, model_dir
     assert again.returncode != 0  # Comet refuses the key it already has
     assert len(recorder.bodies("/batch/logger/experiment/metric")) == sent  # nothing sent twice
     assert recorder.keys == {run_id}
+
+
+def test_tags_after_finish_are_on_disk_without_flush(tmp_path: Path, model_dir: Path) -> None:
+    backend, run_id = _write(tmp_path / "dest", model_dir, tmp_path, finish=False)
+    w = backend.writer()
+    w.finish_run(run_id, RunStatus.FINISHED, 5)
+    w.set_tags(run_id, {"trackbridge.complete": "marker"})  # no flush, no close
+    assert CometOfflineBackend({"path": str(tmp_path / "dest")}).reader().get_run(run_id).tags[
+        "trackbridge.complete"] == "marker"

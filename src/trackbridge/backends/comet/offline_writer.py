@@ -92,6 +92,8 @@ class _Run:
     #: (registry name, version) -> register_model payload, written when zipping.
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty: bool = True
+    #: finish_run has zipped it: later changes (the engine's final tags) are zipped at once.
+    finished: bool = False
 
 
 class CometOfflineWriter(Writer):
@@ -161,11 +163,13 @@ class CometOfflineWriter(Writer):
             run.meta["stop_time"] = end_time if end_time is not None else None if still_open else now_ms()
             self._other(run, fmt.STATUS_OTHER, final.value)
             self._commit(run)
+            run.finished = True
 
     def set_run_name(self, run_id: str, name: str) -> None:
         run = self._open(run_id)
         with run.lock:
             self._other(run, "Name", name)
+        self._settle(run)
 
     def delete_run(self, run_id: str) -> None:
         with self._lock:
@@ -202,23 +206,27 @@ class CometOfflineWriter(Writer):
         with run.lock:
             for key, value in tags.items():
                 self._other(run, key, str(value))
+        self._settle(run)
 
     def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
         run = self._open(run_id)
         with run.lock:
             run.meta["tags"] += [t for t in dict.fromkeys(labels) if t not in run.meta["tags"]]
             run.dirty = True
+        self._settle(run)
 
     def set_notes(self, run_id: str, notes: str) -> None:
         run = self._open(run_id)
         with run.lock:
             self._other(run, fmt.NOTES_OTHER, notes)
+        self._settle(run)
 
     def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
         run = self._open(run_id)
         with run.lock:
             for key, value in summary.items():
                 self._other(run, fmt.SUMMARY_PREFIX + key, json.dumps(value, allow_nan=True))
+        self._settle(run)
 
     # -- metrics ---------------------------------------------------------------------
 
@@ -308,6 +316,7 @@ class CometOfflineWriter(Writer):
                 "workspace": self.workspace or "",
             }
             run.dirty = True
+        self._settle(run)
         return ModelVersion(**{**_fields(version), "version": number})
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
@@ -320,6 +329,7 @@ class CometOfflineWriter(Writer):
                     if ALIAS_TAG_PREFIX + alias not in reg["tags"]:
                         reg["tags"].append(ALIAS_TAG_PREFIX + alias)
                         run.dirty = True
+                    self._settle(run)
                     return
         raise RunNotFound(f"model {name} version {number} was not registered by this writer")
 
@@ -346,6 +356,13 @@ class CometOfflineWriter(Writer):
             (self.root / STAGING_DIR).rmdir()
         except OSError:
             pass
+
+    def _settle(self, run: _Run) -> None:
+        """Metadata changed after finish_run (the engine's completion marker, say): zip now,
+        so the archive on disk is never behind even if nobody calls flush."""
+        with run.lock:
+            if run.finished and run.dirty:
+                self._commit(run)
 
     def _commit(self, run: _Run) -> None:
         """Write ``<key>.zip`` atomically: experiment.json first (so a truncated copy still
@@ -407,7 +424,7 @@ class CometOfflineWriter(Writer):
         files = ArchiveFiles(found[0])
         try:
             meta = read_meta(files)
-            run = _Run(key, run_dir, meta, dirty=False)
+            run = _Run(key, run_dir, meta, dirty=False, finished=True)
             with files.open(MESSAGES_FILE) as src, open(run_dir / MESSAGES_FILE, "wb") as dst:
                 for raw in src:
                     msg = json.loads(raw)
