@@ -99,8 +99,8 @@ def test_asset_model_and_registry(sdk_zip: Path, tmp_path: Path) -> None:
     assert files == {"model-src/weights.bin": bytes(range(256)) * 4, "model-src/config.json": b'{"layers": 3}'}
     [reg] = list(reader.list_registered_models())
     [ver] = reg.versions
-    assert (reg.name, ver.version, ver.stage, ver.tags, ver.description, ver.run_id) == (
-        "classifier", "1.2.0", "Production", {"prod": ""}, "first", run.run_id)
+    assert (reg.name, reg.description, ver.version, ver.stage, ver.tags, ver.run_id) == (
+        "classifier", "first", "1.2.0", "Production", {"prod": ""}, run.run_id)
 
 
 def test_unknown_run(sdk_zip: Path) -> None:

@@ -92,6 +92,35 @@ SUMMARY_PREFIX = "trackbridge.summary."
 SYSTEM_KEYS_OTHER = "trackbridge.system_keys"
 #: registry version tags that stand for aliases (Comet has none).
 ALIAS_TAG_PREFIX = "alias:"
+#: registry version tags that stand for the registered model's own tags.
+MODEL_TAG_PREFIX = "model:"
+
+
+def encode_version_tags(tags: Mapping[str, str], aliases: list[str], model_tags: Mapping[str, str]) -> list[str]:
+    """Comet's version tags are labels: ``k`` (empty value), ``k=v``, ``alias:a`` and
+    ``model:k=v`` carry the version's tags, its aliases and its model's tags."""
+    def kv(k: str, v: str) -> str:
+        return f"{k}={v}" if v else k
+
+    return ([kv(k, v) for k, v in tags.items()] + [ALIAS_TAG_PREFIX + a for a in aliases]
+            + [MODEL_TAG_PREFIX + kv(k, v) for k, v in model_tags.items()])
+
+
+def decode_version_tags(labels: list[str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """The inverse of :func:`encode_version_tags`: (tags, aliases, model tags)."""
+    tags: dict[str, str] = {}
+    aliases: list[str] = []
+    model_tags: dict[str, str] = {}
+    for label in labels:
+        if label.startswith(ALIAS_TAG_PREFIX):
+            aliases.append(label[len(ALIAS_TAG_PREFIX):])
+        elif label.startswith(MODEL_TAG_PREFIX):
+            k, _, v = label[len(MODEL_TAG_PREFIX):].partition("=")
+            model_tags[k] = v
+        else:
+            k, _, v = label.partition("=")
+            tags[k] = v
+    return tags, aliases, model_tags
 
 #: the series the per-point epoch becomes.
 EPOCH_SERIES = "epoch"

@@ -268,13 +268,14 @@ class CometOfflineReader(Reader):
         for run in self._runs():
             for reg in run.registrations:
                 model = models.setdefault(reg.registry_name, RegisteredModel(name=reg.registry_name))
+                model.description = reg.model_description or model.description
+                tags, aliases, model_tags = fmt.decode_version_tags(reg.tags)
+                model.tags.update(model_tags)
                 model.versions = [v for v in model.versions if v.version != reg.version]
                 model.versions.append(ModelVersion(
                     name=reg.registry_name, version=reg.version, run_id=run.key,
                     artifact_path=reg.model_name, description=reg.description,
-                    tags={t: "" for t in reg.tags if not t.startswith(fmt.ALIAS_TAG_PREFIX)},
-                    aliases=[t[len(fmt.ALIAS_TAG_PREFIX):] for t in reg.tags if t.startswith(fmt.ALIAS_TAG_PREFIX)],
-                    stage=reg.status,
+                    tags=tags, aliases=aliases, stage=reg.status,
                 ))
         for model in models.values():
             model.versions.sort(key=lambda v: semver_key(v.version))

@@ -107,6 +107,8 @@ class CometOfflineWriter(Writer):
         self.workspace = workspace
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        #: registered model name -> (description, tags): Comet keeps them with each registration.
+        self._models: dict[str, tuple[str, dict[str, str]]] = {}
 
     # -- experiments and runs ---------------------------------------------------
 
@@ -297,18 +299,35 @@ class CometOfflineWriter(Writer):
     # -- registry ----------------------------------------------------------------------
 
     def register_model(self, model: RegisteredModel) -> None:
-        """Comet creates a registry entry with its first version; nothing to do here."""
+        """Comet creates a registry entry with its first version: the description and the
+        model's tags (as ``model:k=v`` version tags) go with every version registered here."""
+        with self._lock:
+            self._models[model.name] = (model.description, dict(model.tags))
+
+    def _next_version(self, name: str) -> str:
+        """The version Comet would give next: one major above every known version."""
+        from trackbridge.backends.comet.offline_reader import CometOfflineReader, semver_key
+
+        known = [v.version for m in CometOfflineReader(self.root, self.platform, recover=True)
+                 .list_registered_models() if m.name == name for v in m.versions]
+        for run in self._all_open():
+            known += [r["version"] for r in run.registrations.values() if r["registry_name"] == name]
+        major = max((semver_key(v)[0] for v in known if semver_key(v)), default=0)
+        return f"{major + 1}.0.0"
 
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
         if run_id is None:
             raise BackendError(f"Comet registers versions from an experiment's model; {version.name} "
                                f"version {version.version} has no run to register it from")
         run = self._open(run_id)
-        number = semver(version.version)
-        tags = [t for t in version.tags] + [ALIAS_TAG_PREFIX + a for a in version.aliases]
+        with self._lock:
+            description, model_tags = self._models.get(version.name, ("", {}))
+        number = semver(version.version) if version.version else self._next_version(version.name)
+        tags = fmt.encode_version_tags(version.tags, list(version.aliases), model_tags)
         with run.lock:
             run.registrations[f"{version.name}\0{number}"] = {
-                "comment": None, "description": version.description or None, "experiment_id": run.key,
+                "comment": version.description or None, "description": description or None,
+                "experiment_id": run.key,
                 "metadata": None, "model_name": version.artifact_path or version.name, "public": False,
                 "registry_name": version.name, "stages": None, "status": version.stage,
                 "status_configuration": None, "tags": tags, "version": number,

@@ -46,8 +46,10 @@ class RegisterEntry:
     version: str
     status: str | None
     tags: list[str]
+    #: the version's comment (Comet's ``comment``).
     description: str
-    comment: str | None = None
+    #: the registered model's description (Comet's ``description``).
+    model_description: str = ""
 
 
 @dataclass
@@ -225,8 +227,8 @@ def scan(path: Path, files: ArchiveFiles) -> ScannedRun:
                 version=str(payload.get("version") or "1.0.0"),
                 status=payload.get("status"),
                 tags=[str(t) for t in payload.get("tags") or []],
-                description=str(payload.get("description") or ""),
-                comment=payload.get("comment"),
+                description=str(payload.get("comment") or ""),
+                model_description=str(payload.get("description") or ""),
             ))
         elif kind == "remote_model":
             if payload.get("model_name") and payload["model_name"] not in run.remote_models:
