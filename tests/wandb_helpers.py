@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -106,3 +107,158 @@ def sdk_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     """One rich run made by the real SDK, shared by the session (read-only: copy it
     before damaging it)."""
     return make_sdk_run(tmp_path_factory.mktemp("wandb-sdk-run"))
+
+
+# -- a local W&B server stand-in that records what `wandb sync` uploads -------------------
+#
+# Built from the requests the Go core's `wandb sync` (wandb 0.31) actually sends, with
+# the response shapes of its GraphQL documents (core/api/graphql/*.graphql in the wandb
+# repository): UpsertBucket, CreateRunFiles, CreateArtifact, CreateArtifactManifest,
+# CreateArtifactFiles, CommitArtifact, UpdateArtifactManifest; the file stream
+# (POST /files/<entity>/<project>/<run>/file_stream) and file uploads (PUT).
+
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+class WandbRecorder:
+    """Answers `wandb sync` on 127.0.0.1 and keeps, per run: the UpsertBucket
+    variables (each call), the file-stream lines per file, and uploaded files."""
+
+    def __init__(self) -> None:
+        self.upserts: dict[str, list[dict[str, Any]]] = {}
+        self.stream: dict[str, dict[str, list[str]]] = {}
+        self.uploads: dict[str, bytes] = {}
+        self.operations: list[str] = []
+        self.unknown: list[str] = []
+        self.requests: list[dict[str, Any]] = []
+        self._ids = 0
+        self._lock = threading.Lock()
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/graphql"):
+                    self._json(recorder.graphql(json.loads(body)))
+                elif self.path.endswith("/file_stream"):
+                    recorder.file_stream(self.path, json.loads(body))
+                    self._json({"exitcode": None, "limits": {}})
+                else:
+                    recorder.unknown.append(f"POST {self.path}")
+                    self._json({})
+
+            def do_PUT(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with recorder._lock:
+                    recorder.uploads[self.path] = body
+                self._json({})
+
+            def do_GET(self) -> None:  # noqa: N802
+                recorder.unknown.append(f"GET {self.path}")
+                self._json({})
+
+            def _json(self, data: Any) -> None:
+                out = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> "WandbRecorder":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _id(self) -> str:
+        with self._lock:
+            self._ids += 1
+            return f"id-{self._ids}"
+
+    def graphql(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("operationName") or ""
+        v = request.get("variables") or {}
+        self.operations.append(op)
+        self.requests.append(request)
+        if op == "UpsertBucket":
+            with self._lock:
+                self.upserts.setdefault(v["name"], []).append(v)
+            return {"data": {"upsertBucket": {"inserted": True, "bucket": {
+                "id": "bucket-" + v["name"], "name": v["name"], "displayName": v.get("displayName"),
+                "description": v.get("notes"), "config": v.get("config") or "{}", "sweepName": None,
+                "historyLineCount": 0,
+                "project": {"id": "p", "name": v.get("project") or "uncategorized",
+                            "entity": {"id": "e", "name": v.get("entity") or "recorder"}}}}}}
+        if op == "CreateRunFiles":
+            files = [{"name": name, "uploadUrl": f"{self.url}/upload/{v['run']}/{name}"} for name in v["files"]]
+            return {"data": {"createRunFiles": {"runID": v["run"], "uploadHeaders": [], "files": files}}}
+        if op == "CreateArtifact":
+            aid = self._id()
+            return {"data": {"createArtifact": {"artifact": {
+                "id": aid, "state": "PENDING", "artifactSequence": {"latestArtifact": None}}}}}
+        if op in ("CreateArtifactManifest", "UpdateArtifactManifest"):
+            field = "createArtifactManifest" if op == "CreateArtifactManifest" else "updateArtifactManifest"
+            mid = self._id()
+            return {"data": {field: {"artifactManifest": {"id": mid, "file": {
+                "id": mid, "uploadUrl": f"{self.url}/upload/manifest/{mid}", "uploadHeaders": []}}}}}
+        if op == "CreateArtifactFiles":
+            edges = [{"node": {"storagePath": f["name"], "uploadUrl": f"{self.url}/upload/artifact/{f['name']}",
+                               "uploadHeaders": [], "uploadMultipartUrls": None, "artifact": {"id": f.get("artifactID")}}}
+                     for f in (v.get("input") or v)["artifactFiles"]]
+            return {"data": {"createArtifactFiles": {"files": {"edges": edges}}}}
+        if op == "CommitArtifact":
+            return {"data": {"commitArtifact": {"artifact": {"id": v["artifactID"], "digest": ""}}}}
+        self.unknown.append(op)
+        return {"data": {}}
+
+    def file_stream(self, path: str, body: dict[str, Any]) -> None:
+        run = path.rstrip("/").split("/")[-2]
+        with self._lock:
+            files = self.stream.setdefault(run, {})
+            for name, chunk in (body.get("files") or {}).items():
+                files.setdefault(name, []).extend(chunk.get("content") or [])
+            if body.get("complete"):
+                files.setdefault("__complete__", []).append(json.dumps(body.get("exitcode")))
+
+    def history(self, run: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.get(run, {}).get("wandb-history.jsonl", [])]
+
+    def summary(self, run: str) -> dict[str, Any]:
+        lines = self.stream.get(run, {}).get("wandb-summary.json", [])
+        return json.loads(lines[-1]) if lines else {}
+
+    def config(self, run: str) -> dict[str, Any]:
+        """The run's config as the last upsert sent it (W&B's ``{"k": {"value": v}}`` form undone)."""
+        for upsert in reversed(self.upserts.get(run, [])):
+            if upsert.get("config"):
+                return {k: v.get("value") for k, v in json.loads(upsert["config"]).items()}
+        return {}
+
+
+def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `wandb sync` (Go core) against ``base_url``, in a timeout (it retries
+    forever on a bad host).  A dummy key: the recorder accepts any."""
+    wandb_bin = Path(sys.executable).parent / "wandb"
+    env = dict(os.environ)
+    env.update({"WANDB_BASE_URL": base_url, "WANDB_API_KEY": "local-" + "0" * 40, "WANDB_MODE": "online",
+                "WANDB_SILENT": "false"})
+    proc = subprocess.Popen([str(wandb_bin), "sync", "--include-synced", *map(str, paths)], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # wandb-core too: the whole session we started
+        out, err = proc.communicate()
+        raise AssertionError(f"wandb sync did not finish in {timeout} s:\n{out[-2000:]}\n{err[-2000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -104,6 +104,9 @@ class ScannedRun:
     artifacts: list[Artifact] = field(default_factory=list)
     damage: txlog.TxlogError | None = None
     records: int = 0
+    #: where the exit record starts, and where the last intact record ends.
+    exit_offset: int | None = None
+    end_offset: int = txlog.HEADER_SIZE
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.items() if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY)}
@@ -171,6 +174,7 @@ def scan(path: Path) -> ScannedRun:
     try:
         for offset, data in txlog.read_file(path):
             run.records += 1
+            run.end_offset = txlog.end_of(offset, len(data))
             kind = record_field(data)
             record = parse_record(data)
             if kind == HISTORY_FIELD:
@@ -211,6 +215,7 @@ def scan(path: Path) -> ScannedRun:
             elif which == "stats":
                 _apply_stats(run, record.stats, stats_count)
             elif which == "exit":
+                run.exit_offset = offset
                 run.exit_code = record.exit.exit_code
                 run.runtime = record.exit.runtime
             elif which == "files":

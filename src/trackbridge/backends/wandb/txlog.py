@@ -142,6 +142,22 @@ def iter_records(stream: BinaryIO, path: str = "<stream>", start: int = 0) -> It
             raise TxlogError(path, chunk_at, f"unknown chunk type {kind}", count)
 
 
+def end_of(offset: int, length: int) -> int:
+    """Where a record of ``length`` bytes written at ``offset`` ends (its chunk headers
+    and block-tail padding counted), i.e. where the next record may start."""
+    pos, left = offset, length
+    while True:
+        room = BLOCK_SIZE - pos % BLOCK_SIZE
+        if room < CHUNK_HEADER_SIZE:
+            pos += room
+            continue
+        take = min(left, room - CHUNK_HEADER_SIZE)
+        pos += CHUNK_HEADER_SIZE + take
+        left -= take
+        if left == 0:
+            return pos
+
+
 def read_file(path: Path) -> Iterator[tuple[int, bytes]]:
     """:func:`iter_records` of the file at ``path`` (opened and closed here)."""
     with open(path, "rb") as stream:
@@ -152,10 +168,14 @@ class LogWriter:
     """Appends records to a ``.wandb`` file in the format :func:`iter_records` reads
     (and the Go core's reader and ``wandb sync`` accept)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, offset: int | None = None) -> None:
+        """A new log (header written) or, with ``offset``, an existing one continued at
+        ``offset`` (the stream must be positioned there; an offset where a record started)."""
         self._stream = stream
-        stream.write(HEADER.pack(MAGIC, VERSION, DATA_VERSION))
-        self._pos = HEADER_SIZE
+        if offset is None:
+            stream.write(HEADER.pack(MAGIC, VERSION, DATA_VERSION))
+            offset = HEADER_SIZE
+        self._pos = offset
         self.records = 0
 
     @property

@@ -1,0 +1,497 @@
+"""Writing W&B offline runs directly: ``PATH/offline-run-<time>-<id>/run-<id>.wandb``.
+
+Why direct: the SDK cannot set a row's step below the last one, a run's start time,
+or write faster than ≈36k points/s; the records themselves (built with the installed
+wandb's own protobuf classes, framed by :mod:`.txlog`) carry everything, and
+``wandb sync PATH/offline-run-*`` uploads them as if the SDK had written them.
+
+What goes where (the reader in :mod:`.offline_reader` reads exactly this back):
+
+* the first record after the header is the Run record (id, project, entity, name,
+  start time, group / job type, tags = labels, notes); every later change of those
+  writes another Run record, which ``wandb sync`` applies as an update;
+* params -> Config records; key/value tags -> config ``trackbridge.tags`` (W&B tags
+  are labels only); tags ``wandb.group`` / ``wandb.job_type`` -> the run's group / type;
+* rows -> History records: the user's step in ``trackbridge/step`` (declared, with a
+  Metric record, as the x-axis of every key), ``_step`` a row counter so steps that
+  repeat or go back lose nothing, ``_timestamp`` the source's time in seconds,
+  ``_runtime`` seconds since the start;
+* summary -> Summary records (``key``); at close, W&B's usual copy of the last value of
+  each series (``nested_key``, skipped where the user set that key);
+* system metrics -> Stats records (one per time, ``trackbridge/step`` among the items);
+* files -> ``files/<path>`` + a Files record; models -> W&B ``model`` Artifact
+  records whose files are staged in ``trackbridge-staging/`` of the run dir;
+* the Exit record (exit code 0 FINISHED, 1 FAILED, 255 KILLED, runtime) is written
+  last, at :meth:`close`, since the engine sets tags after ``finish_run``.
+
+Runs get ids derived from their source run (:mod:`.ids`).  ``create_run`` for an id
+whose file exists continues that file (its exit record is cut off and written again
+at close), so a second copy or a ``sync`` update never makes a second run.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb.ids import run_id_for
+from trackbridge.backends.wandb.scan import scan
+from trackbridge.backends.wandb.values import (
+    GROUP_TAG,
+    JOB_TYPE_TAG,
+    STEP_KEY,
+    TAGS_CONFIG_KEY,
+    encode,
+)
+from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import LoggedModel, MetricPoint, RunStatus, now_ms
+
+STAGING_DIR = "trackbridge-staging"
+EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
+#: W&B tags (our labels) are 1-64 characters.
+MAX_LABEL = 64
+
+LIMITS = Limits(
+    max_metrics_per_batch=50_000,
+    max_params_per_batch=10_000,
+    max_tags_per_batch=10_000,
+    max_key_length=256,
+    flat_params=False,
+    allows_nan=True,
+    strictly_increasing_steps=False,
+)
+
+
+def _pb() -> Any:
+    try:
+        from wandb.proto import wandb_internal_pb2
+    except ImportError as exc:  # pragma: no cover - the extra is missing
+        from trackbridge.errors import MissingDependencyError
+
+        raise MissingDependencyError(
+            "writing W&B offline runs needs wandb's protobuf classes: pip install 'trackbridge[wandb]'") from exc
+    return wandb_internal_pb2
+
+
+@dataclass
+class _Run:
+    run_id: str
+    dir: Path
+    project: str
+    entity: str = ""
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    notes: str = ""
+    labels: list[str] = field(default_factory=list)
+    start_time: int = 0
+    tags: dict[str, str] = field(default_factory=dict)
+    summary_keys: set[str] = field(default_factory=set)
+    last_values: dict[str, float] = field(default_factory=dict)
+    next_step: int = 0
+    num: int = 0
+    status: RunStatus = RunStatus.RUNNING
+    end_time: int | None = None
+    files: set[str] = field(default_factory=set)
+    offset: int = 0  # where the next record starts (the file is reopened there)
+    stream: BinaryIO | None = None
+    log: txlog.LogWriter | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def path(self) -> Path:
+        return self.dir / f"run-{self.run_id}.wandb"
+
+
+class WandbOfflineWriter(Writer):
+    limits = LIMITS
+
+    def __init__(self, root: Path, platform: str = "wandb-offline", entity: str | None = None) -> None:
+        self.root = root
+        self.platform = platform
+        self.entity = entity or ""
+        self._runs: dict[str, _Run] = {}
+        self._lock = threading.Lock()
+
+    # -- records ------------------------------------------------------------------
+
+    def _write(self, run: _Run, record: Any) -> None:
+        """Append one Record (``num`` and stream id set here) to the run's log."""
+        with run.lock:
+            if run.log is None:
+                stream = open(run.path, "r+b" if run.path.exists() else "w+b")
+                if run.offset:
+                    stream.truncate(run.offset)
+                    stream.seek(run.offset)
+                    run.log = txlog.LogWriter(stream, offset=run.offset)
+                else:
+                    run.log = txlog.LogWriter(stream)
+                run.stream = stream
+            run.num += 1
+            record.num = run.num
+            record._info.stream_id = run.run_id
+            run.log.write(record.SerializeToString())
+            run.offset = run.log.offset
+
+    def _run_record(self, run: _Run) -> Any:
+        pb = _pb()
+        rec = pb.Record()
+        r = rec.run
+        r.run_id = run.run_id
+        r.project = run.project
+        r.entity = run.entity
+        r.display_name = run.name
+        r.run_group = run.group
+        r.job_type = run.job_type
+        r.notes = run.notes
+        r.tags.extend(run.labels)
+        r.start_time.FromMilliseconds(run.start_time)
+        r.telemetry.feature.offline = True
+        return rec
+
+    def _config(self, run: _Run, values: Mapping[str, Any]) -> None:
+        pb = _pb()
+        rec = pb.Record()
+        for key, value in values.items():
+            item = rec.config.update.add()
+            item.key = key
+            item.value_json = _json(value, key)
+        self._write(run, rec)
+
+    def _open(self, run_id: str) -> _Run:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFound(f"run {run_id!r} was not created by this wandb-offline writer (create_run first)")
+        return run
+
+    # -- Writer -------------------------------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """W&B projects need no creation: the project is a field of each run record."""
+        return name
+
+    def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
+                   user: str | None = None, parent_run_id: str | None = None,
+                   tags: Mapping[str, str] | None = None) -> str:
+        run_id = run_id_for(tags)
+        with self._lock:
+            if run_id in self._runs:
+                run = self._runs[run_id]
+            else:
+                run = self._existing(run_id) or self._new(run_id, experiment_id, name, start_time)
+                self._runs[run_id] = run
+        if tags:
+            self.set_tags(run_id, tags)
+        return run_id
+
+    def _new(self, run_id: str, project: str, name: str | None, start_time: int | None) -> _Run:
+        start = start_time if start_time is not None else now_ms()
+        stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
+        run = _Run(run_id=run_id, dir=self.root / f"offline-run-{stamp}-{run_id}", project=project,
+                   entity=self.entity, name=name or "", start_time=start)
+        (run.dir / "files").mkdir(parents=True, exist_ok=True)
+        pb = _pb()
+        header = pb.Record()
+        header.header.version_info.producer = f"trackbridge (wandb {_wandb_version()})"
+        header.header.version_info.min_consumer = "0.70.0"
+        self._write(run, header)
+        self._write(run, self._run_record(run))
+        for metric in ({"name": STEP_KEY, "hidden": True}, {"glob_name": "*", "step_metric": STEP_KEY}):
+            rec = pb.Record()
+            if "name" in metric:
+                rec.metric.name = metric["name"]
+                rec.metric.options.hidden = True
+            else:
+                rec.metric.glob_name = metric["glob_name"]
+                rec.metric.step_metric = metric["step_metric"]
+                rec.metric.options.step_sync = True
+            rec.metric.options.defined = True
+            self._write(run, rec)
+        return run
+
+    def _existing(self, run_id: str) -> _Run | None:
+        """A run of this id already under the root: continue its file."""
+        found = sorted(p for p in self.root.glob(f"*-{run_id}/run-{run_id}.wandb") if not p.parent.is_symlink())
+        if not found:
+            return None
+        old = scan(found[0])
+        run = _Run(run_id=run_id, dir=found[0].parent, project=old.project, entity=old.entity,
+                   name=old.display_name, group=old.group, job_type=old.job_type, notes=old.notes,
+                   labels=list(old.labels), start_time=old.start_time or now_ms())
+        run.tags = {k: str(v) for k, v in (old.config.get(TAGS_CONFIG_KEY) or {}).items()}
+        run.summary_keys = set(old.user_summary())
+        run.last_values = {k: m.value for k, m in old.metrics.items()}
+        run.next_step = old.last_step + 1
+        run.num = old.records
+        run.files = {p for p, _kind in old.files}
+        # cut the exit record (written again at close) and any damaged tail
+        run.offset = old.exit_offset if old.exit_offset is not None else old.end_offset
+        if old.exit_code is not None:
+            run.status = {0: RunStatus.FINISHED, 255: RunStatus.KILLED}.get(old.exit_code, RunStatus.FAILED)
+            run.end_time = run.start_time + (old.runtime or 0) * 1000
+        return run
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        if params:
+            self._config(self._open(run_id), params)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            meta = False
+            if GROUP_TAG in tags:
+                run.group, meta = tags[GROUP_TAG], True
+            if JOB_TYPE_TAG in tags:
+                run.job_type, meta = tags[JOB_TYPE_TAG], True
+            rest = {k: str(v) for k, v in tags.items() if k not in (GROUP_TAG, JOB_TYPE_TAG)}
+            if meta:
+                self._write(run, self._run_record(run))
+            if rest:
+                run.tags.update(rest)
+                self._config(run, {TAGS_CONFIG_KEY: dict(run.tags)})
+
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            for key in keys:
+                run.tags.pop(key, None)
+            self._config(run, {TAGS_CONFIG_KEY: dict(run.tags)})
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            run.name = name
+            self._write(run, self._run_record(run))
+
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        run = self._open(run_id)
+        bad = [label for label in labels if not 1 <= len(label) <= MAX_LABEL]
+        if bad:
+            raise InvalidValueError(f"W&B tags must be 1-{MAX_LABEL} characters: {bad[:3]!r}")
+        with run.lock:
+            new = [label for label in labels if label not in run.labels]
+            if new:
+                run.labels.extend(new)
+                self._write(run, self._run_record(run))
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        run = self._open(run_id)
+        with run.lock:
+            run.notes = notes
+            self._write(run, self._run_record(run))
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        if not summary:
+            return
+        run = self._open(run_id)
+        rec = _pb().Record()
+        for key, value in summary.items():
+            item = rec.summary.update.add()
+            item.key = key
+            item.value_json = _json(value, key)
+        with run.lock:
+            run.summary_keys.update(summary)
+            self._write(run, rec)
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        """Points as rows: consecutive points of one step and time share a row."""
+        rows: list[Row] = []
+        for key, p in points:
+            last = rows[-1] if rows else None
+            if last is None or last.step != p.step or last.timestamp != p.timestamp or key in last.values:
+                last = Row(p.step, p.timestamp)
+                rows.append(last)
+            last.values[key] = p.value
+        self.log_rows(run_id, rows)
+
+    def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
+        run = self._open(run_id)
+        pb = _pb()
+        with run.lock:
+            start = run.start_time
+            last = run.last_values
+            for row in rows:
+                rec = pb.Record()
+                history = rec.history
+                items = history.item
+                for key, value in row.values.items():
+                    item = items.add()
+                    item.nested_key.append(key)
+                    item.value_json = encode(float(value))
+                    last[key] = value
+                for key, value in ((STEP_KEY, str(int(row.step))), ("_step", str(run.next_step)),
+                                   ("_timestamp", repr(row.timestamp / 1000)),
+                                   ("_runtime", repr(max(0, row.timestamp - start) / 1000))):
+                    item = items.add()
+                    item.nested_key.append(key)
+                    item.value_json = value
+                history.step.num = run.next_step
+                run.next_step += 1
+                self._write(run, rec)
+
+    def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        run = self._open(run_id)
+        pb = _pb()
+        groups: dict[tuple[int, int], list[tuple[str, float]]] = {}
+        for key, p in points:
+            groups.setdefault((p.timestamp, p.step), []).append((key, p.value))
+        with run.lock:
+            for (ts, step), items in groups.items():
+                rec = pb.Record()
+                rec.stats.stats_type = pb.StatsRecord.StatsType.Value("SYSTEM")
+                rec.stats.timestamp.FromMilliseconds(ts)
+                for key, value in [*items, (STEP_KEY, step)]:
+                    item = rec.stats.item.add()
+                    item.key = key
+                    item.value_json = encode(float(value))
+                self._write(run, rec)
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        run = self._open(run_id)
+        base = PurePosixPath(artifact_dir) if artifact_dir else PurePosixPath()
+        if local_path.is_dir():
+            pairs = [(f, base / local_path.name / f.relative_to(local_path).as_posix())
+                     for f in sorted(local_path.rglob("*")) if f.is_file()]
+        else:
+            pairs = [(local_path, base / local_path.name)]
+        pb = _pb()
+        rec = pb.Record()
+        with run.lock:
+            for src, rel in pairs:
+                _check_rel(rel)
+                dst = run.dir / "files" / Path(*rel.parts)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+                item = rec.files.files.add()
+                item.path = rel.as_posix()
+                item.policy = pb.FilesItem.PolicyType.Value("END")
+                item.type = pb.FilesItem.FileType.Value("OTHER")
+                run.files.add(rel.as_posix())
+            if pairs:
+                self._write(run, rec)
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """A W&B ``model`` artifact named ``name`` holding the folder's files (staged
+        inside the run dir, where ``wandb sync`` uploads them from)."""
+        run = self._open(run_id)
+        pb = _pb()
+        files = [f for f in sorted(local_dir.rglob("*")) if f.is_file()] if local_dir.is_dir() else [local_dir]
+        with run.lock:
+            stage = run.dir / STAGING_DIR / f"{name}-{run.num}"
+            rec = pb.Record()
+            art = rec.artifact
+            art.run_id, art.project, art.entity = run.run_id, run.project, run.entity
+            art.type, art.name = "model", name
+            art.aliases.append("latest")
+            art.finalize = True
+            art.digest_algorithm = "MANIFEST_MD5"
+            manifest = art.manifest
+            manifest.version = 1
+            manifest.storage_policy = "wandb-storage-policy-v1"
+            cfg = manifest.storage_policy_config.add()
+            cfg.key, cfg.value_json = "storageLayout", '"V2"'
+            entries = []
+            for f in files:
+                rel = f.relative_to(local_dir).as_posix() if local_dir.is_dir() else f.name
+                dst = stage / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dst)
+                digest = base64.b64encode(hashlib.md5(dst.read_bytes()).digest()).decode()
+                entry = manifest.contents.add()
+                entry.path, entry.digest, entry.size, entry.local_path = rel, digest, dst.stat().st_size, str(dst.resolve())
+                entries.append((rel, digest))
+            hasher = hashlib.md5(b"wandb-artifact-manifest-v1\n")
+            for rel, digest in sorted(entries):
+                hasher.update(f"{rel}:{digest}\n".encode())
+            art.digest = hasher.hexdigest()
+            self._write(run, rec)
+        return LoggedModel(name=name, artifact_path=name)
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        """Status and end time are kept; the Exit record is written by :meth:`close`
+        (after the tags the engine sets last).  The file is closed meanwhile."""
+        run = self._open(run_id)
+        with run.lock:
+            run.status = status
+            run.end_time = end_time if end_time is not None else now_ms()
+            self._close_stream(run)
+
+    def flush(self) -> None:
+        for run in list(self._runs.values()):
+            with run.lock:
+                if run.stream is not None:
+                    run.stream.flush()
+
+    def close(self) -> None:
+        """Finalise every run: W&B's summary of the last values, then the Exit record
+        of finished runs."""
+        with self._lock:
+            runs = list(self._runs.values())
+            self._runs.clear()
+        errors = []
+        for run in runs:
+            try:
+                self._finalise(run)
+            except OSError as exc:
+                errors.append(f"{run.path}: {exc}")
+        if errors:
+            raise BackendError("could not finish W&B offline runs: " + "; ".join(errors))
+
+    def _finalise(self, run: _Run) -> None:
+        pb = _pb()
+        with run.lock:
+            auto = {k: v for k, v in run.last_values.items() if k not in run.summary_keys}
+            if auto:
+                rec = pb.Record()
+                for key, value in auto.items():
+                    item = rec.summary.update.add()
+                    item.nested_key.append(key)
+                    item.value_json = encode(float(value))
+                self._write(run, rec)
+            if run.status not in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+                rec = pb.Record()
+                rec.exit.exit_code = EXIT_CODES.get(run.status, 1)
+                end = run.end_time if run.end_time is not None else now_ms()
+                rec.exit.runtime = max(0, int(math.ceil((end - run.start_time) / 1000)))
+                self._write(run, rec)
+            self._close_stream(run)
+
+    @staticmethod
+    def _close_stream(run: _Run) -> None:
+        if run.stream is not None:
+            run.stream.flush()
+            run.stream.close()
+            run.stream = None
+            run.log = None
+
+
+def _json(value: Any, key: str) -> str:
+    try:
+        return encode(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"value of {key!r} is not JSON ({exc}); W&B config/summary hold JSON values") from exc
+
+
+def _check_rel(rel: PurePosixPath) -> None:
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise InvalidValueError(f"artifact path {rel.as_posix()!r} must be relative, without '..'")
+
+
+def _wandb_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("wandb")
+    except Exception:  # noqa: BLE001 - only informative
+        return "unknown"
+

@@ -1,0 +1,193 @@
+"""``wandb-offline:PATH`` as a destination: read back exactly, idempotent, and accepted by
+the real ``wandb sync`` (Go core) uploading to a local recorder on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from wandb_helpers import WandbRecorder, sdk_run, wandb_file, wandb_sync  # noqa: F401
+
+from trackbridge.backends import get_backend
+from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb.ids import derived_run_id
+from trackbridge.history import Row
+from trackbridge.model import MetricPoint, RunStatus
+
+T0 = 1_700_000_000_000
+SOURCE = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "run-abc",
+          "trackbridge.mapping_version": "1", "team": "vision"}
+PARAMS = {"lr": 0.001, "opt": {"name": "adam", "betas": [0.9, 0.999]}, "layers": 4, "name": "x"}
+#: repeated (1, 1) and backward (0 after 1) user steps, NaN and +-inf
+STEPS = [0, 1, 1, 0, 5, 6]
+VALUES = [0.5, 0.25, float("nan"), float("inf"), float("-inf"), 0.125]
+
+
+@pytest.fixture
+def recorder():
+    rec = WandbRecorder().start()
+    yield rec
+    rec.stop()
+
+
+def _backend(root: Path):
+    return get_backend("wandb-offline", {"path": str(root)})
+
+
+def _write_run(root: Path, files_dir: Path) -> str:
+    w = _backend(root).writer()
+    exp = w.ensure_experiment("proj-b")
+    run_id = w.create_run(exp, name="copied", start_time=T0, tags=SOURCE)
+    w.log_params(run_id, PARAMS)
+    w.set_labels(run_id, ["baseline", "gpu"])
+    w.set_notes(run_id, "notes of the source")
+    w.set_tags(run_id, {"wandb.group": "g7", "wandb.job_type": "eval"})
+    w.log_summary(run_id, {"best": 0.9, "final": {"a": 1}})
+    rows = [Row(s, T0 + 10 * i, {"loss": v, **({"acc": i / 10} if i % 2 == 0 else {})})
+            for i, (s, v) in enumerate(zip(STEPS, VALUES))]
+    w.log_rows(run_id, rows[:3])
+    w.log_rows(run_id, rows[3:])
+    w.log_system_metrics(run_id, [("cpu", MetricPoint(0, 12.5, T0 + 5)), ("cpu", MetricPoint(1, 13.5, T0 + 15))])
+    (files_dir / "sub").mkdir(parents=True)
+    (files_dir / "sub" / "notes.txt").write_text("hello")
+    (files_dir / "model").mkdir()
+    (files_dir / "model" / "weights.bin").write_bytes(b"\x01" * 100)
+    w.log_artifact(run_id, files_dir / "sub" / "notes.txt", "docs")
+    w.log_model(run_id, files_dir / "model", "clf")
+    w.finish_run(run_id, RunStatus.FINISHED, T0 + 4_500)
+    w.set_tags(run_id, {"trackbridge.complete": "fp-1"})  # the engine's marker comes after finish_run
+    w.close()
+    return run_id
+
+
+def _points(reader, run_id: str, key: str) -> list[tuple]:
+    return [(p.step, "nan" if math.isnan(p.value) else p.value, p.timestamp)
+            for page in reader.iter_metric_history(run_id, key) for p in page]
+
+
+def test_reader_reads_back_exactly_what_the_writer_wrote(tmp_path: Path) -> None:
+    run_id = _write_run(tmp_path / "out", tmp_path / "files")
+    assert run_id == derived_run_id("mlflow", "run-abc")
+    (run_dir,) = (tmp_path / "out").glob("offline-run-*")
+    assert run_dir.name == f"offline-run-20231114_221320-{run_id}"
+    reader = _backend(tmp_path / "out").reader()
+    run = reader.get_run(run_id)
+    assert run.experiment == "proj-b" and run.name == "copied"
+    assert run.params == PARAMS
+    assert run.tags == {**SOURCE, "trackbridge.complete": "fp-1", "wandb.group": "g7", "wandb.job_type": "eval"}
+    assert run.labels == ["baseline", "gpu"] and run.notes == "notes of the source"
+    assert run.summary == {"best": 0.9, "final": {"a": 1}}
+    assert run.status is RunStatus.FINISHED and run.start_time == T0
+    assert T0 + 4_500 <= run.end_time < T0 + 5_500  # exit runtime is whole seconds
+    expected = [(s, "nan" if math.isnan(v) else v, T0 + 10 * i) for i, (s, v) in enumerate(zip(STEPS, VALUES))]
+    assert _points(reader, run_id, "loss") == expected  # no point lost to repeated/backward steps
+    assert _points(reader, run_id, "acc") == [(STEPS[i], i / 10, T0 + 10 * i) for i in (0, 2, 4)]
+    assert _points(reader, run_id, "cpu") == [(0, 12.5, T0 + 5), (1, 13.5, T0 + 15)]
+    assert set(run.metrics) == {"loss", "acc"} and set(run.system_metrics) == {"cpu"}
+    assert [(a.path, a.size) for a in reader.list_artifacts(run_id)] == [("docs/notes.txt", 5)]
+    assert [m.name for m in run.models] == ["clf"]
+    got = reader.download_model(run_id, run.models[0], tmp_path / "dl")
+    assert (got / "weights.bin").read_bytes() == b"\x01" * 100
+
+
+def test_records_parse_with_wandbs_own_protobuf_classes(tmp_path: Path) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_id = _write_run(tmp_path / "out", tmp_path / "files")
+    (path,) = (tmp_path / "out").glob(f"*/run-{run_id}.wandb")
+    kinds = [pb.Record.FromString(data).WhichOneof("record_type") for _, data in txlog.read_file(path)]
+    assert kinds[:2] == ["header", "run"] and kinds[-1] == "exit" and kinds.count("exit") == 1
+    assert kinds.count("history") == len(STEPS)
+
+
+def test_copying_twice_continues_the_same_run(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    run_id = _write_run(root, tmp_path / "files")
+    w = _backend(root).writer()
+    again = w.create_run("proj-b", name="copied", start_time=T0, tags=SOURCE)
+    assert again == run_id
+    w.log_rows(run_id, [Row(9, T0 + 900, {"loss": 9.0})])
+    w.set_tags(run_id, {"trackbridge.complete": "fp-2"})
+    w.close()
+    reader = _backend(root).reader()
+    assert [r.run_id for r in reader.list_runs("proj-b")] == [run_id]  # one run, not two
+    run = reader.get_run(run_id)
+    assert run.status is RunStatus.FINISHED and run.tags["trackbridge.complete"] == "fp-2"
+    assert [p[0] for p in _points(reader, run_id, "loss")] == [*STEPS, 9]
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = root.glob(f"*/run-{run_id}.wandb")
+    kinds = [pb.Record.FromString(d).WhichOneof("record_type") for _, d in txlog.read_file(path)]
+    assert kinds.count("exit") == 1 and kinds[-1] == "exit"
+    steps = [json.loads(i.value_json) for _, d in txlog.read_file(path)
+             for i in pb.Record.FromString(d).history.item if i.nested_key == ["_step"]]
+    assert steps == list(range(len(STEPS) + 1))  # W&B's _step strictly increases across both passes
+
+
+def test_unfinished_run_has_no_exit_record(tmp_path: Path) -> None:
+    w = _backend(tmp_path).writer()
+    run_id = w.create_run("p", start_time=T0)
+    w.log_rows(run_id, [Row(0, T0, {"x": 1.0})])
+    w.close()
+    run = _backend(tmp_path).reader().get_run(run_id)
+    assert run.status is RunStatus.RUNNING and run.end_time is None
+
+
+def test_wandb_sync_uploads_what_the_source_had(tmp_path: Path, recorder: WandbRecorder) -> None:
+    """The strongest offline check W&B offers: its own Go ``wandb sync`` reads our file and
+    uploads it; the recorder keeps what arrived."""
+    run_id = _write_run(tmp_path / "out", tmp_path / "files")
+    result = wandb_sync(list((tmp_path / "out").glob("offline-run-*")), recorder.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Finished syncing" in result.stderr + result.stdout
+    assert not recorder.unknown or set(recorder.unknown) <= {"ServerFeaturesQuery", "POST /sdk/otel/v1/metrics"}
+    first = recorder.upserts[run_id][0]
+    assert first["project"] == "proj-b" and first["displayName"] == "copied" and first["name"] == run_id
+    last = recorder.upserts[run_id][-1]
+    assert last["tags"] == ["baseline", "gpu"] and last["notes"] == "notes of the source"
+    assert last["groupName"] == "g7" and last["jobType"] == "eval"
+    config = recorder.config(run_id)
+    assert {k: v for k, v in config.items() if k != "_wandb"} == {
+        **PARAMS, "trackbridge.tags": {**{k: v for k, v in SOURCE.items()}, "trackbridge.complete": "fp-1"}}
+    history = recorder.history(run_id)
+    assert [h["trackbridge/step"] for h in history] == STEPS
+    assert [h["_step"] for h in history] == list(range(len(STEPS)))
+    assert [round(h["_timestamp"] * 1000) for h in history] == [T0 + 10 * i for i in range(len(STEPS))]
+    got = [h["loss"] for h in history]
+    assert math.isnan(got[2]) and got[:2] == VALUES[:2] and got[3:] == VALUES[3:]
+    assert [h.get("acc") for h in history] == [0.0, None, 0.2, None, 0.4, None]
+    summary = recorder.summary(run_id)
+    assert summary["best"] == 0.9 and summary["final"] == {"a": 1} and summary["loss"] == 0.125
+    events = [json.loads(e) for e in recorder.stream[run_id]["wandb-events.jsonl"]]
+    assert [e["system.cpu"] for e in events] == [12.5, 13.5]
+    assert recorder.stream[run_id]["__complete__"] == ["0"]  # exit code 0: finished
+    assert recorder.uploads[f"/upload/{run_id}/docs/notes.txt"] == b"hello"
+    assert recorder.uploads["/upload/artifact/weights.bin"] == b"\x01" * 100
+    assert "CommitArtifact" in recorder.operations
+
+
+def test_wandb_sync_uploads_an_sdk_run_as_our_reader_reads_it(sdk_run, tmp_path: Path,  # noqa: F811
+                                                               recorder: WandbRecorder) -> None:
+    """The recorder itself checked against the SDK's own file: what W&B's sync uploads
+    from a real SDK run is what our reader reads from it."""
+    import shutil
+
+    run_dir, exp = sdk_run
+    copy = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    result = wandb_sync([copy], recorder.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reader = _backend(copy).reader()
+    run = reader.get_run(exp["run_id"])
+    history = recorder.history(exp["run_id"])
+    assert len(history) == len(exp["loss"]) + 2
+    ours = list(reader.iter_rows(run.run_id, sorted(run.metrics)))
+    assert [r.step for r in ours] == [h["_step"] for h in history]
+    assert [r.timestamp for r in ours] == [round(h["_timestamp"] * 1000) for h in history]
+    for row, h in zip(ours, history):
+        for key, value in row.values.items():
+            assert (math.isnan(value) and math.isnan(h[key])) or h[key] == value
+    config = recorder.config(exp["run_id"])
+    assert {k: v for k, v in config.items() if k != "_wandb"} == run.params
+    assert recorder.upserts[exp["run_id"]][-1]["tags"] == run.labels
