@@ -99,7 +99,7 @@ class Counting(Writer):
 
 class Pair(Backend):
     info = BackendInfo(name="generated", target="test_sync_memory:Pair")
-    features = Features()
+    features = Features().disable("run_rename", "tag_deletion", "alias_removal", "run_deletion", "registry")
 
     def __init__(self, reader: Reader, writer: Writer | None = None) -> None:
         super().__init__({})

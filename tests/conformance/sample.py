@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackbridge.backends.base import Writer
+from trackbridge.mapping import flatten, param_to_str
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 T0 = 1_700_000_000_000
@@ -46,7 +47,10 @@ def write_sample(writer: Writer, tmp: Path, experiment: str | None = None, n: in
     sample.parent = writer.create_run(exp_id, name="parent ✓", start_time=T0, user="ada",
                                       tags={"team": "vision", "stage": "dev"})
     run = sample.parent
-    writer.log_params(run, {"lr": 0.01, "layers": 3, "optimizer": {"name": "adam", "beta": 0.9}, "note": "ü"})
+    params = {"lr": 0.01, "layers": 3, "optimizer": {"name": "adam", "beta": 0.9}, "note": "ü"}
+    if writer.limits.flat_params:  # the writer contract: params come fitted to the limits
+        params = {k: param_to_str(k, v) for k, v in flatten(params, writer.limits.nested_separator).items()}
+    writer.log_params(run, params)
     writer.set_labels(run, ["baseline", "gpu"])
     writer.set_notes(run, "the parent run\nsecond line")
     writer.log_summary(run, {"best_acc": 0.93, "epochs": 12})

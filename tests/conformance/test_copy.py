@@ -121,8 +121,8 @@ def test_a_copy_killed_at_each_crash_point_is_finished_by_the_next(case: Case, b
     src, sample = _source(tmp_path, with_model=False)
     dst_arg, env_extra = case.cli(backend)
     env = {**os.environ, **env_extra, "TRACKBRIDGE_CRASH_AT": point}
-    cmd = [str(Path(sys.executable).with_name("trackbridge")), "copy", f"dir:{src.path}:{sample.experiment}", dst_arg,
-           "--transfers", "1"]
+    cmd = [str(Path(sys.executable).with_name("trackbridge")), "copy", f"dir:{src.path}", dst_arg,
+           "--experiment", sample.experiment, "--transfers", "1"]
     crashed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     env.pop("TRACKBRIDGE_CRASH_AT")

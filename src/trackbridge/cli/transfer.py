@@ -28,7 +28,7 @@ from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Selection
 from trackbridge.sync.progress import make_reporter, summary_table
 
-REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or dir:PATH (see 'trackbridge --help')."
+REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or a path remote (dir:PATH, wandb-offline:PATH, comet-offline:PATH) (see 'trackbridge --help')."
 
 
 # -- argument parsing -----------------------------------------------------------
