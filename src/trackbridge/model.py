@@ -28,7 +28,7 @@ def now_ms() -> int:
 
 
 class RunStatus(str, Enum):
-    """Run states common to all trackers (MLflow's names; others map onto them)."""
+    """Run states common to all trackers (the names of the most common one; others map onto them)."""
 
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
@@ -88,7 +88,7 @@ class ArtifactInfo:
 
 @dataclass(slots=True)
 class DatasetInput:
-    """A dataset a run consumed (MLflow ``log_input``, W&B/Comet dataset artifacts)."""
+    """A dataset a run consumed (a logged input, a dataset artifact)."""
 
     name: str
     digest: str
@@ -119,7 +119,7 @@ class ModelVersion:
     run_id: str | None = None
     #: Path of the model inside the source run's artifacts, when it lives there.
     artifact_path: str | None = None
-    #: The logged model this version was made from (MLflow 3 ``models:/<id>``).
+    #: The logged model this version was made from (a registry source ``models:/<id>``).
     model_id: str | None = None
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
@@ -140,7 +140,7 @@ class RegisteredModel:
 
 @dataclass(slots=True)
 class Experiment:
-    """An MLflow experiment / W&B or Comet project / Azure ML experiment."""
+    """An experiment, or a project on platforms that call it so."""
 
     id: str
     name: str

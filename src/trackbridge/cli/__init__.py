@@ -21,6 +21,12 @@ def main() -> None:
       prod:churn        experiment "churn" of the remote [remotes.prod] in trackbridge.toml
                         (or TRACKBRIDGE_REMOTE_PROD_BACKEND=... in the environment)
       dir:./backup      the vendor-neutral archive folder ./backup
+      wandb-offline:./wandb    W&B offline run folders (what `wandb sync` uploads)
+      comet-offline:./archives Comet offline archives (what `comet upload` uploads)
+      wandb:ENTITY/PROJECT, comet:WORKSPACE/PROJECT, azureml:EXPERIMENT
+                        the clouds, with keys from the environment or .env
+
+    'trackbridge doctor' lists every backend, how to install it and what it reads.
     """
 
 

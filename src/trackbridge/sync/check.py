@@ -103,7 +103,7 @@ def compare_series(
 ) -> SeriesDiff:
     """Point-level comparison in bounded memory.
 
-    Fast path: both sides stream in the same order (true for MLflow↔MLflow),
+    Fast path: both sides stream in the same order (true between series stores),
     compared pairwise with O(1) memory.  On the first mismatch, fall back to
     indexing the destination (8 bytes per point) and streaming the source."""
     diff = SeriesDiff()

@@ -19,7 +19,7 @@ a half-written run is computed):
 6. final status and end time;
 7. the mapping record and the completion marker ``trackbridge.complete`` =
    source fingerprint, in one ``set_tags`` call with the marker *last* (writers
-   keep the order when they split a call, MLflow writes one batch atomically).
+   keep the order when they split a call; a store that writes one call atomically writes it whole).
 
 Each request the destination serves costs its server CPU, which bounds a copy
 between two servers: tags ride in ``create_run`` and the marker with the
