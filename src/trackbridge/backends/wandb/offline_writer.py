@@ -125,8 +125,9 @@ class WandbOfflineWriter(Writer):
 
     # -- records ------------------------------------------------------------------
 
-    def _write(self, run: _Run, record: Any) -> None:
-        """Append one Record (``num`` and stream id set here) to the run's log."""
+    def _write(self, run: _Run, record: Any, flush: bool = True) -> None:
+        """Append one Record (``num`` and stream id set here) to the run's log; with
+        ``flush`` the OS has it (a killed process leaves every record written so far)."""
         with run.lock:
             if run.log is None:
                 stream = open(run.path, "r+b" if run.path.exists() else "w+b")
@@ -142,6 +143,8 @@ class WandbOfflineWriter(Writer):
             record._info.stream_id = run.run_id
             run.log.write(record.SerializeToString())
             run.offset = run.log.offset
+            if flush:
+                run.stream.flush()
 
     def _run_record(self, run: _Run) -> Any:
         pb = _pb()
@@ -169,9 +172,15 @@ class WandbOfflineWriter(Writer):
         self._write(run, rec)
 
     def _open(self, run_id: str) -> _Run:
-        run = self._runs.get(run_id)
-        if run is None:
-            raise RunNotFound(f"run {run_id!r} was not created by this wandb-offline writer (create_run first)")
+        """A run this writer is writing, or one already under the root (a later pass of
+        a copy or a sync continues it)."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._existing(run_id)
+                if run is None:
+                    raise RunNotFound(f"no W&B offline run {run_id!r} under {self.root}")
+                self._runs[run_id] = run
         return run
 
     # -- Writer -------------------------------------------------------------------
@@ -225,6 +234,9 @@ class WandbOfflineWriter(Writer):
         if not found:
             return None
         old = scan(found[0])
+        if not old.run_id:  # killed before its run record reached the disk: start it again
+            found[0].unlink()
+            return None
         run = _Run(run_id=run_id, dir=found[0].parent, project=old.project, entity=old.entity,
                    name=old.display_name, group=old.group, job_type=old.job_type, notes=old.notes,
                    labels=list(old.labels), start_time=old.start_time or now_ms())
@@ -337,7 +349,9 @@ class WandbOfflineWriter(Writer):
                     item.value_json = value
                 history.step.num = run.next_step
                 run.next_step += 1
-                self._write(run, rec)
+                self._write(run, rec, flush=False)
+            if run.stream is not None:
+                run.stream.flush()
 
     def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         run = self._open(run_id)
