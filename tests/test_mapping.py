@@ -81,3 +81,13 @@ def test_metric_values() -> None:
     assert check_metric_value("m", 3) == 3.0
     with pytest.raises(InvalidValueError, match="metric 'm': str is not a number"):
         check_metric_value("m", "0.5")
+
+
+def test_a_record_longer_than_the_destinations_tags_points_to_its_file() -> None:
+    from trackbridge.mapping import MAPPING_FILE
+
+    record = MappingRecord(dropped={f"tag:{i}": "x" * 50 for i in range(40)})
+    tag = record.to_tag(max_length=1000)
+    assert len(tag["trackbridge.mapping"]) <= 1000 and MAPPING_FILE in tag["trackbridge.mapping"]
+    assert "mapping" in MappingRecord.from_tags(tag).kept
+    assert MappingRecord.from_tags(record.to_tag()).dropped == record.dropped

@@ -27,6 +27,8 @@ from trackbridge.errors import InvalidKeyError, InvalidValueError
 
 #: tag holding the JSON of a run's MappingRecord.
 MAPPING_TAG = "trackbridge.mapping"
+#: where the record is kept when it is longer than the destination's tag values.
+MAPPING_FILE = "trackbridge/mapping.json"
 TRUNCATE = "truncate"
 RAISE = "raise"
 
@@ -105,10 +107,19 @@ class MappingRecord:
     def to_json(self) -> dict[str, dict[str, Any]]:
         return {"renamed": self.renamed, "truncated": self.truncated, "dropped": self.dropped, "kept": self.kept}
 
-    def to_tag(self) -> dict[str, str]:
+    def to_text(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)
+
+    def to_tag(self, max_length: int | None = None) -> dict[str, str]:
+        """The record as its tag; where the destination's tag values are shorter than
+        the record, the tag names :data:`MAPPING_FILE` instead, where the caller keeps
+        the whole record (:meth:`to_text`)."""
         if not self:
             return {}
-        return {MAPPING_TAG: json.dumps(self.to_json(), sort_keys=True, ensure_ascii=False)}
+        text = self.to_text()
+        if max_length is not None and len(text) > max_length:
+            text = json.dumps({"file": MAPPING_FILE, "size": len(text)})
+        return {MAPPING_TAG: text}
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> "MappingRecord":
@@ -116,6 +127,8 @@ class MappingRecord:
         if not raw:
             return cls()
         data = json.loads(raw)
+        if "file" in data:  # kept whole in MAPPING_FILE (too long for a tag there)
+            return cls(kept={"mapping": f"recorded in artifact {data['file']}"})
         return cls(data.get("renamed", {}), data.get("truncated", {}), data.get("dropped", {}), data.get("kept", {}))
 
 

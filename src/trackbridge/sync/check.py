@@ -28,7 +28,7 @@ from typing import Any
 from trackbridge.backends.base import Reader
 from trackbridge.errors import TrackbridgeError
 from trackbridge.history import increasing_steps, merge_rows, series_from_rows
-from trackbridge.mapping import TRUNCATE, MappingRecord
+from trackbridge.mapping import MAPPING_FILE, TRUNCATE, MappingRecord
 from trackbridge.model import ArtifactInfo, DatasetInput, MetricPoint, RunRecord
 from trackbridge.model_files import is_model_file, mask_ids
 from trackbridge.sync.delta import model_prefixes
@@ -299,6 +299,7 @@ class Checker:
                      if not a.path.startswith(skip)}
         dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
                      if not a.path.startswith(skip)}
+        dst_files.pop(MAPPING_FILE, None)  # the mapping record, kept as a file where tags are short
         self._compare_param_files(details, dst.run_id, {p: t for p, t in param_files.items() if p not in src_files},
                                   dst_files)
         for path in sorted(src_files.keys() - dst_files.keys()):

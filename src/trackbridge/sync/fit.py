@@ -226,7 +226,6 @@ def _fit_tag_count(run: RunRecord, target: Target, fitted: FittedRun) -> None:
     if not overflow:
         return
     fitted.overflow_tags = {key: fitted.tags.pop(key) for key in overflow}
-    for key in overflow:
-        fitted.record.kept[f"tag:{key}"] = (
-            f"destination keeps at most {limit} tags per run ({own} used by trackbridge and the platform): "
-            f"kept in artifact {OVERFLOW_FILE}")
+    fitted.record.kept["tags"] = (
+        f"{len(overflow)} tag(s) past the destination's {limit} per run ({own} used by trackbridge and the "
+        f"platform): kept in artifact {OVERFLOW_FILE}")

@@ -48,6 +48,7 @@ from pathlib import Path, PurePosixPath
 from trackbridge.backends.base import Reader, Writer
 from trackbridge.history import Row, increasing_steps, merge_rows
 from trackbridge.model import MetricPoint
+from trackbridge.mapping import MAPPING_FILE, MAPPING_TAG
 from trackbridge.model_files import repoint_ids
 from trackbridge.sync.delta import missing_points
 from trackbridge.sync.fit import Target
@@ -164,7 +165,10 @@ class RunTransfer:
             end = src.end_time if can("settable_end_time") else None
             self.retry.call(self.writer.finish_run, dst_id, src.status, end)
         crash_point("before_complete")
-        self.retry.call(self.writer.set_tags, dst_id, {**fitted.record.to_tag(), COMPLETE: run.fingerprint})
+        tag = fitted.record.to_tag(self.writer.limits.max_tag_value_length)
+        if fitted.record and tag[MAPPING_TAG] != fitted.record.to_text():
+            self._send_text(dst_id, MAPPING_FILE, fitted.record.to_text())
+        self.retry.call(self.writer.set_tags, dst_id, {**tag, COMPLETE: run.fingerprint})
         return result
 
     # -- metrics --------------------------------------------------------------
@@ -313,14 +317,18 @@ class RunTransfer:
             crash_point("mid_artifacts")
         return sent
 
+    def _send_text(self, dst_id: str, path: str, text: str) -> int:
+        """One file of trackbridge's own (full param values, overflow tags, the mapping)."""
+        with tempfile.TemporaryDirectory(prefix="tb-param-") as tmp:
+            local = Path(tmp) / PurePosixPath(path).name
+            local.write_text(text, encoding="utf-8")
+            self.retry.call(self.writer.log_artifact, dst_id, local, str(PurePosixPath(path).parent))
+            return local.stat().st_size
+
     def _send_param_files(self, run: RunPlan, dst_id: str) -> int:
         sent = 0
         for path, text in run.delta.param_files.items():
-            with tempfile.TemporaryDirectory(prefix="tb-param-") as tmp:
-                local = Path(tmp) / PurePosixPath(path).name
-                local.write_text(text, encoding="utf-8")
-                self.retry.call(self.writer.log_artifact, dst_id, local, str(PurePosixPath(path).parent))
-                size = local.stat().st_size
+            size = self._send_text(dst_id, path, text)
             sent += size
             self.stats.add(artifacts=1, bytes=size)
             self.reporter.advance(bytes_=size)
