@@ -296,6 +296,17 @@ class AzureWorkspace:
         return f"azure-{uuid.uuid4().hex[:10]}"
 
 
+#: MLflow's process-wide HTTP settings, which the backend sets for its connections.
+HTTP_VARS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+             "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+
+def restore_http_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make MLflow's HTTP variables revert after the test (the backend writes them)."""
+    for var, default in HTTP_VARS.items():
+        monkeypatch.setenv(var, os.environ.get(var, default))
+
+
 @pytest.fixture(scope="session")
 def azureml_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzurePrefixedServer]:
     """A real MLflow server under Azure ML's workspace URL prefix (one per session)."""
@@ -317,4 +328,5 @@ def azureml_workspace(azureml_server: AzurePrefixedServer, azureml_proxy: AzureL
     """The stand-in workspace: server + limit proxy, the token in ``$TB_TEST_AZUREML_TOKEN``."""
     azureml_proxy.reset()
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    restore_http_env(monkeypatch)
     return AzureWorkspace(azureml_server, azureml_proxy)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azureml_helpers import RG, SUB, TOKEN, TOKEN_ENV, WS, AzureLimitProxy, AzurePrefixedServer
+from azureml_helpers import RG, SUB, TOKEN, TOKEN_ENV, WS, AzureLimitProxy, AzurePrefixedServer, restore_http_env
 from corpus import Corpus, build_corpus, history, invoke, runs_by_source, set_remotes
 from mlflow import MlflowClient
 
@@ -38,6 +38,7 @@ def _azure_remote(monkeypatch: pytest.MonkeyPatch, name: str, proxy: AzureLimitP
                        "ENDPOINT": proxy.url, "TOKEN_ENV": TOKEN_ENV, "HTTP_RETRIES": "1"}.items():
         monkeypatch.setenv(prefix + key, value)
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    restore_http_env(monkeypatch)
 
 
 def _json(result) -> dict:  # noqa: ANN001

@@ -11,6 +11,8 @@ INFO = BackendInfo(
         "AZURE_SUBSCRIPTION_ID": False,
         "AZURE_RESOURCE_GROUP": False,
         "AZUREML_WORKSPACE_NAME": False,
+        # the workspace API host (private endpoints, sovereign clouds): skips the ARM lookup.
+        "AZUREML_ENDPOINT": False,
         # azure-identity's service principal variables.
         "AZURE_TENANT_ID": False,
         "AZURE_CLIENT_ID": False,

@@ -11,7 +11,7 @@ pass either):
 * ``subscription_id``, ``resource_group``, ``workspace`` — else the environment
   variables ``AZURE_SUBSCRIPTION_ID``, ``AZURE_RESOURCE_GROUP``,
   ``AZUREML_WORKSPACE_NAME`` (trackbridge's own: no Azure SDK reads them);
-* ``endpoint`` — the workspace API host (``https://westeurope.api.azureml.ms``,
+* ``endpoint`` (else ``AZUREML_ENDPOINT``) — the workspace API host (``https://westeurope.api.azureml.ms``,
   a private endpoint, a sovereign cloud's host, or a local stand-in
   ``http://127.0.0.1:PORT``).  With it the tracking URI is built directly and no
   ARM lookup happens; without it the URI comes from the workspace's ARM record;
@@ -39,6 +39,7 @@ from trackbridge.errors import ConfigError
 ENV_SUBSCRIPTION = "AZURE_SUBSCRIPTION_ID"
 ENV_RESOURCE_GROUP = "AZURE_RESOURCE_GROUP"
 ENV_WORKSPACE = "AZUREML_WORKSPACE_NAME"
+ENV_ENDPOINT = "AZUREML_ENDPOINT"
 DEFAULT_CLOUD = "AzureCloud"
 DEFAULT_CREDENTIAL_TIMEOUT = 30.0
 #: the path the azureml-mlflow plugin puts before a workspace's scope (MLflow >= 2).
@@ -77,7 +78,7 @@ class AzureOptions:
         values = {}
         for key, env in _WORKSPACE_OPTIONS:
             values[key] = str(options.get(key) or os.environ.get(env) or "").strip() or None
-        endpoint = str(options.get("endpoint") or "").strip().rstrip("/") or None
+        endpoint = str(options.get("endpoint") or os.environ.get(ENV_ENDPOINT) or "").strip().rstrip("/") or None
         if endpoint:
             parsed = urlparse(endpoint)
             if parsed.scheme not in ("http", "https") or not parsed.netloc:
