@@ -33,6 +33,7 @@ Decisions (also in ``docs/backends/comet.md``):
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -121,6 +122,21 @@ def decode_version_tags(labels: list[str]) -> tuple[dict[str, str], list[str], d
             k, _, v = label.partition("=")
             tags[k] = v
     return tags, aliases, model_tags
+
+#: JSON list of the run's dataset inputs (Comet has no such field).
+INPUTS_OTHER = "trackbridge.inputs"
+#: provenance tags the engine writes: a copy's source and the fields Comet cannot set.
+SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
+SOURCE_RUN_TAG = "trackbridge.source.run_id"
+SOURCE_USER_TAG = "trackbridge.source.user"
+SOURCE_PARENT_TAG = "trackbridge.source.parent_run_id"
+
+
+def experiment_key(platform: str, run_id: str) -> str:
+    """The Comet experiment key of a copy of (platform, run id): 40 hex digits,
+    equal to ``comet_ml.get_experiment_key(f"trackbridge:{platform}:{run_id}")``."""
+    return hashlib.sha1(f"trackbridge:{platform}:{run_id}".encode()).hexdigest()
+
 
 #: the series the per-point epoch becomes.
 EPOCH_SERIES = "epoch"

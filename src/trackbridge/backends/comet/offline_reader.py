@@ -28,6 +28,7 @@ from trackbridge.errors import BackendError, ConfigError, RunNotFound
 from trackbridge.history import Row
 from trackbridge.model import (
     ArtifactInfo,
+    DatasetInput,
     Experiment,
     LoggedModel,
     MetricPoint,
@@ -165,8 +166,11 @@ class CometOfflineReader(Reader):
         notes: str | None = None
         status: RunStatus | None = None
         system_keys: dict[str, str] = {}
+        inputs: list[DatasetInput] = []
         for key, value in run.others.items():
-            if key == fmt.SYSTEM_KEYS_OTHER:
+            if key == fmt.INPUTS_OTHER:
+                inputs = [DatasetInput(**i) for i in json.loads(str(value))]
+            elif key == fmt.SYSTEM_KEYS_OTHER:
                 system_keys = _json_or_text(value) if isinstance(_json_or_text(value), dict) else {}
             elif key == fmt.NOTES_OTHER:
                 notes = fmt.other_as_tag(value)
@@ -179,6 +183,17 @@ class CometOfflineReader(Reader):
         if status is None:
             status = RunStatus.FAILED if run.meta.get("customer_error_reported") else RunStatus.FINISHED
         params = fmt.nest_params(run.params) if run.nested_params else dict(run.params)
+        end_time = _int_or_none(run.meta.get("stop_time"))
+        if status in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+            end_time = None  # comet upload needs a stop_time: the writer put "now" there
+        # what Comet cannot hold, kept in tags by the engine, is the run's again when read
+        # (the tags stay too, so a re-run finds its copies): the user, and the parent,
+        # whose copy has the key derived from it in the same folder
+        user = tags.get(fmt.SOURCE_USER_TAG)
+        parent = None
+        if tags.get(fmt.SOURCE_PARENT_TAG) and tags.get(fmt.SOURCE_PLATFORM_TAG):
+            key = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_PARENT_TAG])
+            parent = key if any(p.name.startswith(key) for p in archive_paths(run.path.parent)) else None
         models = [LoggedModel(name=n, artifact_path=n) for n in run.models]
         models += [LoggedModel(name=n, artifact_path=n) for n in run.remote_models if n not in run.models]
         return RunRecord(
@@ -189,7 +204,9 @@ class CometOfflineReader(Reader):
             name=run.name,
             status=status,
             start_time=_int_or_none(run.meta.get("start_time")),
-            end_time=_int_or_none(run.meta.get("stop_time")),
+            end_time=end_time,
+            user=user,
+            parent_run_id=parent,
             url=run.path.resolve().as_uri(),
             params=params,
             tags=tags,
@@ -200,6 +217,7 @@ class CometOfflineReader(Reader):
                             for k, m in run.system_metrics.items()},
             summary=summary,
             models=models,
+            inputs=inputs,
             unread=_unread(run),
         )
 

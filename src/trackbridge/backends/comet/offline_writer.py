@@ -21,7 +21,6 @@ write to a run whose staging this process does not know starts from the committe
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,7 +39,7 @@ from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, read
 from trackbridge.backends.comet.zipsource import ArchiveFiles
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 
 #: What Comet takes (docs and the SDK's validators): keys <= 100 characters, a
 #: parameter value <= 1,000 characters once stringified.  Params keep JSON values and
@@ -60,16 +59,11 @@ COMET_LIMITS = Limits(
     max_tags_per_run=None,
 )
 
-SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
-SOURCE_RUN_TAG = "trackbridge.source.run_id"
+SOURCE_PLATFORM_TAG = fmt.SOURCE_PLATFORM_TAG
+SOURCE_RUN_TAG = fmt.SOURCE_RUN_TAG
+experiment_key = fmt.experiment_key
 SYSTEM_KEYS_OTHER = fmt.SYSTEM_KEYS_OTHER
 ALIAS_TAG_PREFIX = fmt.ALIAS_TAG_PREFIX
-
-
-def experiment_key(platform: str, run_id: str) -> str:
-    """The Comet experiment key of a copy of (platform, run id): 40 hex digits,
-    equal to ``comet_ml.get_experiment_key(f"trackbridge:{platform}:{run_id}")``."""
-    return hashlib.sha1(f"trackbridge:{platform}:{run_id}".encode()).hexdigest()
 
 
 def semver(version: str) -> str:
@@ -89,6 +83,7 @@ class _Run:
     epoch: float | None = None
     nested_flag: bool = False
     system_keys: dict[str, str] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     #: (registry name, version) -> register_model payload, written when zipping.
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
     dirty: bool = True
@@ -149,6 +144,8 @@ class CometOfflineWriter(Writer):
         with self._lock:
             self._runs[key] = run
         with run.lock:
+            # until finish_run says otherwise the run is running (and has no end time)
+            self._other(run, fmt.STATUS_OTHER, RunStatus.RUNNING.value)
             if name is not None:
                 self._other(run, "Name", name)
             for k, v in tags.items():
@@ -221,6 +218,17 @@ class CometOfflineWriter(Writer):
         run = self._open(run_id)
         with run.lock:
             self._other(run, fmt.NOTES_OTHER, notes)
+        self._settle(run)
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Comet has no dataset inputs: kept as the other ``trackbridge.inputs`` (JSON),
+        new ones added to those already recorded."""
+        run = self._open(run_id)
+        with run.lock:
+            merged = run.inputs + [i for i in map(asdict, inputs) if i not in run.inputs]
+            if merged != run.inputs:
+                run.inputs = merged
+                self._other(run, fmt.INPUTS_OTHER, json.dumps(merged, sort_keys=True))
         self._settle(run)
 
     def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
@@ -494,6 +502,8 @@ def _restore_state(run: _Run, msg: dict[str, Any]) -> None:
             run.nested_flag = True
         elif payload.get("key") == SYSTEM_KEYS_OTHER:
             run.system_keys = json.loads(payload["value"])
+        elif payload.get("key") == fmt.INPUTS_OTHER:
+            run.inputs = json.loads(payload["value"])
     elif msg.get("type") == "metric_msg":
         epoch = (payload.get("metric") or {}).get("epoch")
         if epoch is not None:
