@@ -291,3 +291,17 @@ def test_skinny_mismatch_names_the_repair() -> None:
     plain = skinny_mismatch({"mlflow": "3.17.2", "mlflow-skinny": "3.16.0", "azureml-mlflow": None})
     assert plain is not None and plain.endswith("pip install 'mlflow-skinny==3.17.2'")
     assert skinny_mismatch() is None  # this venv: installed in one command, consistent
+
+
+def test_workspace_artifact_uris_use_this_connections_context() -> None:
+    """``azureml://`` run artifacts are opened with the remote's own service context, not
+    through the process's global tracking URI (which trackbridge never sets)."""
+    backend = AzureMLBackend(_opts(endpoint="https://westeurope.api.azureml.ms", token=SECRET))
+    uri = (f"azureml://westeurope.api.azureml.ms/mlflow/v2.0{SCOPE}/experiments/exp-1/runs/run-9/artifacts/model")
+    repo = backend.connection.artifact_repo(uri)
+    assert type(repo).__name__ == "AzureMLflowArtifactRepository"
+    client = repo.artifacts
+    assert type(client).__name__ == "RunArtifactsClient"
+    assert (client._experiment_name, client._run_id, client.path) == ("exp-1", "run-9", "model")
+    assert client._service_context is backend.connection._context
+    assert client._service_context.auth is backend.connection.credential

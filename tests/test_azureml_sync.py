@@ -124,3 +124,23 @@ def test_tags_past_azures_fifty_are_kept_in_an_artifact(workspace, monkeypatch: 
     assert sum(k.startswith("tag ") for k in copy.data.tags) < EXTRA_TAGS  # the rest kept in an artifact
     assert "trackbridge/tags.json" in {a.path for a in MlflowClient(direct).list_artifacts(copy.info.run_id, "trackbridge")}
     assert invoke("check", "many", "az").exit_code == 0
+
+
+def test_dir_archive_to_azureml_passes_check(workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another platform into Azure ML through the engine: the vendor-neutral archive."""
+    server, proxy = workspace
+    proxy.reset()
+    source = build_corpus(f"sqlite:///{tmp_path / 'd.db'}", tmp_path / "d", prefix="dir-")
+    set_remotes(monkeypatch, src=source.tracking_uri)
+    archive = f"dir:{tmp_path / 'archive'}"
+    assert _json(invoke("copy", "src", archive, "--json"))["ok"]
+    _azure_remote(monkeypatch, "az", proxy)
+    out = _json(invoke("copy", archive, "az", "--json"))
+    assert out["ok"], out["errors"]
+    assert out["stats"]["runs_created"] == len(source.runs)
+    checked = invoke("check", archive, "az")
+    assert checked.exit_code == 0, checked.stdout
+    found = runs_by_source(f"sqlite:///{server.root / 'mlflow.db'}")
+    copies = [r for runs in found.values() for r in runs if r.data.tags.get("trackbridge.source.platform") == "dir"]
+    assert len(copies) == len(source.runs)
+    assert {r.data.tags["trackbridge.origin.platform"] for r in copies} == {"mlflow"}
