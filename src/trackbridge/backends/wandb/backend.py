@@ -26,7 +26,8 @@ WANDB_FEATURES = Features(
     labels=True,
     summary=True,
     notes=True,
-    inputs=False,
+    #: dataset inputs are kept in config ``trackbridge.inputs`` (W&B has no such field)
+    inputs=True,
     system_metrics=True,
     strictly_increasing_steps=False,
     history_rows=True,

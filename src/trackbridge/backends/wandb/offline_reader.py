@@ -36,10 +36,29 @@ from pathlib import Path, PurePosixPath
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb import rows as rowio
 from trackbridge.backends.wandb.scan import ScannedRun, scan
-from trackbridge.backends.wandb.values import GROUP_TAG, JOB_TYPE_TAG, TAGS_CONFIG_KEY, flat_str
+from trackbridge.backends.wandb.ids import derived_run_id
+from trackbridge.backends.wandb.values import (
+    GROUP_TAG,
+    INPUTS_CONFIG_KEY,
+    JOB_TYPE_TAG,
+    SOURCE_END_TIME_TAG,
+    SOURCE_PARENT_TAG,
+    SOURCE_PLATFORM_TAG,
+    SOURCE_USER_TAG,
+    TAGS_CONFIG_KEY,
+    flat_str,
+)
 from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RunRecord, RunStatus
+from trackbridge.model import (
+    ArtifactInfo,
+    DatasetInput,
+    Experiment,
+    LoggedModel,
+    MetricPoint,
+    RunRecord,
+    RunStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +189,20 @@ class WandbOfflineReader(Reader):
         end = None
         if run.exit_code is not None and run.start_time is not None:
             end = run.start_time + run.runtime * 1000 if run.runtime else run.last_timestamp
+            # the exit record holds whole seconds; a copy keeps the exact time in a tag
+            kept = _int(tags.get(SOURCE_END_TIME_TAG))
+            if kept is not None:
+                end = kept
+        # what W&B runs cannot hold, kept in tags by the engine, is the run's again when read
+        # (the tags stay too, so a re-run finds its copies): the user, and the parent, whose
+        # copy has the id derived from it
+        parent = None
+        if tags.get(SOURCE_PARENT_TAG) and tags.get(SOURCE_PLATFORM_TAG):
+            candidate = derived_run_id(tags[SOURCE_PLATFORM_TAG], tags[SOURCE_PARENT_TAG])
+            if any(p.name == f"run-{candidate}.wandb" for p in find_run_files(self.root)):
+                parent = candidate
+        inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
+                  for i in run.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
         models = [LoggedModel(name=a.name, artifact_path=a.name) for a in self._models(run)]
         return RunRecord(
             platform=self.platform,
@@ -180,6 +213,8 @@ class WandbOfflineReader(Reader):
             status=status_of(run),
             start_time=run.start_time,
             end_time=end,
+            user=tags.get(SOURCE_USER_TAG) or None,
+            parent_run_id=parent,
             url=run.path.resolve().as_uri(),
             params=run.params(),
             tags=tags,
@@ -188,6 +223,7 @@ class WandbOfflineReader(Reader):
             metrics=dict(run.metrics),
             system_metrics=dict(run.system_metrics),
             summary=run.user_summary(),
+            inputs=inputs,
             models=models,
         )
 
@@ -248,6 +284,13 @@ class WandbOfflineReader(Reader):
 
     def close(self) -> None:
         self.series.close()
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 def _md5_digest(b64: str) -> str | None:

@@ -36,7 +36,7 @@ import math
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -47,14 +47,16 @@ from trackbridge.backends.wandb.ids import run_id_for
 from trackbridge.backends.wandb.scan import scan
 from trackbridge.backends.wandb.values import (
     GROUP_TAG,
+    INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
+    SOURCE_END_TIME_TAG,
     STEP_KEY,
     TAGS_CONFIG_KEY,
     encode,
 )
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import LoggedModel, MetricPoint, RunStatus, now_ms
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, RunStatus, now_ms
 
 STAGING_DIR = "trackbridge-staging"
 EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
@@ -96,8 +98,10 @@ class _Run:
     labels: list[str] = field(default_factory=list)
     start_time: int = 0
     tags: dict[str, str] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
     summary_keys: set[str] = field(default_factory=set)
     last_values: dict[str, float] = field(default_factory=dict)
+    last_time: int | None = None
     next_step: int = 0
     num: int = 0
     status: RunStatus = RunStatus.RUNNING
@@ -241,9 +245,11 @@ class WandbOfflineWriter(Writer):
                    name=old.display_name, group=old.group, job_type=old.job_type, notes=old.notes,
                    labels=list(old.labels), start_time=old.start_time or now_ms())
         run.tags = {k: str(v) for k, v in (old.config.get(TAGS_CONFIG_KEY) or {}).items()}
+        run.inputs = [i for i in old.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
         run.summary_keys = set(old.user_summary())
         run.last_values = {k: m.value for k, m in old.metrics.items()}
         run.next_step = old.last_step + 1
+        run.last_time = old.last_timestamp
         run.num = old.records
         run.files = {p for p, _kind in old.files}
         # cut the exit record (written again at close) and any damaged tail
@@ -278,6 +284,16 @@ class WandbOfflineWriter(Writer):
             for key in keys:
                 run.tags.pop(key, None)
             self._config(run, {TAGS_CONFIG_KEY: dict(run.tags)})
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """Dataset inputs in config ``trackbridge.inputs`` (W&B runs have no such field);
+        inputs already there are not added twice (a resumed copy)."""
+        run = self._open(run_id)
+        with run.lock:
+            new = [i for i in (asdict(x) for x in inputs) if i not in run.inputs]
+            if new:
+                run.inputs.extend(new)
+                self._config(run, {INPUTS_CONFIG_KEY: list(run.inputs)})
 
     def set_run_name(self, run_id: str, name: str) -> None:
         run = self._open(run_id)
@@ -349,6 +365,7 @@ class WandbOfflineWriter(Writer):
                     item.value_json = value
                 history.step.num = run.next_step
                 run.next_step += 1
+                run.last_time = row.timestamp if run.last_time is None else max(run.last_time, row.timestamp)
                 self._write(run, rec, flush=False)
             if run.stream is not None:
                 run.stream.flush()
@@ -437,7 +454,9 @@ class WandbOfflineWriter(Writer):
         run = self._open(run_id)
         with run.lock:
             run.status = status
-            run.end_time = end_time if end_time is not None else now_ms()
+            if end_time is None:  # a copy's source end time is in a tag: W&B's runtime from it
+                end_time = _int(run.tags.get(SOURCE_END_TIME_TAG)) or run.last_time or now_ms()
+            run.end_time = end_time
             self._close_stream(run)
 
     def flush(self) -> None:
@@ -487,6 +506,13 @@ class WandbOfflineWriter(Writer):
             run.stream.close()
             run.stream = None
             run.log = None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 def _json(value: Any, key: str) -> str:

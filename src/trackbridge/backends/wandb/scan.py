@@ -18,6 +18,7 @@ from typing import Any
 
 from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.values import (
+    INPUTS_CONFIG_KEY,
     STEP_KEY,
     TAGS_CONFIG_KEY,
     WANDB_CONFIG_KEY,
@@ -109,7 +110,8 @@ class ScannedRun:
     end_offset: int = txlog.HEADER_SIZE
 
     def params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config.items() if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY)}
+        return {k: v for k, v in self.config.items()
+                if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY)}
 
     def user_summary(self) -> dict[str, Any]:
         """Summary values set by the user, not the last values of history series."""

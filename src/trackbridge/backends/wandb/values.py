@@ -16,6 +16,13 @@ from typing import Any
 WANDB_CONFIG_KEY = "_wandb"
 #: config namespace that holds trackbridge's key/value tags (W&B tags are labels only).
 TAGS_CONFIG_KEY = "trackbridge.tags"
+#: config key holding dataset inputs (MLflow ``log_input``), which W&B runs have no field for.
+INPUTS_CONFIG_KEY = "trackbridge.inputs"
+#: tags the engine keeps run fields in when a destination cannot set them; read back as fields.
+SOURCE_END_TIME_TAG = "trackbridge.source.end_time"
+SOURCE_USER_TAG = "trackbridge.source.user"
+SOURCE_PARENT_TAG = "trackbridge.source.parent_run_id"
+SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
 #: history key that carries the user's step (W&B's own ``_step`` must strictly increase).
 STEP_KEY = "trackbridge/step"
 #: run-record tags keep these W&B fields in the canonical model's key/value tags.
