@@ -15,8 +15,9 @@ passing against a permissive stand-in:
 * any write of ``mlflow.user`` (Azure sets it itself);
 * a request without ``Authorization: Bearer <token>``.
 
-It can also answer 429/503 a given number of times (throttling), and refuse the
-alias API (``aliases=False``) like a registry without aliases.  Every request is
+It can also answer 429/503 a given number of times (throttling), refuse the
+alias API (``aliases=False``) like a registry without aliases, and the MLflow 3
+logged-model API (``logged_models=False``) like a workspace without it.  Every request is
 recorded (method, path, metric count, max_results) for assertions.
 """
 from __future__ import annotations
@@ -114,6 +115,7 @@ class AzureLimitProxy:
         self.upstream = upstream.rstrip("/")
         self.token = token
         self.aliases = True
+        self.logged_models = True
         self.seen: list[Seen] = []
         self._fail: list[int] = []
         self._lock = threading.Lock()
@@ -160,6 +162,7 @@ class AzureLimitProxy:
             self.seen.clear()
             self._fail.clear()
         self.aliases = True
+        self.logged_models = True
 
     def fail_next(self, count: int, status: int = 429) -> None:
         """Answer the next ``count`` tracking API requests with ``status`` (throttling)."""
@@ -239,6 +242,8 @@ class AzureLimitProxy:
                                     f"A run can have at most {MAX_TAGS} tags; this request makes {len(total)}.")
         if not self.aliases and api.startswith("registered-models/alias"):
             return _azure_error(404, "ENDPOINT_NOT_FOUND", "aliases are not supported by this registry")
+        if not self.logged_models and api.startswith("logged-models"):
+            return _azure_error(404, "ENDPOINT_NOT_FOUND", "no MLflow 3 logged models in this workspace")
         return None
 
     @staticmethod

@@ -144,3 +144,23 @@ def test_dir_archive_to_azureml_passes_check(workspace, monkeypatch: pytest.Monk
     copies = [r for runs in found.values() for r in runs if r.data.tags.get("trackbridge.source.platform") == "dir"]
     assert len(copies) == len(source.runs)
     assert {r.data.tags["trackbridge.origin.platform"] for r in copies} == {"mlflow"}
+
+
+def test_corpus_into_a_workspace_without_logged_models_passes_check(workspace, monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """Where the workspace has no MLflow 3 logged-model API, the corpus's logged model goes
+    to the run's artifacts and its registry version is registered from ``runs:/``."""
+    server, proxy = workspace
+    proxy.reset()
+    proxy.logged_models = False
+    source = build_corpus(f"sqlite:///{tmp_path / 'n.db'}", tmp_path / "n", prefix="nolm-")
+    set_remotes(monkeypatch, src=source.tracking_uri)
+    _azure_remote(monkeypatch, "az", proxy)
+    out = _json(invoke("copy", "src", "az", "--json"))
+    assert out["ok"], out["errors"]
+    assert (out["stats"]["runs_created"], out["stats"]["model_versions"]) == (len(source.runs), 3)
+    checked = invoke("check", "src", "az")
+    assert checked.exit_code == 0, checked.stdout
+    direct = MlflowClient(f"sqlite:///{server.root / 'mlflow.db'}")
+    versions = sorted(direct.search_model_versions(f"name = '{source.model}'"), key=lambda v: int(v.version))
+    assert all(v.source.startswith("runs:/") for v in versions)

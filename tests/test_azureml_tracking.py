@@ -187,3 +187,26 @@ def test_aliases_kept_as_version_tags_where_the_registry_refuses_them(azureml_wo
     native = azureml_workspace.backend(aliases="native").writer()
     with pytest.raises(BackendError):
         native.set_model_alias(name, "x", "1")
+
+
+def test_models_fall_back_to_run_artifacts_without_the_logged_model_api(azureml_workspace: AzureWorkspace,
+                                                                         tmp_path: Path) -> None:
+    azureml_workspace.proxy.logged_models = False
+    backend = azureml_workspace.backend()
+    writer = backend.writer()
+    run_id = writer.create_run(writer.ensure_experiment(azureml_workspace.experiment()), name="m")
+    folder = tmp_path / "clf"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function: {}\n  sklearn: {}\n")
+    (folder / "model.pkl").write_bytes(b"\x00\x01")
+    logged = writer.log_model(run_id, folder, "clf")
+    assert (logged.model_id, logged.artifact_path, logged.flavors) == (None, "clf", ["python_function", "sklearn"])
+    record = backend.reader().get_run(run_id)  # listing logged models is refused too: tolerated
+    assert [(m.name, m.flavors) for m in record.models] == [("clf", ["python_function", "sklearn"])]
+    assert {a.path for a in backend.reader().list_artifacts(run_id)} == {"clf/MLmodel", "clf/model.pkl"}
+    name = f"fallback-{azureml_workspace.experiment()}"
+    writer.register_model(RegisteredModel(name))
+    version = writer.create_model_version(ModelVersion(name, "1", source="models:/m-0123"), run_id)
+    assert version.source == f"runs:/{run_id}/clf"
+    refused = azureml_workspace.proxy.requests("logged-models/create") + azureml_workspace.proxy.requests("logged-models/search")
+    assert refused and all(s.status == 404 for s in refused)

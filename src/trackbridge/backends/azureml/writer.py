@@ -13,6 +13,11 @@ batch upload) or from the errors users met (mlflow/mlflow#11462
   user given to :meth:`create_run` (the facade) is kept in
   ``trackbridge.source.user``, as the engine does for copies (``settable_user``
   is off in the backend's Features);
+* models: MLflow 3 logged models where the workspace has the API; where it
+  answers "no such endpoint", the model's files go to the run's artifacts under
+  its name with an ``mlflow.log-model.history`` entry (MLflow 2's layout, which
+  the reader lists as the run's model), and versions are registered from
+  ``runs:/<run>/<name>``;
 * registry: versions only from ``runs:/`` of this workspace; MLflow stages are
   carried (``transition_model_version_stage``); aliases are set natively and,
   where the workspace refuses the alias API, kept as recorded version tags
@@ -20,15 +25,18 @@ batch upload) or from the errors users met (mlflow/mlflow#11462
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Limits
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.errors import is_not_found, is_unsupported, translated
 from trackbridge.backends.mlflow.writer import MlflowWriter, mlflow_limits
-from trackbridge.model import ModelVersion
+from trackbridge.errors import BackendError
+from trackbridge.model import LoggedModel, ModelVersion
 
 PLATFORM = "azureml"
 SOURCE_TAG_PREFIX = "mlflow.source."
@@ -81,6 +89,8 @@ class AzureMLWriter(MlflowWriter):
 
             raise ConfigError(f"Azure ML remote: option aliases must be one of {', '.join(_ALIAS_MODES)}, not {aliases!r}.")
         self._alias_mode = aliases
+        #: ``False`` once the workspace answered that it has no logged-model API.
+        self._logged_models = True
 
     # -- runs ---------------------------------------------------------------
 
@@ -112,11 +122,36 @@ class AzureMLWriter(MlflowWriter):
             tags.setdefault(KEPT_USER, tags.pop(TAG_USER))
         super().set_tags(run_id, tags)
 
+    # -- models -------------------------------------------------------------
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        if self._logged_models:
+            try:
+                return super().log_model(run_id, local_dir, name)
+            except BackendError as exc:
+                if not is_unsupported(exc.__cause__ or exc):
+                    raise
+                self._logged_models = False
+        local_dir = Path(local_dir)
+        self.log_artifact(run_id, local_dir, name)
+        meta = _mlmodel(local_dir)
+        flavors = sorted(meta.get("flavors") or {}) if isinstance(meta.get("flavors"), dict) else []
+        entry = {"run_id": run_id, "artifact_path": name, "flavors": {f: {} for f in flavors}}
+        if meta.get("model_id"):  # the logged model these files were, for registering versions of it
+            entry["model_id"] = str(meta["model_id"])
+        with translated("read the run's model history", run_id):
+            current = self._client.get_run(run_id).data.tags.get(_MODEL_HISTORY)
+        history = _history(current) + [entry]
+        super().set_tags(run_id, {_MODEL_HISTORY: json.dumps(history, separators=(",", ":"))})
+        return LoggedModel(name=name, artifact_path=name, flavors=flavors)
+
     # -- registry -----------------------------------------------------------
 
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
         """MLflow's version creation; then the stage, then the aliases (natively or as tags)."""
         aliases = list(version.aliases)
+        if run_id and not version.model_id and version.source.startswith("models:/"):
+            version = self._as_run_model(version, run_id)
         created = super().create_model_version(replace(version, aliases=[]), run_id)
         if version.stage and version.stage not in ("None", ""):
             with translated(f"move {version.name} v{created.version} to stage {version.stage}"):
@@ -125,6 +160,19 @@ class AzureMLWriter(MlflowWriter):
         for alias in aliases:
             self.set_model_alias(version.name, alias, created.version)
         return replace(created, aliases=sorted(aliases))
+
+    def _as_run_model(self, version: ModelVersion, run_id: str) -> ModelVersion:
+        """A version of a logged model that this workspace keeps as run artifacts
+        (:meth:`log_model`'s fallback): registered from ``runs:/<run>/<its folder>``."""
+        wanted = version.source[len("models:/"):]
+        with translated("read the run's model history", run_id):
+            entries = _history(self._client.get_run(run_id).data.tags.get(_MODEL_HISTORY))
+        paths = [e.get("artifact_path") for e in entries if isinstance(e, dict) and e.get("artifact_path")]
+        matching = [e["artifact_path"] for e in entries if isinstance(e, dict) and e.get("model_id") == wanted]
+        path = matching[0] if matching else paths[0] if len(paths) == 1 else None
+        if path is None:
+            return version
+        return replace(version, source=f"runs:/{run_id}/{path}", artifact_path=path)
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         if self._alias_mode != "tags":
@@ -161,6 +209,31 @@ class AzureMLWriter(MlflowWriter):
                        if key in (v.tags or {}) and str(v.version) != keep]
             for held in holders:
                 self._client.delete_model_version_tag(name, held, key)
+
+
+_MODEL_HISTORY = "mlflow.log-model.history"
+
+
+def _history(raw: str | None) -> list[Any]:
+    try:
+        value = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _mlmodel(local_dir: Path) -> dict[str, Any]:
+    """The ``MLmodel`` file of a model folder as a dict (``{}`` without one)."""
+    import yaml
+
+    mlmodel = local_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(mlmodel.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def alias_tags(tags: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
