@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -262,3 +263,16 @@ def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path
         out, err = proc.communicate()
         raise AssertionError(f"wandb sync did not finish in {timeout} s:\n{out[-2000:]}\n{err[-2000:]}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture
+def sdk_sockets() -> Iterator[None]:
+    """Let the in-process wandb SDK reach its wandb-core service over a Unix socket; every
+    other connection stays loopback-only, as the suite's pytest-socket settings have it."""
+    import pytest_socket
+
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "::1", "localhost"], allow_unix_socket=True)
+    yield
+    import wandb
+
+    wandb.teardown()  # the SDK's process-wide settings (dirs, mode) must not leak into the next test

@@ -45,6 +45,42 @@ OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time":
                                "tag_deletion": True, "run_rename": True})
 
 
+class WandbBackend(Backend):
+    """W&B cloud or a W&B server (``wandb`` / ``wandb:ENTITY/PROJECT``).  Options (or the
+    env vars): ``api_key`` (``WANDB_API_KEY``), ``entity`` (``WANDB_ENTITY``), ``project``
+    (``WANDB_PROJECT``), ``base_url`` (``WANDB_BASE_URL``), ``mode`` (``WANDB_MODE``:
+    ``offline`` logs offline runs), ``probe_timeout`` / ``init_timeout`` (seconds, see
+    :mod:`.live_writer`)."""
+
+    info: ClassVar[BackendInfo] = INFO
+    features: ClassVar[Features] = WANDB_FEATURES
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._reader = None
+        self._writer = None
+
+    def reader(self):  # type: ignore[no-untyped-def]
+        from trackbridge.backends.wandb.cloud_reader import WandbCloudReader
+
+        if self._reader is None:
+            self._reader = WandbCloudReader(self.name, self.options)
+        return self._reader
+
+    def writer(self):  # type: ignore[no-untyped-def]
+        from trackbridge.backends.wandb.live_writer import WandbLiveWriter
+
+        if self._writer is None:
+            self._writer = WandbLiveWriter(self.name, self.options)
+        return self._writer
+
+    def describe(self) -> str:
+        import os
+
+        url = self.options.get("base_url") or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+        return f"wandb:{url}"
+
+
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 

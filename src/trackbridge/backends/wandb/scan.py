@@ -116,7 +116,7 @@ class ScannedRun:
     def user_summary(self) -> dict[str, Any]:
         """Summary values set by the user, not the last values of history series."""
         return {k: v for k, (v, nested) in self.summary.items()
-                if not k.startswith("_") and not (nested and k in self.history_keys)}
+                if not k.startswith("_") and k != STEP_KEY and not (nested and k in self.history_keys)}
 
 
 def ms(seconds: float) -> int:

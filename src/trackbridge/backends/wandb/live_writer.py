@@ -1,0 +1,288 @@
+"""Logging live through the wandb SDK (``TRACKBRIDGE_BACKEND=wandb``), online or offline.
+
+Why the SDK here (and not the direct file writer): live runs get wandb's own system
+metrics, console capture and online streaming.  The facade calls this writer from its
+background worker thread, so SDK latency never reaches the training loop.
+
+Mapping (the same conventions as the offline writer, so both read back alike):
+
+* params -> ``run.config`` (nested kept); key/value tags -> config ``trackbridge.tags``;
+  tags ``wandb.group`` / ``wandb.job_type`` given at ``create_run`` -> group / job type;
+* metrics -> history rows: ``trackbridge/step`` carries the user's step and is declared
+  (``define_metric``) the x-axis of every key; W&B's own ``_step`` just counts rows, so
+  a step that repeats or goes back loses no point; ``_timestamp`` is the point's time;
+* labels -> W&B tags, notes -> notes, summary -> ``run.summary``;
+* files -> one W&B Artifact ``<run id>-files`` (type ``run-files``) logged at finish with
+  every file at its path; models -> W&B ``model`` Artifacts (``run.log_model``).
+
+Reachability: ``WANDB_MODE=offline`` (or option ``mode``) writes offline at once.  In
+online mode the W&B host is probed first (one HTTP request, ``probe_timeout`` s, default
+3) and ``init`` is given ``init_timeout`` s (default 10) instead of the SDK's 90; if
+either fails the run is created offline (after a timed-out ``init`` under the id
+``<id>-offline``, since wandb's service still holds the first) and a warning says where
+it is and the ``wandb sync`` command that uploads it later.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
+from trackbridge.backends.wandb.values import GROUP_TAG, INPUTS_CONFIG_KEY, JOB_TYPE_TAG, STEP_KEY, TAGS_CONFIG_KEY
+from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, RunStatus
+
+log = logging.getLogger("trackbridge")
+
+LOCAL_ID_TAG = "trackbridge.local_run_id"
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+LIMITS = Limits(
+    max_metrics_per_batch=10_000,
+    max_params_per_batch=10_000,
+    max_tags_per_batch=10_000,
+    max_key_length=256,
+    flat_params=False,
+    allows_nan=True,
+    strictly_increasing_steps=False,
+)
+
+
+def _wandb() -> Any:
+    try:
+        import wandb
+    except ImportError as exc:
+        raise MissingDependencyError("the wandb backend needs the wandb SDK: pip install 'trackbridge[wandb]'") from exc
+    return wandb
+
+
+def reachable(base_url: str, timeout: float) -> str | None:
+    """``None`` when ``base_url`` answers an HTTP request (any status) within ``timeout``
+    seconds, else why not (a refused port, a DNS failure, a host that never answers)."""
+    import http.client
+
+    parsed = urlparse(base_url)
+    host = parsed.hostname or ""
+    conn_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
+    conn = conn_class(host, parsed.port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        conn.getresponse().read(0)
+        return None
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}: {exc or 'no answer'}"
+    finally:
+        conn.close()
+
+
+@dataclass
+class _Live:
+    run: Any
+    tags: dict[str, str] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    files: list[tuple[Path, str]] = field(default_factory=list)
+    offline: bool = False
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class WandbLiveWriter(Writer):
+    limits = LIMITS
+
+    def __init__(self, platform: str = "wandb", options: Mapping[str, Any] | None = None) -> None:
+        self.platform = platform
+        self.options = dict(options or {})
+        self._runs: dict[str, _Live] = {}
+        self._lock = threading.Lock()
+        self._staging = Path(tempfile.mkdtemp(prefix="tb-wandb-files-"))
+        #: (run id, offline dir) of every run that fell back to offline mode.
+        self.fallbacks: list[tuple[str, str]] = []
+
+    # -- settings -------------------------------------------------------------------
+
+    def _opt(self, name: str, env: str | None = None, default: Any = None) -> Any:
+        value = self.options.get(name)
+        if value in (None, "") and env:
+            value = os.environ.get(env)
+        return default if value in (None, "") else value
+
+    @property
+    def mode(self) -> str:
+        return str(self._opt("mode", "WANDB_MODE", "online")).lower()
+
+    @property
+    def base_url(self) -> str:
+        return str(self._opt("base_url", "WANDB_BASE_URL", DEFAULT_BASE_URL)).rstrip("/")
+
+    # -- runs -----------------------------------------------------------------------
+
+    def _open(self, run_id: str) -> _Live:
+        live = self._runs.get(run_id)
+        if live is None:
+            raise RunNotFound(f"W&B run {run_id!r} is not open in this process (the wandb writer logs live runs only)")
+        return live
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """W&B projects are created by the first run logged to them."""
+        return name
+
+    def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
+                   user: str | None = None, parent_run_id: str | None = None,
+                   tags: Mapping[str, str] | None = None) -> str:
+        wandb = _wandb()
+        tags = dict(tags or {})
+        run_id = run_id_for(tags)
+        if LOCAL_ID_TAG in tags and "trackbridge.source.run_id" not in tags:
+            run_id = derived_run_id("local", tags[LOCAL_ID_TAG])  # a retried create resumes, never duplicates
+        group = tags.pop(GROUP_TAG, None)
+        job_type = tags.pop(JOB_TYPE_TAG, None)
+        kwargs = dict(project=experiment_id, entity=self._opt("entity", "WANDB_ENTITY"), id=run_id, name=name,
+                      group=group, job_type=job_type, config={TAGS_CONFIG_KEY: tags} if tags else None,
+                      resume="allow", reinit="create_new", dir=self._opt("dir", "WANDB_DIR"))
+        offline = self.mode in ("offline", "dryrun")
+        reason = None
+        if self.mode == "disabled":
+            offline = False
+        elif not offline:
+            reason = reachable(self.base_url, float(self._opt("probe_timeout", None, 3)))
+            offline = reason is not None
+        run = None
+        if not offline:
+            settings = wandb.Settings(init_timeout=float(self._opt("init_timeout", None, 10)), base_url=self.base_url)
+            try:
+                run = wandb.init(settings=settings, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds (CommError, timeouts)
+                reason = f"{type(exc).__name__}: {exc}"
+                offline = True
+        if run is None:
+            mode = "offline" if offline else self.mode
+            try:
+                run = wandb.init(mode=mode, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                if reason is None or "in use" not in str(exc):
+                    raise BackendError(f"wandb.init failed in {mode} mode: {exc}") from exc
+                # the timed-out online init still holds the id in wandb's service
+                kwargs["id"] = f"{run_id}-offline"
+                run = wandb.init(mode=mode, **kwargs)
+        live = _Live(run=run, tags=tags, offline=offline)
+        if reason is not None:
+            sync_dir = getattr(run.settings, "sync_dir", None) or run.dir
+            self.fallbacks.append((run.id, str(sync_dir)))
+            log.warning("W&B at %s cannot be reached (%s): run %s is logged offline in %s; upload it later "
+                        "with: wandb sync %s", self.base_url, reason, run.id, sync_dir, sync_dir)
+        run.define_metric(STEP_KEY, hidden=True)
+        run.define_metric("*", step_metric=STEP_KEY)
+        with self._lock:
+            self._runs[run.id] = live
+        return run.id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            live.run.config.update(dict(params), allow_val_change=True)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            live.tags.update({k: str(v) for k, v in tags.items()})
+            live.run.config.update({TAGS_CONFIG_KEY: dict(live.tags)}, allow_val_change=True)
+
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            current = list(live.run.tags or ())
+            new = [label for label in labels if label not in current]
+            if new:
+                live.run.tags = tuple(current + new)
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            live.run.notes = notes
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            live.run.summary.update(dict(summary))
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        from dataclasses import asdict
+
+        live = self._open(run_id)
+        with live.lock:
+            live.inputs.extend(i for i in map(asdict, inputs) if i not in live.inputs)
+            live.run.config.update({INPUTS_CONFIG_KEY: list(live.inputs)}, allow_val_change=True)
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        rows: list[Row] = []
+        for key, p in points:
+            last = rows[-1] if rows else None
+            if last is None or last.step != p.step or last.timestamp != p.timestamp or key in last.values:
+                last = Row(p.step, p.timestamp)
+                rows.append(last)
+            last.values[key] = p.value
+        self.log_rows(run_id, rows)
+
+    def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
+        live = self._open(run_id)
+        with live.lock:
+            for row in rows:
+                live.run.log({**row.values, STEP_KEY: int(row.step), "_timestamp": row.timestamp / 1000})
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        """Files are staged (the facade may delete its copy) and logged at finish as one
+        W&B Artifact holding every file of the run at its path."""
+        import shutil
+
+        live = self._open(run_id)
+        base = Path(artifact_dir) if artifact_dir else Path()
+        with live.lock:
+            stage = self._staging / run_id / str(len(live.files))
+            if local_path.is_dir():
+                shutil.copytree(local_path, stage / local_path.name)
+                live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
+            else:
+                stage.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local_path, stage / local_path.name)
+                live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        live = self._open(run_id)
+        with live.lock:
+            live.run.log_model(str(local_dir), name=name)
+        return LoggedModel(name=name, artifact_path=name)
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        wandb = _wandb()
+        live = self._open(run_id)
+        with live.lock:
+            if live.files:
+                artifact = wandb.Artifact(f"{run_id}-files", type="run-files")
+                for path, name in live.files:
+                    if path.is_dir():
+                        artifact.add_dir(str(path), name=name)
+                    else:
+                        artifact.add_file(str(path), name=name)
+                live.run.log_artifact(artifact)
+            live.run.finish(exit_code=0 if status is RunStatus.FINISHED else (255 if status is RunStatus.KILLED else 1))
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+    def close(self) -> None:
+        """Runs still open are finished as they are (KILLED is not guessed: FAILED)."""
+        for run_id in list(self._runs):
+            try:
+                self.finish_run(run_id, RunStatus.FAILED)
+            except Exception as exc:  # noqa: BLE001 - closing must go on
+                log.warning("could not finish W&B run %s: %s", run_id, exc)
+        import shutil
+
+        shutil.rmtree(self._staging, ignore_errors=True)

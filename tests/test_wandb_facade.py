@@ -1,0 +1,134 @@
+"""The facade logging live through the real wandb SDK (``TRACKBRIDGE_BACKEND=wandb``):
+offline mode read back with our reader, and an unreachable W&B that must not stall
+training (the run lands offline, a warning says how to sync it)."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
+from wandb_helpers import sdk_sockets  # noqa: F401  (fixture)
+
+import trackbridge as tb
+from trackbridge.backends import get_backend
+from trackbridge.model import MetricPoint
+
+STEPS = [0, 1, 1, 0, 2, 3]  # repeated and backward user steps
+
+
+def _offline_reader():
+    return get_backend("wandb-offline", {"path": str(Path(os.environ["WANDB_DIR"]) / "wandb")}).reader()
+
+
+@pytest.fixture
+def wandb_backend(monkeypatch: pytest.MonkeyPatch, sdk_sockets) -> None:  # noqa: F811
+    monkeypatch.setenv("TRACKBRIDGE_BACKEND", "wandb")
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+
+
+def _points(reader, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(p.step, p.value) for page in reader.iter_metric_history(run_id, key) for p in page]
+
+
+def test_offline_run_through_the_sdk_reads_back(wandb_backend, tmp_path: Path) -> None:  # noqa: ARG001
+    plot = tmp_path / "plot.txt"
+    plot.write_text("a plot")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "w.bin").write_bytes(b"\x02" * 64)
+    with tb.start_run(project="tb-live", name="trial", config={"lr": 0.1, "opt": {"beta": 0.9}},
+                      tags={"team": "vision"}) as run:
+        for i, step in enumerate(STEPS):
+            run.log_metrics({"loss": float("nan") if i == 2 else 1.0 / (i + 1), **({"acc": i / 10} if i % 2 else {})},
+                            step=step)
+        run.add_labels(["baseline"])
+        run.set_notes("live notes")
+        run.log_summary({"best": 0.75})
+        run.log_artifact(plot)
+        run.log_model(model, name="clf")
+    remote = run.remote_ids["wandb"]
+    assert remote
+    reader = _offline_reader()
+    rec = reader.get_run(remote)
+    assert rec.experiment == "tb-live" and rec.name == "trial"
+    # the facade's Sanitiser hands every writer params as text today (even when the writer's
+    # Limits say flat_params=False): the writer keeps what it is given (core change asked)
+    assert {k: json.loads(v) for k, v in rec.params.items()} == {"lr": 0.1, "opt": {"beta": 0.9}}
+    assert rec.tags["team"] == "vision" and "trackbridge.local_run_id" in rec.tags
+    assert rec.labels == ["baseline"] and rec.notes == "live notes" and rec.summary == {"best": 0.75}
+    loss = _points(reader, remote, "loss")
+    assert [s for s, _ in loss] == STEPS  # every point, at the user's step
+    assert math.isnan(loss[2][1]) and loss[0][1] == 1.0
+    assert _points(reader, remote, "acc") == [(STEPS[i], i / 10) for i in (1, 3, 5)]
+    assert [m.name for m in rec.models] == ["clf"]
+    paths = [a.path for a in reader.list_artifacts(remote)]
+    assert paths == [f"wandb-artifacts/{remote}-files/plot.txt"]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_wandb_falls_back_offline_without_stalling(wandb_backend, monkeypatch: pytest.MonkeyPatch,  # noqa: ARG001
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    durations = []
+    started = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="trackbridge"):
+        t = time.perf_counter()
+        run = tb.start_run(project="tb-down", name="down")
+        durations.append(time.perf_counter() - t)
+        for step in range(200):
+            t = time.perf_counter()
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            durations.append(time.perf_counter() - t)
+        created = None
+        while time.perf_counter() - started < 30 and not created:
+            created = run.remote_ids.get("wandb")
+            time.sleep(0.05)
+        fallback_s = time.perf_counter() - started
+        run.finish()
+    assert max(durations) < 0.1, max(durations)  # no facade call blocked the loop for 100 ms
+    assert created and fallback_s < 10, fallback_s  # fell back in seconds, not the SDK's 90
+    assert "cannot be reached" in caplog.text and "wandb sync" in caplog.text
+    reader = _offline_reader()
+    assert [s for s, _ in _points(reader, created, "loss")] == list(range(200))  # the run landed offline
+    print(f"init fallback {fallback_s:.2f} s, slowest facade call {max(durations) * 1000:.1f} ms")
+
+
+def test_a_host_that_accepts_but_never_answers_falls_back_within_the_probe_timeout(
+        sdk_sockets, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """TCP connects, HTTP never answers: the probe gives up after ``probe_timeout`` (3 s),
+    not the SDK's 90 s ``init_timeout``."""
+    from trackbridge.backends.wandb.live_writer import WandbLiveWriter
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections complete in the backlog; nothing ever answers
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    writer = WandbLiveWriter(options={"base_url": f"http://127.0.0.1:{silent.getsockname()[1]}", "init_timeout": 2})
+    try:
+        t = time.perf_counter()
+        with caplog.at_level(logging.WARNING, logger="trackbridge"):
+            run_id = writer.create_run("tb-silent", name="silent")
+        took = time.perf_counter() - t
+        writer.log_metrics(run_id, [("x", MetricPoint(5, 1.5, 1_700_000_000_000))])
+        writer.close()
+    finally:
+        silent.close()
+    assert took < 8, took
+    assert writer.fallbacks and writer.fallbacks[0][0] == run_id
+    assert "cannot be reached" in caplog.text
+    assert _points(_offline_reader(), run_id, "x") == [(5, 1.5)]
