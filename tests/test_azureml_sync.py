@@ -13,6 +13,8 @@ from azureml_helpers import RG, SUB, TOKEN, TOKEN_ENV, WS, AzureLimitProxy, Azur
 from corpus import Corpus, build_corpus, history, invoke, runs_by_source, set_remotes
 from mlflow import MlflowClient
 
+from trackbridge.model import RunStatus
+
 EXTRA_TAGS = 60  # a run with more user tags than Azure ML keeps (50, trackbridge's own included)
 
 
@@ -164,3 +166,30 @@ def test_corpus_into_a_workspace_without_logged_models_passes_check(workspace, m
     direct = MlflowClient(f"sqlite:///{server.root / 'mlflow.db'}")
     versions = sorted(direct.search_model_versions(f"name = '{source.model}'"), key=lambda v: int(v.version))
     assert all(v.source.startswith("runs:/") for v in versions)
+
+
+def test_azures_own_tags_stay_apart_from_the_users(workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Runs made in Azure ML carry Azure's ``azureml.*`` bookkeeping tags: copied out,
+    they are kept verbatim but not taken for user tags (``check`` passes)."""
+    server, proxy = workspace
+    proxy.reset()
+    _azure_remote(monkeypatch, "az", proxy)
+    from trackbridge.backends.azureml.backend import AzureMLBackend
+
+    backend = AzureMLBackend({"subscription_id": SUB, "resource_group": RG, "workspace": WS,
+                              "endpoint": proxy.url, "token_env": TOKEN_ENV, "http_retries": 1})
+    writer = backend.writer()
+    exp = writer.ensure_experiment("made in azure ✓")
+    run_id = writer.create_run(exp, name="native", start_time=1_700_000_000_000,
+                               tags={"azureml.runsource": "azureml.scriptrun", "azureml.git.dirty": "False", "team": "a"})
+    writer.finish_run(run_id, RunStatus.FINISHED, 1_700_000_001_000)
+    assert AzureMLBackend.features.system_tag_prefixes == ("mlflow.", "azureml.")
+    back = f"sqlite:///{tmp_path / 'out.db'}"
+    set_remotes(monkeypatch, out=back)
+    out = _json(invoke("copy", "az:made in azure ✓", "out", "--json"))
+    assert out["ok"], out["errors"]
+    [copy] = runs_by_source(back)[run_id]
+    assert copy.data.tags["team"] == "a" and copy.data.tags["trackbridge.source.platform"] == "azureml"
+    assert copy.data.tags["azureml.runsource"] == "azureml.scriptrun"  # kept verbatim, as bookkeeping
+    checked = invoke("check", "az:made in azure ✓", "out")
+    assert checked.exit_code == 0, checked.stdout
