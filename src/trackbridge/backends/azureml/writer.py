@@ -203,9 +203,15 @@ class AzureMLWriter(MlflowWriter):
 
     def _clear_alias_tag(self, name: str, alias: str, keep: str | None) -> None:
         """Remove the recorded alias from every version but ``keep`` (an alias names one version)."""
+        from trackbridge.backends.mlflow.reader import _quote
+
         key = ALIAS_TAG_PREFIX + alias
+        literal = _quote(name)
+        if literal is None:
+            raise BackendError(f"registered model {name!r} has both quote characters in its name, which "
+                               "MLflow's search filter cannot express: its aliases cannot be kept as tags.")
         with translated(f"look up versions of model {name!r} holding alias {alias!r}"):
-            holders = [v.version for v in self._client.search_model_versions(f"name = '{name}'")
+            holders = [v.version for v in self._client.search_model_versions(f"name = {literal}")
                        if key in (v.tags or {}) and str(v.version) != keep]
             for held in holders:
                 self._client.delete_model_version_tag(name, held, key)
