@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -42,7 +43,7 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
 def _held_in_memory(channel: Channel) -> int:
     """Items the run holds in memory for this backend: its queue and its unsent ops' points."""
     with channel.lock:
-        outbox = sum(len(op["points"]) for op in channel.outbox if op["op"] == "metrics")
+        outbox = sum(len(entry.op["points"]) for entry in channel.outbox if entry.op["op"] == "metrics")
         return len(channel.queue) + outbox
 
 
@@ -52,9 +53,10 @@ def test_a_slow_backend_spills_to_the_spool_and_gets_every_point_once(
     bound, total = 2_000, 40_000
 
     def slow_worker(remote: str, writer: Writer, folder: Path, flush_interval: float, find_run: RunFinder,
-                    max_queued: int) -> Worker:
+                    max_queued: int, **options: Any) -> Worker:
         assert isinstance(writer, MlflowWriter) and max_queued == bound
-        return Worker(remote, SlowMlflowWriter(writer.connection), folder, flush_interval, find_run, max_queued=max_queued)
+        return Worker(remote, SlowMlflowWriter(writer.connection), folder, flush_interval, find_run,
+                      max_queued=max_queued, **options)
 
     monkeypatch.setattr(registry, "Worker", slow_worker)
     monkeypatch.setenv("TRACKBRIDGE_MAX_QUEUED", str(bound))

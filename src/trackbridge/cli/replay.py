@@ -15,10 +15,12 @@ from trackbridge.errors import TrackbridgeError
 @click.option("--remote", "remotes", multiple=True, metavar="NAME", help="Only runs spooled for this remote (repeatable).")
 @click.option("--run", "run_ids", multiple=True, metavar="ID", help="Only this local run id or id prefix (repeatable).")
 def replay(dry_run: bool, remotes: tuple[str, ...], run_ids: tuple[str, ...]) -> None:
-    """Send runs the logging facade kept in its spool (TRACKBRIDGE_HOME/spool) because
-    a backend was unreachable.  Resumes exactly after the last operation the backend
-    confirmed, so running it twice never duplicates anything.  Runs still owned by a
-    live process are skipped: that process retries them itself."""
+    """Send runs the logging facade left in its journal (TRACKBRIDGE_HOME/spool): a
+    backend was unreachable, or the process was killed (SIGKILL, the OOM killer) before
+    it sent everything.  Resumes exactly after the last operation the backend
+    confirmed, so running it twice never duplicates anything.  A run its process never
+    finished is marked KILLED at the time of its last point.  Runs still owned by a
+    live process are skipped: that process sends them itself."""
     from trackbridge.facade.replay import Replayer, SpoolBusy, list_spooled
 
     try:
@@ -32,7 +34,11 @@ def replay(dry_run: bool, remotes: tuple[str, ...], run_ids: tuple[str, ...]) ->
     table = Table("run", "remote", "operations", "points", "result", title="dry run" if dry_run else "replay")
     if dry_run:
         for run in pending:
-            table.add_row(run.label, run.remote, str(run.ops), f"{run.points:,}", "would send")
+            if run.busy:
+                result = f"owned by a running process (pid {run.meta.get('pid', '?')})"
+            else:
+                result = "would send" + (", mark KILLED (never finished)" if run.unfinished else "")
+            table.add_row(run.label, run.remote, str(run.ops), f"{run.points:,}", result)
         console.print(table)
         return
 
@@ -53,13 +59,23 @@ def replay(dry_run: bool, remotes: tuple[str, ...], run_ids: tuple[str, ...]) ->
                 failures += 1
                 table.add_row(run.label, run.remote, str(run.ops), f"{run.points:,}", f"[red]failed[/]: {exc}")
                 continue
-            result = "[green]sent[/]" + ("" if stats.finished else " (run was never finished by its process)")
+            result = "[green]sent[/]"
+            if stats.killed_at is not None:
+                result += f", marked KILLED at {_when(stats.killed_at)} (its process ended without finishing it)"
+            elif not stats.finished:
+                result += " (run was never finished by its process)"
             for reason in stats.rejected:
                 result += f"\n[yellow]refused[/]: {reason}"
             table.add_row(run.label, run.remote, str(stats.ops), f"{stats.points:,}", result)
     console.print(table)
     if failures:
         fail(f"{failures} run(s) could not be sent; they stay in the spool. Check the backend and run replay again.", 1)
+
+
+def _when(ms: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ms / 1000).isoformat(sep=" ", timespec="seconds")
 
 
 COMMANDS = [replay]

@@ -16,6 +16,7 @@ from typing import Any
 
 from trackbridge.config import load_config
 from trackbridge.errors import TrackbridgeError
+from trackbridge.facade.recovery import recover_orphans
 from trackbridge.facade.registry import shutdown
 from trackbridge.facade.run import FLUSH_TIMEOUT, Run
 from trackbridge.model import RunStatus
@@ -67,6 +68,7 @@ def start_run(
     with _lock:
         _active.append(run)
     _install_exit_hook()
+    recover_orphans(settings)  # runs an ended (killed) process left in this home: sent in the background
     return run
 
 

@@ -7,8 +7,12 @@ tuples: ``deque.append`` is atomic under the GIL and costs ~50 ns, so
 metric point is the 4-tuple ``(key, step, value, timestamp_ms)``; everything
 else is an op dict (:mod:`trackbridge.facade.ops`).
 
-The worker-side state of the run (outbox, spool, remote id) lives here too,
+The worker-side state of the run (outbox, journal, remote id) lives here too,
 guarded by :attr:`Channel.lock`, which is never held across a network call.
+:meth:`Channel.drain` is the one way queued items leave memory: compacted into
+ops, written to the run's journal (:mod:`~trackbridge.facade.spool`), and only
+then put in the outbox to be sent, each with its place in the journal so that
+the worker can record what the platform acknowledged.
 """
 from __future__ import annotations
 
@@ -17,10 +21,11 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trackbridge.facade.ops import RunState
+from trackbridge.facade.ops import RunState, compact
 from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
 from trackbridge.mapping import check_metric_value
@@ -30,6 +35,20 @@ log = logging.getLogger("trackbridge")
 
 #: ``report(channel, error, spooled)`` — how the worker tells the run something failed.
 Reporter = Callable[["Channel", BaseException, bool], None]
+
+
+@dataclass(eq=False)
+class Entry:
+    """One journaled op waiting to be sent: the op and where it sits in the journal."""
+
+    op: dict[str, Any]
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        """Items it holds in memory (points for a metric batch)."""
+        return len(self.op["points"]) if self.op["op"] == "metrics" else 1
 
 
 class Channel:
@@ -64,7 +83,9 @@ class Channel:
         self._seq = itertools.count()
         # worker side, guarded by ``lock``
         self.lock = threading.Lock()
-        self.outbox: deque[dict[str, Any]] = deque()
+        self.outbox: deque[Entry] = deque()
+        #: items (points, ops) held by the outbox.
+        self.outbox_items = 0
         self.state = RunState()
         self.spooling = False
         self.retry_delay = 1.0
@@ -182,6 +203,41 @@ class Channel:
         """Everything queued so far (the producer may keep appending meanwhile)."""
         queue = self.queue
         return [queue.popleft() for _ in range(len(queue))]
+
+    def open_journal(self) -> None:
+        """Own the run's journal (lock it) and record where its backend is, so that a
+        process killed from now on leaves something ``trackbridge replay`` can send."""
+        self.spool.try_lock()
+        self.spool.save(self.state, self.meta, durable=False)
+
+    def drain(self, parents: Mapping[str, str | None] | None = None) -> int:
+        """Move what is queued to the journal, then (when live) to the outbox; return
+        how many ops were journaled.  Call with :attr:`lock` held.  ``parents``: remote
+        ids known for local run ids (kept in a create op, for a replay elsewhere)."""
+        items = self.take()
+        if not items:
+            return 0
+        ops = compact(items, self.batch_size)
+        if parents and ops[0]["op"] == "create" and ops[0].get("parent"):
+            parent = parents.get(ops[0]["parent"])
+            if parent:
+                ops[0]["parent_remote"] = parent
+        start = self.spool.journal_end
+        ends = self.spool.journal(ops)
+        if not self.spooling:
+            for op, end in zip(ops, ends):
+                entry = Entry(op, start, end)
+                self.outbox.append(entry)
+                self.outbox_items += entry.size
+                start = end
+        return len(ops)
+
+    def clear_outbox(self) -> int:
+        """Forget the outbox (its ops are in the journal); return how many there were."""
+        count = len(self.outbox)
+        self.outbox.clear()
+        self.outbox_items = 0
+        return count
 
     def idle(self) -> bool:
         return not self.queue and not self.outbox

@@ -20,14 +20,20 @@ so live sending and replay cannot drift apart.  Kinds::
 Idempotence (what makes replay exactly-once): the :class:`RunState` remembers
 the remote run id, the logged models and the registered versions, so an op
 applied again after an interruption is skipped or completed, not duplicated.
-Metric points re-sent after an ambiguous failure are harmless where the
-platform de-duplicates identical points (MLflow's SQL store does); the spool's
-offset keeps everything confirmed from being sent twice anyway.
+The journal's acknowledgements (``offset``, ``acked``) keep everything the
+platform confirmed from being sent twice.  An op that was *started* but never
+confirmed (the process was killed mid-request, or the answer was lost) may or
+may not have landed: metric points are platforms' one non-idempotent write
+(MLflow keeps duplicate points silently), so such a batch is compared with the
+destination's history first (:class:`Applier` ``history``) and only the points
+it lacks are sent.  Tags, params, labels, notes, summary values, artifacts and
+the final status are idempotent (the same value written again).
 """
 from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +55,8 @@ PARENT_LOCAL_ID_TAG = "trackbridge.parent_local_run_id"
 ParentResolver = Callable[[str], "str | None"]
 #: ``find_run(experiment, local_id)`` -> remote id of a run already carrying LOCAL_ID_TAG.
 RunFinder = Callable[[str, str], "str | None"]
+#: ``history(remote_run_id, key)`` -> the points the destination holds for ``key``.
+HistoryReader = Callable[[str, str], Iterable[MetricPoint]]
 
 
 @dataclass
@@ -62,8 +70,28 @@ class RunState:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: register-op id -> version created, so a retried op only finishes the aliases.
     versions: dict[str, str] = field(default_factory=dict)
-    #: byte offset in the spool file of the first op not yet confirmed.
+    #: byte offset in the journal of the first op not yet confirmed.
     offset: int = 0
+    #: journal offsets (end of op) after ``offset`` that the platform confirmed
+    #: (parallel batches settle out of order).
+    acked: list[int] = field(default_factory=list)
+    #: journal offsets (end of op) after ``offset`` sent at least once, not confirmed:
+    #: such metric batches are compared with the destination before they are sent again.
+    started: list[int] = field(default_factory=list)
+    #: the ``finish`` op was confirmed (a run killed after it is not marked KILLED).
+    finished: bool = False
+    #: timestamp (ms) of the latest metric point confirmed: a killed run's end time.
+    last_time: int | None = None
+
+    def acknowledge(self, ends: Iterable[int], offset: int | None = None) -> None:
+        """Record confirmed ops (their end offsets) and, if given, the new first
+        unconfirmed offset; forget marks at or before it."""
+        self.acked.extend(ends)
+        if offset is not None and offset > self.offset:
+            self.offset = offset
+        self.acked = [end for end in self.acked if end > self.offset]
+        confirmed = set(self.acked)
+        self.started = [end for end in self.started if end > self.offset and end not in confirmed]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,14 +165,18 @@ def count_points(op: dict[str, Any]) -> int:
 class Applier:
     """Applies ops of facade runs to one writer (shared by the live worker and replay)."""
 
-    def __init__(self, writer: Writer, resolve_parent: ParentResolver, find_run: RunFinder | None = None) -> None:
+    def __init__(self, writer: Writer, resolve_parent: ParentResolver, find_run: RunFinder | None = None,
+                 history: HistoryReader | None = None) -> None:
         self.writer = writer
         self.resolve_parent = resolve_parent
         self.find_run = find_run
+        self.history = history
         self._experiments: dict[str, str] = {}
 
-    def apply(self, op: dict[str, Any], local_id: str, state: RunState, files_dir: Path) -> None:
-        """Send one op; update ``state``.  Raises whatever the writer raises."""
+    def apply(self, op: dict[str, Any], local_id: str, state: RunState, files_dir: Path,
+              maybe_sent: bool = False) -> None:
+        """Send one op; update ``state``.  Raises whatever the writer raises.
+        ``maybe_sent``: the op may already have landed (started, never confirmed)."""
         kind = op["op"]
         if kind == "create":
             self._create(op, local_id, state)
@@ -154,7 +186,12 @@ class Applier:
             raise BackendError(f"run {local_id}: {kind} before the run was created (corrupt spool?)")
         writer = self.writer
         if kind == "metrics":
-            writer.log_metrics(run_id, [(k, MetricPoint(s, v, t)) for k, s, v, t in op["points"]])
+            points = op["points"]
+            if maybe_sent and self.history is not None:
+                points = self.missing_points(run_id, points)
+                if not points:
+                    return
+            writer.log_metrics(run_id, [(k, MetricPoint(s, v, t)) for k, s, v, t in points])
         elif kind == "params":
             writer.log_params(run_id, op["params"])
         elif kind == "tags":
@@ -180,6 +217,33 @@ class Applier:
             writer.finish_run(run_id, RunStatus(op["status"]), op.get("end_time"))
         else:
             raise BackendError(f"run {local_id}: unknown spooled operation {kind!r} (newer trackbridge?)")
+
+    def missing_points(self, run_id: str, points: list[Any]) -> list[Any]:
+        """The points of ``points`` the destination does not hold yet (as a multiset:
+        a point logged twice on purpose is kept twice).  Reads the history of the
+        batch's keys once; memory stays the size of the batch."""
+        wanted: dict[str, Counter[tuple[int, int, str]]] = {}
+        for key, step, value, timestamp in points:
+            wanted.setdefault(key, Counter())[(int(step), int(timestamp), repr(float(value)))] += 1
+        held: Counter[tuple[str, int, int, str]] = Counter()
+        assert self.history is not None
+        for key, counts in wanted.items():
+            for point in self.history(run_id, key):
+                sig = (int(point.step), int(point.timestamp), repr(float(point.value)))
+                if held[(key, *sig)] < counts.get(sig, 0):
+                    held[(key, *sig)] += 1
+        out = []
+        for point in points:
+            key, step, value, timestamp = point
+            sig = (key, int(step), int(timestamp), repr(float(value)))
+            if held[sig]:
+                held[sig] -= 1
+            else:
+                out.append(point)
+        if len(out) != len(points):
+            log.info("trackbridge: run %s: %d of %d points of an unconfirmed batch were already there; "
+                     "sending the other %d", run_id, len(points) - len(out), len(points), len(out))
+        return out
 
     def _experiment(self, name: str) -> str:
         if name not in self._experiments:

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Backend
-from trackbridge.facade.replay import run_finder
+from trackbridge.facade.replay import history_reader, run_finder
 from trackbridge.facade.spool import safe_options, spool_root
-from trackbridge.facade.worker import Worker
+from trackbridge.facade.worker import JOURNAL_INTERVAL, Worker
 from trackbridge.remotes import RemoteSpec
 
 log = logging.getLogger("trackbridge")
@@ -35,7 +35,8 @@ def remote_meta(spec: RemoteSpec, backend: Backend) -> dict[str, Any]:
     return {"remote": spec.remote, "backend": spec.backend, "options": options}
 
 
-def worker_for(spec: RemoteSpec, home: Path, flush_interval: float, max_queued: int) -> tuple[Worker, Backend]:
+def worker_for(spec: RemoteSpec, home: Path, flush_interval: float, max_queued: int,
+               journal_interval: float = JOURNAL_INTERVAL) -> tuple[Worker, Backend]:
     """The worker writing to ``spec``'s location, created (with its writer) on first use."""
     backend = spec.open()
     folder = spool_root(home) / spec.remote
@@ -43,7 +44,9 @@ def worker_for(spec: RemoteSpec, home: Path, flush_interval: float, max_queued: 
     with _lock:
         worker = _workers.get(key)
         if worker is None:
-            worker = Worker(spec.remote, backend.writer(), folder, flush_interval, run_finder(backend), max_queued=max_queued)
+            worker = Worker(spec.remote, backend.writer(), folder, flush_interval, run_finder(backend),
+                            max_queued=max_queued, journal_interval=journal_interval,
+                            history=history_reader(backend))
             _workers[key] = worker
     return worker, backend
 

@@ -15,7 +15,7 @@ of the run could land anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from trackbridge.backends import get_backend
 from trackbridge.backends.base import Backend, RunFilter
 from trackbridge.config import Config
 from trackbridge.errors import BackendError, ConfigError, TrackbridgeError, TransientBackendError
-from trackbridge.facade.ops import LOCAL_ID_TAG, Applier, RunFinder, RunState, count_points
+from trackbridge.facade.ops import LOCAL_ID_TAG, Applier, HistoryReader, RunFinder, RunState, count_points
+from trackbridge.model import MetricPoint, RunStatus
 from trackbridge.facade.spool import Spool, pending_spools, spool_root
 from trackbridge.remotes import parse_remote
 
@@ -40,6 +41,8 @@ class ReplayStats:
     points: int = 0
     rejected: list[str] = field(default_factory=list)
     finished: bool = False
+    #: end time given to a run its process never finished (marked KILLED), else ``None``.
+    killed_at: int | None = None
 
 
 def reject(spool: Spool, op: dict[str, Any], exc: BaseException) -> str:
@@ -52,32 +55,77 @@ def reject(spool: Spool, op: dict[str, Any], exc: BaseException) -> str:
     return f"{op['op']} refused ({exc}); kept in {path}"
 
 
+#: ops that are not idempotent: marked as started in the state file before they are sent.
+_MARKED = ("metrics", "create")
+
+
 def replay_spool(
     spool: Spool,
     applier: Applier,
     state: RunState,
     meta: dict[str, Any],
     on_op: Callable[[dict[str, Any]], None] | None = None,
+    durable: bool = True,
 ) -> ReplayStats:
-    """Apply every op from ``state.offset`` on; raises the first transient failure
-    (with ``state`` saved, so the next attempt resumes there)."""
+    """Apply every op from ``state.offset`` on, skipping those already acknowledged;
+    raises the first transient failure (with ``state`` saved, so the next attempt
+    resumes there).  A metric batch or a create is marked *started* in the state
+    file before it is sent, so an attempt cut short (killed, timed out) is checked
+    against the destination next time instead of being sent twice."""
     stats = ReplayStats()
     for op, end in spool.read_from(state.offset):
+        if end in state.acked:
+            state.acknowledge((), end)
+            continue
+        kind = op["op"]
+        maybe_sent = end in state.started
+        if kind in _MARKED and not maybe_sent:
+            state.started.append(end)
+            state.create_attempted = state.create_attempted or kind == "create"
+            spool.save(state, meta, durable)
         try:
-            applier.apply(op, spool.local_id, state, spool.files_dir)
+            applier.apply(op, spool.local_id, state, spool.files_dir, maybe_sent)
         except Exception as exc:
-            spool.save(state, meta)
-            if not is_refusal(exc) or op["op"] == "create":
+            spool.save(state, meta, durable)
+            if not is_refusal(exc) or kind == "create":
                 raise
             stats.rejected.append(reject(spool, op, exc))
-        state.offset = end
-        spool.save(state, meta)
+        note_confirmed(state, op)
+        state.acknowledge((), end)
+        spool.save(state, meta, durable)
         stats.ops += 1
         stats.points += count_points(op)
-        stats.finished = stats.finished or op["op"] == "finish"
+        stats.finished = stats.finished or kind == "finish"
         if on_op is not None:
             on_op(op)
     return stats
+
+
+def note_confirmed(state: RunState, op: dict[str, Any]) -> None:
+    """What a confirmed op tells the state: the run's end, its latest point."""
+    kind = op["op"]
+    if kind == "finish":
+        state.finished = True
+    elif kind == "metrics" and op["points"]:
+        latest = max(point[3] for point in op["points"])
+        state.last_time = latest if state.last_time is None else max(state.last_time, latest)
+
+
+def history_reader(backend: Backend) -> HistoryReader:
+    """The destination's points of one key (to check an unconfirmed batch), if it can read."""
+
+    readers: list[Any] = []
+
+    def points(run_id: str, key: str) -> Iterator[MetricPoint]:
+        try:
+            if not readers:
+                readers.append(backend.reader())
+            for page in readers[0].iter_metric_history(run_id, key):
+                yield from page
+        except NotImplementedError:
+            return
+
+    return points
 
 
 def run_finder(backend: Backend) -> RunFinder:
@@ -125,15 +173,26 @@ class SpooledRun:
     meta: dict[str, Any]
     ops: int
     points: int
+    #: no ``finish`` in the journal: its process ended without finishing it (killed).
+    unfinished: bool = False
 
     @property
     def label(self) -> str:
         name = self.meta.get("name") or "-"
         return f"{self.meta.get('experiment', '?')}/{name} ({self.spool.local_id[:8]})"
 
+    @property
+    def busy(self) -> bool:
+        """Its process is still running (it holds the run's lock and sends it itself)."""
+        if not self.spool.try_lock():
+            return True
+        self.spool.unlock()
+        return False
+
 
 def list_spooled(home: Path, remotes: Iterable[str] = (), run_ids: Iterable[str] = ()) -> list[SpooledRun]:
-    """Runs with unsent ops under ``home``, parents before children (by start time)."""
+    """Runs with unsent ops under ``home``, or never finished by their process (both
+    kinds are what replay sends), parents before children (by start time)."""
     wanted_remotes, wanted_runs = set(remotes), set(run_ids)
     found = []
     for remote, spool in pending_spools(spool_root(home)):
@@ -141,11 +200,48 @@ def list_spooled(home: Path, remotes: Iterable[str] = (), run_ids: Iterable[str]
             continue
         if wanted_runs and not any(spool.local_id.startswith(r) for r in wanted_runs):
             continue
-        state, meta = spool.load()
-        ops = [op for op, _ in spool.read_from(state.offset)]
-        if ops:
-            found.append(SpooledRun(remote, spool, state, meta, len(ops), sum(map(count_points, ops))))
+        run = read_spooled(remote, spool)
+        if run.ops or run.unfinished:
+            found.append(run)
     return sorted(found, key=lambda r: (r.meta.get("start_time") or 0, r.spool.local_id))
+
+
+def read_spooled(remote: str, spool: Spool) -> SpooledRun:
+    state, meta = spool.load()
+    ops = points = 0
+    finish = state.finished
+    for op, end in spool.read_from(state.offset):
+        if end in state.acked:
+            continue
+        ops += 1
+        points += count_points(op)
+        finish = finish or op["op"] == "finish"
+    unfinished = not finish and bool(meta) and not meta.get("complete")
+    return SpooledRun(remote, spool, state, meta, ops, points, unfinished)
+
+
+def mark_killed(run: SpooledRun) -> int | None:
+    """Journal a ``finish`` with status KILLED for a run its process never finished, at
+    the time of its last point (else of the journal's last write); the end time, or
+    ``None`` if the run had a finish after all.  Call with the run's lock held."""
+    fresh = read_spooled(run.remote, run.spool)
+    if not fresh.unfinished:
+        return None
+    latest = run.state.last_time
+    for op, end in run.spool.read_from(run.state.offset):
+        if op["op"] == "metrics" and op["points"] and end not in run.state.acked:
+            newest = max(point[3] for point in op["points"])
+            latest = newest if latest is None else max(latest, newest)
+    if latest is None:
+        try:
+            latest = int(run.spool.log_path.stat().st_mtime * 1000)
+        except OSError:
+            latest = run.meta.get("start_time")
+    run.spool.append([{"op": "finish", "status": RunStatus.KILLED.value, "end_time": latest}])
+    run.spool.close_journal()
+    run.ops += 1
+    run.unfinished = False
+    return latest
 
 
 def open_backend(run: SpooledRun, config: Config) -> Backend:
@@ -174,7 +270,8 @@ class Replayer:
         if key not in self._appliers:
             folder = run.spool.folder
             self._appliers[key] = Applier(
-                backend.writer(), lambda local_id: parent_from_spool(folder, local_id), run_finder(backend)
+                backend.writer(), lambda local_id: parent_from_spool(folder, local_id), run_finder(backend),
+                history_reader(backend),
             )
         return self._appliers[key]
 
@@ -186,7 +283,9 @@ class Replayer:
                 "which keeps retrying it itself; replay it after that process ends."
             )
         try:
-            stats = replay_spool(run.spool, self.applier(run), run.state, run.meta, on_op)
+            killed_at = mark_killed(run)
+            stats = replay_spool(run.spool, self.applier(run), run.state, run.meta, on_op, durable=False)
+            stats.killed_at = killed_at
             run.spool.complete(run.state, run.meta)
             return stats
         finally:

@@ -1,17 +1,28 @@
-"""The durable local spool: what a backend could not take yet, kept on disk until it can.
+"""The run's write-ahead journal on local disk: every op, before or while it is sent.
 
 Layout, per backend (remote name) and local run id, under ``<TRACKBRIDGE_HOME>/spool/<remote>/``::
 
-    <id>.jsonl        the ops, one JSON object a line, appended and fsync'd
-    <id>.state.json   RunState (remote run id, offset of the first unconfirmed op,
-                      logged models, registered versions) + where the backend is
-    <id>.files/       staged copies of artifacts and models (also used while live)
+    <id>.jsonl        the journal: every op of the run, one JSON object a line, appended
+                      by the backend's worker threads in batches (one ``write(2)`` per
+                      batch, not fsync'd: a killed process loses nothing, a power cut may)
+    <id>.state.json   RunState (remote run id; offset of the first op not acknowledged,
+                      and which ops after it were acknowledged or started; logged
+                      models, registered versions) + where the backend is
+    <id>.files/       staged copies of artifacts and models
     <id>.lock         held (flock) by the process that owns the run while it runs
+
+Why a journal for every run, not only when a backend fails: a process killed with
+SIGKILL (the OOM killer, a preempted node) runs no exit handler, so whatever was
+only in memory is gone.  With the journal written within ``TRACKBRIDGE_JOURNAL_INTERVAL``
+of each call, ``trackbridge replay`` (or the next ``start_run``) sends what the
+acknowledgements in the state file say is missing, exactly once.
 
 Why an offset in a sidecar rather than rewriting the log: appends stay cheap and
 crash-safe, and a replay interrupted at any point resumes after the last op the
-platform confirmed, so nothing confirmed is sent twice.  The state file is
-replaced atomically (write + fsync + rename).
+platform confirmed.  The journal is truncated once everything in it is
+acknowledged and it has grown past :data:`TRUNCATE_AT`; it is deleted when the run
+is complete.  The state file is replaced atomically (write + rename; fsync'd
+where ``durable``).
 """
 from __future__ import annotations
 
@@ -19,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -32,6 +44,8 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 SPOOL_FORMAT = 1
+#: bytes of fully acknowledged journal past which it is truncated (bounded disk use).
+TRUNCATE_AT = 8 * 1024 * 1024
 _SECRET_OPTION = re.compile(r"token|password|secret|key|credential", re.IGNORECASE)
 _USERINFO = re.compile(r"://[^/@\s]*@")
 
@@ -60,23 +74,77 @@ class Spool:
         self.files_dir = self.folder / f"{local_id}.files"
         self._lock_path = self.folder / f"{local_id}.lock"
         self._lock_fd: int | None = None
+        self._journal_fd: int | None = None
+        #: journal size after the last op written by this process (the next op's start).
+        self.journal_end = 0
+        self._save_lock = threading.Lock()
 
     # -- the op log ---------------------------------------------------------
 
     def has_log(self) -> bool:
         return self.log_path.is_file()
 
-    def append(self, ops: Iterable[dict[str, Any]]) -> int:
-        """Append ``ops`` durably (flush + fsync); return how many were written."""
-        lines = [json.dumps(op, allow_nan=True, separators=(",", ":")) + "\n" for op in ops]
+    def journal(self, ops: Iterable[dict[str, Any]]) -> list[int]:
+        """Write ``ops`` to the journal in one ``write(2)`` (to the OS, not fsync'd);
+        return the journal offset after each op.  Callers serialise (the channel lock)."""
+        lines = [_encode(op) for op in ops]
         if not lines:
-            return 0
+            return []
+        fd = self._journal_fd
+        if fd is None:
+            fd = self._open_journal()
+        data = b"".join(lines)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        ends = []
+        end = self.journal_end
+        for line in lines:
+            end += len(line)
+            ends.append(end)
+        self.journal_end = end
+        return ends
+
+    def _open_journal(self) -> int:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return len(lines)
+        self.try_lock()
+        fd = os.open(self.log_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        self._journal_fd = fd
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            # a write cut short by a kill: never sent (ops are sent only once written
+            # whole), so cut it off rather than glue the next op onto it
+            with self.log_path.open("rb") as fh:
+                tail = fh.read()
+            size = tail.rfind(b"\n") + 1
+            os.ftruncate(fd, size)
+        self.journal_end = size
+        return fd
+
+    def sync(self) -> None:
+        """fsync the journal (exit and finish: cheap once, costly per batch)."""
+        if self._journal_fd is not None:
+            os.fsync(self._journal_fd)
+
+    def truncate(self) -> None:
+        """Empty the journal: every op in it is acknowledged (the caller saves the state
+        with offset 0 right after, before anything new is written)."""
+        if self._journal_fd is not None:
+            os.ftruncate(self._journal_fd, 0)
+        elif self.has_log():
+            os.truncate(self.log_path, 0)
+        self.journal_end = 0
+
+    def close_journal(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+
+    def append(self, ops: Iterable[dict[str, Any]]) -> int:
+        """Append ``ops`` durably (write + fsync); return how many were written."""
+        ends = self.journal(ops)
+        self.sync()
+        return len(ends)
 
     def read_from(self, offset: int) -> Iterator[tuple[dict[str, Any], int]]:
         """``(op, offset after it)`` for every complete line from ``offset`` on.
@@ -107,16 +175,22 @@ class Spool:
         data = json.loads(self.state_path.read_text(encoding="utf-8"))
         return RunState.from_json(data.get("state", {})), data.get("meta", {})
 
-    def save(self, state: RunState, meta: dict[str, Any]) -> None:
-        """Replace the state file atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        payload = {"format": SPOOL_FORMAT, "meta": meta, "state": state.to_json()}
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(payload, fh, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_path)
+    def save(self, state: RunState, meta: dict[str, Any], durable: bool = True) -> None:
+        """Replace the state file atomically (fsync'd unless ``durable=False``: the
+        per-batch acknowledgements only need to survive the process, not the machine)."""
+        with self._save_lock:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            payload = {"format": SPOOL_FORMAT, "meta": meta, "state": state.to_json()}
+            data = json.dumps(payload, sort_keys=True, allow_nan=True).encode("utf-8")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.state_path)
 
     # -- staging ------------------------------------------------------------
 
@@ -171,11 +245,15 @@ class Spool:
     def complete(self, state: RunState, meta: dict[str, Any]) -> None:
         """Everything reached the platform: drop the log and staged files, keep the
         small state file (children replayed later still need this run's remote id)."""
-        state.offset = 0
-        meta = dict(meta, complete=True)
-        self.save(state, meta)
+        # journal first: killed in between, the old state's offset still covers it all
+        self.close_journal()
+        self.journal_end = 0
         with suppress(FileNotFoundError):
             self.log_path.unlink()
+        state.offset = 0
+        state.acked, state.started = [], []
+        meta = dict(meta, complete=True)
+        self.save(state, meta)
         shutil.rmtree(self.files_dir, ignore_errors=True)
         with suppress(FileNotFoundError):
             self._lock_path.unlink()
@@ -183,10 +261,15 @@ class Spool:
 
     def discard_staging(self) -> None:
         """Remove the staging folder of a run that never needed the spool."""
+        self.close_journal()
         shutil.rmtree(self.files_dir, ignore_errors=True)
         with suppress(FileNotFoundError):
             self._lock_path.unlink()
         self.unlock()
+
+
+def _encode(op: dict[str, Any]) -> bytes:
+    return (json.dumps(op, allow_nan=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def _link_or_copy(src: str, dst: str) -> None:
