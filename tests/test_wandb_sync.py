@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from corpus import build_corpus, invoke, runs_by_source, set_remotes
-from wandb_helpers import sdk_run  # noqa: F401  (fixture)
+from wandb_helpers import sdk_run, sdk_sockets  # noqa: F401  (fixtures)
 
 
 def _ok(result) -> dict:  # noqa: ANN001 - click's Result
@@ -60,3 +60,20 @@ def test_sdk_run_copies_to_the_archive_and_back_and_checks_equal(sdk_run, tmp_pa
     checked = invoke("check", archive, back)
     assert checked.exit_code == 0, checked.stdout
     assert _ok(invoke("copy", archive, back, "--json"))["stats"]["runs_created"] == 0
+
+
+def test_mlflow_to_wandb_through_the_sdk_offline_checks_equal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             sdk_sockets) -> None:  # noqa: F811
+    """The ``wandb`` destination (the SDK, here in offline mode: its runs are read back from
+    $WANDB_DIR): a copy checks equal and a second copy adds nothing."""
+    import os
+
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    corpus = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src", with_model=False)
+    set_remotes(monkeypatch, src=corpus.tracking_uri)
+    copied = _ok(invoke("copy", "src", "wandb", "--json"))
+    assert copied["stats"]["runs_created"] == 4 and copied["stats"]["points"] == corpus.total_points
+    checked = invoke("check", "src", "wandb")
+    assert checked.exit_code == 0, checked.stdout
+    assert _ok(invoke("copy", "src", "wandb", "--json"))["stats"]["runs_created"] == 0
+    assert len(list((Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*"))) == 4

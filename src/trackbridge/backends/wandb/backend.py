@@ -28,7 +28,8 @@ WANDB_FEATURES = Features(
     notes=True,
     #: dataset inputs are kept in config ``trackbridge.inputs`` (W&B has no such field)
     inputs=True,
-    system_metrics=True,
+    #: the SDK logs its own system metrics; copied ones can only be history keys
+    system_metrics=False,
     strictly_increasing_steps=False,
     history_rows=True,
     timestamps=Timestamps.ROW,
@@ -42,7 +43,7 @@ WANDB_FEATURES = Features(
 
 #: offline files carry the run's start time (the run record's ``start_time``) exactly.
 OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
-                               "tag_deletion": True, "run_rename": True})
+                               "system_metrics": True, "tag_deletion": True, "run_rename": True})
 
 
 class WandbBackend(Backend):
@@ -60,11 +61,28 @@ class WandbBackend(Backend):
         self._reader = None
         self._writer = None
 
-    def reader(self):  # type: ignore[no-untyped-def]
-        from trackbridge.backends.wandb.cloud_reader import WandbCloudReader
+    @property
+    def offline(self) -> bool:
+        import os
 
+        mode = str(self.options.get("mode") or os.environ.get("WANDB_MODE") or "online").lower()
+        return mode in ("offline", "dryrun")
+
+    def reader(self):  # type: ignore[no-untyped-def]
+        """The cloud through ``wandb.Api``; in offline mode the SDK's offline runs
+        (``$WANDB_DIR/wandb``), which is where the writer's runs are then."""
         if self._reader is None:
-            self._reader = WandbCloudReader(self.name, self.options)
+            if self.offline:
+                import os
+
+                from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
+
+                root = Path(str(self.options.get("dir") or os.environ.get("WANDB_DIR") or ".")) / "wandb"
+                self._reader = WandbOfflineReader(root, self.name)
+            else:
+                from trackbridge.backends.wandb.cloud_reader import WandbCloudReader
+
+                self._reader = WandbCloudReader(self.name, self.options)
         return self._reader
 
     def writer(self):  # type: ignore[no-untyped-def]

@@ -28,7 +28,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,15 @@ from urllib.parse import urlparse
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
-from trackbridge.backends.wandb.values import GROUP_TAG, INPUTS_CONFIG_KEY, JOB_TYPE_TAG, STEP_KEY, TAGS_CONFIG_KEY
+from trackbridge.backends.wandb.values import (
+    GROUP_TAG,
+    INPUTS_CONFIG_KEY,
+    JOB_TYPE_TAG,
+    STEP_KEY,
+    TAGS_CONFIG_KEY,
+    UNFINISHED_TAG,
+    project_name,
+)
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
 from trackbridge.history import Row
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, RunStatus
@@ -92,6 +101,9 @@ class _Live:
     files: list[tuple[Path, str]] = field(default_factory=list)
     offline: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: exit code once ``finish_run`` was called; the SDK run is finished a moment later
+    exit_code: int | None = None
+    timer: threading.Timer | None = None
 
 
 class WandbLiveWriter(Writer):
@@ -124,15 +136,45 @@ class WandbLiveWriter(Writer):
 
     # -- runs -----------------------------------------------------------------------
 
-    def _open(self, run_id: str) -> _Live:
-        live = self._runs.get(run_id)
+    @contextmanager
+    def _use(self, run_id: str) -> Iterator[_Live]:
+        """The open run, locked; a run whose finish is pending stays open for the call
+        and is finished ``finish_grace`` seconds after the last one."""
+        with self._lock:
+            live = self._runs.get(run_id)
         if live is None:
             raise RunNotFound(f"W&B run {run_id!r} is not open in this process (the wandb writer logs live runs only)")
-        return live
+        with live.lock:
+            if live.timer is not None:
+                live.timer.cancel()
+                live.timer = None
+            try:
+                yield live
+            finally:
+                if live.exit_code is not None:
+                    self._schedule_finish(run_id, live)
+
+    def _schedule_finish(self, run_id: str, live: _Live) -> None:
+        grace = float(self._opt("finish_grace", None, 2))
+        live.timer = threading.Timer(grace, self._finish_now, args=(run_id,))
+        live.timer.daemon = True
+        live.timer.start()
+
+    def _finish_now(self, run_id: str) -> None:
+        with self._lock:
+            live = self._runs.pop(run_id, None)
+        if live is None:
+            return
+        with live.lock:
+            if live.timer is not None:
+                live.timer.cancel()
+                live.timer = None
+            live.run.finish(exit_code=live.exit_code if live.exit_code is not None else 1)
 
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
-        """W&B projects are created by the first run logged to them."""
-        return name
+        """W&B projects are created by the first run logged to them (named as W&B
+        allows, :func:`.values.project_name`)."""
+        return project_name(name)
 
     def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
                    user: str | None = None, parent_run_id: str | None = None,
@@ -144,9 +186,13 @@ class WandbLiveWriter(Writer):
             run_id = derived_run_id("local", tags[LOCAL_ID_TAG])  # a retried create resumes, never duplicates
         group = tags.pop(GROUP_TAG, None)
         job_type = tags.pop(JOB_TYPE_TAG, None)
-        kwargs = dict(project=experiment_id, entity=self._opt("entity", "WANDB_ENTITY"), id=run_id, name=name,
+        kwargs = dict(project=project_name(experiment_id), entity=self._opt("entity", "WANDB_ENTITY"), id=run_id, name=name,
                       group=group, job_type=job_type, config={TAGS_CONFIG_KEY: tags} if tags else None,
                       resume="allow", reinit="create_new", dir=self._opt("dir", "WANDB_DIR"))
+        copy = "trackbridge.source.run_id" in tags
+        if copy:  # a copy: no system metrics, console or code of this process in the run
+            kwargs["settings"] = dict(x_disable_stats=True, console="off", save_code=False,
+                                      disable_git=True, x_disable_meta=True)
         offline = self.mode in ("offline", "dryrun")
         reason = None
         if self.mode == "disabled":
@@ -156,14 +202,16 @@ class WandbLiveWriter(Writer):
             offline = reason is not None
         run = None
         if not offline:
-            settings = wandb.Settings(init_timeout=float(self._opt("init_timeout", None, 10)), base_url=self.base_url)
+            settings = wandb.Settings(init_timeout=float(self._opt("init_timeout", None, 10)), base_url=self.base_url,
+                                      **kwargs.get("settings", {}))
             try:
-                run = wandb.init(settings=settings, **kwargs)
+                run = wandb.init(**{**kwargs, "settings": settings})
             except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds (CommError, timeouts)
                 reason = f"{type(exc).__name__}: {exc}"
                 offline = True
         if run is None:
             mode = "offline" if offline else self.mode
+            kwargs["settings"] = wandb.Settings(**kwargs.get("settings", {}))
             try:
                 run = wandb.init(mode=mode, **kwargs)
             except Exception as exc:  # noqa: BLE001
@@ -185,39 +233,33 @@ class WandbLiveWriter(Writer):
         return run.id
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.run.config.update(dict(params), allow_val_change=True)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.tags.update({k: str(v) for k, v in tags.items()})
             live.run.config.update({TAGS_CONFIG_KEY: dict(live.tags)}, allow_val_change=True)
 
     def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             current = list(live.run.tags or ())
             new = [label for label in labels if label not in current]
             if new:
                 live.run.tags = tuple(current + new)
 
     def set_notes(self, run_id: str, notes: str) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.run.notes = notes
 
     def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.run.summary.update(dict(summary))
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         from dataclasses import asdict
 
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.inputs.extend(i for i in map(asdict, inputs) if i not in live.inputs)
             live.run.config.update({INPUTS_CONFIG_KEY: list(live.inputs)}, allow_val_change=True)
 
@@ -232,8 +274,7 @@ class WandbLiveWriter(Writer):
         self.log_rows(run_id, rows)
 
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             for row in rows:
                 live.run.log({**row.values, STEP_KEY: int(row.step), "_timestamp": row.timestamp / 1000})
 
@@ -242,9 +283,8 @@ class WandbLiveWriter(Writer):
         W&B Artifact holding every file of the run at its path."""
         import shutil
 
-        live = self._open(run_id)
         base = Path(artifact_dir) if artifact_dir else Path()
-        with live.lock:
+        with self._use(run_id) as live:
             stage = self._staging / run_id / str(len(live.files))
             if local_path.is_dir():
                 shutil.copytree(local_path, stage / local_path.name)
@@ -255,15 +295,16 @@ class WandbLiveWriter(Writer):
                 live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
 
     def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             live.run.log_model(str(local_dir), name=name)
         return LoggedModel(name=name, artifact_path=name)
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        """Logs the run's files as one Artifact and finishes the SDK run ``finish_grace``
+        seconds (default 2) after the last call on it: a copy sets its completion tag just
+        after ``finish_run``, and W&B runs cannot be reopened offline."""
         wandb = _wandb()
-        live = self._open(run_id)
-        with live.lock:
+        with self._use(run_id) as live:
             if live.files:
                 artifact = wandb.Artifact(f"{run_id}-files", type="run-files")
                 for path, name in live.files:
@@ -272,15 +313,33 @@ class WandbLiveWriter(Writer):
                     else:
                         artifact.add_file(str(path), name=name)
                 live.run.log_artifact(artifact)
-            live.run.finish(exit_code=0 if status is RunStatus.FINISHED else (255 if status is RunStatus.KILLED else 1))
-        with self._lock:
-            self._runs.pop(run_id, None)
+                live.files = []
+            if status in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+                self._mark_unfinished(live)
+            live.exit_code = 0 if status is RunStatus.FINISHED else (255 if status is RunStatus.KILLED else 1)
+
+    @staticmethod
+    def _mark_unfinished(live: _Live) -> None:
+        live.tags[UNFINISHED_TAG] = "1"
+        live.run.config.update({TAGS_CONFIG_KEY: dict(live.tags)}, allow_val_change=True)
+
+    def flush(self) -> None:
+        """Finish the runs whose finish is pending now."""
+        for run_id, live in list(self._runs.items()):
+            if live.exit_code is not None:
+                self._finish_now(run_id)
 
     def close(self) -> None:
-        """Runs still open are finished as they are (KILLED is not guessed: FAILED)."""
-        for run_id in list(self._runs):
+        """Pending finishes happen now.  Runs never finished must end too (the SDK cannot
+        leave a run running): they end "failed" at W&B, marked ``trackbridge.unfinished``
+        so that trackbridge reads them back as RUNNING."""
+        for run_id, live in list(self._runs.items()):
             try:
-                self.finish_run(run_id, RunStatus.FAILED)
+                if live.exit_code is None:
+                    with live.lock:
+                        self._mark_unfinished(live)
+                        live.exit_code = 1
+                self._finish_now(run_id)
             except Exception as exc:  # noqa: BLE001 - closing must go on
                 log.warning("could not finish W&B run %s: %s", run_id, exc)
         import shutil

@@ -46,7 +46,9 @@ from trackbridge.backends.wandb.values import (
     SOURCE_PLATFORM_TAG,
     SOURCE_USER_TAG,
     TAGS_CONFIG_KEY,
+    UNFINISHED_TAG,
     flat_str,
+    project_name,
 )
 from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.history import Row
@@ -63,6 +65,8 @@ from trackbridge.model import (
 log = logging.getLogger(__name__)
 
 ARTIFACTS_PREFIX = "wandb-artifacts"
+#: the Artifact type the SDK writer keeps a run's files in (read back at their own paths).
+RUN_FILES_TYPE = "run-files"
 #: FilesItem.type WANDB: files the SDK writes itself, not the user's.
 WANDB_FILE_TYPE = 1
 DEFAULT_PROJECT = "uncategorized"
@@ -90,7 +94,7 @@ def _in_run_dirs(folder: Path) -> list[Path]:
 
 
 def status_of(run: ScannedRun) -> RunStatus:
-    if run.exit_code is None:
+    if run.exit_code is None or (run.config.get(TAGS_CONFIG_KEY) or {}).get(UNFINISHED_TAG):
         return RunStatus.RUNNING
     if run.exit_code == 0:
         return RunStatus.FINISHED
@@ -167,11 +171,14 @@ class WandbOfflineReader(Reader):
                 yield Experiment(id=name, name=name)
 
     def get_experiment(self, name: str) -> Experiment | None:
-        return next((e for e in self.list_experiments() if e.name == name), None)
+        """By name, or by the project a W&B writer made of that name (``a/b`` -> ``a-b``)."""
+        found = {e.name: e for e in self.list_experiments()}
+        return found.get(name) or found.get(project_name(name))
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        names = {experiment, project_name(experiment)}
         for run in self._runs():
-            if (run.project or DEFAULT_PROJECT) != experiment:
+            if (run.project or DEFAULT_PROJECT) not in names:
                 continue
             record = self.to_record(run)
             if run_filter is None or run_filter.matches(record):
@@ -182,6 +189,7 @@ class WandbOfflineReader(Reader):
 
     def to_record(self, run: ScannedRun) -> RunRecord:
         tags = flat_str(run.config.get(TAGS_CONFIG_KEY) or {})
+        tags.pop(UNFINISHED_TAG, None)
         if run.group:
             tags[GROUP_TAG] = run.group
         if run.job_type:
@@ -255,9 +263,10 @@ class WandbOfflineReader(Reader):
         for art in run.artifacts:
             if art.used or art.type == "model":
                 continue
+            # the files of a run written through the SDK are one Artifact of type run-files
+            prefix = "" if art.type == RUN_FILES_TYPE else f"{ARTIFACTS_PREFIX}/{art.name}/"
             for path, digest, size, local_path in art.entries:
-                out[f"{ARTIFACTS_PREFIX}/{art.name}/{path}"] = (
-                    Path(local_path) if local_path else None, size, _md5_digest(digest))
+                out[prefix + path] = (Path(local_path) if local_path else None, size, _md5_digest(digest))
         return out
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:

@@ -53,6 +53,7 @@ from trackbridge.backends.wandb.values import (
     STEP_KEY,
     TAGS_CONFIG_KEY,
     encode,
+    project_name,
 )
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
@@ -190,8 +191,9 @@ class WandbOfflineWriter(Writer):
     # -- Writer -------------------------------------------------------------------
 
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
-        """W&B projects need no creation: the project is a field of each run record."""
-        return name
+        """W&B projects need no creation: the project is a field of each run record
+        (named as W&B allows, :func:`.values.project_name`)."""
+        return project_name(name)
 
     def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
                    user: str | None = None, parent_run_id: str | None = None,
@@ -210,7 +212,7 @@ class WandbOfflineWriter(Writer):
     def _new(self, run_id: str, project: str, name: str | None, start_time: int | None) -> _Run:
         start = start_time if start_time is not None else now_ms()
         stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
-        run = _Run(run_id=run_id, dir=self.root / f"offline-run-{stamp}-{run_id}", project=project,
+        run = _Run(run_id=run_id, dir=self.root / f"offline-run-{stamp}-{run_id}", project=project_name(project),
                    entity=self.entity, name=name or "", start_time=start)
         (run.dir / "files").mkdir(parents=True, exist_ok=True)
         pb = _pb()

@@ -23,11 +23,24 @@ SOURCE_END_TIME_TAG = "trackbridge.source.end_time"
 SOURCE_USER_TAG = "trackbridge.source.user"
 SOURCE_PARENT_TAG = "trackbridge.source.parent_run_id"
 SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
+#: set (in the tags namespace) on runs the SDK writer had to end without a ``finish_run``:
+#: the SDK cannot leave a run running, so the W&B run ends "failed"; read back as RUNNING.
+UNFINISHED_TAG = "trackbridge.unfinished"
 #: history key that carries the user's step (W&B's own ``_step`` must strictly increase).
 STEP_KEY = "trackbridge/step"
 #: run-record tags keep these W&B fields in the canonical model's key/value tags.
 GROUP_TAG = "wandb.group"
 JOB_TYPE_TAG = "wandb.job_type"
+
+
+_PROJECT_FORBIDDEN = str.maketrans({c: "-" for c in "/\\#?%:"})
+
+
+def project_name(experiment: str) -> str:
+    """The W&B project an experiment name maps to: W&B refuses ``/ \\ # ? % :`` and more
+    than 128 characters in project names (each becomes ``-``; the name is cut).  Readers
+    match an experiment by its name or this form, so copies are found again."""
+    return (experiment.translate(_PROJECT_FORBIDDEN) or "uncategorized")[:128]
 
 
 def item_path(item: Any) -> list[str]:
