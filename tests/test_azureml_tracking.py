@@ -210,3 +210,16 @@ def test_models_fall_back_to_run_artifacts_without_the_logged_model_api(azureml_
     assert version.source == f"runs:/{run_id}/clf"
     refused = azureml_workspace.proxy.requests("logged-models/create") + azureml_workspace.proxy.requests("logged-models/search")
     assert refused and all(s.status == 404 for s in refused)
+
+
+def test_one_registered_model_is_read_with_its_recorded_aliases(azureml_workspace: AzureWorkspace,
+                                                                tmp_path: Path) -> None:
+    azureml_workspace.proxy.aliases = False
+    backend = azureml_workspace.backend()
+    run_id, name = _model(azureml_workspace, backend, tmp_path)
+    writer = backend.writer()
+    writer.register_model(RegisteredModel(name))
+    writer.create_model_version(ModelVersion(name, "1", artifact_path="model", aliases=["prod"]), run_id)
+    model = backend.reader().get_registered_model(name)
+    assert model is not None and [(v.version, v.aliases, v.tags) for v in model.versions] == [("1", ["prod"], {})]
+    assert backend.reader().get_registered_model(name + "-missing") is None

@@ -44,10 +44,19 @@ class AzureMLReader(MlflowReader):
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:
         for model in super().list_registered_models():
-            versions = []
-            for version in model.versions:
-                recorded, rest = alias_tags(version.tags)
-                if recorded:
-                    version = replace(version, tags=rest, aliases=sorted(set(version.aliases) | set(recorded)))
-                versions.append(version)
-            yield replace(model, versions=versions)
+            yield fold_alias_tags(model)
+
+    def get_registered_model(self, name: str) -> RegisteredModel | None:
+        model = super().get_registered_model(name)  # type: ignore[misc]
+        return None if model is None else fold_alias_tags(model)
+
+
+def fold_alias_tags(model: RegisteredModel) -> RegisteredModel:
+    """``model`` with the aliases recorded as version tags turned back into aliases."""
+    versions = []
+    for version in model.versions:
+        recorded, rest = alias_tags(version.tags)
+        if recorded:
+            version = replace(version, tags=rest, aliases=sorted(set(version.aliases) | set(recorded)))
+        versions.append(version)
+    return replace(model, versions=versions)
