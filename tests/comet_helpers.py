@@ -155,9 +155,10 @@ class Recorder:
                 return data
 
             def _answer(self, status: int, body: Any) -> None:
-                raw = json.dumps(body).encode()
+                binary = isinstance(body, bytes)
+                raw = body if binary else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -258,3 +259,95 @@ def uploaded_metrics(recorder: Recorder) -> dict[str, list[tuple[int, Any, int]]
         for v in body["values"]:
             out.setdefault(v["metricName"], []).append((v["step"], v["metricValue"], v["timestamp"]))
     return out
+
+
+# -- a local stand-in for Comet's REST API v2 (what comet_ml.API reads) -------------------
+
+class CloudStandIn(Recorder):
+    """Comet's read API on 127.0.0.1, answering with the shapes Comet documents for REST
+    v2 (https://www.comet.com/docs/v2/api-and-sdk/rest-api/read-endpoints/), from one
+    in-memory experiment: enough for ``comet_ml.API``/``APIExperiment`` to read
+    projects, experiments, metadata, parameters, others, tags, metric summaries, full
+    metric histories, assets (bytes), models and registry versions."""
+
+    def __init__(self, experiment: dict[str, Any]) -> None:
+        super().__init__()
+        self.exp = experiment
+
+    def answer(self, entry: dict[str, Any]) -> tuple[int, Any]:
+        path, q = entry["path"], {k: v[0] for k, v in entry["query"].items()}
+        e = self.exp
+        rest = path.split("/api/rest/v2/", 1)[-1] if "/api/rest/v2/" in path else None
+        if rest is None:
+            return super().answer(entry)
+        key = q.get("experimentKey")
+        if key is not None and key != e["key"] and rest.startswith("experiment/"):
+            return 400, {"msg": "Experiment not found", "code": 400, "sdk_error_code": 0}
+        if rest == "account-details":
+            return 200, {"userName": "ada", "defaultWorkspaceName": e["workspace"]}
+        if rest == "workspaces":
+            return 200, {"workspaceNames": [e["workspace"]]}
+        if rest == "projects":
+            return 200, {"projects": [{"projectId": "project-1", "projectName": e["project"],
+                                       "workspaceName": e["workspace"], "ownerUserName": "ada",
+                                       "projectDescription": "", "isPublic": False, "numberOfExperiments": 1,
+                                       "lastUpdated": e["start"]}]}
+        if rest == "project":
+            return 200, {"projectId": "project-1", "projectName": e["project"], "workspaceName": e["workspace"]}
+        if rest in ("experiments", "experiments/metadata"):
+            return 200, {"experiments": [self._metadata()]}
+        if rest == "experiment/metadata":
+            return 200, self._metadata()
+        if rest == "experiment/parameters":
+            return 200, {"values": [{"name": k, "valueCurrent": str(v), "valueMax": str(v), "valueMin": str(v),
+                                     "timestampCurrent": e["start"], "editable": False}
+                                    for k, v in e["params"].items()]}
+        if rest == "experiment/log-other":
+            return 200, {"logOtherList": [], "values": [{"name": k, "valueCurrent": str(v), "valueMax": str(v),
+                                           "valueMin": str(v), "timestampCurrent": e["start"], "editable": False}
+                                          for k, v in e["others"].items()]}
+        if rest == "experiment/tags":
+            return 200, {"tags": list(e["tags"])}
+        if rest == "experiment/metrics/summary":
+            return 200, {"values": [{"name": k, "valueCurrent": str(pts[-1][1]), "stepCurrent": pts[-1][0],
+                                     "timestampCurrent": pts[-1][2], "valueMax": str(max(p[1] for p in pts)),
+                                     "valueMin": str(min(p[1] for p in pts)), "editable": False}
+                                    for k, pts in e["metrics"].items()]}
+        if rest == "experiment/metrics/get-metric":
+            name = q["metricName"]
+            return 200, {"experimentKey": e["key"], "metricName": name, "metrics": [
+                {"metricName": name, "metricValue": str(v), "timestamp": t, "step": s, "epoch": None,
+                 "runContext": None, "offset": i} for i, (s, v, t) in enumerate(e["metrics"].get(name, []))]}
+        if rest == "experiment/asset/list":
+            return 200, {"assets": [{"fileName": a["fileName"], "fileSize": len(a["data"]), "assetId": a["assetId"],
+                                     "type": a["type"], "remote": False, "metadata": a.get("metadata"),
+                                     "step": None, "runContext": None, "createdAt": e["start"]}
+                                    for a in e["assets"]]}
+        if rest == "experiment/asset/get-asset":
+            data = next(a["data"] for a in e["assets"] if a["assetId"] == q["assetId"])
+            return 200, data
+        if rest == "experiment/model":
+            names = sorted({a["metadata"]["groupingName"] for a in e["assets"] if a["type"] == "model-element"})
+            return 200, {"models": [{"experimentModelId": f"m-{n}", "experimentKey": e["key"], "modelName": n,
+                                     "numberOfAssets": 1} for n in names]}
+        if rest == "registry-model":
+            return 200, {"registryModels": [{"registryModelId": "rm-1", "modelName": r["name"],
+                                             "workspaceId": "w-1", "isPublic": False}
+                                            for r in e["registry"]]}
+        if rest == "registry-model/details":
+            r = next(r for r in e["registry"] if r["name"] == q["modelName"])
+            return 200, {"registryModelId": "rm-1", "modelName": r["name"], "description": r["description"],
+                         "isPublic": False, "versions": [
+                             {"registryModelItemId": f"i-{v['version']}", "version": v["version"],
+                              "comment": v["comment"], "status": v["status"], "tags": v["tags"],
+                              "createdAt": e["start"], "experimentModel": {
+                                  "experimentModelId": "m-clf", "experimentModelName": v["model"],
+                                  "experimentKey": e["key"]}} for v in r["versions"]]}
+        return 200, {}
+
+    def _metadata(self) -> dict[str, Any]:
+        e = self.exp
+        return {"experimentKey": e["key"], "experimentName": e["name"], "projectId": "project-1",
+                "projectName": e["project"], "workspaceName": e["workspace"], "startTimeMillis": e["start"],
+                "endTimeMillis": e["end"], "durationMillis": e["end"] - e["start"], "running": False,
+                "hasCrashed": False, "archived": False, "optimizationId": None, "fileName": None, "filePath": None}

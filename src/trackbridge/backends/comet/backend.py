@@ -14,6 +14,8 @@ from trackbridge.backends.comet.info import INFO, OFFLINE_INFO
 from trackbridge.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from trackbridge.backends.comet.cloud_reader import CometCloudReader
+    from trackbridge.backends.comet.live_writer import CometLiveWriter
     from trackbridge.backends.comet.offline_reader import CometOfflineReader
     from trackbridge.backends.comet.offline_writer import CometOfflineWriter
 
@@ -80,3 +82,45 @@ class CometOfflineBackend(Backend):
 
     def describe(self) -> str:
         return f"comet-offline:{self.path}"
+
+
+#: Comet's cloud: what a live experiment cannot set is kept by the engine in tags.
+COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion")
+
+
+class CometBackend(Backend):
+    """Comet's cloud or a self-hosted Comet.  Options (else the env vars Comet's SDK
+    reads): ``api_key`` (``COMET_API_KEY``), ``workspace`` (``COMET_WORKSPACE``),
+    ``project_name`` (``COMET_PROJECT_NAME``), ``url`` (``COMET_URL_OVERRIDE``);
+    ``offline_directory`` where runs go when Comet cannot be reached (default
+    ``./comet-offline``) and ``probe_timeout`` seconds for that check (default 2)."""
+
+    info: ClassVar[BackendInfo] = INFO
+    features: ClassVar[Features] = COMET_CLOUD_FEATURES
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._writer: CometLiveWriter | None = None
+        self._reader: CometCloudReader | None = None
+
+    def writer(self) -> CometLiveWriter:
+        from trackbridge.backends.comet.live_writer import CometLiveWriter
+
+        if self._writer is None:
+            self._writer = CometLiveWriter(self.options, self.name)
+        return self._writer
+
+    def reader(self) -> CometCloudReader:
+        from trackbridge.backends.comet.cloud_reader import CometCloudReader
+
+        if self._reader is None:
+            self._reader = CometCloudReader(self.options, self.name)
+        return self._reader
+
+    def describe(self) -> str:
+        from urllib.parse import urlparse
+
+        url = self.options.get("url") or "COMET_URL_OVERRIDE or www.comet.com"
+        host = urlparse(url).netloc if "://" in str(url) else url
+        ws = self.options.get("workspace")
+        return f"comet at {host}" + (f" (workspace {ws})" if ws else "")

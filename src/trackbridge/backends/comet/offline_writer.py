@@ -42,8 +42,9 @@ from trackbridge.history import Row
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 
 #: What Comet takes (docs and the SDK's validators): keys <= 100 characters, a
-#: parameter value <= 1,000 characters once stringified.  Params keep JSON values and
-#: nesting (flattened here as ``a|b``, which the reader nests again).
+#: parameter value <= 1,000 characters once stringified.  Params are JSON values with
+#: nesting kept (``flat_params=False``): the writer flattens nested dicts as Comet
+#: shows them (``a|b``) and the reader nests them again, so they round-trip.
 COMET_LIMITS = Limits(
     max_metrics_per_batch=10_000,
     max_params_per_batch=10_000,

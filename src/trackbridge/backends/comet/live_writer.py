@@ -1,0 +1,383 @@
+"""``comet`` as a destination: logging live to Comet through comet_ml, never stalling.
+
+Used by the facade (``TRACKBRIDGE_BACKEND=comet``) and by copies into Comet.  Quiet
+by default: no environment details (so no cloud-metadata probe), no code, git, stdout
+capture or auto-logging, no summary print, and Comet's error reporting off
+(``COMET_ERROR_TRACKING_ENABLE=false`` unless the user set it).
+
+Why a probe and a fallback: with an unreachable server ``comet_ml`` spends ~33 s in
+its handshake and then drops everything the experiment logs ("Your experiment will
+not be logged").  Before starting an experiment this writer opens a TCP connection
+to the server (``probe_timeout``, 2 s); if that fails, or the SDK's experiment is not
+alive, the run is written to an offline archive instead (``offline_directory``,
+default ``./comet-offline``) with every point's time, and a warning gives the exact
+``comet upload`` command.  Everything after that goes to the archive: no call waits
+on the network again.
+
+Points keep their own timestamps: each is queued to the experiment's streamer as a
+``MetricMessage(timestamp=...)`` (what cometx does), falling back to ``log_metric``
+(time of the call) if that private path ever disappears.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from trackbridge.backends.base import Writer
+from trackbridge.backends.comet import format as fmt
+from trackbridge.backends.comet.offline_writer import COMET_LIMITS, CometOfflineWriter, semver
+from trackbridge.backends.comet.upload import upload_command
+from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
+from trackbridge.history import Row
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+
+log = logging.getLogger("trackbridge")
+
+DEFAULT_URL = "https://www.comet.com/clientlib/"
+QUIET_CONFIG = dict(
+    log_code=False, log_graph=False, parse_args=False, log_git_metadata=False, log_git_patch=False,
+    log_env_details=False, log_env_gpu=False, log_env_host=False, log_env_cpu=False, log_env_network=False,
+    log_env_disk=False, auto_output_logging=False, auto_param_logging=False, auto_metric_logging=False,
+    auto_log_co2=False, display_summary_level=0,
+)
+
+
+def quiet_environment() -> None:
+    """Comet's error reporting and auto-logging off unless the user asked for them."""
+    os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+    os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+
+
+def reachable(url: str, timeout: float) -> bool:
+    """Can a TCP connection to the server of ``url`` be opened within ``timeout`` s?"""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def split_experiment(name: str, workspace: str | None) -> tuple[str | None, str]:
+    """``"ws/project"`` or ``"project"`` -> (workspace, project)."""
+    ws, sep, project = name.partition("/")
+    return (ws, project) if sep else (workspace, name)
+
+
+@dataclass
+class _Live:
+    experiment: Any
+    epoch: float | None = None
+
+
+class CometLiveWriter(Writer):
+    """One comet_ml ``Experiment`` per run; runs Comet cannot be reached for go to an
+    offline archive (:class:`CometOfflineWriter`) and are reported with their upload command."""
+
+    limits = COMET_LIMITS
+
+    def __init__(self, options: Mapping[str, Any], platform: str = "comet") -> None:
+        self.platform = platform
+        self.api_key = options.get("api_key") or os.environ.get("COMET_API_KEY")
+        self.workspace = options.get("workspace") or os.environ.get("COMET_WORKSPACE")
+        self.project = options.get("project_name") or os.environ.get("COMET_PROJECT_NAME")
+        self.url = options.get("url") or os.environ.get("COMET_URL_OVERRIDE") or DEFAULT_URL
+        self.probe_timeout = float(options.get("probe_timeout", 2.0))
+        self.offline_dir = Path(str(options.get("offline_directory") or "comet-offline")).expanduser()
+        self._lock = threading.Lock()
+        self._live: dict[str, _Live] = {}
+        self._offline: CometOfflineWriter | None = None
+        self._offline_runs: set[str] = set()
+        self._unreachable = False
+        #: registered model name -> (description, tags), sent with each version.
+        self._model_info: dict[str, tuple[str, dict[str, str]]] = {}
+
+    # -- runs -------------------------------------------------------------------
+
+    def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        """Comet creates projects on first use: the id is ``workspace/project``."""
+        ws, project = split_experiment(name or self.project or fmt.DEFAULT_PROJECT, self.workspace)
+        return f"{ws}/{project}" if ws else project
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        start_time: int | None = None,
+        user: str | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        tags = dict(tags or {})
+        if tags.get(fmt.SOURCE_PLATFORM_TAG) and tags.get(fmt.SOURCE_RUN_TAG):
+            key = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_RUN_TAG])
+        else:
+            key = uuid.uuid4().hex
+        ws, project = split_experiment(experiment_id, self.workspace)
+        experiment = None if self._unreachable else self._start(key, ws, project, name)
+        if experiment is None:
+            return self._fall_back(key, ws, project, name, start_time, tags)
+        with self._lock:
+            self._live[key] = _Live(experiment)
+        experiment.log_other(fmt.STATUS_OTHER, RunStatus.RUNNING.value)
+        if tags:
+            experiment.log_others(tags)
+        return key
+
+    def _start(self, key: str, workspace: str | None, project: str, name: str | None) -> Any:
+        """A live experiment, or ``None`` when Comet cannot be reached."""
+        quiet_environment()
+        try:
+            import comet_ml
+        except ImportError:
+            raise MissingDependencyError("the comet backend needs comet_ml: pip install 'trackbridge[comet]'") from None
+        if not self.api_key:
+            raise BackendError("Comet needs an API key: set COMET_API_KEY (in .env or the environment)")
+        if not reachable(self.url, self.probe_timeout):
+            log.warning("Comet at %s cannot be reached: logging to offline archives in %s instead",
+                        urlparse(self.url).netloc, self.offline_dir)
+            self._unreachable = True
+            return None
+        os.environ.setdefault("COMET_URL_OVERRIDE", self.url)
+        experiment = comet_ml.Experiment(api_key=self.api_key, project_name=project, workspace=workspace,
+                                         experiment_key=key, **QUIET_CONFIG)
+        if not getattr(experiment, "alive", False):
+            log.warning("Comet refused or dropped experiment %s: logging it to an offline archive instead", key)
+            return None
+        if name:
+            experiment.set_name(name)
+        return experiment
+
+    def _fall_back(self, key: str, workspace: str | None, project: str, name: str | None, start_time: int | None,
+                   tags: Mapping[str, str]) -> str:
+        with self._lock:
+            if self._offline is None:
+                self._offline = CometOfflineWriter(self.offline_dir, "comet-offline", workspace=workspace)
+            offline = self._offline
+        run_id = offline.create_run(project, name=name, start_time=start_time, tags=tags)
+        with self._lock:
+            self._offline_runs.add(run_id)
+        return run_id
+
+    def _run(self, run_id: str) -> _Live | None:
+        """The live experiment of ``run_id``, or ``None`` for a run in the offline archive."""
+        with self._lock:
+            live = self._live.get(run_id)
+            if live is None and run_id not in self._offline_runs:
+                raise RunNotFound(f"run {run_id} was not started by this Comet writer")
+        return live
+
+    def _off(self) -> CometOfflineWriter:
+        assert self._offline is not None
+        return self._offline
+
+    def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
+        live = self._run(run_id)
+        final = RunStatus.parse(status)
+        if live is None:
+            self._off().finish_run(run_id, final, end_time)
+            command = upload_command(self.offline_dir, 0)
+            log.warning("Comet run %s is in the offline archive %s; upload it with: %s "
+                        "(raise COMET_OFFLINE_SAMPLING_SIZE above the longest series if it has more "
+                        "than 15,000 points)", run_id, self.offline_dir / f"{run_id}.zip", command)
+            return
+        live.experiment.log_other(fmt.STATUS_OTHER, final.value)
+        if final is RunStatus.FAILED:
+            try:
+                live.experiment._report_experiment_error("run failed", has_crashed=True)  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - a status nicety, never worth failing the run for
+                log.debug("could not mark the Comet experiment as crashed", exc_info=True)
+        live.experiment.end()
+        with self._lock:
+            self._live.pop(run_id, None)
+
+    def set_run_name(self, run_id: str, name: str) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().set_run_name(run_id, name)
+        live.experiment.set_name(name)
+
+    # -- metadata ---------------------------------------------------------------
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Nested dicts are shown the way Comet shows them (``a|b``), by the SDK itself."""
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_params(run_id, params)
+        live.experiment.log_parameters(dict(params))
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Key/value tags are Comet "others"."""
+        live = self._run(run_id)
+        if live is None:
+            return self._off().set_tags(run_id, tags)
+        live.experiment.log_others({k: str(v) for k, v in tags.items()})
+
+    def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().set_labels(run_id, labels)
+        live.experiment.add_tags(list(labels))
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().set_notes(run_id, notes)
+        live.experiment.log_other(fmt.NOTES_OTHER, notes)
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_summary(run_id, summary)
+        live.experiment.log_others({fmt.SUMMARY_PREFIX + k: json.dumps(v, allow_nan=True) for k, v in summary.items()})
+
+    def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_inputs(run_id, inputs)
+        live.experiment.log_other(fmt.INPUTS_OTHER, json.dumps([asdict(i) for i in inputs], sort_keys=True))
+
+    # -- metrics ------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_metrics(run_id, points)
+        for key, p in points:
+            if key == fmt.EPOCH_SERIES:
+                live.epoch = p.value
+            self._send(live, key, p.step, p.value, p.timestamp)
+
+    def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_rows(run_id, rows)
+        for row in rows:
+            if fmt.EPOCH_SERIES in row.values:
+                live.epoch = row.values[fmt.EPOCH_SERIES]
+            for key, value in row.values.items():
+                self._send(live, key, row.step, value, row.timestamp)
+
+    def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_system_metrics(run_id, points)
+        for key, p in points:
+            name = key if fmt.is_system_metric(key) else f"sys.{key}"
+            self._send(live, name, p.step, p.value, p.timestamp, with_epoch=False)
+
+    def _send(self, live: _Live, key: str, step: int, value: float, ts: int, with_epoch: bool = True) -> None:
+        epoch = live.epoch if with_epoch else None
+        epoch = int(epoch) if epoch is not None and float(epoch).is_integer() else epoch
+        try:
+            from comet_ml.messages import MetricMessage
+
+            message = MetricMessage(timestamp=int(ts))
+            message.set_metric(key, fmt.encode_float(value), step=int(step), epoch=epoch)
+            live.experiment._enqueue_message(message)  # noqa: SLF001 - the only way to keep the point's time
+        except (ImportError, AttributeError, TypeError):
+            live.experiment.log_metric(key, value, step=step, epoch=epoch)
+
+    # -- files and models -------------------------------------------------------------
+
+    def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_artifact(run_id, local_path, artifact_dir)
+        local_path = Path(local_path)
+        prefix = (artifact_dir or "").strip("/")
+        files = [local_path] if local_path.is_file() else sorted(p for p in local_path.rglob("*") if p.is_file())
+        for f in files:
+            rel = f.name if f == local_path else f.relative_to(local_path).as_posix()
+            live.experiment.log_asset(str(f), file_name=f"{prefix}/{rel}" if prefix else rel)
+
+    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        live = self._run(run_id)
+        if live is None:
+            return self._off().log_model(run_id, local_dir, name)
+        local_dir = Path(local_dir)
+        files = [local_dir] if local_dir.is_file() else sorted(p for p in local_dir.rglob("*") if p.is_file())
+        for f in files:
+            rel = f.name if f == local_dir else f.relative_to(local_dir).as_posix()
+            live.experiment.log_model(name, str(f), file_name=rel)
+        return LoggedModel(name=name, artifact_path=name)
+
+    def register_model(self, model: RegisteredModel) -> None:
+        with self._lock:
+            offline = self._offline
+        if offline is not None:
+            offline.register_model(model)
+        self._model_info[model.name] = (model.description, dict(model.tags))
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        if run_id is None:
+            raise BackendError(f"Comet registers versions from an experiment's model; {version.name} has no run")
+        live = self._run(run_id)
+        if live is None:
+            return self._off().create_model_version(version, run_id)
+        number = semver(version.version) if version.version else "1.0.0"
+        description, model_tags = self._model_info.get(version.name, ("", {}))
+        live.experiment.register_model(
+            version.artifact_path or version.name, version=number, registry_name=version.name,
+            description=description or None, comment=version.description or None,
+            tags=fmt.encode_version_tags(version.tags, list(version.aliases), model_tags),
+            status=version.stage or None)
+        return ModelVersion(**{**{s: getattr(version, s) for s in version.__slots__}, "version": number})
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        """Comet has no aliases; kept as the version tag ``alias:<alias>`` (offline runs) or
+        added to the version's tags through the API (live)."""
+        with self._lock:
+            offline = self._offline
+        if offline is not None:
+            try:
+                return offline.set_model_alias(name, alias, version)
+            except RunNotFound:
+                pass
+        import comet_ml
+
+        api = comet_ml.API(api_key=self.api_key)
+        model = api.get_model(self.workspace, name)
+        model.add_tag(semver(version), fmt.ALIAS_TAG_PREFIX + alias)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        with self._lock:
+            offline = self._offline
+            live = list(self._live.values())
+        for run in live:
+            try:
+                run.experiment.flush()
+            except Exception:  # noqa: BLE001 - flushing a live experiment is best effort
+                log.debug("Comet flush failed", exc_info=True)
+        if offline is not None:
+            offline.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            offline = self._offline
+            live = list(self._live.items())
+            self._live.clear()
+        for _key, run in live:
+            run.experiment.end()
+        if offline is not None:
+            offline.close()
+
+    @property
+    def offline_runs(self) -> set[str]:
+        """Runs written to the offline archive because Comet could not be reached."""
+        with self._lock:
+            return set(self._offline_runs)
