@@ -38,6 +38,7 @@ from urllib.parse import urlparse
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
 from trackbridge.backends.wandb.values import (
+    EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
@@ -100,6 +101,8 @@ class _Live:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     files: list[tuple[Path, str]] = field(default_factory=list)
     offline: bool = False
+    #: a copy made by the engine (provenance tags): it sets tags after ``finish_run``
+    copy: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
     #: exit code once ``finish_run`` was called; the SDK run is finished a moment later
     exit_code: int | None = None
@@ -114,6 +117,8 @@ class WandbLiveWriter(Writer):
         self.options = dict(options or {})
         self._runs: dict[str, _Live] = {}
         self._lock = threading.Lock()
+        #: W&B project -> the experiment name it was made from, where they differ
+        self._names: dict[str, str] = {}
         self._staging = Path(tempfile.mkdtemp(prefix="tb-wandb-files-"))
         #: (run id, offline dir) of every run that fell back to offline mode.
         self.fallbacks: list[tuple[str, str]] = []
@@ -155,7 +160,14 @@ class WandbLiveWriter(Writer):
                     self._schedule_finish(run_id, live)
 
     def _schedule_finish(self, run_id: str, live: _Live) -> None:
-        grace = float(self._opt("finish_grace", None, 2))
+        grace = float(self._opt("finish_grace", None, 2)) if live.copy else 0.0
+        if grace <= 0:
+            live.lock.release()  # _finish_now takes the locks in order: writer, then run
+            try:
+                self._finish_now(run_id)
+            finally:
+                live.lock.acquire()
+            return
         live.timer = threading.Timer(grace, self._finish_now, args=(run_id,))
         live.timer.daemon = True
         live.timer.start()
@@ -174,7 +186,10 @@ class WandbLiveWriter(Writer):
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         """W&B projects are created by the first run logged to them (named as W&B
         allows, :func:`.values.project_name`)."""
-        return project_name(name)
+        project = project_name(name)
+        if project != name:
+            self._names[project] = name
+        return project
 
     def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
                    user: str | None = None, parent_run_id: str | None = None,
@@ -186,8 +201,12 @@ class WandbLiveWriter(Writer):
             run_id = derived_run_id("local", tags[LOCAL_ID_TAG])  # a retried create resumes, never duplicates
         group = tags.pop(GROUP_TAG, None)
         job_type = tags.pop(JOB_TYPE_TAG, None)
-        kwargs = dict(project=project_name(experiment_id), entity=self._opt("entity", "WANDB_ENTITY"), id=run_id, name=name,
-                      group=group, job_type=job_type, config={TAGS_CONFIG_KEY: tags} if tags else None,
+        project = project_name(experiment_id)
+        config: dict[str, Any] = {TAGS_CONFIG_KEY: tags} if tags else {}
+        if self._names.get(project):
+            config[EXPERIMENT_CONFIG_KEY] = self._names[project]
+        kwargs = dict(project=project, entity=self._opt("entity", "WANDB_ENTITY"), id=run_id, name=name,
+                      group=group, job_type=job_type, config=config or None,
                       resume="allow", reinit="create_new", dir=self._opt("dir", "WANDB_DIR"))
         copy = "trackbridge.source.run_id" in tags
         if copy:  # a copy: no system metrics, console or code of this process in the run
@@ -220,7 +239,7 @@ class WandbLiveWriter(Writer):
                 # the timed-out online init still holds the id in wandb's service
                 kwargs["id"] = f"{run_id}-offline"
                 run = wandb.init(mode=mode, **kwargs)
-        live = _Live(run=run, tags=tags, offline=offline)
+        live = _Live(run=run, tags=tags, offline=offline, copy=copy)
         if reason is not None:
             sync_dir = getattr(run.settings, "sync_dir", None) or run.dir
             self.fallbacks.append((run.id, str(sync_dir)))

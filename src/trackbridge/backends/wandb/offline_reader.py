@@ -165,10 +165,10 @@ class WandbOfflineReader(Reader):
     def list_experiments(self) -> Iterator[Experiment]:
         seen: set[str] = set()
         for run in self._runs():
-            name = run.project or DEFAULT_PROJECT
+            name = run.experiment
             if name not in seen:
                 seen.add(name)
-                yield Experiment(id=name, name=name)
+                yield Experiment(id=run.project or DEFAULT_PROJECT, name=name)
 
     def get_experiment(self, name: str) -> Experiment | None:
         """By name, or by the project a W&B writer made of that name (``a/b`` -> ``a-b``)."""
@@ -176,9 +176,8 @@ class WandbOfflineReader(Reader):
         return found.get(name) or found.get(project_name(name))
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
-        names = {experiment, project_name(experiment)}
         for run in self._runs():
-            if (run.project or DEFAULT_PROJECT) not in names:
+            if run.experiment != experiment and (run.project or DEFAULT_PROJECT) not in (experiment, project_name(experiment)):
                 continue
             record = self.to_record(run)
             if run_filter is None or run_filter.matches(record):
@@ -215,7 +214,7 @@ class WandbOfflineReader(Reader):
         return RunRecord(
             platform=self.platform,
             run_id=run.run_id,
-            experiment=run.project or DEFAULT_PROJECT,
+            experiment=run.experiment,
             experiment_id=run.project or DEFAULT_PROJECT,
             name=run.display_name or None,
             status=status_of(run),

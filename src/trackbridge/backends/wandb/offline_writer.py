@@ -46,6 +46,7 @@ from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.ids import run_id_for
 from trackbridge.backends.wandb.scan import scan
 from trackbridge.backends.wandb.values import (
+    EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
@@ -127,6 +128,8 @@ class WandbOfflineWriter(Writer):
         self.entity = entity or ""
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        #: W&B project -> the experiment name it was made from, where they differ
+        self._names: dict[str, str] = {}
 
     # -- records ------------------------------------------------------------------
 
@@ -193,7 +196,10 @@ class WandbOfflineWriter(Writer):
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         """W&B projects need no creation: the project is a field of each run record
         (named as W&B allows, :func:`.values.project_name`)."""
-        return project_name(name)
+        project = project_name(name)
+        if project != name:
+            self._names[project] = name
+        return project
 
     def create_run(self, experiment_id: str, *, name: str | None = None, start_time: int | None = None,
                    user: str | None = None, parent_run_id: str | None = None,
@@ -205,6 +211,8 @@ class WandbOfflineWriter(Writer):
             else:
                 run = self._existing(run_id) or self._new(run_id, experiment_id, name, start_time)
                 self._runs[run_id] = run
+        if self._names.get(run.project):
+            self._config(run, {EXPERIMENT_CONFIG_KEY: self._names[run.project]})
         if tags:
             self.set_tags(run_id, tags)
         return run_id

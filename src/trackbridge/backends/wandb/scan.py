@@ -18,6 +18,7 @@ from typing import Any
 
 from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.values import (
+    EXPERIMENT_CONFIG_KEY,
     INPUTS_CONFIG_KEY,
     STEP_KEY,
     TAGS_CONFIG_KEY,
@@ -111,7 +112,13 @@ class ScannedRun:
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.items()
-                if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY)}
+                if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY)}
+
+    @property
+    def experiment(self) -> str:
+        """The experiment name a trackbridge writer kept, else the W&B project."""
+        kept = self.config.get(EXPERIMENT_CONFIG_KEY)
+        return kept if isinstance(kept, str) and kept else (self.project or "uncategorized")
 
     def user_summary(self) -> dict[str, Any]:
         """Summary values set by the user, not the last values of history series."""

@@ -16,6 +16,8 @@ from typing import Any
 WANDB_CONFIG_KEY = "_wandb"
 #: config namespace that holds trackbridge's key/value tags (W&B tags are labels only).
 TAGS_CONFIG_KEY = "trackbridge.tags"
+#: config key keeping the experiment name when W&B's project name had to differ from it.
+EXPERIMENT_CONFIG_KEY = "trackbridge.experiment"
 #: config key holding dataset inputs (MLflow ``log_input``), which W&B runs have no field for.
 INPUTS_CONFIG_KEY = "trackbridge.inputs"
 #: tags the engine keeps run fields in when a destination cannot set them; read back as fields.
