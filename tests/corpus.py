@@ -85,13 +85,15 @@ def _log_pyfunc_model(tracking_uri: str, run_id: str, workdir: Path) -> str:
     return info.model_id
 
 
-def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True, prefix: str = "") -> Corpus:
+def build_corpus(tracking_uri: str, workdir: Path, with_model: bool = True, prefix: str = "",
+                 mlflow_defaults: bool = False) -> Corpus:
     """Write the corpus into ``tracking_uri``; ``workdir`` holds the staged files and,
-    for embedded stores, the artifacts.  ``prefix`` makes experiment and model names
+    for embedded stores, the artifacts (unless ``mlflow_defaults``: then they go where
+    MLflow puts them, ``./mlruns``).  ``prefix`` makes experiment and model names
     unique on a shared server."""
     client = MlflowClient(tracking_uri)
     corpus = Corpus(tracking_uri, prefix + EXPERIMENT, prefix + OTHER_EXPERIMENT, prefix + MODEL_NAME)
-    local = not tracking_uri.startswith("http")
+    local = not tracking_uri.startswith("http") and not mlflow_defaults
     location = (lambda name: (workdir / "artifacts" / name).as_uri()) if local else (lambda name: None)
     exp_id = client.create_experiment(corpus.experiment, tags={"team": "bridge ✓"}, artifact_location=location("a"))
     other_id = client.create_experiment(corpus.other_experiment, artifact_location=location("b"))

@@ -13,7 +13,7 @@ from corpus import Corpus, build_corpus, history, invoke, runs_by_source, set_re
 
 PROVENANCE = ("trackbridge.source.platform", "trackbridge.source.run_id", "trackbridge.source.url",
               "trackbridge.origin.platform", "trackbridge.origin.run_id", "trackbridge.mapping_version",
-              "trackbridge.complete")
+              "trackbridge.complete", "trackbridge.claim")
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ def test_fingerprint_changes_with_each_observable_field_only() -> None:
 
 
 def test_fit_records_renames_truncations_and_collisions() -> None:
-    limits = Limits(max_key_length=10, max_param_value_length=5, key_pattern=r"[a-z0-9_]*", max_tags_per_run=9, flat_params=True)
+    limits = Limits(max_key_length=10, max_param_value_length=5, key_pattern=r"[a-z0-9_]*", max_tags_per_run=10, flat_params=True)
     run = _run(params={"bad key!": "123456789", "opt": {"lr": 1}}, tags={f"t{i}": "x" for i in range(5)},
                metrics={"a-b": MetricSummary("a-b", 1.0, 0, 0), "a_b": MetricSummary("a_b", 1.0, 0, 0)})
     fitted = fit_run(run, Target(Features(), limits))
@@ -136,7 +136,7 @@ def test_fit_records_renames_truncations_and_collisions() -> None:
     assert fitted.record.renamed["param:bad_key_"] == "bad key!"
     assert fitted.record.truncated["param:bad_key_"] == 9
     assert fitted.params["opt_lr"] == "1"  # flattened, then sanitised
-    # 9 tags per run, 8 of them trackbridge's own: one user tag fits, the other 4 are kept whole in a file.
+    # 10 tags per run, 9 of them trackbridge's own: one user tag fits, the other 4 are kept whole in a file.
     assert len(fitted.tags) == 1 and fitted.record.kept["tags"].startswith("4 tag(s) past")
     assert json.loads(fitted.param_files()[OVERFLOW_FILE]) == {f"t{i}": "x" for i in range(1, 5)}
     assert fitted.errors and "both become" in fitted.errors[0]

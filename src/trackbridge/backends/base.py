@@ -130,6 +130,7 @@ class Features:
     run_rename: bool = True
     alias_removal: bool = True
     run_deletion: bool = True
+    version_deletion: bool = True
     #: tag prefixes the platform writes itself (``mlflow.``): bookkeeping, not user tags.
     system_tag_prefixes: tuple[str, ...] = ()
 
@@ -264,6 +265,11 @@ class Reader(abc.ABC):
         return nothing."""
         return iter(())
 
+    def get_registered_model(self, name: str) -> RegisteredModel | None:
+        """One registry entry with its versions, or ``None``.  Default: a scan of
+        :meth:`list_registered_models`; platforms that can look one up override it."""
+        return next((m for m in self.list_registered_models() if m.name == name), None)
+
 
 class Writer(abc.ABC):
     """Write side of a platform.  Used live by the facade and by copy/sync.
@@ -371,6 +377,10 @@ class Writer(abc.ABC):
 
     def delete_run(self, run_id: str) -> None:
         raise NotImplementedError(f"{self.platform} cannot delete runs")
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        """Remove one version (a duplicate left by two invocations copying at once)."""
+        raise NotImplementedError(f"{self.platform} cannot delete model versions")
 
     def flush(self) -> None:
         """Push anything buffered.  Offline writers finalise their files here."""

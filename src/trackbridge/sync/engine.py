@@ -9,6 +9,7 @@ only if nothing failed in this invocation and only within ``max_delete``.
 """
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,6 +116,9 @@ class SyncEngine:
         self.writer = dst.writer()
         #: source run id -> destination run id, filled as runs complete.
         self.run_map: dict[str, str] = {}
+        #: this invocation's id, on every run and model version it creates: concurrent
+        #: invocations settle on one copy each (see ``RunTransfer._settle``).
+        self.claim = uuid.uuid4().hex
 
     @property
     def target(self) -> Target:
@@ -163,7 +167,7 @@ class SyncEngine:
         self.run_map = dict(plan.known)
         failed: set[str] = set()
         transfer = RunTransfer(self.src, self.dst, self.writer, self.target, stats=stats, reporter=self.reporter,
-                               retry=self.retry, page_size=self.options.page_size)
+                               retry=self.retry, page_size=self.options.page_size, claim=self.claim)
         with ThreadPoolExecutor(max(1, self.options.transfers), thread_name_prefix="tb-run") as pool:
             for wave in waves(todo):
                 results = list(pool.map(lambda r: self._one(transfer, r, experiment_ids, failed), wave))
@@ -187,6 +191,11 @@ class SyncEngine:
             except Exception as exc:  # noqa: BLE001 - one run's bug must not abort the others
                 result = RunResult(run, error=f"{type(exc).__name__}: {exc}")
         counter = {Action.CREATE: "runs_created", Action.RESUME: "runs_resumed", Action.UPDATE: "runs_updated"}
+        if result.handed_over:
+            transfer.stats.add(runs_skipped=1)
+            self.reporter.run_done("skipped", run.label, f"copied at the same time by another invocation, "
+                                                         f"as {result.dst_run_id}")
+            return result
         transfer.stats.add(**{counter[run.action] if result.ok else "runs_failed": 1})
         self.reporter.run_done(run.action.value if result.ok else "failed", run.label,
                                result.error or f"{result.points:,} points, {result.bytes:,} bytes")
@@ -218,7 +227,9 @@ class SyncEngine:
 
         try:
             created, aliases, errors = apply_registry(
-                plan.registry, self.writer, self.run_map, self._model_map(plan, outcome), self.retry, on_version)
+                plan.registry, self.writer, self.run_map, self._model_map(plan, outcome), self.retry, on_version,
+                dst=self.dst, claim=self.claim, can_delete=self.target.can("version_deletion"),
+                elsewhere=frozenset(r.plan.src.run_id for r in outcome.results if r.handed_over))
         except TrackbridgeError as exc:
             outcome.errors.append(f"registry: {exc}")
             return

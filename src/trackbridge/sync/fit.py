@@ -18,6 +18,7 @@ from trackbridge.errors import InvalidKeyError
 from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str
 from trackbridge.model import RunRecord
 from trackbridge.sync.provenance import (
+    DUPLICATE_OF,
     RESERVED_TAGS,
     SOURCE_END_TIME,
     SOURCE_PARENT,
@@ -132,8 +133,9 @@ KEPT_FIELDS = (
     ("nested_runs", "parent_run_id", SOURCE_PARENT),
 )
 
-#: the provenance tags every copied run carries, plus the mapping record and the marker.
-OWN_TAGS = len(RESERVED_TAGS - {SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT})
+#: the provenance tags every copied run carries, its creator's claim, the mapping record
+#: and the marker (the kept fields are counted per run; a duplicate mark is never on a copy kept).
+OWN_TAGS = len(RESERVED_TAGS - {SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT, DUPLICATE_OF})
 #: where user tags past a destination's ``max_tags_per_run`` are kept, whole, as JSON.
 OVERFLOW_FILE = "trackbridge/tags.json"
 
@@ -221,6 +223,9 @@ def _fit_tag_count(run: RunRecord, target: Target, fitted: FittedRun) -> None:
     if limit is None:
         return
     own = OWN_TAGS + len(fitted.kept) + field_tags(run, target.limits)
+    if own > limit:
+        fitted.errors.append(f"the destination keeps at most {limit} tags per run, and trackbridge's own "
+                             f"tags for this run need {own}: it cannot be copied there faithfully")
     room = max(0, limit - own)
     overflow = sorted(fitted.tags)[room:]
     if not overflow:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from trackbridge.backends.base import Reader
+from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.mapping import MAPPING_TAG, param_to_str
 from trackbridge.model import MAPPING_VERSION, ArtifactInfo, MetricSummary, RunRecord, float_key
 
@@ -42,12 +42,19 @@ SOURCE_END_TIME = "trackbridge.source.end_time"
 SOURCE_USER = "trackbridge.source.user"
 SOURCE_PARENT = "trackbridge.source.parent_run_id"
 
+#: on a run an invocation created: that invocation's id.  Two invocations copying the
+#: same source run at once (an overlapping cron mirror, two machines) both create a
+#: copy; they agree on one winner (:func:`winner`), and the other copy is removed.
+CLAIM = "trackbridge.claim"
+#: on a losing copy the destination cannot delete: the winner's id (never indexed).
+DUPLICATE_OF = "trackbridge.duplicate_of"
+
 #: tags trackbridge owns on a destination run; never copied from a source and
 #: never compared by ``check`` (a copy of a copy gets *our* provenance).
 RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG,
                            ORIGIN_PLATFORM, ORIGIN_RUN_ID,
-                           SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT})
-RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM})
+                           SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT, CLAIM, DUPLICATE_OF})
+RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM, CLAIM})
 
 FINGERPRINT_VERSION = "1"
 
@@ -116,8 +123,11 @@ class DestIndex:
     by_source: dict[str, list[RunRecord]] = field(default_factory=dict)
 
     def add(self, run: RunRecord, platform: str) -> None:
-        """Index ``run`` under the ids it carries for source platform ``platform``."""
+        """Index ``run`` under the ids it carries for source platform ``platform``
+        (a copy that lost a race to another invocation's is left out)."""
         tags = run.tags
+        if tags.get(DUPLICATE_OF):
+            return
         keys = {tags[SOURCE_RUN_ID]} if tags.get(SOURCE_RUN_ID) and tags.get(SOURCE_PLATFORM) == platform else set()
         if tags.get(ORIGIN_RUN_ID) and tags.get(ORIGIN_PLATFORM) == platform:
             keys.add(tags[ORIGIN_RUN_ID])
@@ -139,6 +149,24 @@ class DestIndex:
         """Runs beyond :meth:`best` for the same source (should never exist)."""
         best = self.best(source_run_id)
         return [r for r in self.by_source.get(source_run_id, []) if best is not None and r.run_id != best.run_id]
+
+
+def winner(copies: Iterable[RunRecord]) -> RunRecord | None:
+    """The one copy that concurrent invocations all keep: a completed copy first, then
+    the lowest run id.
+
+    Each invocation settles after creating its copy and again just before completing
+    it.  Two copies in progress are ordered by id, which does not depend on timing;
+    a completed copy wins over one in progress, which covers an invocation that
+    creates its copy after the other has already finished (and settled) its own."""
+    live = [c for c in copies if not c.tags.get(DUPLICATE_OF)]
+    return min(live, key=lambda r: (not r.tags.get(COMPLETE), r.run_id), default=None)
+
+
+def copies_of(reader: Reader, experiment: str, source: RunRecord) -> list[RunRecord]:
+    """Destination runs of ``experiment`` copied from ``source`` (by provenance tags)."""
+    wanted = RunFilter(tags={SOURCE_PLATFORM: source.platform, SOURCE_RUN_ID: source.run_id})
+    return list(reader.list_runs(experiment, wanted))
 
 
 def index_destination(reader: Reader, experiment: str, source_platform: str) -> DestIndex:

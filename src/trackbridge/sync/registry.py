@@ -25,7 +25,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, Writer
 from trackbridge.model import ModelVersion, RegisteredModel
 from trackbridge.model_files import repoint_text
-from trackbridge.sync.provenance import RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
+from trackbridge.sync.provenance import CLAIM, RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
 from trackbridge.sync.retry import Retry
 
 
@@ -138,6 +138,24 @@ def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: se
     return mp
 
 
+def settle_version(dst: Reader, writer: Writer, made: ModelVersion, src_version: str, claim: str,
+                   can_delete: bool, retry: Retry) -> str:
+    """The destination version to keep for ``src_version`` once ``made`` exists: two
+    invocations copying at once may each have created one; both keep the lowest
+    number, and the other is deleted (where the destination can) by its creator."""
+    model = retry.call(dst.get_registered_model, made.name)
+    copies = [v for v in (model.versions if model else []) if v.tags.get(SOURCE_VERSION) == src_version]
+    if not copies:
+        return made.version
+    keep = min(copies, key=lambda v: int(v.version) if v.version.isdigit() else v.version)
+    if keep.version != made.version and can_delete:
+        retry.call(writer.delete_model_version, made.name, made.version)
+    for other in copies:  # our own leftovers (a retried create that had succeeded)
+        if other.version not in (keep.version, made.version) and other.tags.get(CLAIM) == claim and can_delete:
+            retry.call(writer.delete_model_version, made.name, other.version)
+    return keep.version
+
+
 def apply_registry(
     plans: list[ModelPlan],
     writer: Writer,
@@ -145,11 +163,18 @@ def apply_registry(
     model_map: Mapping[str, str],
     retry: Retry,
     on_version: Callable[[str, str, str], None] = lambda name, src, dst: None,
+    dst: Reader | None = None,
+    claim: str = "",
+    can_delete: bool = False,
+    elsewhere: frozenset[str] = frozenset(),
 ) -> tuple[int, int, list[str]]:
     """Apply the plans; returns (versions created, aliases set or removed, errors).
 
     ``run_map``/``model_map`` map source run/logged-model ids to destination
-    ones; a version whose run failed to copy is reported, not created."""
+    ones; a version whose run failed to copy is reported, not created.  With
+    ``dst`` (the destination's reader), each new version is settled against one
+    another invocation may have made at the same time (:func:`settle_version`);
+    versions of runs another invocation is copying (``elsewhere``) are left to it."""
     created = aliases = 0
     errors: list[str] = []
     for mp in plans:
@@ -159,7 +184,7 @@ def apply_registry(
             retry.call(writer.register_model, RegisteredModel(mp.src.name, mp.src.description, dict(mp.src.tags)))
         numbers = {v.src.version: v.dst_version for v in mp.versions if v.dst_version}
         for vp in mp.versions:
-            if vp.action != "create":
+            if vp.action != "create" or (vp.src.run_id or "") in elsewhere:
                 continue
             dst_run = run_map.get(vp.src.run_id or "")
             if dst_run is None:
@@ -172,12 +197,15 @@ def apply_registry(
                 model_id=model_map.get(vp.src.model_id or ""),
                 source=repoint_text(vp.src.source, ids),
                 tags={**user_version_tags(vp.src.tags), SOURCE_VERSION: vp.src.version,
-                      SOURCE_RUN_ID: vp.src.run_id or ""},
+                      SOURCE_RUN_ID: vp.src.run_id or "", **({CLAIM: claim} if claim else {})},
                 aliases=[],
             )
             made = retry.call(writer.create_model_version, version, dst_run)
-            numbers[vp.src.version] = made.version
-            on_version(mp.src.name, vp.src.version, made.version)
+            kept = made.version
+            if dst is not None:
+                kept = settle_version(dst, writer, made, vp.src.version, claim, can_delete, retry)
+            numbers[vp.src.version] = kept
+            on_version(mp.src.name, vp.src.version, kept)
             created += 1
         for alias, src_version in mp.aliases.items():
             if src_version in numbers:

@@ -41,6 +41,7 @@ from collections import Counter
 import queue
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -54,7 +55,7 @@ from trackbridge.sync.delta import missing_points
 from trackbridge.sync.fit import Target
 from trackbridge.sync.plan import Action, RunPlan
 from trackbridge.sync.progress import Reporter, Stats
-from trackbridge.sync.provenance import COMPLETE, provenance_tags
+from trackbridge.sync.provenance import CLAIM, COMPLETE, DUPLICATE_OF, copies_of, provenance_tags, winner
 from trackbridge.sync.retry import Retry
 
 CRASH_ENV = "TRACKBRIDGE_CRASH_AT"
@@ -89,6 +90,8 @@ class RunResult:
     bytes: int = 0
     #: source logged-model id -> destination logged-model id
     models: dict[str, str] = field(default_factory=dict)
+    #: another invocation copies this run at the same time; its copy is the one kept.
+    handed_over: bool = False
 
     @property
     def ok(self) -> bool:
@@ -111,10 +114,13 @@ class RunTransfer:
         retry: Retry,
         page_size: int = 10_000,
         queue_batches: int = 8,
+        claim: str = "",
     ) -> None:
         self.src, self.dst, self.writer, self.target = src, dst, writer, target
         self.stats, self.reporter, self.retry = stats, reporter, retry
         self.page_size, self.queue_batches = page_size, queue_batches
+        #: this invocation's id, on every run it creates (see :meth:`_settle`).
+        self.claim = claim or uuid.uuid4().hex
 
     def transfer(self, run: RunPlan, experiment_id: str, dst_parent: str | None) -> RunResult:
         result = RunResult(run)
@@ -126,10 +132,13 @@ class RunTransfer:
                 self.writer.create_run, experiment_id, name=src.name,
                 start_time=src.start_time if can("settable_start_time") else None,
                 user=src.user if can("settable_user") else None,
-                parent_run_id=dst_parent if can("nested_runs") else None, tags={**provenance_tags(src), **tags},
+                parent_run_id=dst_parent if can("nested_runs") else None,
+                tags={**provenance_tags(src), CLAIM: self.claim, **tags},
             )
             tags = {}
             crash_point("after_create")
+            if self._settle(run, result):
+                return result
         else:
             result.dst_run_id = run.dst.run_id
             if run.action == Action.UPDATE:
@@ -165,11 +174,44 @@ class RunTransfer:
             end = src.end_time if can("settable_end_time") else None
             self.retry.call(self.writer.finish_run, dst_id, src.status, end)
         crash_point("before_complete")
+        if run.dst is None and self._settle(run, result):
+            return result
         tag = fitted.record.to_tag(self.writer.limits.max_tag_value_length)
         if fitted.record and tag[MAPPING_TAG] != fitted.record.to_text():
             self._send_text(dst_id, MAPPING_FILE, fitted.record.to_text())
         self.retry.call(self.writer.set_tags, dst_id, {**tag, COMPLETE: run.fingerprint})
         return result
+
+    # -- concurrent invocations -------------------------------------------------
+
+    def _settle(self, run: RunPlan, result: RunResult) -> bool:
+        """After creating a copy, and again before completing it: if another copy of the
+        same source run exists, keep the :func:`winner` only.  Returns ``True`` when
+        this invocation's copy lost (removed; ``result`` then names the winner).
+
+        A copy carrying this invocation's own claim is one a retried ``create_run``
+        left behind (the server timed out after creating it): it is adopted."""
+        mine = result.dst_run_id
+        copies = self.retry.call(copies_of, self.dst, run.dst_experiment, run.src)
+        best = winner(copies)
+        if best is None or best.run_id == mine:
+            for extra in copies:  # our own orphans (a retried create_run) go
+                if extra.run_id != mine and extra.tags.get(CLAIM) == self.claim:
+                    self._remove(extra.run_id, mine or "")
+            return False
+        self._remove(mine or "", best.run_id)
+        result.dst_run_id = best.run_id
+        if best.tags.get(CLAIM) == self.claim:
+            return False  # adopt our own orphan and go on writing into it
+        result.handed_over = True
+        result.models = {}  # logged in the copy just removed: the winner has its own
+        return True
+
+    def _remove(self, loser: str, winner_id: str) -> None:
+        if self.target.can("run_deletion"):
+            self.retry.call(self.writer.delete_run, loser)
+        else:
+            self.retry.call(self.writer.set_tags, loser, {DUPLICATE_OF: winner_id})
 
     # -- metrics --------------------------------------------------------------
 

@@ -23,8 +23,10 @@ class ArchiveBackend(Backend):
     on first use: they pull in pyarrow, which listing backends should not."""
 
     info: ClassVar[BackendInfo] = INFO
-    #: the archive holds every canonical field as it is: every feature on.
-    features: ClassVar[Features] = Features()
+    #: the archive holds every canonical field as it is.  Versions are stored under
+    #: their source number, so a second copy finds the first instead of duplicating:
+    #: nothing ever needs deleting.
+    features: ClassVar[Features] = Features().disable("version_deletion")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

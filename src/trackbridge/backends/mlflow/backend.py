@@ -62,6 +62,7 @@ class MlflowBackend(Backend):
         run_rename=True,
         alias_removal=True,
         run_deletion=True,
+        version_deletion=True,
         system_tag_prefixes=("mlflow.",),
     )
 

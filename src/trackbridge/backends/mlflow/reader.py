@@ -42,7 +42,7 @@ from trackbridge.backends.mlflow.convert import (
     registered_model_from_mlflow,
     run_to_record,
 )
-from trackbridge.backends.mlflow.errors import is_unsupported, translated
+from trackbridge.backends.mlflow.errors import is_not_found, is_unsupported, translated
 from trackbridge.model_files import MODEL_FILE, flavors_from_text
 from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.model import (
@@ -107,6 +107,11 @@ def _keyset_capable(store: Any) -> bool:
     )
 
 
+def _local(uri: str) -> str:
+    """``file:///x/y/`` and ``/x/y`` as the same path, for comparing artifact locations."""
+    return (uri[len("file://"):] if uri.startswith("file://") else uri).rstrip("/")
+
+
 class MlflowReader(Reader):
     """Reads runs, metric history, artifacts and the registry of one MLflow location."""
 
@@ -115,6 +120,7 @@ class MlflowReader(Reader):
         self.platform = platform
         self._experiment_names: dict[str, str] = {}
         self._flavors: dict[str, list[str]] = {}
+        self._artifact_roots: dict[str, str | None] = {}
 
     @property
     def _client(self) -> Any:
@@ -319,10 +325,44 @@ class MlflowReader(Reader):
             with translated("list registered models"):
                 page = self._client.search_registered_models(max_results=_REGISTRY_PAGE, page_token=token)
             for rm in page:
-                yield registered_model_from_mlflow(rm, self._versions(rm.name))
+                yield self._with_run_paths(registered_model_from_mlflow(rm, self._versions(rm.name)))
             token = page.token
             if not token:
                 return
+
+    def get_registered_model(self, name: str) -> RegisteredModel | None:
+        if self._missing_store():
+            return None
+        with translated(f"look up registered model {name!r}"):
+            try:
+                rm = self._client.get_registered_model(name)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+        return self._with_run_paths(registered_model_from_mlflow(rm, self._versions(name)))
+
+    def _with_run_paths(self, model: RegisteredModel) -> RegisteredModel:
+        """Versions whose source is a path inside their run's artifacts (what MLflow
+        stores for ``runs:/`` sources in a local store: ``/.../mlruns/1/<run>/artifacts/out``)
+        get that path as ``artifact_path``, so a copy registers ``runs:/<copy>/out`` at
+        the destination instead of a file path of this store, which a server refuses."""
+        for version in model.versions:
+            if version.artifact_path or version.model_id or not version.run_id or not version.source:
+                continue
+            root, source = _local(self._run_artifact_root(version.run_id) or ""), _local(version.source)
+            if root and source.startswith(root + "/"):
+                version.artifact_path = source[len(root) + 1:]
+        return model
+
+    def _run_artifact_root(self, run_id: str) -> str | None:
+        if run_id not in self._artifact_roots:
+            try:
+                with translated("look up the run's artifact location", run_id):
+                    self._artifact_roots[run_id] = self._client.get_run(run_id).info.artifact_uri
+            except RunNotFound:
+                self._artifact_roots[run_id] = None
+        return self._artifact_roots[run_id]
 
     def _versions(self, name: str) -> list[Any]:
         literal = _quote(name)

@@ -361,3 +361,7 @@ class MlflowWriter(Writer):
     def delete_model_alias(self, name: str, alias: str) -> None:
         with translated(f"remove alias {alias!r} of model {name!r}"):
             self._client.delete_registered_model_alias(name, alias)
+
+    def delete_model_version(self, name: str, version: str) -> None:
+        with translated(f"delete version {version} of model {name!r}"):
+            self._client.delete_model_version(name, str(version))
