@@ -223,7 +223,13 @@ class Channel:
             if parent:
                 ops[0]["parent_remote"] = parent
         start = self.spool.journal_end
-        ends = self.spool.journal(ops)
+        try:
+            ends = self.spool.journal(ops)
+        except OSError:
+            # the disk is full or gone: keep the items (in order) for the next attempt
+            # rather than send what a replay could not account for
+            self.queue.extendleft(reversed(items))
+            raise
         if not self.spooling:
             for op, end in zip(ops, ends):
                 entry = Entry(op, start, end)

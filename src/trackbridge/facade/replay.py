@@ -283,6 +283,15 @@ class Replayer:
                 "which keeps retrying it itself; replay it after that process ends."
             )
         try:
+            fresh = read_spooled(run.remote, run.spool)  # another replay may have sent it meanwhile
+            if not fresh.ops and not fresh.unfinished:
+                if run.spool.has_log():  # all confirmed, killed before it was tidied up
+                    run.spool.complete(fresh.state, fresh.meta)
+                else:  # sent by another replay meanwhile
+                    run.spool.discard_staging()
+                return ReplayStats(finished=True)
+            run.state, run.meta, run.ops, run.points = fresh.state, fresh.meta, fresh.ops, fresh.points
+            run.unfinished = fresh.unfinished
             killed_at = mark_killed(run)
             stats = replay_spool(run.spool, self.applier(run), run.state, run.meta, on_op, durable=False)
             stats.killed_at = killed_at

@@ -95,8 +95,13 @@ class Spool:
             fd = self._open_journal()
         data = b"".join(lines)
         view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        try:
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            with suppress(OSError):  # never leave half an op for the next one to glue onto
+                os.ftruncate(fd, self.journal_end)
+            raise
         ends = []
         end = self.journal_end
         for line in lines:
