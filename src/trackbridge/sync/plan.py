@@ -43,6 +43,14 @@ from trackbridge.sync.registry import ModelPlan, plan_registry
 from trackbridge.sync.retry import Retry
 
 
+#: what ``sync`` does not bring up to date, said plainly wherever it skips unchanged runs.
+SYNC_BLIND_SPOTS = (
+    "sync: a run counts as unchanged when its fingerprint (what one run listing shows: fields, params, tags, "
+    "the latest point of each series, files) is; points back-filled below a series' latest point, edits of "
+    "model-version descriptions, tags and stages, and logged-model params/metrics/tags made after the copy are "
+    "not mirrored; 'trackbridge check' reports the back-filled points and the version description/tag edits.")
+
+
 class Action(str, Enum):
     CREATE = "create"
     RESUME = "resume"
@@ -242,6 +250,8 @@ class Planner:
                 plan.known[run.src.run_id] = run.dst.run_id
         self._orphans(plan, indexes)
         self._registry(plan)
+        if self.mode == "sync" and plan.count(Action.UNCHANGED):
+            plan.transformations.append(SYNC_BLIND_SPOTS)
         return plan
 
     def _registry(self, plan: Plan) -> None:
