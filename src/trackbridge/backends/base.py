@@ -422,6 +422,12 @@ class Backend(abc.ABC):
         """Where this remote points, with secrets masked (for logs and ``doctor``)."""
         return self.name
 
+    def next_steps(self) -> list[str]:
+        """What the user runs after a copy into this remote, one command or hint each
+        (an offline folder's uploader, with the settings it needs); ``copy`` and ``sync``
+        print them.  Default: nothing to do."""
+        return []
+
     @classmethod
     def sdk_version(cls) -> str | None:
         """Installed version of the vendor SDK, or ``None`` if it is not installed."""

@@ -213,6 +213,9 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
         print_json(plan.to_json()) if as_json else render_plan(plan)
         raise SystemExit(1 if plan.totals()["errors"] else 0)
     _print_outcome(outcome, as_json)
+    if outcome.ok and not as_json:
+        for step in dst_backend.next_steps():
+            err_console.print(f"next: {step}", markup=False, highlight=False)
     raise SystemExit(0 if outcome.ok else 1)
 
 
