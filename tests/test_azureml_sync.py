@@ -194,3 +194,23 @@ def test_azures_own_tags_stay_apart_from_the_users(workspace, monkeypatch: pytes
     assert copy.data.tags["azureml.runsource"] == "azureml.scriptrun"  # kept verbatim, as bookkeeping
     checked = invoke("check", "az:made in azure ✓", "out")
     assert checked.exit_code == 0, checked.stdout
+
+
+def test_long_notes_and_summary_copy_in_and_check(workspace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    server, proxy = workspace
+    proxy.reset()
+    source = f"sqlite:///{tmp_path / 'long.db'}"
+    client = MlflowClient(source)
+    exp_id = client.create_experiment("long fields ✓", artifact_location=(tmp_path / "art").as_uri())
+    summary = json.dumps({f"final/{i:03d}": i * 1.5 for i in range(80)})
+    run = client.create_run(exp_id, run_name="long", start_time=1_700_000_000_000,
+                            tags={"mlflow.note.content": "a long note ✓ " * 300, "trackbridge.summary": summary})
+    client.set_terminated(run.info.run_id, "FINISHED", end_time=1_700_000_002_000)
+    set_remotes(monkeypatch, longsrc=source)
+    _azure_remote(monkeypatch, "az", proxy)
+    out = _json(invoke("copy", "longsrc", "az", "--json"))
+    assert out["ok"], out["errors"]
+    checked = invoke("check", "longsrc", "az")
+    assert checked.exit_code == 0, checked.stdout
+    [copy] = runs_by_source(f"sqlite:///{server.root / 'mlflow.db'}")[run.info.run_id]
+    assert all(len(v) <= 1000 for v in copy.data.tags.values())

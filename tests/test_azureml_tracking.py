@@ -223,3 +223,19 @@ def test_one_registered_model_is_read_with_its_recorded_aliases(azureml_workspac
     model = backend.reader().get_registered_model(name)
     assert model is not None and [(v.version, v.aliases, v.tags) for v in model.versions] == [("1", ["prod"], {})]
     assert backend.reader().get_registered_model(name + "-missing") is None
+
+
+def test_notes_and_summary_longer_than_a_tag_are_kept_whole(azureml_workspace: AzureWorkspace) -> None:
+    backend = azureml_workspace.backend()
+    writer, reader = backend.writer(), backend.reader()
+    run_id = writer.create_run(writer.ensure_experiment(azureml_workspace.experiment()), name="long")
+    notes = "# Notes ✓\n" + "line of notes\n" * 200
+    writer.set_notes(run_id, notes)
+    writer.log_summary(run_id, {"best": 0.5})
+    writer.log_summary(run_id, {f"metric/{i:03d}": i / 7 for i in range(100)})  # > 1000 characters as JSON
+    writer.log_summary(run_id, {"best": 0.75})
+    record = reader.get_run(run_id)
+    assert record.notes == notes
+    assert record.summary["best"] == 0.75 and len(record.summary) == 101
+    assert list(reader.list_artifacts(run_id)) == []  # the fields' files are not the user's artifacts
+    assert all(s.status < 400 for s in azureml_workspace.proxy.requests("runs/log-batch"))

@@ -9,6 +9,9 @@
 * Registry: aliases kept as version tags ``trackbridge.alias.<alias>`` (where
   the workspace refused the alias API, see :mod:`writer`) are read back as
   aliases, and the tags removed.
+* Notes and summary values kept in the run's files ``trackbridge/fields/`` (too
+  long for a tag, see :mod:`~trackbridge.backends.azureml.fields`) are read back
+  into ``RunRecord.notes``/``summary``; the folder is not listed as artifacts.
 * Azure's own ``azureml.*`` tags stay in ``RunRecord.tags``; the backend's
   Features name ``azureml.`` a system prefix, so the engine treats them as the
   platform's bookkeeping, never as the user's.
@@ -17,12 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
+from trackbridge.backends.azureml import fields as long_fields
 from trackbridge.backends.base import RunFilter
 from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.convert import TAG_NOTE, TAG_SUMMARY, summary_from_tag
 from trackbridge.backends.mlflow.reader import MlflowReader
 from trackbridge.backends.azureml.writer import HISTORY_PAGE, PLATFORM, alias_tags
-from trackbridge.model import MetricPoint, RegisteredModel, RunRecord
+from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint, RegisteredModel, RunRecord
 
 
 class AzureMLReader(MlflowReader):
@@ -33,6 +39,19 @@ class AzureMLReader(MlflowReader):
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = HISTORY_PAGE) -> Iterator[list[MetricPoint]]:
         return super().iter_metric_history(run_id, key, max(1, min(int(page_size), HISTORY_PAGE)))
+
+    def _record(self, run: Any, experiment_name: str, models: list[LoggedModel]) -> RunRecord:
+        record = super()._record(run, experiment_name, models)
+        tags = run.data.tags
+        notes_at, summary_at = long_fields.target(tags.get(TAG_NOTE)), long_fields.target(tags.get(TAG_SUMMARY))
+        if notes_at:
+            record.notes = long_fields.read_text(self, record.run_id, notes_at)
+        if summary_at:
+            record.summary = summary_from_tag(long_fields.read_text(self, record.run_id, summary_at))
+        return record
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        return (a for a in super().list_artifacts(run_id) if not long_fields.hidden(a.path))
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
         pushed = None

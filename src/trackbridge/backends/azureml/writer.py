@@ -18,6 +18,9 @@ batch upload) or from the errors users met (mlflow/mlflow#11462
   its name with an ``mlflow.log-model.history`` entry (MLflow 2's layout, which
   the reader lists as the run's model), and versions are registered from
   ``runs:/<run>/<name>``;
+* notes and summary values longer than a tag value (1,000) are kept whole in
+  the run's files ``trackbridge/fields/`` with a pointer in the tag
+  (:mod:`~trackbridge.backends.azureml.fields`);
 * registry: versions only from ``runs:/`` of this workspace; MLflow stages are
   carried (``transition_model_version_stage``); aliases are set natively and,
   where the workspace refuses the alias API, kept as recorded version tags
@@ -31,8 +34,10 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+from trackbridge.backends.azureml import fields as long_fields
 from trackbridge.backends.base import Limits
 from trackbridge.backends.mlflow.connection import MlflowConnection
+from trackbridge.backends.mlflow.convert import TAG_NOTE, TAG_SUMMARY, summary_from_tag, summary_to_tag
 from trackbridge.backends.mlflow.errors import is_not_found, is_unsupported, translated
 from trackbridge.backends.mlflow.writer import MlflowWriter, mlflow_limits
 from trackbridge.errors import BackendError
@@ -121,6 +126,32 @@ class AzureMLWriter(MlflowWriter):
         if TAG_USER in tags:
             tags.setdefault(KEPT_USER, tags.pop(TAG_USER))
         super().set_tags(run_id, tags)
+
+    def set_notes(self, run_id: str, notes: str) -> None:
+        if len(notes) <= self.limits.max_tag_value_length:
+            super().set_notes(run_id, notes)
+            return
+        long_fields.write_text(self, run_id, long_fields.NOTES_FILE, notes)
+        super().set_tags(run_id, {TAG_NOTE: long_fields.pointer(long_fields.NOTES_FILE)})
+
+    def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        """Merged into the run's summary JSON: in the ``trackbridge.summary`` tag while it
+        fits, else in the run's file ``trackbridge/fields/summary.json``."""
+        if not summary:
+            return
+        with translated(f"read summary of run {run_id}"):
+            raw = self._client.get_run(run_id).data.tags.get(TAG_SUMMARY)
+        path = long_fields.target(raw)
+        if path:
+            from trackbridge.backends.azureml.reader import AzureMLReader
+
+            raw = long_fields.read_text(AzureMLReader(self.connection, self.platform), run_id, path)
+        value = summary_to_tag(summary_from_tag(raw), summary)
+        if len(value) <= self.limits.max_tag_value_length:
+            super().set_tags(run_id, {TAG_SUMMARY: value})
+            return
+        long_fields.write_text(self, run_id, long_fields.SUMMARY_FILE, value)
+        super().set_tags(run_id, {TAG_SUMMARY: long_fields.pointer(long_fields.SUMMARY_FILE)})
 
     # -- models -------------------------------------------------------------
 
