@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from azureml_helpers import RG, SUB, TOKEN, TOKEN_ENV, WS
+from azureml_helpers import RG, SUB, TOKEN, TOKEN_ENV, WS  # noqa: F401 (fixtures below are picked up)
+from azureml_helpers import azureml_proxy, azureml_server, azureml_workspace  # noqa: F401
 from cases import Case
 
 from trackbridge.backends.base import Backend

@@ -2,7 +2,8 @@
 opening it (rclone's ``fstests``, fsspec's ``tests/abstract``).
 
 A backend adds a module ``case_<name>.py`` next to this file defining ``CASES``, a
-list of :class:`Case`.  Nothing else: every test in ``test_*.py`` here runs for every
+list of :class:`Case`, and importing (or defining) the pytest fixtures its cases
+name in :attr:`Case.fixtures` (a server...): the suite's conftest picks them up.  Nothing else: every test in ``test_*.py`` here runs for every
 case, and a canonical field the backend's ``Features`` cannot hold is skipped by
 those features (:func:`needs`), never by hand.
 """

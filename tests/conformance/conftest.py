@@ -16,7 +16,12 @@ from trackbridge.backends.base import Backend  # noqa: E402
 
 CASES: list[Case] = []
 for _file in sorted(Path(__file__).parent.glob("case_*.py")):
-    CASES.extend(importlib.import_module(_file.stem).CASES)
+    _module = importlib.import_module(_file.stem)
+    CASES.extend(_module.CASES)
+    # fixtures a case module imports or defines (a server it needs) become visible here
+    for _name, _value in vars(_module).items():
+        if hasattr(_value, "_fixture_function_marker") or hasattr(_value, "_pytestfixturefunction"):
+            globals()[_name] = _value
 
 
 @pytest.fixture(params=CASES, ids=[c.id for c in CASES])
