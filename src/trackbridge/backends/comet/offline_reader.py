@@ -232,7 +232,8 @@ class CometOfflineReader(Reader):
         files = ArchiveFiles(run.path)
         try:
             page: list[MetricPoint] = []
-            for _key, point in iter_points(files, set(self._comet_names(run, [key])), run.derived_epoch):
+            for _key, point in iter_points(files, set(self._comet_names(run, [key])), run.derived_epoch,
+                                            run.good_lines):
                 page.append(point)
                 if len(page) >= page_size:
                     yield page
@@ -249,7 +250,7 @@ class CometOfflineReader(Reader):
         try:
             names = self._comet_names(run, keys)
             row: Row | None = None
-            for name, p in iter_points(files, set(names), run.derived_epoch):
+            for name, p in iter_points(files, set(names), run.derived_epoch, run.good_lines):
                 key = names[name]
                 if row is None or row.step != p.step or row.timestamp != p.timestamp or key in row.values:
                     if row is not None:

@@ -15,7 +15,7 @@ import json
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,15 +77,22 @@ class ScannedRun:
     damage: str | None = None
     #: number of complete messages read.
     messages: int = 0
+    #: lines of messages.json read before any damage (the second pass stops there too).
+    good_lines: int = 0
 
 
 def _summary(key: str, p: MetricPoint) -> MetricSummary:
     return MetricSummary(key, p.value, p.step, p.timestamp)
 
 
-def iter_messages(files: ArchiveFiles, on_damage: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_messages(files: ArchiveFiles, on_damage: list[str], skip: Callable[[bytes], bool] | None = None,
+                  max_lines: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, message) of ``messages.json`` up to the first damage, which is
-    appended to ``on_damage`` as a sentence naming the line."""
+    appended to ``on_damage`` as a sentence naming the line.
+
+    ``skip``: lines it is true for are not parsed (a cheap byte test, e.g. "does not
+    name this metric"); ``max_lines``: stop after that many lines (where a scan found
+    the damage), so a reader that skips lines still stops where the scan stopped."""
     lineno = 0
     if MESSAGES_FILE not in files.names():
         on_damage.append(f"{MESSAGES_FILE} is missing")
@@ -96,6 +103,11 @@ def iter_messages(files: ArchiveFiles, on_damage: list[str]) -> Iterator[tuple[i
         for raw in files.lines(MESSAGES_FILE):
             if pending is not None:
                 lineno += 1
+                if max_lines is not None and lineno > max_lines:
+                    return
+                if skip is not None and skip(pending):
+                    pending = raw
+                    continue
                 msg = _parse(pending, lineno, on_damage)
                 if msg is None:
                     return
@@ -103,6 +115,8 @@ def iter_messages(files: ArchiveFiles, on_damage: list[str]) -> Iterator[tuple[i
             pending = raw
         if pending is not None:
             lineno += 1
+            if max_lines is not None and lineno > max_lines:
+                return
             if truncated and not pending.endswith(b"\n"):
                 on_damage.append(f"{MESSAGES_FILE} is cut short in line {lineno}")
                 return
@@ -178,28 +192,31 @@ def scan(path: Path, files: ArchiveFiles) -> ScannedRun:
     run = ScannedRun(path=path, meta=meta, key=key)
     damage: list[str] = []
     user_epoch = False
-    epoch_mark: tuple[int, Any] | None = None
-    epoch_last: MetricPoint | None = None
+    epoch_mark: tuple[Any, Any] | None = None
+    epoch_payload: dict[str, Any] | None = None
     epoch_count = 0
+    last: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int] = {}
     names = set(files.names())
-    for _lineno, msg in iter_messages(files, damage):
+    for lineno, msg in iter_messages(files, damage):
+        run.good_lines = lineno
         if not msg:
             continue
         run.messages += 1
         kind, payload = msg.get("type"), msg["payload"]
-        if kind == "metric_msg":
-            found = metric_point(payload)
-            if found is None:
+        if kind == "metric_msg":  # the hot path: one per point, so no objects per point
+            metric = payload.get("metric")
+            if not isinstance(metric, dict) or "metricName" not in metric:
                 continue
-            name, point, epoch = found
-            target = run.system_metrics if fmt.is_system_metric(name) else run.metrics
-            target[name] = _summary(name, point)
-            run.counts[name] += 1
+            name = str(metric["metricName"])
+            last[name] = payload
+            counts[name] = counts.get(name, 0) + 1
+            epoch = metric.get("epoch")
             if name == fmt.EPOCH_SERIES:
                 user_epoch = True
-            elif epoch is not None and not fmt.is_system_metric(name) and (point.step, epoch) != epoch_mark:
-                epoch_mark = (point.step, epoch)
-                epoch_last = MetricPoint(point.step, float(epoch), point.timestamp)
+            elif epoch is not None and (metric.get("step") or 0, epoch) != epoch_mark and not fmt.is_system_metric(name):
+                epoch_mark = (metric.get("step") or 0, epoch)
+                epoch_payload = payload
                 epoch_count += 1
         elif kind == "parameter_msg":
             param = param_of(payload)
@@ -235,10 +252,19 @@ def scan(path: Path, files: ArchiveFiles) -> ScannedRun:
                 run.remote_models.append(str(payload["model_name"]))
         else:
             run.not_carried[str(kind)] += 1
-    run.derived_epoch = epoch_last is not None and not user_epoch
-    if run.derived_epoch and epoch_last is not None:
-        run.metrics[fmt.EPOCH_SERIES] = _summary(fmt.EPOCH_SERIES, epoch_last)
-        run.counts[fmt.EPOCH_SERIES] = epoch_count
+    for name, payload in last.items():
+        found = metric_point(payload)
+        if found is not None:
+            target = run.system_metrics if fmt.is_system_metric(name) else run.metrics
+            target[name] = _summary(name, found[1])
+    run.counts.update(counts)
+    run.derived_epoch = epoch_payload is not None and not user_epoch
+    if run.derived_epoch and epoch_payload is not None:
+        found = metric_point(epoch_payload)
+        if found is not None:
+            _, point, epoch = found
+            run.metrics[fmt.EPOCH_SERIES] = MetricSummary(fmt.EPOCH_SERIES, float(epoch), point.step, point.timestamp)
+            run.counts[fmt.EPOCH_SERIES] = epoch_count
     if files.damage:
         damage.insert(0, files.damage)
     run.damage = "; ".join(damage) if damage else None
@@ -269,7 +295,8 @@ def _add_upload(run: ScannedRun, payload: dict[str, Any], names: set[str], files
     run.artifacts[file_name] = FileEntry(file_name, member, files.size(member))
 
 
-def iter_points(files: ArchiveFiles, keys: set[str], derived_epoch: bool) -> Iterator[tuple[str, MetricPoint]]:
+def iter_points(files: ArchiveFiles, keys: set[str], derived_epoch: bool,
+                max_lines: int | None = None) -> Iterator[tuple[str, MetricPoint]]:
     """(key, point) of the series ``keys``, in archive order, up to any damage.
 
     The derived ``epoch`` series yields a point whenever the (step, epoch) pair of the
@@ -277,7 +304,14 @@ def iter_points(files: ArchiveFiles, keys: set[str], derived_epoch: bool) -> Ite
     damage: list[str] = []
     want_epoch = derived_epoch and fmt.EPOCH_SERIES in keys
     epoch_mark: tuple[int, Any] | None = None
-    for _lineno, msg in iter_messages(files, damage):
+    skip = None
+    if not want_epoch and len(keys) <= 3:  # a line that does not hold a wanted name as a JSON string is not parsed
+        needles = tuple({json.dumps(k, ensure_ascii=a).encode() for k in keys for a in (True, False)})
+
+        def skip(raw: bytes) -> bool:
+            return not any(n in raw for n in needles)
+
+    for _lineno, msg in iter_messages(files, damage, skip, max_lines):
         if not msg or msg.get("type") != "metric_msg":
             continue
         found = metric_point(msg["payload"])
