@@ -99,7 +99,8 @@ def test_unreachable_comet_falls_back_to_an_archive_fast(closed_url: str, tmp_pa
                                                          caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("COMET_URL_OVERRIDE", closed_url)
     monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
-    w = CometBackend({"offline_directory": str(tmp_path / "fallback")}).writer()
+    backend = CometBackend({"offline_directory": str(tmp_path / "fallback")})
+    w = backend.writer()
     start = time.perf_counter()
     with caplog.at_level(logging.WARNING, logger="trackbridge"):
         run_id = w.create_run(w.ensure_experiment("proj"), name="offline run")
@@ -122,6 +123,8 @@ def test_unreachable_comet_falls_back_to_an_archive_fast(closed_url: str, tmp_pa
     w.close()
     text = caplog.text
     assert "cannot be reached" in text and "COMET_OFFLINE_SAMPLING_SIZE=15000 comet upload" in text
+    [step] = backend.next_steps()  # what copy/sync print after a copy into comet
+    assert "1 run(s) could not reach Comet" in step and f"comet upload {tmp_path / 'fallback'}/*.zip" in step
     run = CometOfflineBackend({"path": str(tmp_path / "fallback")}).reader().get_run(run_id)
     assert (run.name, run.params, run.tags, run.labels, run.notes, run.summary) == (
         "offline run", {"a": {"b": 1}}, {"k": "v"}, ["x"], "n", {"s": 1})

@@ -70,7 +70,11 @@ def test_check_reports_points_lost_to_downsampling(tmp_path: Path) -> None:
     src.finish_run(run_id, RunStatus.FINISHED, 2)
     src.close()
     comet, copy = f"comet-offline:{tmp_path / 'src'}", f"comet-offline:{tmp_path / 'copy'}"
-    _ok(invoke("copy", comet, copy, "--json"))
+    first = invoke("copy", comet, copy)
+    assert first.exit_code == 0, first.stdout
+    # the command to run next keeps every point; the long series is named
+    assert f"COMET_OFFLINE_SAMPLING_SIZE=20000 comet upload {tmp_path / 'copy'}/*.zip" in first.stderr
+    assert "'loss' has 20,000 points" in first.stderr
     assert invoke("check", comet, copy).exit_code == 0
     # what `comet upload` without the setting would have kept: 15,000 of the points
     [dst_zip] = (tmp_path / "copy").glob("*.zip")

@@ -83,6 +83,17 @@ class CometOfflineBackend(Backend):
     def describe(self) -> str:
         return f"comet-offline:{self.path}"
 
+    def next_steps(self) -> list[str]:
+        """The ``comet upload`` line for the folder, with ``COMET_OFFLINE_SAMPLING_SIZE``
+        high enough for its longest series, and a warning per series the default would
+        sample."""
+        from trackbridge.backends.comet.upload import archive_upload_command
+
+        if not self.path.is_dir() or not any(self.path.glob("*.zip")):
+            return []
+        command, warnings = archive_upload_command(self.path)
+        return [f"upload to Comet with: {command}", *warnings]
+
 
 #: Comet's cloud: what a live experiment cannot set is kept by the engine in tags.
 COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion")
@@ -116,6 +127,16 @@ class CometBackend(Backend):
         if self._reader is None:
             self._reader = CometCloudReader(self.options, self.name)
         return self._reader
+
+    def next_steps(self) -> list[str]:
+        """Runs that went to the offline folder because Comet could not be reached."""
+        if self._writer is None or not self._writer.offline_runs:
+            return []
+        from trackbridge.backends.comet.upload import archive_upload_command
+
+        command, warnings = archive_upload_command(self._writer.offline_dir)
+        return [f"{len(self._writer.offline_runs)} run(s) could not reach Comet and are in "
+                f"{self._writer.offline_dir}; upload them with: {command}", *warnings]
 
     def describe(self) -> str:
         from urllib.parse import urlparse
