@@ -23,6 +23,9 @@ pass either):
 * ``token`` / ``token_env`` — a bearer token fetched beforehand (CI);
 * ``credential_timeout`` — seconds any credential may take (default 30): a CI
   job never hangs on a login;
+* ``aliases`` — ``auto`` (default), ``native`` or ``tags`` (see the writer);
+* ``arm_transport`` — an azure-core transport for the ARM lookup (tests, proxies;
+  only when the backend is built in Python);
 * plus the MLflow backend's HTTP and artifact options (``http_retries``,
   ``http_timeout``, ``artifacts_server``, ``artifacts_destination``).
 """
