@@ -156,6 +156,13 @@ class WandbRecorder:
                 self._json({})
 
             def do_GET(self) -> None:  # noqa: N802
+                if self.path.startswith("/upload/") and self.path in recorder.uploads:
+                    body = recorder.uploads[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 recorder.unknown.append(f"GET {self.path}")
                 self._json({})
 
@@ -170,6 +177,22 @@ class WandbRecorder:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        self._reads = {
+            "Viewer": lambda v: {"viewer": {"id": "u1", "entity": "recorder", "username": "recorder",
+                                            "email": "r@example.invalid", "flags": "{}", "teams": {"edges": []}}},
+            "Run": lambda v: {"project": {"run": self._run_attrs(v["name"], full=True)}},
+            "RunHistoryKeys": lambda v: {"project": {"run": {"historyKeys": self._history_keys(v["name"])}}},
+            "RunParquetHistory": lambda v: {"project": {"run": {"parquetHistory": {"parquetUrls": [], "liveData": []}}}},
+            "HistoryPage": lambda v: {"project": {"run": {"history": [
+                json.dumps(h) for h in self.history(v["run"]) if v["minStep"] <= h["_step"] < v["maxStep"]]}}},
+            "Runs": self._runs_page,
+            "GetProjects": self._projects_page,
+            "RunFiles": self._files_page,
+            "RunOutputArtifacts": lambda v: {"project": {"run": {"artifacts": {
+                "totalCount": 0, "edges": [], "pageInfo": {"__typename": "PageInfo", "endCursor": None,
+                                                           "hasNextPage": False}}}}},
+            "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": []}},
+        }
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -189,9 +212,16 @@ class WandbRecorder:
 
     def graphql(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("operationName") or ""
+        if not op:  # wandb.Api sends operationName "" and names the operation in the text
+            import re
+
+            found = re.search(r"(?:query|mutation)\s+(\w+)", request.get("query") or "")
+            op = found.group(1) if found else ""
         v = request.get("variables") or {}
         self.operations.append(op)
         self.requests.append(request)
+        if op in self._reads:
+            return {"data": self._reads[op](v)}
         if op == "UpsertBucket":
             with self._lock:
                 self.upserts.setdefault(v["name"], []).append(v)
@@ -222,6 +252,65 @@ class WandbRecorder:
             return {"data": {"commitArtifact": {"artifact": {"id": v["artifactID"], "digest": ""}}}}
         self.unknown.append(op)
         return {"data": {}}
+
+    # -- serving what was uploaded, in the shapes wandb.Api reads (wandb 0.31's queries:
+    #    Run/RunFragment, Runs/LightweightRunFragment, GetProjects, RunHistoryKeys,
+    #    RunParquetHistory + HistoryPage (scan_history through wandb-core), RunFiles)
+
+    def _run_attrs(self, name: str, full: bool = False) -> dict[str, Any] | None:
+        upserts = self.upserts.get(name)
+        if not upserts:
+            return None
+        last: dict[str, Any] = {}
+        for u in upserts:
+            last.update({k: v for k, v in u.items() if v is not None})
+        history = self.history(name)
+        done = json.loads(self.stream.get(name, {}).get("__complete__", ["null"])[-1])
+        attrs = {
+            "id": f"storage-{name}", "name": name, "displayName": last.get("displayName"),
+            "tags": last.get("tags") or [], "sweepName": None,
+            "state": "running" if done is None else ("finished" if done == 0 else "failed"),
+            "group": last.get("groupName"), "jobType": last.get("jobType"), "commit": None, "readOnly": False,
+            "createdAt": "2023-11-14T22:13:20", "heartbeatAt": "2023-11-14T22:13:25",
+            "description": last.get("notes"), "notes": last.get("notes"), "historyLineCount": len(history),
+            "user": {"name": "Recorder", "username": "recorder"}, "projectId": "1",
+        }
+        if full:
+            attrs.update({"config": last.get("config") or "{}", "systemMetrics": "{}",
+                          "summaryMetrics": json.dumps(self.summary(name)),
+                          "historyKeys": self._history_keys(name)})
+        return attrs
+
+    def _history_keys(self, name: str) -> dict[str, Any]:
+        history = self.history(name)
+        keys = {k: {"typeCounts": [{"type": "number", "count": 1}]} for h in history for k in h}
+        return {"keys": keys, "lastStep": max((h["_step"] for h in history), default=-1)}
+
+    def _page(self, nodes: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"edges": [{"node": n, "cursor": str(i)} for i, n in enumerate(nodes)],
+                "pageInfo": {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}}
+
+    def _runs_page(self, v: dict[str, Any]) -> dict[str, Any]:
+        names = [n for n, ups in self.upserts.items() if (ups[0].get("project") or "uncategorized") == v["project"]]
+        page = self._page([self._run_attrs(n) for n in names])
+        return {"project": {"internalId": "1", "runCount": len(names), "readOnly": False, "runs": page}}
+
+    def _projects_page(self, v: dict[str, Any]) -> dict[str, Any]:
+        names = sorted({ups[0].get("project") or "uncategorized" for ups in self.upserts.values()})
+        nodes = [{"__typename": "Project", "id": f"p-{n}", "name": n, "entityName": "recorder",
+                  "createdAt": "2023-11-14T22:13:20", "isBenchmark": False, "user": None} for n in names]
+        return {"models": self._page(nodes)}
+
+    def _files_page(self, v: dict[str, Any]) -> dict[str, Any]:
+        import base64
+        import hashlib
+
+        prefix = f"/upload/{v['name']}/"
+        nodes = [{"id": f"f-{path}", "name": path[len(prefix):], "url": self.url + path, "directUrl": self.url + path,
+                  "sizeBytes": len(body), "mimetype": "application/octet-stream", "updatedAt": "2023-11-14T22:13:25",
+                  "md5": base64.b64encode(hashlib.md5(body).digest()).decode()}
+                 for path, body in sorted(self.uploads.items()) if path.startswith(prefix)]
+        return {"project": {"internalId": "1", "run": {"fileCount": len(nodes), "files": self._page(nodes)}}}
 
     def file_stream(self, path: str, body: dict[str, Any]) -> None:
         run = path.rstrip("/").split("/")[-2]

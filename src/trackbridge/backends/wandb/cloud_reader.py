@@ -1,36 +1,311 @@
-"""Reading the W&B cloud or a W&B server through ``wandb.Api`` (placeholder)."""
+"""Reading the W&B cloud or a W&B server through ``wandb.Api``.
+
+Why these calls: ``run.scan_history()`` *without* keys is the only complete read of a
+run's history (a key filter drops every row lacking any listed key; ``history()``
+samples), so every read of a run's series goes through one unfiltered scan, split
+once into per-key spill files (:class:`.rows.SeriesCache`-style) so reading all keys
+costs one scan.  Mapping as the offline reader's (the same conventions both ways):
+config without ``_wandb`` / ``trackbridge.*`` keys -> params; ``trackbridge.tags`` ->
+tags; group / job type -> ``wandb.group`` / ``wandb.job_type``; W&B tags -> labels;
+the user's step is ``trackbridge/step`` when present, else ``_step``; summary values
+that are not the last value of a history key -> summary; run files (not wandb's own)
+-> artifacts; logged ``model`` artifacts -> models, other logged artifacts -> files
+``wandb-artifacts/<name>/<path>``.
+
+Run ids are W&B run ids; the project is the experiment.  The entity comes from option
+``entity`` / ``WANDB_ENTITY`` (else the API key's default entity).
+"""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
-from trackbridge.model import ArtifactInfo, Experiment, MetricPoint, RunRecord
+from trackbridge.backends.wandb.values import (
+    EXPERIMENT_CONFIG_KEY,
+    GROUP_TAG,
+    INPUTS_CONFIG_KEY,
+    JOB_TYPE_TAG,
+    SOURCE_END_TIME_TAG,
+    SOURCE_USER_TAG,
+    STEP_KEY,
+    TAGS_CONFIG_KEY,
+    UNFINISHED_TAG,
+    WANDB_CONFIG_KEY,
+    as_number,
+    flat_str,
+    project_name,
+)
+from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
+from trackbridge.history import Row
+from trackbridge.model import ArtifactInfo, DatasetInput, Experiment, LoggedModel, MetricPoint, MetricSummary, RunRecord, RunStatus
+
+#: files wandb writes into every run itself (not the user's artifacts).
+WANDB_OWN_FILES = frozenset({
+    "config.yaml", "wandb-summary.json", "wandb-metadata.json", "requirements.txt", "output.log",
+    "diff.patch", "wandb-history.jsonl", "wandb-events.jsonl", "conda-environment.yaml",
+})
+ARTIFACTS_PREFIX = "wandb-artifacts"
+RUN_FILES_TYPE = "run-files"
+INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime", STEP_KEY})
+STATES = {"finished": RunStatus.FINISHED, "running": RunStatus.RUNNING, "failed": RunStatus.FAILED,
+          "crashed": RunStatus.FAILED, "killed": RunStatus.KILLED, "preempted": RunStatus.KILLED,
+          "pending": RunStatus.SCHEDULED}
+
+
+def _iso_ms(value: str | None) -> int | None:
+    """W&B's ISO times (UTC, often without an offset) as ms."""
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp() * 1000)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def row_of(row: Mapping[str, Any]) -> Row | None:
+    """A scanned history row as a :class:`Row` of its numbers (``None`` if it has none)."""
+    step = row.get(STEP_KEY, row.get("_step"))
+    ts = row.get("_timestamp")
+    values = {}
+    for key, value in row.items():
+        if key in INTERNAL_KEYS:
+            continue
+        number = as_number(value)
+        if number is not None:
+            values[key] = number
+    if not values or not isinstance(step, (int, float)):
+        return None
+    return Row(int(step), int(round(ts * 1000)) if isinstance(ts, (int, float)) else 0, values)
 
 
 class WandbCloudReader(Reader):
     def __init__(self, platform: str = "wandb", options: Mapping[str, Any] | None = None) -> None:
         self.platform = platform
         self.options = dict(options or {})
+        self._api: Any = None
+        self._projects: dict[str, str] = {}  # run id -> project, learnt from listings
+        self._lock = threading.Lock()
+
+    # -- connection ---------------------------------------------------------------
+
+    def _opt(self, name: str, env: str) -> str | None:
+        return self.options.get(name) or os.environ.get(env) or None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            try:
+                import wandb
+            except ImportError as exc:
+                raise MissingDependencyError("the wandb backend needs the wandb SDK: pip install 'trackbridge[wandb]'") from exc
+            overrides = {k: v for k, v in (("base_url", self._opt("base_url", "WANDB_BASE_URL")),
+                                           ("entity", self._opt("entity", "WANDB_ENTITY"))) if v}
+            try:
+                self._api = wandb.Api(api_key=self._opt("api_key", "WANDB_API_KEY"), overrides=overrides,
+                                      timeout=int(self.options.get("timeout", 30)))
+            except Exception as exc:  # noqa: BLE001 - wandb raises its own kinds
+                raise _error(exc, "connect to W&B") from exc
+        return self._api
+
+    @property
+    def entity(self) -> str:
+        entity = self._opt("entity", "WANDB_ENTITY") or self.api.default_entity
+        if not entity:
+            raise BackendError("no W&B entity: set WANDB_ENTITY or the remote's entity option")
+        return entity
+
+    def _run(self, run_id: str, project: str | None = None) -> Any:
+        project = project or self._projects.get(run_id) or self._opt("project", "WANDB_PROJECT")
+        if project is None:
+            for exp in self.list_experiments():
+                for run in self.api.runs(f"{self.entity}/{exp.id}", filters={"name": run_id}):
+                    self._projects[run_id] = exp.id
+                    return run
+            raise RunNotFound(f"no W&B run {run_id!r} in any project of {self.entity}")
+        try:
+            return self.api.run(f"{self.entity}/{project}/{run_id}")
+        except Exception as exc:  # noqa: BLE001
+            if "not find run" in str(exc).lower():
+                raise RunNotFound(f"no W&B run {self.entity}/{project}/{run_id}") from exc
+            raise _error(exc, f"read W&B run {run_id}") from exc
+
+    # -- Reader -------------------------------------------------------------------
 
     def list_experiments(self) -> Iterator[Experiment]:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        try:
+            for project in self.api.projects(self.entity):
+                yield Experiment(id=project.name, name=project.name)
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, "list W&B projects") from exc
 
     def get_experiment(self, name: str) -> Experiment | None:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        wanted = {name, project_name(name)}
+        return next((e for e in self.list_experiments() if e.name in wanted), None)
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        project = project_name(experiment)
+        try:
+            runs = list(self.api.runs(f"{self.entity}/{project}", per_page=100))
+        except Exception as exc:  # noqa: BLE001
+            if "could not find project" in str(exc).lower():
+                return
+            raise _error(exc, f"list runs of W&B project {project}") from exc
+        for run in runs:
+            self._projects[run.id] = project
+            if run_filter is not None and run_filter.run_ids is not None and run.id not in run_filter.run_ids:
+                continue
+            record = self.to_record(run, project)
+            if run_filter is None or run_filter.matches(record):
+                yield record
 
     def get_run(self, run_id: str) -> RunRecord:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        run = self._run(run_id)
+        return self.to_record(run, run.project)
+
+    def to_record(self, run: Any, project: str) -> RunRecord:
+        config = dict(run.config)
+        kv = config.get(TAGS_CONFIG_KEY) if isinstance(config.get(TAGS_CONFIG_KEY), dict) else {}
+        tags = flat_str(kv)
+        unfinished = bool(tags.pop(UNFINISHED_TAG, None))
+        if run.group:
+            tags[GROUP_TAG] = run.group
+        if run.job_type:
+            tags[JOB_TYPE_TAG] = run.job_type
+        params = {k: v for k, v in config.items()
+                  if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY)}
+        summary_all = dict(getattr(run.summary, "_json_dict", {}) or {})
+        history_keys = set(((run._attrs.get("historyKeys") or {}).get("keys") or {}))
+        summary = {k: v for k, v in summary_all.items()
+                   if not k.startswith("_") and k != STEP_KEY and k not in history_keys}
+        last_step = _int(summary_all.get(STEP_KEY, summary_all.get("_step"))) or 0
+        last_ts = summary_all.get("_timestamp")
+        last_ms = int(round(last_ts * 1000)) if isinstance(last_ts, (int, float)) else 0
+        metrics = {}
+        for key in history_keys - INTERNAL_KEYS:
+            number = as_number(summary_all.get(key))
+            if number is not None:
+                metrics[key] = MetricSummary(key, number, last_step, last_ms)
+        status = RunStatus.RUNNING if unfinished else STATES.get(str(run.state).lower(), RunStatus.FAILED)
+        end = _int(tags.get(SOURCE_END_TIME_TAG))
+        if end is None and status not in (RunStatus.RUNNING, RunStatus.SCHEDULED):
+            end = _iso_ms(run._attrs.get("heartbeatAt"))
+        user = tags.get(SOURCE_USER_TAG) or (getattr(getattr(run, "user", None), "username", None) or None)
+        inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
+                  for i in config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
+        experiment = config.get(EXPERIMENT_CONFIG_KEY) if isinstance(config.get(EXPERIMENT_CONFIG_KEY), str) else project
+        return RunRecord(
+            platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
+            name=run.name or None, status=status, start_time=_iso_ms(run._attrs.get("createdAt")), end_time=end,
+            user=user, url=getattr(run, "url", None), params=params, tags=tags, labels=list(run.tags or []),
+            notes=run.notes or None, metrics=metrics, summary=summary, inputs=inputs,
+            models=[LoggedModel(name=a.name.split(":")[0], artifact_path=a.name.split(":")[0]) for a in self._artifacts(run)
+                    if a.type == "model"],
+        )
+
+    # -- history ------------------------------------------------------------------
+
+    def _scan(self, run_id: str) -> Iterator[Row]:
+        run = self._run(run_id)
+        try:
+            for raw in run.scan_history(page_size=int(self.options.get("page_size", 1000))):
+                row = row_of(raw)
+                if row is not None:
+                    yield row
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, f"scan the history of W&B run {run_id}") from exc
+
+    def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
+        """One unfiltered ``scan_history`` (a key filter would drop rows)."""
+        wanted = set(keys)
+        for row in self._scan(run_id):
+            values = {k: v for k, v in row.values.items() if k in wanted}
+            if values:
+                yield Row(row.step, row.timestamp, values)
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        from trackbridge.backends.wandb.rows import RowSpillCache
+
+        with self._lock:
+            if not hasattr(self, "_spills"):
+                self._spills = RowSpillCache(runs=2)
+        return self._spills.pages(run_id, lambda: self._scan(run_id), key, page_size)
+
+    # -- files ----------------------------------------------------------------------
+
+    def _artifacts(self, run: Any) -> list[Any]:
+        try:
+            return list(run.logged_artifacts())
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, f"list the artifacts of W&B run {run.id}") from exc
+
+    def _files(self, run: Any) -> dict[str, tuple[Any, Any, int | None]]:
+        out: dict[str, tuple[Any, Any, int | None]] = {}
+        for f in run.files():
+            if f.name in WANDB_OWN_FILES or f.name.startswith(("media/", "code/")):
+                continue
+            out[f.name] = ("file", f, f.size)
+        for art in self._artifacts(run):
+            if art.type == "model":
+                continue
+            name = art.name.split(":")[0]
+            prefix = "" if art.type == RUN_FILES_TYPE else f"{ARTIFACTS_PREFIX}/{name}/"
+            for path, entry in art.manifest.entries.items():
+                out[prefix + path] = ("entry", (art, path), entry.size)
+        return out
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        for path, (_kind, _obj, size) in sorted(self._files(self._run(run_id)).items()):
+            yield ArtifactInfo(path=path, size=size)
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        raise NotImplementedError("reading the W&B cloud is not implemented yet")
+        run = self._run(run_id)
+        found = self._files(run).get(path)
+        if found is None:
+            raise BackendError(f"W&B run {run_id!r} has no file {path!r}")
+        kind, obj, _size = found
+        target = dst_dir.joinpath(*PurePosixPath(path).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if kind == "file":
+                obj.download(root=str(dst_dir), replace=True)
+            else:
+                art, entry_path = obj
+                art.get_entry(entry_path).download(root=str(target.parent))
+                got = target.parent / PurePosixPath(entry_path).name
+                if got != target:
+                    got.replace(target)
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, f"download {path} of W&B run {run_id}") from exc
+        return target
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        run = self._run(run_id)
+        root = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
+        for art in self._artifacts(run):
+            if art.type == "model" and art.name.split(":")[0] == model.name:
+                try:
+                    art.download(root=str(root))
+                except Exception as exc:  # noqa: BLE001
+                    raise _error(exc, f"download model {model.name} of W&B run {run_id}") from exc
+                return root
+        raise BackendError(f"W&B run {run_id!r} has no model artifact {model.name!r}")
+
+
+def _error(exc: Exception, doing: str) -> BackendError:
+    """A trackbridge error for a wandb one: network trouble is transient, the rest not."""
+    text = str(exc)
+    transient = any(w in text.lower() for w in ("timed out", "timeout", "connection", "429", "502", "503", "504"))
+    cls = TransientBackendError if transient else BackendError
+    return cls(f"could not {doing}: {type(exc).__name__}: {text[:500]}")

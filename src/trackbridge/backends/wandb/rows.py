@@ -19,7 +19,7 @@ import struct
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from trackbridge.backends.wandb import txlog
@@ -92,7 +92,7 @@ def iter_stats(path: Path) -> Iterator[tuple[str, MetricPoint]]:
 class _Spill:
     """Per-key point files of one run, written in one pass, read one key at a time."""
 
-    def __init__(self, path: Path, start_time: int | None) -> None:
+    def __init__(self, points: Iterable[tuple[str, MetricPoint]]) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="tb-wandb-series-"))
         self.files: dict[str, Path] = {}
         buffers: dict[str, bytearray] = {}
@@ -118,11 +118,8 @@ class _Spill:
                     buf.clear()
             pending = 0
 
-        for row in iter_rows(path, None, start_time):
-            for key, value in row.values.items():
-                add(key, MetricPoint(row.step, value, row.timestamp))
-        for key, point in iter_stats(path):
-            add("\0system\0" + key, point)
+        for key, point in points:
+            add(key, point)
         flush()
 
     def pages(self, key: str, page_size: int) -> Iterator[list[MetricPoint]]:
@@ -135,6 +132,48 @@ class _Spill:
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _file_points(path: Path, start_time: int | None) -> Iterator[tuple[str, MetricPoint]]:
+    for row in iter_rows(path, None, start_time):
+        for key, value in row.values.items():
+            yield key, MetricPoint(row.step, value, row.timestamp)
+    for key, point in iter_stats(path):
+        yield "\0system\0" + key, point
+
+
+def _row_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:
+    for row in rows:
+        for key, value in row.values.items():
+            yield key, MetricPoint(row.step, value, row.timestamp)
+
+
+class RowSpillCache:
+    """Per-key spill files of the last few runs of a row source (the W&B cloud's one
+    unfiltered history scan), so reading every key costs one scan."""
+
+    def __init__(self, runs: int = 2) -> None:
+        self._runs = runs
+        self._spills: OrderedDict[str, _Spill] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def pages(self, run_id: str, rows: Callable[[], Iterable[Row]], key: str,
+              page_size: int) -> Iterator[list[MetricPoint]]:
+        with self._lock:
+            spill = self._spills.get(run_id)
+            if spill is None:
+                spill = self._spills[run_id] = _Spill(_row_points(rows()))
+                while len(self._spills) > self._runs:
+                    self._spills.popitem(last=False)[1].close()
+            else:
+                self._spills.move_to_end(run_id)
+        return spill.pages(key, page_size)
+
+    def close(self) -> None:
+        with self._lock:
+            for spill in self._spills.values():
+                spill.close()
+            self._spills.clear()
 
 
 class SeriesCache:
@@ -153,7 +192,7 @@ class SeriesCache:
         with self._lock:
             spill = self._spills.get(ident)
             if spill is None:
-                spill = _Spill(path, start_time)
+                spill = _Spill(_file_points(path, start_time))
                 self._spills[ident] = spill
                 while len(self._spills) > self._runs:
                     self._spills.popitem(last=False)[1].close()

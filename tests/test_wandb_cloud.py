@@ -1,0 +1,129 @@
+"""Reading W&B through ``wandb.Api`` (the cloud reader), offline against a local stand-in:
+the recorder that real ``wandb sync`` uploads to serves what it received in the GraphQL
+shapes wandb 0.31's Api asks for (Run, Runs, GetProjects, RunHistoryKeys,
+RunParquetHistory + HistoryPage for ``scan_history``, RunFiles).  So the chain is
+SDK run -> W&B's own sync -> stand-in -> wandb.Api -> our reader, compared with our
+offline reader of the same file.  ``live`` tests read a real W&B when a key is set."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_file, wandb_sync  # noqa: F401
+
+from trackbridge.backends import get_backend
+from trackbridge.history import Row
+from trackbridge.model import RunStatus
+
+LIVE_KEY = os.environ.get("WANDB_API_KEY")  # read before the suite's isolation clears it
+
+
+@pytest.fixture
+def synced(sdk_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk_sockets):  # noqa: F811
+    """The SDK run uploaded by `wandb sync` into a recorder that then serves it."""
+    run_dir, exp = sdk_run
+    copy = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    rec = WandbRecorder().start()
+    result = wandb_sync([copy], rec.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", rec.url)  # wandb-core's history scan reads the SDK's settings
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    yield rec, copy, exp
+    rec.stop()
+
+
+def _cloud(rec: WandbRecorder):
+    return get_backend("wandb", {"base_url": rec.url, "entity": "recorder", "mode": "online"}).reader()
+
+
+def _series(reader, run_id: str, key: str) -> list[tuple]:
+    return [(p.step, "nan" if math.isnan(p.value) else p.value, p.timestamp)
+            for page in reader.iter_metric_history(run_id, key) for p in page]
+
+
+def test_cloud_reader_reads_what_our_offline_reader_reads(synced) -> None:
+    rec, copy, exp = synced
+    cloud = _cloud(rec)
+    offline = get_backend("wandb-offline", {"path": str(copy)}).reader()
+    assert [e.name for e in cloud.list_experiments()] == ["proj-a"]
+    (run,) = list(cloud.list_runs("proj-a"))
+    want = offline.get_run(exp["run_id"])
+    assert run.run_id == want.run_id and run.name == want.name == "sdk-run"
+    assert run.params == want.params == exp["config"]
+    assert run.labels == want.labels and run.notes == want.notes
+    assert run.tags == want.tags == {"wandb.group": "grp-1", "wandb.job_type": "train"}
+    assert run.summary == want.summary == exp["summary"]
+    assert run.status is RunStatus.FINISHED
+    assert set(run.metrics) == set(want.metrics)
+    for key in want.metrics:
+        assert _series(cloud, run.run_id, key) == _series(offline, run.run_id, key), key
+    rows = list(cloud.iter_rows(run.run_id, sorted(want.metrics)))
+    assert len(rows) == len(exp["loss"]) + 2
+    assert [(r.step, r.timestamp) for r in rows] == [(r.step, r.timestamp) for r in
+                                                     offline.iter_rows(run.run_id, sorted(want.metrics))]
+    # scan_history was read unfiltered and through the history pages, never sampled
+    scans = [r["variables"] for r in rec.requests if r.get("operationName") == "HistoryPage"
+             or "HistoryPage" in (r.get("query") or "")]
+    assert scans and all(v["pageSize"] == v["maxStep"] - v["minStep"] for v in scans)
+
+
+def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        sdk_sockets) -> None:  # noqa: F811
+    """A run written by our offline writer, synced by W&B's sync, read from the stand-in:
+    its files download, and ``copy wandb -> dir`` then ``check`` pass."""
+    from corpus import invoke
+
+    w = get_backend("wandb-offline", {"path": str(tmp_path / "out")}).writer()
+    run_id = w.create_run("proj-c", name="files", start_time=1_700_000_000_000,
+                          tags={"trackbridge.source.platform": "dir", "trackbridge.source.run_id": "r1", "k": "v"})
+    w.log_params(run_id, {"lr": 0.5, "nested": {"a": 1}})
+    w.log_rows(run_id, [Row(s, 1_700_000_000_000 + i, {"loss": float(i)}) for i, s in enumerate([0, 1, 1, 0])])
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "notes.txt").write_text("hello")
+    w.log_artifact(run_id, tmp_path / "f" / "notes.txt", "docs")
+    w.finish_run(run_id, RunStatus.FINISHED, 1_700_000_004_000)
+    w.close()
+    rec = WandbRecorder().start()
+    try:
+        result = wandb_sync(list((tmp_path / "out").glob("offline-run-*")), rec.url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+        monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+        monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+        monkeypatch.setenv("WANDB_ENTITY", "recorder")
+        cloud = _cloud(rec)
+        run = cloud.get_run(run_id)
+        assert run.tags == {"trackbridge.source.platform": "dir", "trackbridge.source.run_id": "r1", "k": "v"}
+        assert run.params == {"lr": 0.5, "nested": {"a": 1}}
+        assert [(s, v) for s, v, _ in _series(cloud, run_id, "loss")] == [(0, 0.0), (1, 1.0), (1, 2.0), (0, 3.0)]
+        assert [a.path for a in cloud.list_artifacts(run_id)] == ["docs/notes.txt"]
+        got = cloud.download_artifact(run_id, "docs/notes.txt", tmp_path / "dl")
+        assert got.read_text() == "hello"
+        copied = json.loads(invoke("copy", "wandb:proj-c", f"dir:{tmp_path / 'archive'}", "--json").stdout)
+        assert copied["ok"], copied["errors"]
+        assert copied["stats"]["runs_created"] == 1 and copied["stats"]["points"] == 4
+        checked = invoke("check", "wandb:proj-c", f"dir:{tmp_path / 'archive'}")
+        assert checked.exit_code == 0, checked.stdout
+    finally:
+        rec.stop()
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not LIVE_KEY, reason="needs WANDB_API_KEY (a real W&B account)")
+def test_live_cloud_lists_projects_and_reads_a_run(monkeypatch: pytest.MonkeyPatch, sdk_sockets) -> None:  # noqa: F811
+    monkeypatch.setenv("WANDB_API_KEY", LIVE_KEY or "")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    reader = get_backend("wandb", {"mode": "online"}).reader()
+    experiments = list(reader.list_experiments())
+    assert isinstance(experiments, list)
+    for exp in experiments[:1]:
+        for run in list(reader.list_runs(exp.name))[:1]:
+            for key in list(run.metrics)[:1]:
+                points = [p for page in reader.iter_metric_history(run.run_id, key) for p in page]
+                assert points and all(isinstance(p.timestamp, int) for p in points)
