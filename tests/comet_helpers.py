@@ -273,15 +273,22 @@ class CloudStandIn(Recorder):
     def __init__(self, experiment: dict[str, Any]) -> None:
         super().__init__()
         self.exp = experiment
+        #: experiments created through the handshake: key -> project
+        self.created: dict[str, str] = {}
 
     def answer(self, entry: dict[str, Any]) -> tuple[int, Any]:
         path, q = entry["path"], {k: v[0] for k, v in entry["query"].items()}
         e = self.exp
         rest = path.split("/api/rest/v2/", 1)[-1] if "/api/rest/v2/" in path else None
         if rest is None:
+            if path.endswith("/logger/add/run") and isinstance(entry["body"], dict):
+                self.created[entry["body"].get("experimentKey")] = entry["body"].get("projectName")
             return super().answer(entry)
         key = q.get("experimentKey")
         if key is not None and key != e["key"] and rest.startswith("experiment/"):
+            if rest == "experiment/metadata" and key in self.keys:  # created through this stand-in
+                return 200, {**self._metadata(), "experimentKey": key, "experimentName": None,
+                             "projectName": self.created.get(key, e["project"])}
             return 400, {"msg": "Experiment not found", "code": 400, "sdk_error_code": 0}
         if rest == "account-details":
             return 200, {"userName": "ada", "defaultWorkspaceName": e["workspace"]}
@@ -295,7 +302,8 @@ class CloudStandIn(Recorder):
         if rest == "project":
             return 200, {"projectId": "project-1", "projectName": e["project"], "workspaceName": e["workspace"]}
         if rest in ("experiments", "experiments/metadata"):
-            return 200, {"experiments": [self._metadata()]}
+            wanted = q.get("projectName")
+            return 200, {"experiments": [self._metadata()] if wanted in (None, e["project"]) else []}
         if rest == "experiment/metadata":
             return 200, self._metadata()
         if rest == "experiment/parameters":

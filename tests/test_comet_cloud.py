@@ -91,3 +91,32 @@ def test_assets_models_and_registry(cloud: h.CloudStandIn, tmp_path: Path) -> No
 def test_unknown_experiment_is_run_not_found(cloud: h.CloudStandIn) -> None:
     with pytest.raises(RunNotFound):
         CometBackend({}).reader().get_run("d" * 32)
+
+
+def test_copy_of_an_archive_into_comet_sends_every_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through trackbridge, not `comet upload`: no sampling, 20,000 points with their own
+    times, and the completion marker (set after the run ended) through the REST API, last."""
+    from trackbridge.backends.comet.backend import CometOfflineBackend
+    from trackbridge.model import MetricPoint
+    from trackbridge.sync.engine import Options, SyncEngine
+    from trackbridge.sync.plan import Selection
+    from trackbridge.sync.provenance import COMPLETE
+
+    stand_in = h.CloudStandIn({**EXPERIMENT, "project": "unrelated"}).start()
+    try:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", stand_in.url)
+        monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
+        w = CometOfflineBackend({"path": str(tmp_path / "src")}).writer()
+        run_id = w.create_run("p", name="long", start_time=1)
+        points = [MetricPoint(i, float(i), 1_000 + i) for i in range(N)]
+        w.log_metrics(run_id, [("loss", p) for p in points])
+        w.finish_run(run_id, RunStatus.FINISHED, 2)
+        w.close()
+        outcome = SyncEngine(CometOfflineBackend({"path": str(tmp_path / "src")}), CometBackend({"workspace": "ws"}),
+                             Options(mode="copy")).run(Selection(experiments=["p"]))
+        assert outcome.ok, outcome.errors
+        assert h.uploaded_metrics(stand_in)["loss"] == [(p.step, p.value, p.timestamp) for p in points]
+        others = [b["key"] for b in stand_in.bodies("/write/experiment/log-other")]
+        assert others[-1] == COMPLETE
+    finally:
+        stand_in.stop()

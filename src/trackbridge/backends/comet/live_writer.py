@@ -99,6 +99,9 @@ class CometLiveWriter(Writer):
         self._live: dict[str, _Live] = {}
         self._offline: CometOfflineWriter | None = None
         self._offline_runs: set[str] = set()
+        #: runs ended by finish_run: later metadata (the engine's completion marker) goes
+        #: through the REST API (``APIExperiment``), key -> that object once made.
+        self._ended: dict[str, Any] = {}
         self._unreachable = False
         #: registered model name -> (description, tags), sent with each version.
         self._model_info: dict[str, tuple[str, dict[str, str]]] = {}
@@ -179,6 +182,34 @@ class CometLiveWriter(Writer):
                 raise RunNotFound(f"run {run_id} was not started by this Comet writer")
         return live
 
+    def _ended_experiment(self, run_id: str) -> Any:
+        """An ``APIExperiment`` for a run this writer has ended, else ``None``."""
+        with self._lock:
+            if run_id not in self._ended:
+                return None
+            api_exp = self._ended[run_id]
+        if api_exp is None:
+            import comet_ml
+
+            api_exp = comet_ml.APIExperiment(api_key=self.api_key, previous_experiment=run_id)
+            with self._lock:
+                self._ended[run_id] = api_exp
+        return api_exp
+
+    def _late(self, run_id: str, others: Mapping[str, Any] | None = None, labels: Sequence[str] = (),
+              name: str | None = None) -> bool:
+        """Metadata for an ended run, through the REST API; ``False`` if the run is not ended."""
+        api_exp = self._ended_experiment(run_id)
+        if api_exp is None:
+            return False
+        for key, value in (others or {}).items():
+            api_exp.log_other(key, value)
+        if labels:
+            api_exp.add_tags(list(labels))
+        if name is not None:
+            api_exp.set_name(name)
+        return True
+
     def _off(self) -> CometOfflineWriter:
         assert self._offline is not None
         return self._offline
@@ -202,8 +233,11 @@ class CometLiveWriter(Writer):
         live.experiment.end()
         with self._lock:
             self._live.pop(run_id, None)
+            self._ended[run_id] = None
 
     def set_run_name(self, run_id: str, name: str) -> None:
+        if self._late(run_id, name=name):
+            return
         live = self._run(run_id)
         if live is None:
             return self._off().set_run_name(run_id, name)
@@ -220,24 +254,32 @@ class CometLiveWriter(Writer):
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Key/value tags are Comet "others"."""
+        if self._late(run_id, {k: str(v) for k, v in tags.items()}):
+            return
         live = self._run(run_id)
         if live is None:
             return self._off().set_tags(run_id, tags)
         live.experiment.log_others({k: str(v) for k, v in tags.items()})
 
     def set_labels(self, run_id: str, labels: Sequence[str]) -> None:
+        if self._late(run_id, labels=labels):
+            return
         live = self._run(run_id)
         if live is None:
             return self._off().set_labels(run_id, labels)
         live.experiment.add_tags(list(labels))
 
     def set_notes(self, run_id: str, notes: str) -> None:
+        if self._late(run_id, {fmt.NOTES_OTHER: notes}):
+            return
         live = self._run(run_id)
         if live is None:
             return self._off().set_notes(run_id, notes)
         live.experiment.log_other(fmt.NOTES_OTHER, notes)
 
     def log_summary(self, run_id: str, summary: Mapping[str, Any]) -> None:
+        if self._late(run_id, {fmt.SUMMARY_PREFIX + k: json.dumps(v, allow_nan=True) for k, v in summary.items()}):
+            return
         live = self._run(run_id)
         if live is None:
             return self._off().log_summary(run_id, summary)
