@@ -2,9 +2,9 @@
 ``mlflow server`` under Azure's workspace URL prefix, behind the proxy that enforces
 Azure ML's limits (``tests/azureml_helpers.py``).
 
-The fixture ``azureml_workspace`` lives in ``tests/azureml_helpers.py``; the
-conformance conftest makes it visible with
-``from azureml_helpers import azureml_proxy, azureml_server, azureml_workspace``.
+The fixture ``azureml_workspace`` (and the server and proxy it uses) lives in
+``tests/azureml_helpers.py``; importing it here is enough: the conformance conftest
+picks up the fixtures a case module imports.
 Like the ``mlflow-server`` case, the server is shared by the session: tests use
 fresh experiment names.
 """
