@@ -222,6 +222,13 @@ class Recorder:
             return 200, {"version": "3.58.8"}
         if path.endswith("/logger/get/run"):
             return 200, {"runId": "run-existing", "project_id": "project-1", "featureToggles": []}
+        if path.endswith("/api/rest/v2/experiment/metadata"):
+            key = (entry["query"].get("experimentKey") or [None])[0]
+            if key in self.keys:
+                return 200, {"experimentKey": key, "experimentName": None, "projectId": "project-1",
+                             "projectName": "p", "workspaceName": "ws", "startTimeMillis": 1, "endTimeMillis": 2,
+                             "running": False, "hasCrashed": False, "archived": False}
+            return 400, {"msg": "Experiment not found", "code": 400, "sdk_error_code": 0}
         return 200, {}
 
     def bodies(self, suffix: str) -> list[Any]:

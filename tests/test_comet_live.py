@@ -13,6 +13,7 @@ import pytest
 
 import comet_helpers as h
 from trackbridge.backends.comet.backend import CometBackend, CometOfflineBackend
+from trackbridge.errors import BackendError
 from trackbridge.history import Row
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
@@ -168,3 +169,18 @@ def test_facade_never_blocks_when_comet_is_unreachable(closed_url: str, isolated
     loss = [p for page in reader.iter_metric_history(record.run_id, "loss") for p in page]
     assert [(p.step, p.value) for p in loss] == [(s, 1.0 / (s + 1)) for s in range(300)]
     assert [a.path for a in reader.list_artifacts(record.run_id)] == ["a.txt"]
+
+
+def test_a_second_live_copy_is_refused_not_duplicated(recorder: h.Recorder, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMET_URL_OVERRIDE", recorder.url)
+    monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
+    tags = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "same-run"}
+    first = CometBackend({}).writer()
+    key = first.create_run("proj", tags=tags)
+    first.finish_run(key, RunStatus.FINISHED)
+    second = CometBackend({"offline_directory": str(tmp_path / "off")}).writer()
+    with pytest.raises(BackendError, match=f"already has experiment {key}"):
+        second.create_run("proj", tags=tags)
+    assert second.offline_runs == set() and not (tmp_path / "off").exists()
+    assert recorder.keys == {key}

@@ -157,11 +157,25 @@ class CometLiveWriter(Writer):
         experiment = comet_ml.Experiment(api_key=self.api_key, project_name=project, workspace=workspace,
                                          experiment_key=key, **QUIET_CONFIG)
         if not getattr(experiment, "alive", False):
+            if self._exists(key):
+                raise BackendError(
+                    f"Comet already has experiment {key}, a copy of this source run: a second copy is "
+                    "never made. `trackbridge check` compares it with the source; `sync` updates it.")
             log.warning("Comet refused or dropped experiment %s: logging it to an offline archive instead", key)
             return None
         if name:
             experiment.set_name(name)
         return experiment
+
+    def _exists(self, key: str) -> bool:
+        """Does Comet already hold an experiment with this key? (``False`` when unsure.)"""
+        try:
+            import comet_ml
+
+            return comet_ml.API(api_key=self.api_key).get_experiment_by_key(key) is not None
+        except Exception:  # noqa: BLE001 - only a better error message depends on it
+            log.debug("could not look up Comet experiment %s", key, exc_info=True)
+            return False
 
     def _fall_back(self, key: str, workspace: str | None, project: str, name: str | None, start_time: int | None,
                    tags: Mapping[str, str]) -> str:
