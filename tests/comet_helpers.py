@@ -84,8 +84,11 @@ def run_python(code: str, *args: str, env: dict[str, str], timeout: float = 180)
                           env=env, timeout=timeout)
 
 
-def sdk_archive(tmp: Path, steps: int = STEPS) -> Path:
-    """One archive written by comet_ml offline (see :data:`PARAMS` and friends); its path."""
+def sdk_archive(tmp: Path, steps: int = STEPS, env_details: bool = False) -> Path:
+    """One archive written by comet_ml offline (see :data:`PARAMS` and friends); its path.
+
+    ``env_details=True``: the SDK also collects environment details and system metrics
+    (every second); its cloud-metadata probe is refused by the network guard."""
     out = tmp / "sdk-out"
     model_dir = tmp / "model-src"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +97,12 @@ def sdk_archive(tmp: Path, steps: int = STEPS) -> Path:
     spec = {"project": PROJECT, "workspace": WORKSPACE, "out": str(out), "name": NAME, "params": PARAMS,
             "steps": steps, "epoch_every": EPOCH_EVERY, "others": OTHERS, "labels": LABELS,
             "asset": str(tmp / "summary.txt"), "model_dir": str(model_dir)}
-    done = run_python(_SDK_SCRIPT, json.dumps(spec), env=child_env(tmp / "home"))
+    script, extra = _SDK_SCRIPT, {}
+    if env_details:
+        script = script.replace("log_env_details=False", "log_env_details=True, log_env_cpu=True, log_env_host=True")
+        script = script.replace("exp.end()", "import time; time.sleep(2.5); exp.end()")
+        extra = {"COMET_SYSTEM_METRICS_INTERVAL": "1"}
+    done = run_python(script, json.dumps(spec), env=child_env(tmp / "home", extra))
     assert done.returncode == 0, done.stderr[-3000:]
     archives = sorted(out.glob("*.zip"))
     assert len(archives) == 1, (archives, done.stderr[-2000:])

@@ -211,3 +211,17 @@ def test_every_message_type_is_mapped_or_named() -> None:
              if isinstance(c, type) and issubclass(c, m.BaseMessage) and isinstance(getattr(c, "type", None), str)}
     types.discard("close")  # an in-process signal, never written
     assert types <= set(fmt.MAPPED) | set(fmt.NOT_CARRIED), types - set(fmt.MAPPED) - set(fmt.NOT_CARRIED)
+
+
+def test_sdk_environment_details_and_system_metrics_are_kept_apart(tmp_path: Path) -> None:
+    """With the SDK's environment logging on: system metrics apart, environment messages
+    listed as not carried, nothing of the SDK's among the user's params, tags or metrics."""
+    archive = h.sdk_archive(tmp_path, steps=60, env_details=True)
+    kinds = {m["type"] for m in h.messages(archive)}
+    assert {"system_details", "installed_packages"} <= kinds
+    [run] = list(_reader(archive).list_runs(h.PROJECT))
+    assert run.params == h.PARAMS and run.tags == {"owner": "ana", "dataset": "mnist-v2", "seed": "7"}
+    assert set(run.metrics) == {"loss", "acc", "weird", "epoch"}
+    assert any(k.startswith("sys.") for k in run.system_metrics)
+    assert all(k.startswith("sys.") or k == "process duration" for k in run.system_metrics)
+    assert {f"comet:{k}" for k in kinds & set(fmt.NOT_CARRIED)} == set(run.unread)
