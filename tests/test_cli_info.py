@@ -50,3 +50,18 @@ def test_env_example_lists_every_variable_a_backend_reads() -> None:
     text = (Path(__file__).parents[1] / ".env.example").read_text(encoding="utf-8")
     missing = [var for var in env_vars() if f"{var}=" not in text]
     assert env_vars() and not missing, f".env.example lacks {missing}"
+
+
+def test_doctor_shows_what_each_backend_says_of_itself_without_secrets(isolated_env: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backend.diagnose lines: a remote of the config file with its options, explained in one line."""
+    (isolated_env / "trackbridge.toml").write_text(
+        '[remotes.az]\nbackend = "azureml"\nsubscription_id = "sub-1"\nresource_group = "rg"\n'
+        'workspace = "ws"\nendpoint = "https://westeurope.api.azureml.ms"\ntoken_env = "AZ_TOKEN"\n')
+    monkeypatch.setenv("AZ_TOKEN", "bearer-secret-value")
+    result = CliRunner().invoke(main, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.output)["checks"]
+    lines = " ".join(checks["remote az"])
+    assert "sub-1/rg/ws" in lines and "tracking URI" in lines and "bearer-secret-value" not in lines
+    assert any("workspace" in line for line in checks["azureml"])  # the bare backend: what is missing

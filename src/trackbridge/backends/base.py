@@ -422,6 +422,12 @@ class Backend(abc.ABC):
         """Where this remote points, with secrets masked (for logs and ``doctor``)."""
         return self.name
 
+    def diagnose(self) -> list[str]:
+        """One-line facts for ``trackbridge doctor`` (which credential would be used,
+        where the remote resolves to, an install problem and its repair), without a
+        network call and never a secret.  Default: nothing to add."""
+        return []
+
     def next_steps(self) -> list[str]:
         """What the user runs after a copy into this remote, one command or hint each
         (an offline folder's uploader, with the settings it needs); ``copy`` and ``sync``

@@ -34,6 +34,34 @@ def env_vars() -> dict[str, bool]:
     return found
 
 
+def _diagnoses(config: Any) -> dict[str, list[str]]:
+    """What each backend says about itself (``Backend.diagnose``): the remotes of the
+    config file with their options, and each installed backend configured by the
+    environment alone.  Opening a backend makes no connection."""
+    from trackbridge.backends import get_backend
+    from trackbridge.backends.base import Backend
+
+    targets: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, info in infos().items():
+        if not info.path_remote and _dist_version(info.sdk_distribution):
+            targets[name] = (name, {})
+    for name, opts in config.remotes.items():
+        options = {k: v for k, v in opts.items() if k != "backend"}
+        targets[f"remote {name}"] = (str(opts["backend"]), options)
+    found: dict[str, list[str]] = {}
+    for where, (backend, options) in targets.items():
+        try:
+            instance = get_backend(backend, options)
+            if type(instance).diagnose is Backend.diagnose:
+                continue
+            lines = instance.diagnose()
+        except TrackbridgeError as exc:
+            lines = [str(exc)]
+        if lines:
+            found[where] = lines
+    return found
+
+
 def _masked(value: str | None, secret: bool) -> str:
     if value is None:
         return "[dim]not set[/]"
@@ -64,6 +92,7 @@ def doctor(as_json: bool) -> None:
         "credentials": {var: ("set" if var in os.environ else "not set") if secret else os.environ.get(var)
                         for var, secret in sorted(variables.items())},
     }
+    report["checks"] = _diagnoses(config)
     if as_json:
         print_json(report)
         return
@@ -90,6 +119,9 @@ def doctor(as_json: bool) -> None:
         for name, opts in report["remotes"].items():
             remotes.add_row(name, ", ".join(f"{k}={v}" for k, v in opts.items()))
         console.print(remotes)
+    for where, lines in report["checks"].items():
+        for line in lines:
+            console.print(f"{where}: {line}", markup=False, highlight=False)
     creds = Table(title="Environment variables read by backends")
     creds.add_column("variable")
     creds.add_column("value")

@@ -57,7 +57,7 @@ class AzureMLBackend(MlflowBackend):
         host = opts.endpoint or "its region's host (looked up in ARM)"
         return f"azureml workspace {where} at {host}"
 
-    def diagnose(self, resolve: bool = False) -> list[str]:
+    def diagnose(self, resolve: bool = False) -> list[str]:  # type: ignore[override]
         """Lines for ``trackbridge doctor``: credential, tracking URI, install state
         (see :func:`trackbridge.backends.azureml.doctor.diagnose`)."""
         from trackbridge.backends.azureml.doctor import diagnose
