@@ -165,7 +165,7 @@ def test_the_next_start_run_sends_what_a_killed_process_left(tmp_path: Path, iso
     project = "crash-next-run"
     port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
-    _local_id, logged = _train_and_kill(tmp_path, isolated_env, env, project, seconds=2.0)
+    _local_id, logged = _train_and_kill(tmp_path, isolated_env, env, project)
 
     server = MlflowServer(tmp_path / "server", port=port).start()
     try:

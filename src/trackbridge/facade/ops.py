@@ -82,6 +82,8 @@ class RunState:
     finished: bool = False
     #: timestamp (ms) of the latest metric point confirmed: a killed run's end time.
     last_time: int | None = None
+    #: bumped each time the journal is truncated: marks of another epoch are stale.
+    epoch: int = 0
 
     def acknowledge(self, ends: Iterable[int], offset: int | None = None) -> None:
         """Record confirmed ops (their end offsets) and, if given, the new first

@@ -26,7 +26,7 @@ from trackbridge.config import Config
 from trackbridge.errors import BackendError, ConfigError, TrackbridgeError, TransientBackendError
 from trackbridge.facade.ops import LOCAL_ID_TAG, Applier, HistoryReader, RunFinder, RunState, count_points
 from trackbridge.model import MetricPoint, RunStatus
-from trackbridge.facade.spool import Spool, pending_spools, spool_root
+from trackbridge.facade.spool import MARKS_PER_SAVE, Spool, pending_spools, spool_root
 from trackbridge.remotes import parse_remote
 
 
@@ -79,25 +79,32 @@ def replay_spool(
             continue
         kind = op["op"]
         maybe_sent = end in state.started
+        if kind == "create" and maybe_sent:
+            state.create_attempted = True
         if kind in _MARKED and not maybe_sent:
             state.started.append(end)
             state.create_attempted = state.create_attempted or kind == "create"
-            spool.save(state, meta, durable)
+            spool.mark("s", state.epoch, [end])
         try:
             applier.apply(op, spool.local_id, state, spool.files_dir, maybe_sent)
         except Exception as exc:
-            spool.save(state, meta, durable)
+            spool.checkpoint(state, meta, durable)
             if not is_refusal(exc) or kind == "create":
                 raise
             stats.rejected.append(reject(spool, op, exc))
         note_confirmed(state, op)
         state.acknowledge((), end)
-        spool.save(state, meta, durable)
+        if kind == "metrics" and spool.marks_since_save < MARKS_PER_SAVE:
+            spool.mark("a", state.epoch, [end])  # a line, not a rename of the state file
+        else:
+            spool.checkpoint(state, meta, durable)
         stats.ops += 1
         stats.points += count_points(op)
         stats.finished = stats.finished or kind == "finish"
         if on_op is not None:
             on_op(op)
+    if spool.marks_since_save:
+        spool.checkpoint(state, meta, durable)
     return stats
 
 
@@ -228,8 +235,8 @@ def mark_killed(run: SpooledRun) -> int | None:
     if not fresh.unfinished:
         return None
     latest = run.state.last_time
-    for op, end in run.spool.read_from(run.state.offset):
-        if op["op"] == "metrics" and op["points"] and end not in run.state.acked:
+    for op, _end in run.spool.read_from(run.state.offset):  # acknowledged ones too: they are there
+        if op["op"] == "metrics" and op["points"]:
             newest = max(point[3] for point in op["points"])
             latest = newest if latest is None else max(latest, newest)
     if latest is None:

@@ -327,7 +327,7 @@ JOURNAL_INTERVAL_ENV = "TRACKBRIDGE_JOURNAL_INTERVAL"
 
 
 def journal_interval_setting() -> float:
-    """``TRACKBRIDGE_JOURNAL_INTERVAL`` (seconds, default 0.1), or a ConfigError."""
+    """``TRACKBRIDGE_JOURNAL_INTERVAL`` (seconds, default 0.05), or a ConfigError."""
     raw = os.environ.get(JOURNAL_INTERVAL_ENV, "").strip()
     if not raw:
         return JOURNAL_INTERVAL
@@ -338,7 +338,7 @@ def journal_interval_setting() -> float:
     if not 0 < value <= 3600:
         raise ConfigError(
             f"{JOURNAL_INTERVAL_ENV} = {raw!r} (environment) must be a number of seconds above 0 "
-            "(default 0.1): at most this long passes before a logged value is on local disk"
+            "(default 0.05): at most this long passes before a logged value is on local disk"
         )
     return value
 

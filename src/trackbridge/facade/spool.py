@@ -8,6 +8,9 @@ Layout, per backend (remote name) and local run id, under ``<TRACKBRIDGE_HOME>/s
     <id>.state.json   RunState (remote run id; offset of the first op not acknowledged,
                       and which ops after it were acknowledged or started; logged
                       models, registered versions) + where the backend is
+    <id>.marks        which ops after the state's offset were started / acknowledged,
+                      one short line each (``s|a <epoch> <end offset>``), appended: a
+                      rename of the state file per batch costs more than the send
     <id>.files/       staged copies of artifacts and models
     <id>.lock         held (flock) by the process that owns the run while it runs
 
@@ -46,6 +49,8 @@ except ImportError:  # pragma: no cover
 SPOOL_FORMAT = 1
 #: bytes of fully acknowledged journal past which it is truncated (bounded disk use).
 TRUNCATE_AT = 8 * 1024 * 1024
+#: marks appended between two saves of the state file (bounds the marks file and a load).
+MARKS_PER_SAVE = 256
 _SECRET_OPTION = re.compile(r"token|password|secret|key|credential", re.IGNORECASE)
 _USERINFO = re.compile(r"://[^/@\s]*@")
 
@@ -75,6 +80,10 @@ class Spool:
         self._lock_path = self.folder / f"{local_id}.lock"
         self._lock_fd: int | None = None
         self._journal_fd: int | None = None
+        self.marks_path = self.folder / f"{local_id}.marks"
+        self._marks_fd: int | None = None
+        #: marks written since the state file was last saved.
+        self.marks_since_save = 0
         #: journal size after the last op written by this process (the next op's start).
         self.journal_end = 0
         self._save_lock = threading.Lock()
@@ -141,9 +150,50 @@ class Spool:
         self.journal_end = 0
 
     def close_journal(self) -> None:
-        if self._journal_fd is not None:
-            os.close(self._journal_fd)
-            self._journal_fd = None
+        for name in ("_journal_fd", "_marks_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+    # -- marks: started / acknowledged ops ----------------------------------
+
+    def mark(self, kind: str, epoch: int, ends: Iterable[int]) -> None:
+        """Append marks (``"s"`` started, ``"a"`` acknowledged) for the ops ending at
+        ``ends``: one ``write(2)``, no rename.  :meth:`load` folds them into the state."""
+        data = "".join(f"{kind} {epoch} {end}\n" for end in ends).encode("ascii")
+        if not data:
+            return
+        if self._marks_fd is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._marks_fd = os.open(self.marks_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.write(self._marks_fd, data)
+        self.marks_since_save += 1
+
+    def checkpoint(self, state: RunState, meta: dict[str, Any], durable: bool = False) -> None:
+        """Save the state (which holds every mark so far) and empty the marks file."""
+        self.save(state, meta, durable)
+        if self._marks_fd is not None:
+            os.ftruncate(self._marks_fd, 0)
+        elif self.marks_path.is_file():
+            os.truncate(self.marks_path, 0)
+
+    def _fold_marks(self, state: RunState) -> None:
+        """Marks of the state's epoch into ``state`` (a torn last line is ignored)."""
+        try:
+            raw = self.marks_path.read_bytes()
+        except FileNotFoundError:
+            return
+        acked, started = set(state.acked), set(state.started)
+        for line in raw.split(b"\n"):
+            parts = line.split()
+            if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+                continue
+            if int(parts[1]) != state.epoch:
+                continue
+            (acked if parts[0] == b"a" else started).add(int(parts[2]))
+        state.acked, state.started = sorted(acked), sorted(started)
+        state.acknowledge(())
 
     def append(self, ops: Iterable[dict[str, Any]]) -> int:
         """Append ``ops`` durably (write + fsync); return how many were written."""
@@ -178,7 +228,9 @@ class Spool:
         if not self.state_path.is_file():
             return RunState(), {}
         data = json.loads(self.state_path.read_text(encoding="utf-8"))
-        return RunState.from_json(data.get("state", {})), data.get("meta", {})
+        state = RunState.from_json(data.get("state", {}))
+        self._fold_marks(state)
+        return state, data.get("meta", {})
 
     def save(self, state: RunState, meta: dict[str, Any], durable: bool = True) -> None:
         """Replace the state file atomically (fsync'd unless ``durable=False``: the
@@ -196,6 +248,7 @@ class Spool:
             finally:
                 os.close(fd)
             os.replace(tmp, self.state_path)
+            self.marks_since_save = 0
 
     # -- staging ------------------------------------------------------------
 
@@ -255,6 +308,8 @@ class Spool:
         self.journal_end = 0
         with suppress(FileNotFoundError):
             self.log_path.unlink()
+        with suppress(FileNotFoundError):
+            self.marks_path.unlink()
         state.offset = 0
         state.acked, state.started = [], []
         meta = dict(meta, complete=True)

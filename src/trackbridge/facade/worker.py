@@ -7,7 +7,7 @@ thread at all: the training loop must never wait for the network.
 Every op is on local disk before it is sent (:meth:`Channel.drain`): the
 sender drains each run's queue into the run's journal and outbox at the start
 of each pass, and a second thread, the *journaller*, drains every
-``journal_interval`` seconds (``TRACKBRIDGE_JOURNAL_INTERVAL``, 0.1 s by
+``journal_interval`` seconds (``TRACKBRIDGE_JOURNAL_INTERVAL``, 0.05 s by
 default) whatever the sender is doing, so a process killed while the backend is
 down, slow or retrying leaves at most that much unwritten.  Both write in
 batches, never per call; the training thread only appends to a deque.
@@ -44,7 +44,7 @@ from trackbridge.errors import BackendError, TransientBackendError
 from trackbridge.facade.channel import Channel, Entry
 from trackbridge.facade.ops import Applier, HistoryReader, RunFinder
 from trackbridge.facade.replay import is_refusal, note_confirmed, parent_from_spool, reject, replay_spool
-from trackbridge.facade.spool import TRUNCATE_AT
+from trackbridge.facade.spool import MARKS_PER_SAVE, TRUNCATE_AT
 
 log = logging.getLogger("trackbridge")
 
@@ -62,9 +62,11 @@ IO_BOUND_CPU_SHARE = 0.25
 #: to the spool: a queued point takes ~170 bytes, so ~50 MB here and as much again
 #: in the batch being sent.
 MAX_QUEUED = 300_000
+#: ops whose confirmation changes more of the run's state than its offset: saved at once.
+_STATEFUL = frozenset({"create", "model", "register", "finish"})
 #: seconds between two journal writes of a run at most (``TRACKBRIDGE_JOURNAL_INTERVAL``): at
 #: most this much of logging is lost to a SIGKILL (the issue asks for <= 0.2 s).
-JOURNAL_INTERVAL = 0.1
+JOURNAL_INTERVAL = 0.05
 
 
 @dataclass
@@ -174,7 +176,9 @@ class Worker:
     def _journal_loop(self) -> None:
         """Drain every run's queue to its journal every ``journal_interval`` seconds,
         even while the sender waits on the network."""
-        while not self._stopped.wait(self.journal_interval):
+        due = time.monotonic() + self.journal_interval
+        while not self._stopped.wait(max(0.0, due - time.monotonic())):
+            due = max(due + self.journal_interval, time.monotonic())  # a fixed rate, not interval + work
             with self._lock:
                 channels = list(self._channels)
             for channel in channels:
@@ -309,7 +313,7 @@ class Worker:
             return
         state.started.extend(fresh)
         state.create_attempted = state.create_attempted or kind == "create"
-        channel.spool.save(state, channel.meta, durable=False)
+        channel.spool.mark("s", state.epoch, fresh)
 
     def _overlaps(self, channel: Channel, op: dict[str, Any]) -> bool:
         return bool(self._pool is not None and self._io_bound and op["op"] == "metrics"
@@ -331,12 +335,13 @@ class Worker:
                 channel.outbox.extend(kept)
                 channel.outbox_items = sum(entry.size for entry in kept)
             note_confirmed(channel.state, batch.op)
-            self._acknowledge(channel, [entry.end for entry in batch.entries])
+            self._acknowledge(channel, [entry.end for entry in batch.entries], batch.op["op"] in _STATEFUL)
         return None
 
-    def _acknowledge(self, channel: Channel, ends: list[int]) -> None:
-        """Record confirmed ops in the state file (``channel.lock`` held); truncate a
-        large journal once all of it is confirmed."""
+    def _acknowledge(self, channel: Channel, ends: list[int], save: bool = False) -> None:
+        """Record confirmed ops (``channel.lock`` held): a mark per batch, the state file
+        when ``save`` (the op changed more than the offset) or every :data:`MARKS_PER_SAVE`
+        marks; truncate a large journal once all of it is confirmed."""
         state, spool = channel.state, channel.spool
         if channel.spooling:  # the journal's replay owns the offset now
             offset = None
@@ -347,8 +352,13 @@ class Worker:
         state.acknowledge(ends, offset)
         if not channel.spooling and not channel.outbox and state.offset == spool.journal_end >= TRUNCATE_AT:
             spool.truncate()
-            state.offset = 0
-        spool.save(state, channel.meta, durable=False)
+            state.offset, state.acked, state.started = 0, [], []
+            state.epoch += 1
+            save = True
+        if save or spool.marks_since_save >= MARKS_PER_SAVE:
+            spool.checkpoint(state, channel.meta)
+        else:
+            spool.mark("a", state.epoch, ends)
 
     def _measured_attempt(self, channel: Channel, op: dict[str, Any]) -> BaseException | None:
         """:meth:`_attempt`, deciding from the first metric batch whether sending is I/O-bound."""
@@ -392,7 +402,7 @@ class Worker:
         with channel.lock:
             channel.clear_outbox()
             self._switch_to_journal(channel, delay=1.0)
-            channel.spool.save(channel.state, channel.meta, durable=False)
+            channel.spool.checkpoint(channel.state, channel.meta)
         channel.report(channel, error, True)
 
     def _recover(self, channel: Channel) -> None:
@@ -416,7 +426,7 @@ class Worker:
                 self._drain(channel)  # journal what came meanwhile, then look again
                 if channel.spool.journal_end == channel.state.offset:
                     channel.spooling = False
-                    self._acknowledge(channel, [])
+                    self._acknowledge(channel, [], save=True)
                     break
         else:
             channel.next_retry = time.monotonic()
