@@ -353,6 +353,25 @@ class CloudStandIn(Recorder):
             names = sorted({a["metadata"]["groupingName"] for a in e["assets"] if a["type"] == "model-element"})
             return 200, {"models": [{"experimentModelId": f"m-{n}", "experimentKey": e["key"], "modelName": n,
                                      "numberOfAssets": 1} for n in names]}
+        if rest == "write/registry-model/item/create" and isinstance(entry["body"], dict):
+            b = entry["body"]
+            reg = next((r for r in e["registry"] if r["name"] == b["registryModelName"]), None)
+            if reg is None:
+                reg = {"name": b["registryModelName"], "description": b.get("registryModelDescription") or "",
+                       "versions": []}
+                e["registry"].append(reg)
+            reg["versions"].append({"version": b["version"], "comment": b.get("versionComment") or "",
+                                    "status": b.get("status"), "tags": list(b.get("tags") or []),
+                                    "model": b["experimentModelName"], "experimentKey": b["experimentKey"]})
+            return 200, {"registryModelId": "rm-1", "registryModelItemId": f"i-{b['version']}"}
+        if rest == "registry-model/compact-details":
+            return 200, {"registryModelId": "rm-1", "modelName": q.get("modelName")}
+        if rest == "write/registry-model/item/stage":
+            for r in e["registry"]:
+                for v in r["versions"]:
+                    if f"i-{v['version']}" == q.get("modelItemId") and q.get("stage") not in v["tags"]:
+                        v["tags"].append(q["stage"])
+            return 200, {}
         if rest == "registry-model":
             return 200, {"registryModels": [{"registryModelId": "rm-1", "modelName": r["name"],
                                              "workspaceId": "w-1", "isPublic": False}
@@ -365,7 +384,7 @@ class CloudStandIn(Recorder):
                               "comment": v["comment"], "status": v["status"], "tags": v["tags"],
                               "createdAt": e["start"], "experimentModel": {
                                   "experimentModelId": "m-clf", "experimentModelName": v["model"],
-                                  "experimentKey": e["key"]}} for v in r["versions"]]}
+                                  "experimentKey": v.get("experimentKey", e["key"])}} for v in r["versions"]]}
         return 200, {}
 
     def _metadata(self) -> dict[str, Any]:

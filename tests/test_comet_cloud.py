@@ -120,3 +120,36 @@ def test_copy_of_an_archive_into_comet_sends_every_point(tmp_path: Path, monkeyp
         assert others[-1] == COMPLETE
     finally:
         stand_in.stop()
+
+
+def test_copy_with_registry_into_comet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conformance sample (a registered model, two versions, an alias) copied into
+    Comet by the engine: versions registered after the run ended (REST API), the alias as
+    a version tag, all read back through comet_ml.API."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "conformance"))
+    from sample import write_sample
+
+    from trackbridge.backends.comet.backend import CometOfflineBackend
+    from trackbridge.sync.engine import Options, SyncEngine
+    from trackbridge.sync.plan import Selection
+
+    stand_in = h.CloudStandIn({**EXPERIMENT, "project": "unrelated", "registry": []}).start()
+    try:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", stand_in.url)
+        monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
+        writer = CometOfflineBackend({"path": str(tmp_path / "src")}).writer()
+        sample = write_sample(writer, tmp_path / "files")
+        writer.close()
+        outcome = SyncEngine(CometOfflineBackend({"path": str(tmp_path / "src")}), CometBackend({"workspace": "ws"}),
+                             Options(mode="copy")).run(Selection(experiments=[sample.experiment]))
+        assert outcome.ok, outcome.errors
+        [reg] = [m for m in CometBackend({"workspace": "ws"}).reader().list_registered_models()
+                 if m.name == sample.model]
+        assert reg.description == "a model ✓" and reg.tags == {"owner": "ada"}
+        assert [v.version for v in reg.versions] == ["1.0.0", "2.0.0"]
+        assert reg.versions[1].aliases == ["champion"] and reg.versions[0].aliases == []
+        assert {v.tags["trackbridge.source.version"] for v in reg.versions} == {"1.0.0", "2.0.0"}
+    finally:
+        stand_in.stop()

@@ -105,6 +105,8 @@ class CometLiveWriter(Writer):
         self._unreachable = False
         #: registered model name -> (description, tags), sent with each version.
         self._model_info: dict[str, tuple[str, dict[str, str]]] = {}
+        #: registered model name -> versions registered by this writer.
+        self._versions: dict[str, list[str]] = {}
 
     # -- runs -------------------------------------------------------------------
 
@@ -380,17 +382,41 @@ class CometLiveWriter(Writer):
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
         if run_id is None:
             raise BackendError(f"Comet registers versions from an experiment's model; {version.name} has no run")
-        live = self._run(run_id)
-        if live is None:
+        ended = self._ended_experiment(run_id)
+        live = None if ended is not None else self._run(run_id)
+        if ended is None and live is None:
             return self._off().create_model_version(version, run_id)
-        number = semver(version.version) if version.version else "1.0.0"
+        number = semver(version.version) if version.version else self._next_version(version.name)
         description, model_tags = self._model_info.get(version.name, ("", {}))
-        live.experiment.register_model(
-            version.artifact_path or version.name, version=number, registry_name=version.name,
-            description=description or None, comment=version.description or None,
-            tags=fmt.encode_version_tags(version.tags, list(version.aliases), model_tags),
-            status=version.stage or None)
+        kwargs = dict(version=number, registry_name=version.name, description=description or None,
+                      comment=version.description or None,
+                      tags=fmt.encode_version_tags(version.tags, list(version.aliases), model_tags),
+                      status=version.stage or None)
+        if ended is not None:  # the engine registers after the run ended: through the REST API
+            ended.register_model(version.artifact_path or version.name, workspace=self.workspace, **kwargs)
+        else:
+            live.experiment.register_model(version.artifact_path or version.name, **kwargs)
+        with self._lock:
+            self._versions.setdefault(version.name, []).append(number)
         return ModelVersion(**{**{s: getattr(version, s) for s in version.__slots__}, "version": number})
+
+    def _next_version(self, name: str) -> str:
+        """One major above the versions this writer registered, or Comet's registry has."""
+        from trackbridge.backends.comet.offline_reader import semver_key
+
+        with self._lock:
+            known = list(self._versions.get(name, []))
+        if not known:
+            try:
+                import comet_ml
+
+                api = comet_ml.API(api_key=self.api_key)
+                details = api.get_registry_model_details(self.workspace or api.get_default_workspace(), name) or {}
+                known = [str(v.get("version")) for v in details.get("versions") or []]
+            except Exception:  # noqa: BLE001 - no such model yet (or no registry): start at 1.0.0
+                known = []
+        major = max((semver_key(v)[0] for v in known if semver_key(v)), default=0)
+        return f"{major + 1}.0.0"
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         """Comet has no aliases; kept as the version tag ``alias:<alias>`` (offline runs) or
@@ -405,7 +431,7 @@ class CometLiveWriter(Writer):
         import comet_ml
 
         api = comet_ml.API(api_key=self.api_key)
-        model = api.get_model(self.workspace, name)
+        model = api.get_model(self.workspace or api.get_default_workspace(), name)
         model.add_tag(semver(version), fmt.ALIAS_TAG_PREFIX + alias)
 
     # -- lifecycle ----------------------------------------------------------------------
