@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,9 @@ from mlflow import MlflowClient
 from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 from servers import MlflowServer, free_port
 
+from trackbridge.backends.mlflow.writer import MlflowWriter
 from trackbridge.cli import main
+from trackbridge.model import MetricPoint
 
 TRAIN = textwrap.dedent(
     """
@@ -77,7 +79,7 @@ def _train_and_kill(tmp_path: Path, cwd: Path, env: dict[str, str], project: str
                             stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     try:
         first = proc.stdout.readline().split()  # type: ignore[union-attr]
-        assert first[:1] == ["started"], f"child did not start: {first} {proc.stderr.read() if proc.poll() else ''}"  # type: ignore[union-attr]
+        assert first[:1] == ["started"], f"child did not start: {first}"
         time.sleep(seconds)
         os.kill(proc.pid, signal.SIGKILL)
         out, _err = proc.communicate(timeout=30)
@@ -116,33 +118,61 @@ def _journals(home: Path) -> list[Path]:
     return sorted((home / "spool").glob("*/*.jsonl"))
 
 
+def _count_sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Steps of every point the writer hands to MLflow from now on in this process.  MLflow's
+    SQL store silently drops an exact duplicate point, so the store alone cannot show a
+    re-send: this does."""
+    sent: list[int] = []
+    original = MlflowWriter.log_metrics
+
+    def counting(self: MlflowWriter, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
+        sent.extend(p.step for _, p in points)
+        original(self, run_id, points)
+
+    monkeypatch.setattr(MlflowWriter, "log_metrics", counting)
+    return sent
+
+
+def _steps_at(client: MlflowClient, project: str) -> set[int]:
+    experiment = client.get_experiment_by_name(project)
+    if experiment is None:
+        return set()
+    return {m.step for r in client.search_runs([experiment.experiment_id])
+            for m in client.get_metric_history(r.info.run_id, "loss")}
+
+
 @pytest.mark.slow
-def test_killed_with_the_server_up(mlflow_server: MlflowServer, tmp_path: Path, isolated_env: Path) -> None:
+def test_killed_with_the_server_up(mlflow_server: MlflowServer, tmp_path: Path, isolated_env: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     project = "crash-server-up"
     env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server.url)
     local_id, logged = _train_and_kill(tmp_path, isolated_env, env, project)
     assert logged >= 10_000, f"the child logged only {logged} points in 4 s"
     home = isolated_env / ".trackbridge"
     assert [p.stem for p in _journals(home)] == [local_id], "the killed run must leave its journal"
+    client = MlflowClient(mlflow_server.url)
+    before = _steps_at(client, project)
+    assert before, "with the server up, the child should have sent part of the run itself"
 
-    os.environ["MLFLOW_TRACKING_URI"] = mlflow_server.url
-    try:
-        dry = CliRunner().invoke(main, ["replay", "--dry-run"])
-        assert dry.exit_code == 0 and "mark KILLED" in dry.output, dry.output
-        result = CliRunner().invoke(main, ["replay"])
-        assert result.exit_code == 0, result.output
-        assert "marked KILLED" in result.output
-        _assert_recovered(MlflowClient(mlflow_server.url), project, logged)
-        again = CliRunner().invoke(main, ["replay"])
-        assert again.exit_code == 0 and "Nothing to replay" in again.output
-        _assert_recovered(MlflowClient(mlflow_server.url), project, logged)
-    finally:
-        del os.environ["MLFLOW_TRACKING_URI"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    sent = _count_sent(monkeypatch)
+    dry = CliRunner().invoke(main, ["replay", "--dry-run"])
+    assert dry.exit_code == 0 and "mark KILLED" in dry.output, dry.output
+    result = CliRunner().invoke(main, ["replay"])
+    assert result.exit_code == 0, result.output
+    assert "marked KILLED" in result.output
+    print(f"crash-server-up: {len(before)} points there before the replay, {len(sent)} sent by it")
+    assert len(sent) == len(set(sent)) and not before & set(sent), "the replay re-sent points already there"
+    _assert_recovered(client, project, logged)
+    again = CliRunner().invoke(main, ["replay"])
+    assert again.exit_code == 0 and "Nothing to replay" in again.output
+    _assert_recovered(client, project, logged)
     assert not _journals(home)
 
 
 @pytest.mark.slow
-def test_killed_with_the_server_down_then_replayed(tmp_path: Path, isolated_env: Path) -> None:
+def test_killed_with_the_server_down_then_replayed(tmp_path: Path, isolated_env: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     project = "crash-server-down"
     port = free_port()
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
@@ -151,9 +181,11 @@ def test_killed_with_the_server_down_then_replayed(tmp_path: Path, isolated_env:
 
     server = MlflowServer(tmp_path / "server", port=port).start()
     try:
+        sent = _count_sent(monkeypatch)
         result = CliRunner().invoke(main, ["replay"])
         assert result.exit_code == 0, result.output
         assert "marked KILLED" in result.output
+        assert len(sent) == len(set(sent)), "the replay sent some points twice"
         _assert_recovered(MlflowClient(server.url), project, logged)
     finally:
         server.stop()

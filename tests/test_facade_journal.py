@@ -186,3 +186,17 @@ def test_spool_save_is_not_fsynced_unless_durable(tmp_path: Path, monkeypatch: p
     assert calls == [] and spool.load()[0].offset == 3
     spool.save(RunState(offset=4), {})
     assert len(calls) == 1
+
+
+def test_marks_fold_into_the_state_by_epoch(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "r")
+    spool.save(RunState(offset=10, epoch=2), {"remote": "mlflow"})
+    spool.mark("a", 1, [50])  # a stale epoch (the journal was truncated since)
+    spool.mark("a", 2, [30, 40])
+    spool.mark("s", 2, [60, 5])  # 5 is before the offset: forgotten
+    with spool.marks_path.open("ab") as fh:
+        fh.write(b"a 2 70\njunk\na 2 8")  # junk is ignored; the last mark was cut by a kill (it was 80)
+    state, meta = spool.load()
+    assert (state.offset, state.acked, state.started, meta) == (10, [30, 40, 70], [60], {"remote": "mlflow"})
+    spool.checkpoint(state, meta)
+    assert spool.marks_path.read_bytes() == b"" and spool.load()[0] == state

@@ -184,6 +184,7 @@ class Spool:
             raw = self.marks_path.read_bytes()
         except FileNotFoundError:
             return
+        raw = raw[: raw.rfind(b"\n") + 1]  # a last line without its newline was cut by a kill
         acked, started = set(state.acked), set(state.started)
         for line in raw.split(b"\n"):
             parts = line.split()
