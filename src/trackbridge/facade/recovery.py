@@ -67,8 +67,9 @@ def _send_all(config: Config, home: Path) -> None:
     )
     replayer = Replayer(config)
     delay = FIRST_RETRY
+    warned: set[str] = set()
     while runs:
-        runs = [run for run in runs if not _send(replayer, run)]
+        runs = [run for run in runs if not _send(replayer, run, warned)]
         if runs:
             time.sleep(delay)
             delay = min(delay * 2, MAX_RETRY)
@@ -76,15 +77,17 @@ def _send_all(config: Config, home: Path) -> None:
     print("trackbridge: the runs left by the ended process are sent.", file=sys.stderr, flush=True)
 
 
-def _send(replayer: Replayer, run: SpooledRun) -> bool:
+def _send(replayer: Replayer, run: SpooledRun, warned: set[str]) -> bool:
     """Send one run; ``True`` when nothing is left to do for it here."""
     try:
         stats = replayer.replay(run)
     except SpoolBusy:
         return True  # another process owns or sends it
     except Exception as exc:  # noqa: BLE001  (the backend is down: retry later)
-        log.warning("trackbridge: run %s left by an ended process could not be sent yet (%s); retrying",
-                    run.label, exc)
+        level = logging.DEBUG if run.spool.local_id in warned else logging.WARNING
+        warned.add(run.spool.local_id)
+        log.log(level, "trackbridge: run %s left by an ended process could not be sent yet (%s); retrying in "
+                "the background (or send it with: trackbridge replay)", run.label, exc)
         return False
     log.info("trackbridge: sent run %s left by an ended process (%d ops, %d points)", run.label,
              stats.ops, stats.points)

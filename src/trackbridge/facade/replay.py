@@ -1,10 +1,16 @@
-"""Sending spooled ops: used by the live worker when a backend comes back, and by
-``trackbridge replay`` for runs whose process has ended.
+"""Sending a run's journal: used by the live worker when a backend comes back, and by
+``trackbridge replay`` (and the next ``start_run``, :mod:`~trackbridge.facade.recovery`)
+for runs whose process has ended, normally or killed.
 
-Exactly-once: after each op the platform confirmed, the spool's state file is
-rewritten with the offset of the next op, so an interrupted replay resumes
-after the last confirmed op.  A run created by a request whose answer was lost
-is found again by its ``trackbridge.local_run_id`` tag (``RunFinder``).
+Exactly-once: every op the platform confirmed is marked acknowledged (a line in
+``<id>.marks``, folded into the state file now and then), so an interrupted
+replay resumes after the last confirmed op and skips the ones confirmed out of
+order.  A metric batch sent but never confirmed was marked *started*: it is
+compared with the destination's history and only the points it lacks are sent.
+A run created by a request whose answer was lost is found again by its
+``trackbridge.local_run_id`` tag (``RunFinder``).  A run whose process ended
+without finishing it gets a ``finish`` KILLED op, at the time of its last point,
+appended to its journal before the replay (:func:`mark_killed`).
 
 An op the platform *refuses* (not a transient failure: e.g. a param re-logged
 with another value) can never succeed; it is moved to ``<id>.rejected.jsonl``
