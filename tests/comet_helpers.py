@@ -279,67 +279,119 @@ def uploaded_metrics(recorder: Recorder) -> dict[str, list[tuple[int, Any, int]]
 # -- a local stand-in for Comet's REST API v2 (what comet_ml.API reads) -------------------
 
 class CloudStandIn(Recorder):
-    """Comet's read API on 127.0.0.1, answering with the shapes Comet documents for REST
-    v2 (https://www.comet.com/docs/v2/api-and-sdk/rest-api/read-endpoints/), from one
-    in-memory experiment: enough for ``comet_ml.API``/``APIExperiment`` to read
+    """Comet on 127.0.0.1: what the live SDK and ``comet upload`` write (the handshake,
+    metric and parameter batches, others, tags, asset uploads, status reports, registry
+    items) is kept per experiment, and the read API answers from it with the shapes Comet
+    documents for REST v2 (https://www.comet.com/docs/v2/api-and-sdk/rest-api/read-endpoints/):
     projects, experiments, metadata, parameters, others, tags, metric summaries, full
-    metric histories, assets (bytes), models and registry versions."""
+    metric histories, assets (bytes), models, registry models and versions.
 
-    def __init__(self, experiment: dict[str, Any]) -> None:
+    ``experiment``: one experiment to start with (same keys as an entry of
+    :attr:`experiments`; its ``registry`` list seeds :attr:`registry`)."""
+
+    WORKSPACE = "ws"
+
+    def __init__(self, experiment: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.exp = experiment
-        #: experiments created through the handshake: key -> project
-        self.created: dict[str, str] = {}
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.registry: list[dict[str, Any]] = []
+        if experiment is not None:
+            exp = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+                   for k, v in experiment.items()}
+            self.registry = [dict(r, versions=[{"experimentKey": exp["key"], **v} for v in r["versions"]])
+                             for r in exp.pop("registry", [])]
+            self.experiments[exp["key"]] = exp
+            self.keys.add(exp["key"])
+
+    # -- writes ------------------------------------------------------------------
+
+    def _new(self, body: dict[str, Any]) -> None:
+        key = body["experimentKey"]
+        self.experiments[key] = {
+            "key": key, "name": None, "workspace": body.get("teamName") or self.WORKSPACE,
+            "project": body.get("projectName") or "general", "start": body.get("local_timestamp"), "end": None,
+            "running": True, "params": {}, "others": {}, "tags": [], "metrics": {}, "assets": []}
+
+    def _write(self, path: str, q: dict[str, str], body: Any) -> None:
+        b = body if isinstance(body, dict) else {}
+        e = self.experiments.get(b.get("experimentKey") or q.get("experimentId") or q.get("experimentKey") or "")
+        if e is None:
+            return
+        if path.endswith("/batch/logger/experiment/metric"):
+            for v in b["values"]:
+                e["metrics"].setdefault(v["metricName"], []).append((v["step"], v["metricValue"], v["timestamp"]))
+        elif path.endswith("/batch/logger/experiment/parameter"):
+            for v in b["values"]:
+                e["params"][v["parameterName"]] = v["parameterValue"]
+        elif path.endswith("/write/experiment/log-other"):
+            e["others"][b["key"]] = b["value"]
+            if b["key"] == "Name":
+                e["name"] = b["value"]
+        elif path.endswith("/tags/add-tags-to-experiment") or path.endswith("/write/experiment/tags"):
+            e["tags"] += [t for t in b.get("addedTags") or [] if t not in e["tags"]]
+        elif path.endswith("/status-report/update") and b.get("is_alive") is False:
+            e["running"], e["end"] = False, b.get("local_timestamp")
+        elif path.endswith("/status-report/offline-metadata"):
+            e["start"], e["end"], e["running"] = b.get("startTimestamp") or e["start"], b.get("endTimestamp"), False
+        elif path.endswith("/asset/upload"):
+            e["assets"].append({"fileName": q.get("fileName"), "assetId": q.get("assetId"),
+                                "type": q.get("type") or "asset", "data": multipart_file(body),
+                                "metadata": {"groupingName": q["groupingName"]} if q.get("groupingName") else None})
+
+    # -- the API ---------------------------------------------------------------------
 
     def answer(self, entry: dict[str, Any]) -> tuple[int, Any]:
         path, q = entry["path"], {k: v[0] for k, v in entry["query"].items()}
-        e = self.exp
+        body = entry["body"]
+        with self._lock:
+            if path.endswith("/logger/add/run") and isinstance(body, dict) and body.get("experimentKey") not in self.keys:
+                self._new(body)
+            elif entry["method"] == "POST":
+                self._write(path, q, body)
         rest = path.split("/api/rest/v2/", 1)[-1] if "/api/rest/v2/" in path else None
-        if rest is None:
-            if path.endswith("/logger/add/run") and isinstance(entry["body"], dict):
-                self.created[entry["body"].get("experimentKey")] = entry["body"].get("projectName")
+        if rest is None or rest in ("write/experiment/log-other", "write/experiment/tags"):
             return super().answer(entry)
+        with self._lock:
+            return self._read(rest, q, body)
+
+    def _read(self, rest: str, q: dict[str, str], body: Any) -> tuple[int, Any]:
         key = q.get("experimentKey")
-        if key is not None and key != e["key"] and rest.startswith("experiment/"):
-            if rest == "experiment/metadata" and key in self.keys:  # created through this stand-in
-                return 200, {**self._metadata(), "experimentKey": key, "experimentName": None,
-                             "projectName": self.created.get(key, e["project"])}
+        e = self.experiments.get(key) if key else None
+        if rest.startswith("experiment/") and e is None:
             return 400, {"msg": "Experiment not found", "code": 400, "sdk_error_code": 0}
         if rest == "account-details":
-            return 200, {"userName": "ada", "defaultWorkspaceName": e["workspace"]}
+            return 200, {"userName": "ada", "defaultWorkspaceName": self.WORKSPACE}
         if rest == "workspaces":
-            return 200, {"workspaceNames": [e["workspace"]]}
+            return 200, {"workspaceNames": [self.WORKSPACE]}
         if rest == "projects":
-            return 200, {"projects": [{"projectId": "project-1", "projectName": e["project"],
-                                       "workspaceName": e["workspace"], "ownerUserName": "ada",
-                                       "projectDescription": "", "isPublic": False, "numberOfExperiments": 1,
-                                       "lastUpdated": e["start"]}]}
-        if rest == "project":
-            return 200, {"projectId": "project-1", "projectName": e["project"], "workspaceName": e["workspace"]}
+            names = sorted({x["project"] for x in self.experiments.values()})
+            return 200, {"projects": [{"projectId": f"project-{n}", "projectName": n, "workspaceName": self.WORKSPACE,
+                                       "ownerUserName": "ada", "projectDescription": "", "isPublic": False,
+                                       "numberOfExperiments": 1, "lastUpdated": 0} for n in names]}
         if rest in ("experiments", "experiments/metadata"):
             wanted = q.get("projectName")
-            return 200, {"experiments": [self._metadata()] if wanted in (None, e["project"]) else []}
+            return 200, {"experiments": [self._metadata(x) for x in self.experiments.values()
+                                         if wanted in (None, x["project"])]}
         if rest == "experiment/metadata":
-            return 200, self._metadata()
+            return 200, self._metadata(e)
         if rest == "experiment/parameters":
-            return 200, {"values": [{"name": k, "valueCurrent": str(v), "valueMax": str(v), "valueMin": str(v),
+            return 200, {"values": [{"name": k, "valueCurrent": _text(v), "valueMax": _text(v), "valueMin": _text(v),
                                      "timestampCurrent": e["start"], "editable": False}
                                     for k, v in e["params"].items()]}
         if rest == "experiment/log-other":
-            return 200, {"logOtherList": [], "values": [{"name": k, "valueCurrent": str(v), "valueMax": str(v),
-                                           "valueMin": str(v), "timestampCurrent": e["start"], "editable": False}
-                                          for k, v in e["others"].items()]}
+            return 200, {"logOtherList": [], "values": [
+                {"name": k, "valueCurrent": _text(v), "valueMax": _text(v), "valueMin": _text(v),
+                 "timestampCurrent": e["start"], "editable": False} for k, v in e["others"].items()]}
         if rest == "experiment/tags":
             return 200, {"tags": list(e["tags"])}
         if rest == "experiment/metrics/summary":
-            return 200, {"values": [{"name": k, "valueCurrent": str(pts[-1][1]), "stepCurrent": pts[-1][0],
-                                     "timestampCurrent": pts[-1][2], "valueMax": str(max(p[1] for p in pts)),
-                                     "valueMin": str(min(p[1] for p in pts)), "editable": False}
+            return 200, {"values": [{"name": k, "valueCurrent": _text(pts[-1][1]), "stepCurrent": pts[-1][0],
+                                     "timestampCurrent": pts[-1][2], "editable": False}
                                     for k, pts in e["metrics"].items()]}
         if rest == "experiment/metrics/get-metric":
             name = q["metricName"]
-            return 200, {"experimentKey": e["key"], "metricName": name, "metrics": [
-                {"metricName": name, "metricValue": str(v), "timestamp": t, "step": s, "epoch": None,
+            return 200, {"experimentKey": key, "metricName": name, "metrics": [
+                {"metricName": name, "metricValue": _text(v), "timestamp": t, "step": s, "epoch": None,
                  "runContext": None, "offset": i} for i, (s, v, t) in enumerate(e["metrics"].get(name, []))]}
         if rest == "experiment/asset/list":
             return 200, {"assets": [{"fileName": a["fileName"], "fileSize": len(a["data"]), "assetId": a["assetId"],
@@ -347,49 +399,56 @@ class CloudStandIn(Recorder):
                                      "step": None, "runContext": None, "createdAt": e["start"]}
                                     for a in e["assets"]]}
         if rest == "experiment/asset/get-asset":
-            data = next(a["data"] for a in e["assets"] if a["assetId"] == q["assetId"])
-            return 200, data
+            return 200, next(a["data"] for a in e["assets"] if a["assetId"] == q["assetId"])
         if rest == "experiment/model":
             names = sorted({a["metadata"]["groupingName"] for a in e["assets"] if a["type"] == "model-element"})
-            return 200, {"models": [{"experimentModelId": f"m-{n}", "experimentKey": e["key"], "modelName": n,
+            return 200, {"models": [{"experimentModelId": f"m-{n}", "experimentKey": key, "modelName": n,
                                      "numberOfAssets": 1} for n in names]}
-        if rest == "write/registry-model/item/create" and isinstance(entry["body"], dict):
-            b = entry["body"]
-            reg = next((r for r in e["registry"] if r["name"] == b["registryModelName"]), None)
+        if rest == "write/registry-model/item/create" and isinstance(body, dict):
+            reg = next((r for r in self.registry if r["name"] == body["registryModelName"]), None)
             if reg is None:
-                reg = {"name": b["registryModelName"], "description": b.get("registryModelDescription") or "",
+                reg = {"name": body["registryModelName"], "description": body.get("registryModelDescription") or "",
                        "versions": []}
-                e["registry"].append(reg)
-            reg["versions"].append({"version": b["version"], "comment": b.get("versionComment") or "",
-                                    "status": b.get("status"), "tags": list(b.get("tags") or []),
-                                    "model": b["experimentModelName"], "experimentKey": b["experimentKey"]})
-            return 200, {"registryModelId": "rm-1", "registryModelItemId": f"i-{b['version']}"}
+                self.registry.append(reg)
+            reg["versions"].append({"version": body["version"], "comment": body.get("versionComment") or "",
+                                    "status": body.get("status"), "tags": list(body.get("tags") or []),
+                                    "model": body["experimentModelName"], "experimentKey": body["experimentKey"]})
+            return 200, {"registryModelId": "rm-1", "registryModelItemId": f"i-{body['version']}"}
         if rest == "registry-model/compact-details":
             return 200, {"registryModelId": "rm-1", "modelName": q.get("modelName")}
         if rest == "write/registry-model/item/stage":
-            for r in e["registry"]:
+            for r in self.registry:
                 for v in r["versions"]:
                     if f"i-{v['version']}" == q.get("modelItemId") and q.get("stage") not in v["tags"]:
                         v["tags"].append(q["stage"])
             return 200, {}
         if rest == "registry-model":
             return 200, {"registryModels": [{"registryModelId": "rm-1", "modelName": r["name"],
-                                             "workspaceId": "w-1", "isPublic": False}
-                                            for r in e["registry"]]}
+                                             "workspaceId": "w-1", "isPublic": False} for r in self.registry]}
         if rest == "registry-model/details":
-            r = next(r for r in e["registry"] if r["name"] == q["modelName"])
+            r = next((r for r in self.registry if r["name"] == q["modelName"]), None)
+            if r is None:
+                return 400, {"msg": "not found", "code": 400, "sdk_error_code": 0}
             return 200, {"registryModelId": "rm-1", "modelName": r["name"], "description": r["description"],
                          "isPublic": False, "versions": [
                              {"registryModelItemId": f"i-{v['version']}", "version": v["version"],
-                              "comment": v["comment"], "status": v["status"], "tags": v["tags"],
-                              "createdAt": e["start"], "experimentModel": {
-                                  "experimentModelId": "m-clf", "experimentModelName": v["model"],
-                                  "experimentKey": v.get("experimentKey", e["key"])}} for v in r["versions"]]}
+                              "comment": v["comment"], "status": v["status"], "tags": v["tags"], "createdAt": 0,
+                              "experimentModel": {"experimentModelId": f"m-{v['model']}",
+                                                  "experimentModelName": v["model"],
+                                                  "experimentKey": v.get("experimentKey")}}
+                             for v in r["versions"]]}
         return 200, {}
 
-    def _metadata(self) -> dict[str, Any]:
-        e = self.exp
-        return {"experimentKey": e["key"], "experimentName": e["name"], "projectId": "project-1",
+    def _metadata(self, e: dict[str, Any]) -> dict[str, Any]:
+        return {"experimentKey": e["key"], "experimentName": e["name"], "projectId": f"project-{e['project']}",
                 "projectName": e["project"], "workspaceName": e["workspace"], "startTimeMillis": e["start"],
-                "endTimeMillis": e["end"], "durationMillis": e["end"] - e["start"], "running": False,
-                "hasCrashed": False, "archived": False, "optimizationId": None, "fileName": None, "filePath": None}
+                "endTimeMillis": e["end"], "durationMillis": (e["end"] or e["start"] or 0) - (e["start"] or 0),
+                "running": bool(e.get("running")), "hasCrashed": False, "archived": False, "optimizationId": None,
+                "fileName": None, "filePath": None}
+
+
+def _text(value: Any) -> str:
+    """Comet's read API gives parameter, other and metric values as text."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value) if isinstance(value, (bool, list, dict)) or value is None else repr(value)

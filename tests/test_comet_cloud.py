@@ -54,8 +54,8 @@ def test_runs_params_others_tags_and_summaries(cloud: h.CloudStandIn) -> None:
     assert run == reader.get_run(KEY)
     assert (run.run_id, run.name, run.status, run.start_time, run.end_time) == (
         KEY, "cloud run", RunStatus.FINISHED, EXPERIMENT["start"], EXPERIMENT["end"])
-    # Comet keeps parameter values as strings; nesting restored, step counters dropped
-    assert run.params == {"lr": "0.1", "opt": {"name": "adam", "beta": "0.9"}}
+    # Comet keeps parameters as flat text (a|b), step counters dropped
+    assert run.params == {"lr": "0.1", "opt|name": "adam", "opt|beta": "0.9"}
     assert run.tags == {"team": "vision", "trackbridge.source.user": "ada"}
     assert (run.user, run.notes, run.summary, run.labels) == ("ada", "cloud notes", {"best": 0.5}, ["baseline", "gpu"])
     assert set(run.metrics) == {"loss", "odd"} and set(run.system_metrics) == {"sys.cpu.percent.avg"}

@@ -28,7 +28,7 @@ def test_live_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     run_id = writer.create_run(writer.ensure_experiment(project), name="live",
                                tags={"trackbridge.source.platform": "test", "trackbridge.source.run_id": project})
     assert writer.offline_runs == set(), "Comet was not reachable"
-    writer.log_params(run_id, {"opt": {"lr": 0.1}})
+    writer.log_params(run_id, {"opt|lr": "0.1"})
     writer.log_metrics(run_id, [("m", MetricPoint(i, i / 10, 1_700_000_000_000 + i)) for i in range(500)])
     writer.set_labels(run_id, ["live"])
     writer.finish_run(run_id, RunStatus.FINISHED)
@@ -41,5 +41,5 @@ def test_live_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
             break
         time.sleep(3)
     assert [(p.step, p.timestamp) for p in points] == [(i, 1_700_000_000_000 + i) for i in range(500)]
-    assert record.params == {"opt": {"lr": "0.1"}} and record.labels == ["live"]
+    assert record.params == {"opt|lr": "0.1"} and record.labels == ["live"]
     assert record.tags["trackbridge.source.run_id"] == project

@@ -8,8 +8,9 @@ notes, status, summary and inputs, ``sys.*`` metrics are system metrics.
 
 What the REST API gives differently from an archive, and how it is read:
 
-* parameter and other values come back as **strings** (Comet stores them so);
-  nested parameters (``a|b``) are nested again when the experiment says so;
+* parameter and other values come back as **strings** (Comet stores them so), and
+  parameters are given back flat as Comet holds them (``a|b``), which is what the
+  cloud writer declares (``flat_params``) so a copy checks equal;
 * a metric's full history is ``experiment/metrics/get-metric`` (every point, with
   step, epoch and timestamp), read once per series and paged here;
 * assets of type ``asset`` are artifacts, ``model-element`` files are models.
@@ -52,6 +53,16 @@ def _float(value: Any) -> float:
     return fmt.decode_float(value) if value is not None else float("nan")
 
 
+def _system_keys(others: Mapping[str, Any]) -> dict[str, str]:
+    """Comet name -> key of system metrics written as ``sys.<key>`` (the other
+    ``trackbridge.system_keys``)."""
+    try:
+        value = json.loads(str(others.get(fmt.SYSTEM_KEYS_OTHER) or "{}"))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 class CometCloudReader(Reader):
     """Reads through one ``comet_ml.API`` (created on first use)."""
 
@@ -74,7 +85,8 @@ class CometCloudReader(Reader):
             if self._api is None:
                 quiet_environment()
                 if self.url:
-                    os.environ.setdefault("COMET_URL_OVERRIDE", str(self.url))
+                    # comet_ml takes the server only from its config: the remote's url wins
+                    os.environ["COMET_URL_OVERRIDE"] = str(self.url)
                 try:
                     import comet_ml
                 except ImportError:
@@ -85,7 +97,8 @@ class CometCloudReader(Reader):
                 if not reachable(str(self.url or DEFAULT_URL), self.probe_timeout):
                     # comet_ml.API would retry for half a minute before failing
                     raise TransientBackendError(f"Comet at {self.url or DEFAULT_URL} cannot be reached; retry later")
-                self._api = comet_ml.API(api_key=self.api_key)
+                # no cache: a copy reads what it has just written (the engine checks its own copies)
+                self._api = comet_ml.API(api_key=self.api_key, cache=False)
             return self._api
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
@@ -158,7 +171,6 @@ class CometCloudReader(Reader):
         raw_params = {p["name"]: p.get("valueCurrent")
                       for p in self._call("reading parameters", exp.get_parameters_summary) or []
                       if p.get("name") not in fmt.SDK_PARAMS}
-        nested = str(others.get("hasNestedParams", "")).lower() == "true"
         tags: dict[str, str] = {}
         summary: dict[str, Any] = {}
         notes = None
@@ -185,19 +197,23 @@ class CometCloudReader(Reader):
                       RunStatus.FAILED if meta.get("hasCrashed") else RunStatus.FINISHED)
         metrics: dict[str, MetricSummary] = {}
         system: dict[str, MetricSummary] = {}
+        back = _system_keys(others)
         for m in self._call("reading metric summaries", exp.get_metrics_summary) or []:
-            name = m["name"]
+            name = back.get(m["name"], m["name"])
             point = MetricSummary(name, _float(m.get("valueCurrent")), int(m.get("stepCurrent") or 0),
                                   int(m.get("timestampCurrent") or 0))
-            (system if fmt.is_system_metric(name) else metrics)[name] = point
+            (system if fmt.is_system_metric(m["name"]) else metrics)[name] = point
+        parent = None
+        if tags.get(fmt.SOURCE_PARENT_TAG) and tags.get(fmt.SOURCE_PLATFORM_TAG):
+            parent = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_PARENT_TAG])
         models = [LoggedModel(name=n, artifact_path=n) for n in self._call("reading models", exp.get_model_names) or []]
         return RunRecord(
             platform=self.platform, run_id=key, experiment=project or meta.get("projectName") or "",
             experiment_id=f"{workspace}/{project}", name=meta.get("experimentName") or others.get("Name"),
             status=status, start_time=meta.get("startTimeMillis"),
             end_time=None if status is RunStatus.RUNNING else meta.get("endTimeMillis"),
-            user=tags.get(fmt.SOURCE_USER_TAG), url=getattr(exp, "url", None),
-            params=fmt.nest_params(raw_params) if nested else raw_params, tags=tags,
+            user=tags.get(fmt.SOURCE_USER_TAG), parent_run_id=parent, url=getattr(exp, "url", None),
+            params=raw_params, tags=tags,
             labels=list(self._call("reading tags", exp.get_tags) or []), notes=notes, metrics=metrics,
             system_metrics=system, summary=summary, inputs=inputs, models=models,
         )
@@ -205,7 +221,9 @@ class CometCloudReader(Reader):
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         """Every point (``get-metric`` is not sampled), in the server's order, paged here."""
         exp = self._experiment(run_id)
-        values = self._call(f"reading metric {key}", exp.get_metrics, key) or []
+        others = {o["name"]: o.get("valueCurrent") for o in self._call("reading others", exp.get_others_summary) or []}
+        name = {v: k for k, v in _system_keys(others).items()}.get(key, key)
+        values = self._call(f"reading metric {key}", exp.get_metrics, name) or []
         page: list[MetricPoint] = []
         for v in values:
             page.append(MetricPoint(int(v.get("step") or 0), _float(v.get("metricValue")), int(v.get("timestamp") or 0)))

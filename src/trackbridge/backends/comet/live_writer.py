@@ -34,7 +34,7 @@ from urllib.parse import urlparse
 
 from trackbridge.backends.base import Writer
 from trackbridge.backends.comet import format as fmt
-from trackbridge.backends.comet.offline_writer import COMET_LIMITS, CometOfflineWriter, semver
+from trackbridge.backends.comet.offline_writer import COMET_CLOUD_LIMITS, CometOfflineWriter, semver
 from trackbridge.backends.comet.upload import upload_command
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
 from trackbridge.history import Row
@@ -79,13 +79,15 @@ def split_experiment(name: str, workspace: str | None) -> tuple[str | None, str]
 class _Live:
     experiment: Any
     epoch: float | None = None
+    #: Comet name -> key of system metrics written as ``sys.<key>``.
+    system_keys: dict[str, str] | None = None
 
 
 class CometLiveWriter(Writer):
     """One comet_ml ``Experiment`` per run; runs Comet cannot be reached for go to an
     offline archive (:class:`CometOfflineWriter`) and are reported with their upload command."""
 
-    limits = COMET_LIMITS
+    limits = COMET_CLOUD_LIMITS
 
     def __init__(self, options: Mapping[str, Any], platform: str = "comet") -> None:
         self.platform = platform
@@ -137,6 +139,8 @@ class CometLiveWriter(Writer):
         with self._lock:
             self._live[key] = _Live(experiment)
         experiment.log_other(fmt.STATUS_OTHER, RunStatus.RUNNING.value)
+        if parent_run_id is not None and fmt.SOURCE_PARENT_TAG not in tags:
+            tags[fmt.SOURCE_PARENT_TAG] = parent_run_id  # Comet has no nesting
         if tags:
             experiment.log_others(tags)
         return key
@@ -155,7 +159,8 @@ class CometLiveWriter(Writer):
                         urlparse(self.url).netloc, self.offline_dir)
             self._unreachable = True
             return None
-        os.environ.setdefault("COMET_URL_OVERRIDE", self.url)
+        if self.url != DEFAULT_URL:  # comet_ml takes the server only from its config
+            os.environ["COMET_URL_OVERRIDE"] = self.url
         experiment = comet_ml.Experiment(api_key=self.api_key, project_name=project, workspace=workspace,
                                          experiment_key=key, **QUIET_CONFIG)
         if not getattr(experiment, "alive", False):
@@ -262,7 +267,8 @@ class CometLiveWriter(Writer):
     # -- metadata ---------------------------------------------------------------
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        """Nested dicts are shown the way Comet shows them (``a|b``), by the SDK itself."""
+        """Flat text, nested keys as ``a|b`` (``limits.flat_params``): what Comet shows and
+        gives back.  A nested dict handed over anyway is flattened by the SDK the same way."""
         live = self._run(run_id)
         if live is None:
             return self._off().log_params(run_id, params)
@@ -334,6 +340,9 @@ class CometLiveWriter(Writer):
             return self._off().log_system_metrics(run_id, points)
         for key, p in points:
             name = key if fmt.is_system_metric(key) else f"sys.{key}"
+            if name != key and (live.system_keys or {}).get(name) != key:
+                live.system_keys = {**(live.system_keys or {}), name: key}
+                live.experiment.log_other(fmt.SYSTEM_KEYS_OTHER, json.dumps(live.system_keys, sort_keys=True))
             self._send(live, name, p.step, p.value, p.timestamp, with_epoch=False)
 
     def _send(self, live: _Live, key: str, step: int, value: float, ts: int, with_epoch: bool = True) -> None:
@@ -393,7 +402,7 @@ class CometLiveWriter(Writer):
                       tags=fmt.encode_version_tags(version.tags, list(version.aliases), model_tags),
                       status=version.stage or None)
         if ended is not None:  # the engine registers after the run ended: through the REST API
-            ended.register_model(version.artifact_path or version.name, workspace=self.workspace, **kwargs)
+            ended.register_model(version.artifact_path or version.name, **kwargs)
         else:
             live.experiment.register_model(version.artifact_path or version.name, **kwargs)
         with self._lock:

@@ -28,7 +28,7 @@ import threading
 import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,6 +59,10 @@ COMET_LIMITS = Limits(
     strictly_increasing_steps=False,
     max_tags_per_run=None,
 )
+
+#: Comet's cloud keeps parameters as flat text (nested ones as ``a|b``): callers hand
+#: them over flattened and stringified, and they read back as the same text.
+COMET_CLOUD_LIMITS = replace(COMET_LIMITS, flat_params=True)
 
 SOURCE_PLATFORM_TAG = fmt.SOURCE_PLATFORM_TAG
 SOURCE_RUN_TAG = fmt.SOURCE_RUN_TAG
