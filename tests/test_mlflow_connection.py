@@ -42,9 +42,9 @@ def test_env_vars_and_sdk_version() -> None:
     import mlflow
 
     assert MlflowBackend.sdk_version() == mlflow.__version__
-    assert MlflowBackend.env_vars["MLFLOW_TRACKING_PASSWORD"] is True
-    assert MlflowBackend.env_vars["MLFLOW_TRACKING_TOKEN"] is True
-    assert MlflowBackend.env_vars["MLFLOW_TRACKING_URI"] is False
+    assert MlflowBackend.info.env_vars["MLFLOW_TRACKING_PASSWORD"] is True
+    assert MlflowBackend.info.env_vars["MLFLOW_TRACKING_TOKEN"] is True
+    assert MlflowBackend.info.env_vars["MLFLOW_TRACKING_URI"] is False
 
 
 def test_importing_the_backend_does_not_import_mlflow() -> None:

@@ -180,19 +180,25 @@ class RunTransfer:
         if fitted.record and tag[MAPPING_TAG] != fitted.record.to_text():
             self._send_text(dst_id, MAPPING_FILE, fitted.record.to_text())
         self.retry.call(self.writer.set_tags, dst_id, {**tag, COMPLETE: run.fingerprint})
+        if run.dst is None:
+            self._settle(run, result, completed=True)
         return result
 
     # -- concurrent invocations -------------------------------------------------
 
-    def _settle(self, run: RunPlan, result: RunResult) -> bool:
-        """After creating a copy, and again before completing it: if another copy of the
-        same source run exists, keep the :func:`winner` only.  Returns ``True`` when
-        this invocation's copy lost (removed; ``result`` then names the winner).
+    def _settle(self, run: RunPlan, result: RunResult, completed: bool = False) -> bool:
+        """After creating a copy, before completing it and once more after: if another
+        copy of the same source run exists, keep the :func:`winner` only.  Returns
+        ``True`` when this invocation's copy lost (removed; ``result`` then names the
+        winner).  After completing, only completed copies compete: one still being
+        written yields to ours when it settles before completing.
 
         A copy carrying this invocation's own claim is one a retried ``create_run``
         left behind (the server timed out after creating it): it is adopted."""
         mine = result.dst_run_id
         copies = self.retry.call(copies_of, self.dst, run.dst_experiment, run.src)
+        if completed:
+            copies = [c for c in copies if c.run_id == mine or c.tags.get(COMPLETE)]
         best = winner(copies)
         if best is None or best.run_id == mine:
             for extra in copies:  # our own orphans (a retried create_run) go
