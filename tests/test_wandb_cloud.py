@@ -35,6 +35,17 @@ def synced(sdk_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk_sockets
     monkeypatch.setenv("WANDB_BASE_URL", rec.url)  # wandb-core's history scan reads the SDK's settings
     monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
     yield rec, copy, exp
+    _stop(rec)
+
+
+def _stop(rec: WandbRecorder) -> None:
+    """wandb's service first (it talks to the recorder), then the recorder."""
+    import gc
+
+    import wandb
+
+    gc.collect()  # history scans send their cleanup to the service when collected
+    wandb.teardown()
     rec.stop()
 
 
@@ -111,7 +122,7 @@ def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypa
         checked = invoke("check", "wandb:proj-c", f"dir:{tmp_path / 'archive'}")
         assert checked.exit_code == 0, checked.stdout
     finally:
-        rec.stop()
+        _stop(rec)
 
 
 @pytest.mark.live

@@ -77,33 +77,55 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_wandb_falls_back_offline_without_stalling(wandb_backend, monkeypatch: pytest.MonkeyPatch,  # noqa: ARG001
-                                                               caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
-    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
-    durations = []
-    started = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="trackbridge"):
-        t = time.perf_counter()
-        run = tb.start_run(project="tb-down", name="down")
-        durations.append(time.perf_counter() - t)
-        for step in range(200):
-            t = time.perf_counter()
-            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
-            durations.append(time.perf_counter() - t)
-        created = None
-        while time.perf_counter() - started < 30 and not created:
-            created = run.remote_ids.get("wandb")
-            time.sleep(0.05)
-        fallback_s = time.perf_counter() - started
-        run.finish()
-    assert max(durations) < 0.1, max(durations)  # no facade call blocked the loop for 100 ms
-    assert created and fallback_s < 10, fallback_s  # fell back in seconds, not the SDK's 90
-    assert "cannot be reached" in caplog.text and "wandb sync" in caplog.text
+TRAINING_SCRIPT = """
+import json, logging, sys, time
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+import trackbridge as tb
+durations = []
+started = time.perf_counter()
+t = time.perf_counter()
+run = tb.start_run(project="tb-down", name="down")
+durations.append(time.perf_counter() - t)
+for step in range(200):
+    t = time.perf_counter()
+    run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    durations.append(time.perf_counter() - t)
+created = None
+while time.perf_counter() - started < 30 and not created:
+    created = run.remote_ids.get("wandb")
+    time.sleep(0.02)
+fallback_s = time.perf_counter() - started
+run.finish()
+print(json.dumps({"start_run_s": durations[0], "max_call_s": max(durations[1:]), "fallback_s": fallback_s,
+                  "run_id": created}))
+"""
+
+
+def test_unreachable_wandb_falls_back_offline_without_stalling(wandb_backend, tmp_path: Path) -> None:  # noqa: ARG001
+    """A training script (its own process, as in real use) against a W&B that refuses
+    connections on 127.0.0.1: no call blocks the loop for 100 ms, the run lands offline
+    within seconds (not the SDK's 90), and the warning says how to sync it."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_BASE_URL": f"http://127.0.0.1:{_closed_port()}", "WANDB_API_KEY": "local-" + "0" * 40}
+    env.pop("WANDB_MODE", None)
+    script = tmp_path / "train.py"
+    script.write_text(TRAINING_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # no logging call blocked the loop for 100 ms while W&B was being reached in the background;
+    # start_run pays trackbridge's own first imports (the facade modules), never W&B's
+    assert result["max_call_s"] < 0.1, result
+    assert result["start_run_s"] < 1.0, result
+    assert result["run_id"] and result["fallback_s"] < 10, result  # offline in seconds, not the SDK's 90
+    assert "cannot be reached" in done.stderr and "wandb sync" in done.stderr
     reader = _offline_reader()
-    assert [s for s, _ in _points(reader, created, "loss")] == list(range(200))  # the run landed offline
-    print(f"init fallback {fallback_s:.2f} s, slowest facade call {max(durations) * 1000:.1f} ms")
+    assert [s for s, _ in _points(reader, result["run_id"], "loss")] == list(range(200))  # the run landed offline
+    print(f"init fallback {result['fallback_s']:.2f} s, slowest log call {result['max_call_s'] * 1000:.1f} ms, "
+          f"start_run {result['start_run_s'] * 1000:.0f} ms")
 
 
 def test_a_host_that_accepts_but_never_answers_falls_back_within_the_probe_timeout(

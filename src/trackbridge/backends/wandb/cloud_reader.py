@@ -50,6 +50,8 @@ WANDB_OWN_FILES = frozenset({
     "diff.patch", "wandb-history.jsonl", "wandb-events.jsonl", "conda-environment.yaml",
 })
 ARTIFACTS_PREFIX = "wandb-artifacts"
+#: the tag the facade marks its runs with (and looks them up by after a lost answer).
+LOCAL_ID_TAG = "trackbridge.local_run_id"
 RUN_FILES_TYPE = "run-files"
 INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime", STEP_KEY})
 STATES = {"finished": RunStatus.FINISHED, "running": RunStatus.RUNNING, "failed": RunStatus.FAILED,
@@ -104,8 +106,22 @@ class WandbCloudReader(Reader):
         return self.options.get(name) or os.environ.get(env) or None
 
     @property
+    def base_url(self) -> str:
+        return str(self._opt("base_url", "WANDB_BASE_URL") or "https://api.wandb.ai").rstrip("/")
+
+    def _check_reachable(self) -> None:
+        """Fail in seconds, not after wandb's own retries, when W&B cannot be reached."""
+        from trackbridge.backends.wandb.live_writer import reachable
+
+        if self._api is None:
+            reason = reachable(self.base_url, float(self.options.get("probe_timeout", 3)))
+            if reason is not None:
+                raise TransientBackendError(f"W&B at {self.base_url} cannot be reached ({reason})")
+
+    @property
     def api(self) -> Any:
         if self._api is None:
+            self._check_reachable()
             try:
                 import wandb
             except ImportError as exc:
@@ -141,6 +157,12 @@ class WandbCloudReader(Reader):
                 raise RunNotFound(f"no W&B run {self.entity}/{project}/{run_id}") from exc
             raise _error(exc, f"read W&B run {run_id}") from exc
 
+    def _offline(self) -> Reader:
+        from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
+
+        root = Path(str(self.options.get("dir") or os.environ.get("WANDB_DIR") or ".")) / "wandb"
+        return WandbOfflineReader(root, self.platform)
+
     # -- Reader -------------------------------------------------------------------
 
     def list_experiments(self) -> Iterator[Experiment]:
@@ -156,6 +178,14 @@ class WandbCloudReader(Reader):
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
         project = project_name(experiment)
+        if run_filter is not None and LOCAL_ID_TAG in run_filter.tags and self._api is None:
+            # the facade looking for a run it may have created: with W&B unreachable, a
+            # run it created fell back to offline mode, so look for it there
+            try:
+                self._check_reachable()
+            except TransientBackendError:
+                yield from self._offline().list_runs(experiment, run_filter)
+                return
         try:
             runs = list(self.api.runs(f"{self.entity}/{project}", per_page=100))
         except Exception as exc:  # noqa: BLE001
