@@ -231,9 +231,10 @@ class Checker:
             _differs(details, "parent run", parent or src.parent_run_id, dst.parent_run_id)
 
         self._compare_mapping(details, "param", fitted.comparable(fitted.params), fitted.comparable(dst.params))
+        # tags the destination platform writes itself are not the user's, unless the source had them
         own = self.target.features.system_tag_prefixes
         dst_tags = {k: v for k, v in dst.tags.items()
-                    if k not in RESERVED_TAGS and (k in fitted.tags or not k.startswith(own) or not own)}
+                    if k not in RESERVED_TAGS and (k in fitted.tags or not k.startswith(own))}
         have_labels = set(dst.labels) | {k for k, v in dst_tags.items() if v == ""}
         for label in fitted.labels:
             if label not in have_labels:
