@@ -30,8 +30,9 @@ def test_runs_are_listed_with_name_status_and_params(written: tuple[Sample, dict
     parent = runs["parent ✓"]
     assert parent.status == RunStatus.FINISHED and runs["child"].status == RunStatus.FAILED
     params = parent.params
-    if backend.writer().limits.flat_params:
-        assert params["lr"] == "0.01" and params["optimizer.name"] == "adam"
+    limits = backend.writer().limits
+    if limits.flat_params:
+        assert params["lr"] == "0.01" and params[f"optimizer{limits.nested_separator}name"] == "adam"
     else:
         assert params["lr"] == 0.01 and params["optimizer"] == {"name": "adam", "beta": 0.9}
     assert backend.reader().get_run(parent.run_id).run_id == parent.run_id
