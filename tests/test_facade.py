@@ -12,6 +12,7 @@ from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 
 import trackbridge as tb
 from trackbridge.errors import TrackbridgeError
+from trackbridge.facade.codec import decode
 from trackbridge.facade.ops import LOCAL_ID_TAG
 
 
@@ -186,7 +187,7 @@ def test_fan_out_a_dead_backend_does_not_affect_the_other(
     assert len(client.get_metric_history(run.remote_ids["good"], "loss")) == 50
     assert run.remote_ids["dead"] is None
     spool = tmp_path / "work" / ".trackbridge" / "spool" / "dead" / f"{run.id}.jsonl"
-    ops = [json.loads(line) for line in spool.read_text().splitlines()]
+    ops = [decode(line) for line in spool.read_bytes().splitlines()]
     assert ops[0]["op"] == "create" and ops[-1]["op"] == "finish"
     assert sum(len(op["points"]) for op in ops if op["op"] == "metrics") == 50
     assert "trackbridge replay" in caplog.text

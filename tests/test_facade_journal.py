@@ -21,6 +21,7 @@ from trackbridge.backends.mlflow.writer import MlflowWriter
 from trackbridge.cli import main
 from trackbridge.errors import ConfigError
 from trackbridge.facade import spool as spool_module
+from trackbridge.facade.codec import decode, encode
 from trackbridge.facade.ops import Applier, RunState, compact
 from trackbridge.facade.replay import Replayer, history_reader, list_spooled, replay_spool
 from trackbridge.facade.spool import Spool
@@ -41,7 +42,7 @@ def _points_in(path: Path) -> list[list]:
     if not path.exists():
         return points
     for line in path.read_bytes().splitlines():
-        op = json.loads(line)
+        op = decode(line)
         if op["op"] == "metrics":
             points.extend(op["points"])
     return points
@@ -200,3 +201,25 @@ def test_marks_fold_into_the_state_by_epoch(tmp_path: Path) -> None:
     assert (state.offset, state.acked, state.started, meta) == (10, [30, 40, 70], [60], {"remote": "mlflow"})
     spool.checkpoint(state, meta)
     assert spool.marks_path.read_bytes() == b"" and spool.load()[0] == state
+
+
+def test_metric_batches_are_packed_and_read_back_exactly() -> None:
+    points = [["loss", 0, 0.1, 1_700_000_000_000], ["acc", 0, float("nan"), 1_700_000_000_001],
+              ["loss", -3, float("-inf"), 5], ["acc", 2**62, 1e308, 0]]
+    line = encode({"op": "metrics", "points": points})
+    assert b'"pack":1' in line and line.endswith(b"\n") and b"\n" not in line[:-1]
+    back = decode(line)["points"]
+    assert [p[:2] + p[3:] for p in back] == [p[:2] + p[3:] for p in points]
+    assert back[0][2] == 0.1 and back[1][2] != back[1][2] and back[2][2] == float("-inf") and back[3][2] == 1e308
+    one_key = decode(encode({"op": "metrics", "points": [("m", 1, 2.0, 3)]}))
+    assert one_key == {"op": "metrics", "points": [["m", 1, 2.0, 3]]}
+
+
+def test_what_does_not_fit_the_arrays_and_old_lines_stay_plain_json() -> None:
+    huge = {"op": "metrics", "points": [["m", 2**70, 1.0, 1]]}
+    assert b"pack" not in encode(huge) and decode(encode(huge)) == huge
+    tags = {"op": "tags", "tags": {"a": "b"}}
+    assert decode(encode(tags)) == tags
+    old = b'{"op":"metrics","points":[["m",0,NaN,1]]}\n'  # a journal written before packing
+    (key, step, value, ts), = decode(old)["points"]
+    assert (key, step, ts) == ("m", 0, 1) and value != value

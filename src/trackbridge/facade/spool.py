@@ -2,7 +2,8 @@
 
 Layout, per backend (remote name) and local run id, under ``<TRACKBRIDGE_HOME>/spool/<remote>/``::
 
-    <id>.jsonl        the journal: every op of the run, one JSON object a line, appended
+    <id>.jsonl        the journal: every op of the run, one JSON object a line (metric
+                      batches packed, :mod:`~trackbridge.facade.codec`), appended
                       by the backend's worker threads in batches (one ``write(2)`` per
                       batch, not fsync'd: a killed process loses nothing, a power cut may)
     <id>.state.json   RunState (remote run id; offset of the first op not acknowledged,
@@ -39,6 +40,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from trackbridge.facade.codec import decode, encode
 from trackbridge.facade.ops import RunState
 
 try:  # POSIX; elsewhere spools are not locked (documented gap)
@@ -96,7 +98,7 @@ class Spool:
     def journal(self, ops: Iterable[dict[str, Any]]) -> list[int]:
         """Write ``ops`` to the journal in one ``write(2)`` (to the OS, not fsync'd);
         return the journal offset after each op.  Callers serialise (the channel lock)."""
-        lines = [_encode(op) for op in ops]
+        lines = [encode(op) for op in ops]
         if not lines:
             return []
         fd = self._journal_fd
@@ -217,7 +219,7 @@ class Spool:
                     return
                 offset += len(raw)
                 if raw.strip():
-                    yield json.loads(raw), offset
+                    yield decode(raw), offset
 
     def size(self) -> int:
         return self.log_path.stat().st_size if self.has_log() else 0
@@ -327,10 +329,6 @@ class Spool:
         with suppress(FileNotFoundError):
             self._lock_path.unlink()
         self.unlock()
-
-
-def _encode(op: dict[str, Any]) -> bytes:
-    return (json.dumps(op, allow_nan=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
 def _link_or_copy(src: str, dst: str) -> None:
