@@ -48,7 +48,9 @@ def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | N
     wanted = None if keys is None else set(keys)
     last_ts = start_time or 0
     for _offset, data in _records(path):
-        if not data or record_field(data) != HISTORY_FIELD:
+        if not data:
+            continue
+        if record_field(data) != HISTORY_FIELD:
             continue
         row = history_row(parse_record(data).history)
         ts = row.timestamp if row.timestamp is not None else last_ts
@@ -57,8 +59,9 @@ def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | N
         for key, value in row.values.items():
             if wanted is not None and key not in wanted:
                 continue
-            number = as_number(value)
-            if number is not None:
+            if value.__class__ is float:
+                values[key] = value
+            elif (number := as_number(value)) is not None:
                 values[key] = number
         if values:
             yield Row(row.step, ts, values)

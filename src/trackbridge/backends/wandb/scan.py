@@ -36,32 +36,56 @@ from trackbridge.model import MetricSummary
 HISTORY_FIELD = 2
 SUMMARY_FIELD = 3
 
+#: Record fields the scan reads (history, summary, config, files, stats, artifact, run,
+#: exit, use_artifact); the others are skipped unparsed.
+_WANTED = frozenset({2, 3, 5, 6, 7, 8, 17, 18, 25})
+
 #: history keys W&B writes itself.
 INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
 
 
+#: Record fields that are not its kind: num, control, uuid, _info.
+_NOT_KIND = frozenset({1, 16, 19, 200})
+
+
 def record_field(data: bytes) -> int:
-    """The field number of the first field after ``num`` in a serialized Record: the
-    record's kind, without parsing it (protobuf writes fields in number order)."""
-    i = 0
-    tag = data[0] if data else 0
-    if tag == 0x08:  # field 1 (num), varint
-        i = 1
-        while data[i] & 0x80:
+    """The field number of a serialized Record's kind (its ``record_type`` oneof), read
+    from the wire without parsing: fields that are not the kind (``num``, ``control``,
+    ``uuid``, ``_info``, which writers put before or after it) are skipped.  0 if none."""
+    i, end = 0, len(data)
+    while i < end:
+        key = shift = 0
+        while True:
+            b = data[i]
             i += 1
-        i += 1
-        if i >= len(data):
+            key |= (b & 0x7F) << shift
+            if not b & 0x80:
+                break
+            shift += 7
+        field, wire = key >> 3, key & 7
+        if field not in _NOT_KIND:
+            return field
+        if wire == 0:
+            while data[i] & 0x80:
+                i += 1
+            i += 1
+        elif wire == 2:
+            length = shift = 0
+            while True:
+                b = data[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                if not b & 0x80:
+                    break
+                shift += 7
+            i += length
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
             return 0
-    shift = 0
-    key = 0
-    while True:
-        b = data[i]
-        key |= (b & 0x7F) << shift
-        i += 1
-        if not b & 0x80:
-            break
-        shift += 7
-    return key >> 3
+    return 0
 
 
 @dataclass(slots=True)
@@ -148,28 +172,38 @@ class RowValues:
 
 def history_row(history: Any) -> RowValues:
     """Decode one ``HistoryRecord``: the user's step (``trackbridge/step`` when a
-    trackbridge writer put it there, else W&B's ``_step``), its time, its values."""
+    trackbridge writer put it there, else W&B's ``_step``), its time, its values.
+    The hot loop of every read: values are parsed inline (numbers by ``float``)."""
     values: dict[str, Any] = {}
     wandb_step = history.step.num
     ts: int | None = None
     user_step: Any = None
     for item in history.item:
         nested = item.nested_key
-        key = ".".join(nested) if nested else item.key
-        if key in INTERNAL_KEYS:
-            if key == "_step":
-                wandb_step = int(decode_history(item))
-            elif key == "_timestamp":
+        key = (nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key
+        raw = item.value_json
+        if raw and raw[0] in _NUMBER_START:
+            try:
+                value: Any = float(raw)
+            except ValueError:
                 value = decode_history(item)
-                if isinstance(value, (int, float)):
-                    ts = ms(value)
+        else:
+            value = decode_history(item)
+        if key[0] == "_" and key in INTERNAL_KEYS:
+            if key == "_step":
+                wandb_step = int(value)
+            elif key == "_timestamp" and isinstance(value, (int, float)):
+                ts = int(round(value * 1000))
             continue
         if key == STEP_KEY:
-            user_step = decode_history(item)
+            user_step = value
             continue
-        values[key] = decode_history(item)
+        values[key] = value
     step = int(user_step) if isinstance(user_step, (int, float)) and user_step == user_step else wandb_step
     return RowValues(step, ts, values, wandb_step)
+
+
+_NUMBER_START = frozenset("-0123456789NI")
 
 
 def scan(path: Path) -> ScannedRun:
@@ -178,45 +212,49 @@ def scan(path: Path) -> ScannedRun:
     history_offsets = run.history_offsets
     metrics = run.metrics
     summary = run.summary
-    history_keys = run.history_keys
+    last_at: dict[str, int] = {}  # history key -> offset of the last row holding it
     stats_count: dict[str, int] = {}
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    parse = pb.Record.FromString
+    count = 0
+    last = (txlog.HEADER_SIZE, -txlog.CHUNK_HEADER_SIZE)
     try:
         for offset, data in txlog.read_file(path):
-            run.records += 1
-            run.end_offset = txlog.end_of(offset, len(data))
+            count += 1
+            last = (offset, len(data))
             kind = record_field(data)
-            record = parse_record(data)
+            if kind not in _WANTED:
+                continue  # telemetry, console output, metric definitions...: not parsed
+            record = parse(data)
             if kind == HISTORY_FIELD:
+                # only the keys here: values are decoded once, for the last row of each key
                 history_offsets.append(offset)
-                row = history_row(record.history)
-                ts = row.timestamp if row.timestamp is not None else (run.last_timestamp or run.start_time or 0)
-                run.last_timestamp = ts
-                run.last_step = max(run.last_step, row.wandb_step)
-                history_keys.update(row.values)
-                for key, value in row.values.items():
-                    number = as_number(value)
-                    if number is not None:
-                        metrics[key] = MetricSummary(key, number, row.step, ts)
+                for item in record.history.item:
+                    nested = item.nested_key
+                    last_at[(nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key] = offset
                 continue
             which = record.WhichOneof("record_type")
             if which == "summary":
+                # wandb writes a summary per history row: keep the raw JSON, decode the last
                 for item in record.summary.update:
-                    path_ = item_path(item)
-                    nested = bool(item.nested_key)
-                    value = decode(item)
-                    if len(path_) == 1:
-                        summary[path_[0]] = (value, nested)
-                    else:
-                        top = summary.get(path_[0], ({}, nested))[0]
+                    nested = item.nested_key
+                    if len(nested) > 1:
+                        top = _decoded(summary.get(nested[0], ({}, True))[0])
                         top = top if isinstance(top, dict) else {}
-                        set_path(top, path_[1:], value)
-                        summary[path_[0]] = (top, nested)
+                        set_path(top, list(nested[1:]), decode(item))
+                        summary[nested[0]] = (top, True)
+                    else:
+                        summary[nested[0] if nested else item.key] = (_Raw(item.value_json), bool(nested))
                 for item in record.summary.remove:
                     path_ = item_path(item)
                     if len(path_) == 1:
                         summary.pop(path_[0], None)
-                    elif path_[0] in summary and isinstance(summary[path_[0]][0], dict):
-                        del_path(summary[path_[0]][0], path_[1:])
+                    elif path_[0] in summary:
+                        top = _decoded(summary[path_[0]][0])
+                        if isinstance(top, dict):
+                            del_path(top, path_[1:])
+                            summary[path_[0]] = (top, summary[path_[0]][1])
             elif which == "run":
                 _apply_run(run, record.run)
             elif which == "config":
@@ -237,7 +275,52 @@ def scan(path: Path) -> ScannedRun:
                 run.artifacts.append(Artifact(use.name, use.type, "", [], {}, [], used=True))
     except txlog.TxlogError as exc:
         run.damage = exc
+    run.records = count
+    run.end_offset = txlog.end_of(*last) if count else txlog.HEADER_SIZE
+    for key, (value, nested) in list(summary.items()):
+        summary[key] = (_decoded(value), nested)
+    _last_points(run, last_at)
     return run
+
+
+class _Raw(str):
+    """A summary value still as its JSON text (most are overwritten before the end)."""
+
+
+def _decoded(value: Any) -> Any:
+    import json
+
+    return json.loads(value) if isinstance(value, _Raw) else value
+
+
+def _last_points(run: ScannedRun, last_at: dict[str, int]) -> None:
+    """Metric summaries (the last point of each key), the last step and time, from the
+    few rows that hold a key's last value, re-read by offset."""
+    internal = INTERNAL_KEYS | {STEP_KEY}
+    run.history_keys.update(k for k in last_at if k not in internal)
+    offsets = sorted(set(last_at.values()) | ({run.history_offsets[-1]} if run.history_offsets else set()))
+    if not offsets:
+        return
+    wanted: dict[int, list[str]] = {}
+    for key, offset in last_at.items():
+        if key not in internal:
+            wanted.setdefault(offset, []).append(key)
+    with open(run.path, "rb") as stream:
+        for offset in offsets:
+            stream.seek(offset)
+            try:
+                _at, data = next(txlog.iter_records(stream, str(run.path), start=offset))
+            except (StopIteration, txlog.TxlogError):
+                continue
+            row = history_row(parse_record(data).history)
+            ts = row.timestamp if row.timestamp is not None else (run.start_time or 0)
+            for key in wanted.get(offset, ()):
+                number = as_number(row.values.get(key))
+                if number is not None:
+                    run.metrics[key] = MetricSummary(key, number, row.step, ts)
+            if offset == run.history_offsets[-1]:
+                run.last_timestamp = ts
+                run.last_step = row.wandb_step
 
 
 def _apply_run(run: ScannedRun, rec: Any) -> None:
