@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_file, wandb_sync  # noqa: F401
+from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_sync  # noqa: F401  (fixtures)
 
 from trackbridge.backends import get_backend
 from trackbridge.history import Row

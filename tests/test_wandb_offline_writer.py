@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from wandb_helpers import WandbRecorder, sdk_run, wandb_file, wandb_sync  # noqa: F401
+from wandb_helpers import WandbRecorder, sdk_run, wandb_sync  # noqa: F401  (fixture)
 
 from trackbridge.backends import get_backend
 from trackbridge.backends.wandb import txlog

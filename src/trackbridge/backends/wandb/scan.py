@@ -210,7 +210,6 @@ def scan(path: Path) -> ScannedRun:
     """Read the run in ``path`` (a ``.wandb`` file) in one pass; see the module doc."""
     run = ScannedRun(path=path)
     history_offsets = run.history_offsets
-    metrics = run.metrics
     summary = run.summary
     last_at: dict[str, int] = {}  # history key -> offset of the last row holding it
     stats_count: dict[str, int] = {}
