@@ -171,16 +171,29 @@ def test_facade_never_blocks_when_comet_is_unreachable(closed_url: str, isolated
     assert [a.path for a in reader.list_artifacts(record.run_id)] == ["a.txt"]
 
 
-def test_a_second_live_copy_is_refused_not_duplicated(recorder: h.Recorder, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COMET_URL_OVERRIDE", recorder.url)
-    monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
-    tags = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "same-run"}
-    first = CometBackend({}).writer()
-    key = first.create_run("proj", tags=tags)
-    first.finish_run(key, RunStatus.FINISHED)
-    second = CometBackend({"offline_directory": str(tmp_path / "off")}).writer()
-    with pytest.raises(BackendError, match=f"already has experiment {key}"):
-        second.create_run("proj", tags=tags)
-    assert second.offline_runs == set() and not (tmp_path / "off").exists()
-    assert recorder.keys == {key}
+def test_a_second_live_copy_never_makes_a_second_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The key is derived from the source run: a complete copy is refused with a clear
+    error; an interrupted one (no completion marker) is continued in, never duplicated."""
+    cloud = h.CloudStandIn().start()
+    try:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", cloud.url)
+        monkeypatch.setenv("COMET_API_KEY", "test-key-not-secret")
+        tags = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "same-run"}
+        first = CometBackend({}).writer()
+        key = first.create_run("proj", tags=tags)  # then "killed": no marker
+        first.log_metrics(key, [("loss", MetricPoint(0, 1.0, 10))])
+        first.close()
+        again = CometBackend({"offline_directory": str(tmp_path / "off")}).writer()
+        assert again.create_run("proj", tags=tags) == key  # continued in, not duplicated
+        again.log_metrics(key, [("loss", MetricPoint(1, 0.5, 11))])
+        again.finish_run(key, RunStatus.FINISHED)
+        again.set_tags(key, {"trackbridge.complete": "fp-1"})
+        again.close()
+        assert cloud.experiments[key]["metrics"]["loss"] == [(0, 1.0, 10), (1, 0.5, 11)]
+        third = CometBackend({"offline_directory": str(tmp_path / "off")}).writer()
+        with pytest.raises(BackendError, match=f"already has experiment {key}, a complete copy"):
+            third.create_run("proj", tags=tags)
+        assert again.offline_runs == third.offline_runs == set() and not (tmp_path / "off").exists()
+        assert list(cloud.experiments) == [key]
+    finally:
+        cloud.stop()

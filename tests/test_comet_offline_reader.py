@@ -57,9 +57,9 @@ def test_sdk_archive_reads_back_equal(sdk_zip: Path) -> None:
     assert sorted(run.labels) == sorted(h.LABELS)
     # system metrics apart from the user's
     assert set(run.metrics) == {"loss", "acc", "weird", "epoch"}
-    assert set(run.system_metrics) == {"process duration"}
-    # why html and stdout are not carried is recorded
-    assert set(run.unread) == {"comet:html", "comet:standard_output"}
+    assert run.system_metrics == {}  # no system monitor without env details
+    # why html, stdout and the SDK's own process duration are not carried is recorded
+    assert set(run.unread) == {"comet:html", "comet:standard_output", "comet:metric:process duration"}
     assert "console output" in run.unread["comet:standard_output"]
 
 
@@ -223,5 +223,5 @@ def test_sdk_environment_details_and_system_metrics_are_kept_apart(tmp_path: Pat
     assert run.params == h.PARAMS and run.tags == {"owner": "ana", "dataset": "mnist-v2", "seed": "7"}
     assert set(run.metrics) == {"loss", "acc", "weird", "epoch"}
     assert any(k.startswith("sys.") for k in run.system_metrics)
-    assert all(k.startswith("sys.") or k == "process duration" for k in run.system_metrics)
-    assert {f"comet:{k}" for k in kinds & set(fmt.NOT_CARRIED)} == set(run.unread)
+    assert all(k.startswith("sys.") for k in run.system_metrics)
+    assert {f"comet:{k}" for k in kinds & set(fmt.NOT_CARRIED)} | {"comet:metric:process duration"} == set(run.unread)

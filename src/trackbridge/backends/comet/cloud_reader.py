@@ -199,6 +199,8 @@ class CometCloudReader(Reader):
         system: dict[str, MetricSummary] = {}
         back = _system_keys(others)
         for m in self._call("reading metric summaries", exp.get_metrics_summary) or []:
+            if m["name"] in fmt.SDK_METRICS:
+                continue  # the SDK's own bookkeeping (see format.SDK_METRICS)
             name = back.get(m["name"], m["name"])
             point = MetricSummary(name, _float(m.get("valueCurrent")), int(m.get("stepCurrent") or 0),
                                   int(m.get("timestampCurrent") or 0))

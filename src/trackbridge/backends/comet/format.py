@@ -16,7 +16,8 @@ Decisions (also in ``docs/backends/comet.md``):
   ``local_timestamp`` (ms).  The per-point ``epoch`` becomes one series ``epoch``
   (one point per distinct (step, epoch), at the first time it was seen), unless the
   user logged a metric called ``epoch`` (then that series is the epoch).  The SDK's
-  ``process duration`` and ``sys.*`` metrics are system metrics.
+  ``sys.*`` metrics are system metrics; its ``process duration`` (the script's run
+  time, logged by ``end()``) is bookkeeping, listed as not carried.
 * ``log_other`` -> key/value tags (Comet "others" are the user's key/value metadata;
   values that are not strings are kept as JSON text).  Others the SDK writes itself
   (:data:`SDK_OTHERS`) are bookkeeping: ``Name`` is the run name, the rest is dropped.
@@ -42,7 +43,7 @@ from typing import Any
 #: message type -> canonical field it feeds.
 MAPPED: dict[str, str] = {
     "parameter_msg": "params (curr_step/curr_epoch are SDK bookkeeping, not carried)",
-    "metric_msg": "metric series (epoch -> series 'epoch'; 'process duration', sys.* -> system metrics)",
+    "metric_msg": "metric series (epoch -> series 'epoch'; sys.* -> system metrics; 'process duration' not carried)",
     "log_other": "key/value tags; SDK others are bookkeeping (Name -> run name); trackbridge.* -> notes/status/summary",
     "file_upload": "artifacts (asset, other user types under <type>/), model files (model-element)",
     "register_model": "registry versions (semver, status -> stage, tags)",
@@ -145,9 +146,14 @@ NESTED_SEPARATOR = "|"
 DEFAULT_PROJECT = "general"
 
 
+#: metrics the SDK logs about itself: not the run's data (the wall time of the
+#: logging process, re-made by every upload or reopening), listed as not carried.
+SDK_METRICS = {"process duration": "the SDK's own wall time of the logging process, logged by end()"}
+
+
 def is_system_metric(name: str) -> bool:
-    """Metrics the SDK logs itself (``process duration``, ``sys.cpu...``): system metrics."""
-    return name == "process duration" or name.startswith("sys.")
+    """Metrics the SDK's system monitor logs (``sys.cpu.percent.avg``...): system metrics."""
+    return name.startswith("sys.")
 
 
 def decode_float(value: Any) -> float:

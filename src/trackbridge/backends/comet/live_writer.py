@@ -36,13 +36,15 @@ from trackbridge.backends.base import Writer
 from trackbridge.backends.comet import format as fmt
 from trackbridge.backends.comet.offline_writer import COMET_CLOUD_LIMITS, CometOfflineWriter, semver
 from trackbridge.backends.comet.upload import upload_command
-from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
+from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
 from trackbridge.history import Row
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 log = logging.getLogger("trackbridge")
 
 DEFAULT_URL = "https://www.comet.com/clientlib/"
+#: the engine's completion marker (``trackbridge.sync.provenance.COMPLETE``).
+COMPLETE_TAG = "trackbridge.complete"
 QUIET_CONFIG = dict(
     log_code=False, log_graph=False, parse_args=False, log_git_metadata=False, log_git_patch=False,
     log_env_details=False, log_env_gpu=False, log_env_host=False, log_env_cpu=False, log_env_network=False,
@@ -143,11 +145,19 @@ class CometLiveWriter(Writer):
             tags[fmt.SOURCE_PARENT_TAG] = parent_run_id  # Comet has no nesting
         if tags:
             experiment.log_others(tags)
+            # the provenance tags must be at Comet before anything else: from here a crashed
+            # copy is found (and resumed) by them instead of being started again
+            experiment.flush()
         return key
+
+    def _quiet(self) -> None:
+        quiet_environment()
+        # when the SDK itself gives up sending mid-run it keeps an archive: next to ours
+        os.environ.setdefault("COMET_OFFLINE_DIRECTORY", str(self.offline_dir.resolve()))
 
     def _start(self, key: str, workspace: str | None, project: str, name: str | None) -> Any:
         """A live experiment, or ``None`` when Comet cannot be reached."""
-        quiet_environment()
+        self._quiet()
         try:
             import comet_ml
         except ImportError:
@@ -164,25 +174,50 @@ class CometLiveWriter(Writer):
         experiment = comet_ml.Experiment(api_key=self.api_key, project_name=project, workspace=workspace,
                                          experiment_key=key, **QUIET_CONFIG)
         if not getattr(experiment, "alive", False):
-            if self._exists(key):
+            others = self._existing_others(key)
+            if others is None:
+                log.warning("Comet refused or dropped experiment %s: logging it to an offline archive instead", key)
+                return None
+            if others.get(COMPLETE_TAG):
                 raise BackendError(
-                    f"Comet already has experiment {key}, a copy of this source run: a second copy is "
-                    "never made. `trackbridge check` compares it with the source; `sync` updates it.")
-            log.warning("Comet refused or dropped experiment %s: logging it to an offline archive instead", key)
-            return None
+                    f"Comet already has experiment {key}, a complete copy of this source run: a second copy "
+                    "is never made. `trackbridge check` compares it with the source; `sync` updates it.")
+            # an earlier copy of this source run that stopped before its provenance tags
+            # reached Comet (the key is derived from the source run): carry on in it
+            log.warning("Comet already has experiment %s from an interrupted copy: continuing in it", key)
+            return self._existing(key)
         if name:
             experiment.set_name(name)
         return experiment
 
-    def _exists(self, key: str) -> bool:
-        """Does Comet already hold an experiment with this key? (``False`` when unsure.)"""
+    def _existing_others(self, key: str) -> dict[str, Any] | None:
+        """The others of Comet's experiment ``key``, or ``None`` if it has none by that key
+        (or cannot say)."""
         try:
             import comet_ml
 
-            return comet_ml.API(api_key=self.api_key).get_experiment_by_key(key) is not None
-        except Exception:  # noqa: BLE001 - only a better error message depends on it
+            exp = comet_ml.API(api_key=self.api_key, cache=False).get_experiment_by_key(key)
+            if exp is None:
+                return None
+            return {o["name"]: o.get("valueCurrent") for o in exp.get_others_summary() or []}
+        except Exception:  # noqa: BLE001 - only the choice between two clear outcomes depends on it
             log.debug("could not look up Comet experiment %s", key, exc_info=True)
-            return False
+            return None
+
+    def _existing(self, key: str) -> Any:
+        """``ExistingExperiment`` on ``key`` (a run this process did not start: resuming a
+        copy, adding to it); raises when Comet cannot be reached or refuses."""
+        self._quiet()
+        import comet_ml
+
+        if not reachable(self.url, self.probe_timeout):
+            raise TransientBackendError(f"Comet at {urlparse(self.url).netloc} cannot be reached; retry later")
+        config = {k: v for k, v in QUIET_CONFIG.items() if k != "display_summary_level"}
+        experiment = comet_ml.ExistingExperiment(api_key=self.api_key, previous_experiment=key,
+                                                 display_summary_level=0, **config)
+        if not getattr(experiment, "alive", False):
+            raise BackendError(f"Comet refused to reopen experiment {key}")
+        return experiment
 
     def _fall_back(self, key: str, workspace: str | None, project: str, name: str | None, start_time: int | None,
                    tags: Mapping[str, str]) -> str:
@@ -196,11 +231,18 @@ class CometLiveWriter(Writer):
         return run_id
 
     def _run(self, run_id: str) -> _Live | None:
-        """The live experiment of ``run_id``, or ``None`` for a run in the offline archive."""
+        """The live experiment of ``run_id``, or ``None`` for a run in the offline archive.
+
+        A run this writer did not start (a copy resumed after a crash, a sync adding to
+        an ended run) is reopened as an ``ExistingExperiment``."""
         with self._lock:
             live = self._live.get(run_id)
-            if live is None and run_id not in self._offline_runs:
-                raise RunNotFound(f"run {run_id} was not started by this Comet writer")
+            if live is not None or run_id in self._offline_runs:
+                return live
+        experiment = self._existing(run_id)
+        with self._lock:
+            live = self._live.setdefault(run_id, _Live(experiment))
+            self._ended.pop(run_id, None)
         return live
 
     def _ended_experiment(self, run_id: str) -> Any:

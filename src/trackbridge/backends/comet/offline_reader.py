@@ -312,6 +312,8 @@ def _unread(run: ScannedRun) -> dict[str, str]:
         base, _, sub = kind.partition(":")
         if base == "file_upload":
             reason = fmt.NOT_CARRIED_UPLOADS.get(sub, "the file is not in the archive")
+        elif base == "metric":
+            reason = fmt.SDK_METRICS.get(sub, "SDK bookkeeping")
         else:
             reason = fmt.NOT_CARRIED.get(base, "a message type this version of trackbridge does not know")
         out[f"comet:{kind}"] = f"{count} message(s): {reason}"

@@ -209,6 +209,9 @@ def scan(path: Path, files: ArchiveFiles) -> ScannedRun:
             if not isinstance(metric, dict) or "metricName" not in metric:
                 continue
             name = str(metric["metricName"])
+            if name in fmt.SDK_METRICS:
+                run.not_carried[f"metric:{name}"] += 1
+                continue
             last[name] = payload
             counts[name] = counts.get(name, 0) + 1
             epoch = metric.get("epoch")
