@@ -73,11 +73,16 @@ def test_the_journal_interval_setting(monkeypatch: pytest.MonkeyPatch, sqlite_ur
     with pytest.raises(ConfigError, match="TRACKBRIDGE_JOURNAL_INTERVAL"):
         tb.start_run(project="journal-setting")
     monkeypatch.setenv("TRACKBRIDGE_JOURNAL_INTERVAL", "0")
-    with pytest.raises(ConfigError, match="above 0"):
+    with pytest.raises(ConfigError, match="must be a positive number of seconds"):
         tb.start_run(project="journal-setting")
     monkeypatch.setenv("TRACKBRIDGE_JOURNAL_INTERVAL", "0.15")
     with tb.start_run(project="journal-setting") as run:
         assert run._workers[0].journal_interval == 0.15
+    monkeypatch.delenv("TRACKBRIDGE_JOURNAL_INTERVAL")
+    Path("trackbridge.toml").write_text("journal_interval = 0.12\n")  # a setting like the others
+    from trackbridge.config import load_config
+
+    assert load_config().get("journal_interval") == 0.12
 
 
 class CountingWriter(MlflowWriter):

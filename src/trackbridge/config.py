@@ -36,6 +36,7 @@ SETTINGS: dict[str, tuple[str, Any, str]] = {
     "home": ("TRACKBRIDGE_HOME", ".trackbridge", "folder for the spool and the sync ledger"),
     "flush_interval": ("TRACKBRIDGE_FLUSH_INTERVAL", "1.0", "seconds between background flushes"),
     "max_queued": ("TRACKBRIDGE_MAX_QUEUED", "300000", "items held in memory per run and backend before spilling to the spool"),
+    "journal_interval": ("TRACKBRIDGE_JOURNAL_INTERVAL", "0.05", "seconds within which every logged value is on local disk (what a SIGKILL can lose)"),
 }
 
 

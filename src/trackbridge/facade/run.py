@@ -22,7 +22,7 @@ from trackbridge.facade.channel import Channel
 from trackbridge.facade.registry import remote_meta, worker_for
 from trackbridge.facade.sanitise import Sanitiser
 from trackbridge.facade.spool import Spool
-from trackbridge.facade.worker import JOURNAL_INTERVAL, Worker
+from trackbridge.facade.worker import Worker
 from trackbridge.mapping import RAISE, TRUNCATE, flatten
 from trackbridge.model import RunStatus, now_ms
 from trackbridge.remotes import parse_remote
@@ -58,7 +58,7 @@ class Run:
         long_params = _choice(config, "long_params", (TRUNCATE, RAISE))
         flush_interval = _positive(config, "flush_interval", float, "number of seconds")
         max_queued = _positive(config, "max_queued", int, "whole number of items")
-        journal_interval = journal_interval_setting()
+        journal_interval = _positive(config, "journal_interval", float, "number of seconds")
         #: a backend failure to raise at the next call (``on_error="raise"``).
         self._failure: BaseException | None = None
         #: one flag for the hot path: a failure is pending or the run is finished.
@@ -319,28 +319,6 @@ class Run:
         for channel in self._channels:
             staged.append(channel.stage(src, link_from=staged[0][1] if staged else None))
         return staged
-
-
-#: seconds between two writes of a run's journal at most, from the environment (the
-#: delay within which a killed process has everything on disk).
-JOURNAL_INTERVAL_ENV = "TRACKBRIDGE_JOURNAL_INTERVAL"
-
-
-def journal_interval_setting() -> float:
-    """``TRACKBRIDGE_JOURNAL_INTERVAL`` (seconds, default 0.05), or a ConfigError."""
-    raw = os.environ.get(JOURNAL_INTERVAL_ENV, "").strip()
-    if not raw:
-        return JOURNAL_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 3600:
-        raise ConfigError(
-            f"{JOURNAL_INTERVAL_ENV} = {raw!r} (environment) must be a number of seconds above 0 "
-            "(default 0.05): at most this long passes before a logged value is on local disk"
-        )
-    return value
 
 
 def _choice(config: Config, name: str, allowed: tuple[str, ...]) -> str:
