@@ -197,3 +197,14 @@ def test_a_second_live_copy_never_makes_a_second_experiment(tmp_path: Path, monk
         assert list(cloud.experiments) == [key]
     finally:
         cloud.stop()
+
+
+def test_no_api_key_logs_to_an_archive(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    w = CometBackend({"offline_directory": str(tmp_path / "off")}).writer()
+    with caplog.at_level(logging.WARNING, logger="trackbridge"):
+        run_id = w.create_run("proj", name="keyless")
+    w.log_metrics(run_id, [("loss", MetricPoint(0, 1.0, 10))])
+    w.finish_run(run_id, RunStatus.FINISHED, 11)
+    w.close()
+    assert "no COMET_API_KEY" in caplog.text and w.offline_runs == {run_id}
+    assert CometOfflineBackend({"path": str(tmp_path / "off")}).reader().get_run(run_id).name == "keyless"

@@ -163,7 +163,11 @@ class CometLiveWriter(Writer):
         except ImportError:
             raise MissingDependencyError("the comet backend needs comet_ml: pip install 'trackbridge[comet]'") from None
         if not self.api_key:
-            raise BackendError("Comet needs an API key: set COMET_API_KEY (in .env or the environment)")
+            # nothing is lost for want of a key: the archive uploads once one is set
+            log.warning("no COMET_API_KEY: logging to offline archives in %s instead; set the key "
+                        "(in .env or the environment) and upload them with `comet upload`", self.offline_dir)
+            self._unreachable = True
+            return None
         if not reachable(self.url, self.probe_timeout):
             log.warning("Comet at %s cannot be reached: logging to offline archives in %s instead",
                         urlparse(self.url).netloc, self.offline_dir)
