@@ -238,13 +238,16 @@ def scan(path: Path) -> ScannedRun:
                 # wandb writes a summary per history row: keep the raw JSON, decode the last
                 for item in record.summary.update:
                     nested = item.nested_key
+                    top_key = nested[0] if nested else item.key
+                    if not top_key or top_key[0] == "_":
+                        continue  # wandb's own (_wandb, _runtime, _step...): never user summary
                     if len(nested) > 1:
                         top = _decoded(summary.get(nested[0], ({}, True))[0])
                         top = top if isinstance(top, dict) else {}
                         set_path(top, list(nested[1:]), decode(item))
                         summary[nested[0]] = (top, True)
                     else:
-                        summary[nested[0] if nested else item.key] = (_Raw(item.value_json), bool(nested))
+                        summary[top_key] = (_Raw(item.value_json), bool(nested))
                 for item in record.summary.remove:
                     path_ = item_path(item)
                     if len(path_) == 1:
