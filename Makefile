@@ -15,14 +15,22 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## The main job on the embedded default, no account needed: train and log a small
-## sweep to ./mlflow.db, list it, copy it to the vendor-neutral archive, verify.
+## sweep to ./mlflow.db, list it, copy it to the vendor-neutral archive and to W&B and
+## Comet offline folders, check all three value by value, and say what to run next.
 demo: export MLFLOW_DISABLE_TELEMETRY = true
+demo: export COMET_ERROR_TRACKING_ENABLE = false
+demo: export WANDB_SILENT = true
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
 	$(BIN)/trackbridge ls mlflow
 	$(BIN)/trackbridge ls mlflow:quickstart
 	$(BIN)/trackbridge copy mlflow:quickstart dir:./demo-archive
+	$(BIN)/trackbridge copy mlflow:quickstart wandb-offline:./demo-wandb
+	$(BIN)/trackbridge copy mlflow:quickstart comet-offline:./demo-comet
 	$(BIN)/trackbridge check mlflow:quickstart dir:./demo-archive
+	$(BIN)/trackbridge check mlflow:quickstart wandb-offline:./demo-wandb
+	$(BIN)/trackbridge check mlflow:quickstart comet-offline:./demo-comet
+	$(BIN)/python examples/demo_next_steps.py dir:./demo-archive wandb-offline:./demo-wandb comet-offline:./demo-comet
 
 ## The test suite: real MLflow (embedded sqlite and servers on 127.0.0.1), no network.
 test: $(STAMP)
@@ -33,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sync_mlflow.py
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns .trackbridge demo-archive
+	rm -rf $(VENV) mlflow.db mlruns .trackbridge demo-archive demo-wandb demo-comet
