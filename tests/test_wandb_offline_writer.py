@@ -125,6 +125,13 @@ def test_copying_twice_continues_the_same_run(tmp_path: Path) -> None:
     assert steps == list(range(len(STEPS) + 1))  # W&B's _step strictly increases across both passes
 
 
+def test_delete_run_removes_its_folder(tmp_path: Path) -> None:
+    run_id = _write_run(tmp_path / "out", tmp_path / "files")
+    _backend(tmp_path / "out").writer().delete_run(run_id)
+    assert list((tmp_path / "out").glob("offline-run-*")) == []
+    assert list(_backend(tmp_path / "out").reader().list_runs("proj-b")) == []
+
+
 def test_unfinished_run_has_no_exit_record(tmp_path: Path) -> None:
     w = _backend(tmp_path).writer()
     run_id = w.create_run("p", start_time=T0)

@@ -43,7 +43,8 @@ WANDB_FEATURES = Features(
 
 #: offline files carry the run's start time (the run record's ``start_time``) exactly.
 OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
-                               "system_metrics": True, "tag_deletion": True, "run_rename": True})
+                               "system_metrics": True, "tag_deletion": True, "run_rename": True,
+                               "run_deletion": True})
 
 
 class WandbBackend(Backend):

@@ -60,7 +60,6 @@ LIMITS = Limits(
     max_metrics_per_batch=10_000,
     max_params_per_batch=10_000,
     max_tags_per_batch=10_000,
-    max_key_length=256,
     flat_params=False,
     allows_nan=True,
     strictly_increasing_steps=False,

@@ -69,7 +69,6 @@ LIMITS = Limits(
     max_metrics_per_batch=50_000,
     max_params_per_batch=10_000,
     max_tags_per_batch=10_000,
-    max_key_length=256,
     flat_params=False,
     allows_nan=True,
     strictly_increasing_steps=False,
@@ -468,6 +467,15 @@ class WandbOfflineWriter(Writer):
                 end_time = _int(run.tags.get(SOURCE_END_TIME_TAG)) or run.last_time or now_ms()
             run.end_time = end_time
             self._close_stream(run)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove the run's folder (its log, files and staged model files)."""
+        run = self._open(run_id)
+        with self._lock:
+            self._runs.pop(run_id, None)
+        with run.lock:
+            self._close_stream(run)
+            shutil.rmtree(run.dir, ignore_errors=True)
 
     def flush(self) -> None:
         for run in list(self._runs.values()):
