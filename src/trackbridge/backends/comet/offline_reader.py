@@ -111,7 +111,9 @@ class CometOfflineReader(Reader):
         if run.damage and not self.recover:
             raise DamagedArchiveError(
                 f"comet-offline archive {path} is damaged: {run.damage}. The {run.messages} messages "
-                "before the damage are readable: add the remote option recover=true to copy them, "
+                "before the damage are readable: to copy them, use a remote with the option recover=true "
+                "(e.g. TRACKBRIDGE_REMOTE_ARCH_BACKEND=comet-offline TRACKBRIDGE_REMOTE_ARCH_PATH=<folder> "
+                "TRACKBRIDGE_REMOTE_ARCH_RECOVER=true, then `trackbridge copy arch ...`), "
                 "or remove the archive from the folder."
             )
         if run.damage:
