@@ -120,3 +120,20 @@ def test_wandb_and_comet_offline_both_ways_check_equal(direction: str, tmp_path:
     assert [(f.label, f.details) for f in report.findings if f.symbol != "="] == []
     again = SyncEngine(src, type(dst)(dst.options), Options(mode="copy")).run(selection)
     assert again.ok and again.plan.count(Action.UNCHANGED) == 2
+
+
+def test_damaged_archive_copy_fails_clearly_and_recovers_through_a_remote(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = h.sdk_archive(tmp_path / "sdk")
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    info = __import__("zipfile").ZipFile(whole).getinfo("messages.json")
+    (folder / whole.name).write_bytes(whole.read_bytes()[: info.header_offset + 30 + len(info.filename)
+                                                         + info.compress_size // 2])
+    failed = invoke("copy", f"comet-offline:{folder}", f"dir:{tmp_path / 'out'}")
+    assert failed.exit_code != 0 and "is damaged" in failed.stderr + failed.stdout
+    for key, value in {"BACKEND": "comet-offline", "PATH": str(folder), "RECOVER": "true"}.items():
+        monkeypatch.setenv(f"TRACKBRIDGE_REMOTE_ARCH_{key}", value)
+    copied = _ok(invoke("copy", "arch", f"dir:{tmp_path / 'out'}", "--json"))
+    assert copied["stats"]["runs_created"] == 1 and 0 < copied["stats"]["points"] < h.STEPS + h.STEPS // 10
+    assert invoke("check", "arch", f"dir:{tmp_path / 'out'}").exit_code == 0
