@@ -175,6 +175,16 @@ class BackendInfo:
     #: one line for ``doctor`` and ``--help``.
     summary: str = ""
 
+    def sdk_version(self) -> str | None:
+        """Installed version of :attr:`sdk_distribution` (read from package metadata,
+        never imported), or ``None`` when it is not installed."""
+        if not self.sdk_distribution:
+            return None
+        try:
+            return version(self.sdk_distribution)
+        except PackageNotFoundError:
+            return None
+
 
 @dataclass
 class RunFilter:
@@ -437,10 +447,4 @@ class Backend(abc.ABC):
     @classmethod
     def sdk_version(cls) -> str | None:
         """Installed version of the vendor SDK, or ``None`` if it is not installed."""
-        dist = cls.info.sdk_distribution
-        if not dist:
-            return None
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return None
+        return cls.info.sdk_version()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import click
@@ -15,15 +14,6 @@ from trackbridge.config import SETTINGS, load_config
 from trackbridge.errors import TrackbridgeError
 from trackbridge.model import RunRecord
 from trackbridge.remotes import parse_remote
-
-def _dist_version(dist: str | None) -> str | None:
-    if not dist:
-        return None
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
-
 
 def env_vars() -> dict[str, bool]:
     """Every variable a backend reads (from the backends' info tables), mapped to
@@ -43,7 +33,7 @@ def _diagnoses(config: Any) -> dict[str, list[str]]:
 
     targets: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, info in infos().items():
-        if not info.path_remote and _dist_version(info.sdk_distribution):
+        if not info.path_remote and info.sdk_version():
             targets[name] = (name, {})
     for name, opts in config.remotes.items():
         options = {k: v for k, v in opts.items() if k != "backend"}
@@ -85,7 +75,7 @@ def doctor(as_json: bool) -> None:
         "dotenv": str(config.dotenv_path) if config.dotenv_path else None,
         "remotes": {name: {k: v for k, v in opts.items() if not k.endswith("_env")} for name, opts in config.remotes.items()},
         "backends": {name: {"target": info.target, "sdk": info.sdk_distribution,
-                            "sdk_version": _dist_version(info.sdk_distribution),
+                            "sdk_version": info.sdk_version(),
                             "extra": info.extra, "remote": f"{name}:PATH" if info.path_remote else name,
                             "summary": info.summary}
                      for name, info in sorted(table_of.items())},
