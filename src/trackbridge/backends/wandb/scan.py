@@ -53,6 +53,13 @@ def record_field(data: bytes) -> int:
     from the wire without parsing: fields that are not the kind (``num``, ``control``,
     ``uuid``, ``_info``, which writers put before or after it) are skipped.  0 if none."""
     i, end = 0, len(data)
+    if end > 2 and data[0] == 0x08:  # the usual shape: num first, then the kind's tag
+        i = 1
+        while i < end and data[i] & 0x80:
+            i += 1
+        i += 1
+        if i < end and data[i] < 0x80 and (data[i] >> 3) not in _NOT_KIND:
+            return data[i] >> 3
     while i < end:
         key = shift = 0
         while True:
@@ -181,6 +188,15 @@ def history_row(history: Any) -> RowValues:
     for item in history.item:
         nested = item.nested_key
         key = (nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key
+        if key and key[0] == "_" and key in INTERNAL_KEYS:
+            if key == "_runtime":
+                continue
+            value = decode_history(item)
+            if key == "_step" and isinstance(value, (int, float)):
+                wandb_step = int(value)
+            elif key == "_timestamp" and isinstance(value, (int, float)):
+                ts = int(round(value * 1000))
+            continue
         raw = item.value_json
         if raw and raw[0] in _NUMBER_START:
             try:
@@ -189,12 +205,6 @@ def history_row(history: Any) -> RowValues:
                 value = decode_history(item)
         else:
             value = decode_history(item)
-        if key[0] == "_" and key in INTERNAL_KEYS:
-            if key == "_step":
-                wandb_step = int(value)
-            elif key == "_timestamp" and isinstance(value, (int, float)):
-                ts = int(round(value * 1000))
-            continue
         if key == STEP_KEY:
             user_step = value
             continue
