@@ -104,8 +104,12 @@ def test_records_parse_with_wandbs_own_protobuf_classes(tmp_path: Path) -> None:
 def test_copying_twice_continues_the_same_run(tmp_path: Path) -> None:
     root = tmp_path / "out"
     run_id = _write_run(root, tmp_path / "files")
+    (path,) = root.glob(f"*/run-{run_id}.wandb")
+    sidecar = path.with_name(path.name + ".syncstate")
+    sidecar.write_text("{}")  # as `wandb sync` leaves it
     w = _backend(root).writer()
     again = w.create_run("proj-b", name="copied", start_time=T0, tags=SOURCE)
+    assert not sidecar.exists()  # the next `wandb sync` uploads the continued file from the start
     assert again == run_id
     w.log_rows(run_id, [Row(9, T0 + 900, {"loss": 9.0})])
     w.set_tags(run_id, {"trackbridge.complete": "fp-2"})
@@ -130,6 +134,24 @@ def test_delete_run_removes_its_folder(tmp_path: Path) -> None:
     _backend(tmp_path / "out").writer().delete_run(run_id)
     assert list((tmp_path / "out").glob("offline-run-*")) == []
     assert list(_backend(tmp_path / "out").reader().list_runs("proj-b")) == []
+
+
+def test_sync_copy_again_sync_keeps_every_row_once(tmp_path: Path, recorder: WandbRecorder) -> None:
+    """A run uploaded by `wandb sync`, continued by a second copy, uploaded again: W&B
+    holds every row once (lines are kept by offset) and the new row with them."""
+    root = tmp_path / "out"
+    run_id = _write_run(root, tmp_path / "files")
+    assert wandb_sync(list(root.glob("offline-run-*")), recorder.url, cwd=tmp_path).returncode == 0
+    w = _backend(root).writer()
+    w.create_run("proj-b", name="copied", start_time=T0, tags=SOURCE)
+    w.log_rows(run_id, [Row(9, T0 + 900, {"loss": 9.0})])
+    w.close()
+    again = wandb_sync(list(root.glob("offline-run-*")), recorder.url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    history = recorder.history(run_id)
+    assert [h["trackbridge/step"] for h in history] == [*STEPS, 9]
+    assert [h["_step"] for h in history] == list(range(len(STEPS) + 1))
+    assert recorder.stream[run_id]["__complete__"][-1] == "0"
 
 
 def test_unfinished_run_has_no_exit_record(tmp_path: Path) -> None:

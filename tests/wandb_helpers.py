@@ -129,6 +129,8 @@ class WandbRecorder:
     def __init__(self) -> None:
         self.upserts: dict[str, list[dict[str, Any]]] = {}
         self.stream: dict[str, dict[str, list[str]]] = {}
+        #: run -> file -> line offset -> line, as W&B stores the file stream
+        self.lines: dict[str, dict[str, dict[int, str]]] = {}
         self.uploads: dict[str, bytes] = {}
         self.operations: list[str] = []
         self.unknown: list[str] = []
@@ -316,13 +318,21 @@ class WandbRecorder:
         run = path.rstrip("/").split("/")[-2]
         with self._lock:
             files = self.stream.setdefault(run, {})
+            lines = self.lines.setdefault(run, {})
             for name, chunk in (body.get("files") or {}).items():
-                files.setdefault(name, []).extend(chunk.get("content") or [])
+                content = chunk.get("content") or []
+                files.setdefault(name, []).extend(content)
+                # W&B keeps a file's lines by offset: a line sent again replaces the old one
+                at = lines.setdefault(name, {})
+                for i, line in enumerate(content):
+                    at[int(chunk.get("offset") or 0) + i] = line
             if body.get("complete"):
                 files.setdefault("__complete__", []).append(json.dumps(body.get("exitcode")))
 
     def history(self, run: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.stream.get(run, {}).get("wandb-history.jsonl", [])]
+        """The run's history rows as W&B keeps them (by line offset)."""
+        at = self.lines.get(run, {}).get("wandb-history.jsonl", {})
+        return [json.loads(at[i]) for i in sorted(at)]
 
     def summary(self, run: str) -> dict[str, Any]:
         lines = self.stream.get(run, {}).get("wandb-summary.json", [])

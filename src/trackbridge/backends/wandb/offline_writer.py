@@ -263,6 +263,10 @@ class WandbOfflineWriter(Writer):
         run.files = {p for p, _kind in old.files}
         # cut the exit record (written again at close) and any damaged tail
         run.offset = old.exit_offset if old.exit_offset is not None else old.end_offset
+        # `wandb sync` keeps how far it uploaded in a sidecar; that offset may now fall
+        # inside a record, so the next sync starts over (the file stream rewrites lines
+        # by their offset: nothing is duplicated)
+        found[0].with_name(found[0].name + ".syncstate").unlink(missing_ok=True)
         if old.exit_code is not None:
             run.status = {0: RunStatus.FINISHED, 255: RunStatus.KILLED}.get(old.exit_code, RunStatus.FAILED)
             run.end_time = run.start_time + (old.runtime or 0) * 1000
