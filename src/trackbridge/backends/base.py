@@ -68,6 +68,10 @@ class Limits:
     strictly_increasing_steps: bool = False
     #: tags per run, trackbridge's own tags included.
     max_tags_per_run: int | None = None
+    #: points per series the platform's own uploader keeps by default (Comet's ``comet
+    #: upload`` samples to 15,000): ``plan`` warns for every longer series, and the
+    #: backend's :meth:`Backend.next_steps` gives the upload command that keeps them all.
+    uploader_points_per_series: int | None = None
     #: run fields this platform stores as tags that count against ``max_tags_per_run``
     #: (of ``name``, ``user``, ``parent_run_id``, ``notes``, ``summary``, ``models``;
     #: ``labels`` counts one tag per label).

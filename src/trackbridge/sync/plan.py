@@ -252,7 +252,27 @@ class Planner:
         self._registry(plan)
         if self.mode == "sync" and plan.count(Action.UNCHANGED):
             plan.transformations.append(SYNC_BLIND_SPOTS)
+        plan.transformations.extend(self._uploader_warnings(plan))
         return plan
+
+    def _uploader_warnings(self, plan: Plan) -> list[str]:
+        """Series longer than the destination's own uploader keeps by default: the copy
+        keeps every point, but an upload with the uploader's defaults would sample them."""
+        keep = self.target.limits.uploader_points_per_series
+        if not keep:
+            return []
+        out = []
+        for run in plan.runs:
+            if not run.action.writes:
+                continue
+            metrics = {**run.src.metrics, **run.src.system_metrics}
+            for key in run.delta.metric_keys:
+                n = metrics[key].step + 1  # the planner's estimate (exact for steps 0, 1, 2...)
+                if n > keep:
+                    out.append(f"{run.label}: metric {key!r} has ~{n:,} points; the destination's uploader keeps "
+                               f"{keep:,} per series by default: upload with the command copy prints, which "
+                               "keeps them all")
+        return out
 
     def _registry(self, plan: Plan) -> None:
         in_scope = {r.src.run_id for r in plan.runs}

@@ -28,8 +28,10 @@ SOURCE_URL = "trackbridge.source.url"
 MAPPING_VERSION_TAG = "trackbridge.mapping_version"
 #: written last; value = the source fingerprint the run was completed from.
 COMPLETE = "trackbridge.complete"
-#: on destination model versions: the source version number.
+#: on destination model versions: the source version number, and that of the first
+#: version in a chain of copies (A -> Comet's semver -> B still matches A's numbers).
 SOURCE_VERSION = "trackbridge.source.version"
+ORIGIN_VERSION = "trackbridge.origin.version"
 #: the first run of a chain of copies (A -> dir: -> B): equal to the source for a
 #: direct copy.  Lets ``check A B`` and ``copy A B`` recognise B's runs after an
 #: export/import round trip, so nothing is duplicated.
@@ -54,7 +56,7 @@ DUPLICATE_OF = "trackbridge.duplicate_of"
 RESERVED_TAGS = frozenset({SOURCE_PLATFORM, SOURCE_RUN_ID, SOURCE_URL, MAPPING_VERSION_TAG, COMPLETE, MAPPING_TAG,
                            ORIGIN_PLATFORM, ORIGIN_RUN_ID,
                            SOURCE_START_TIME, SOURCE_END_TIME, SOURCE_USER, SOURCE_PARENT, CLAIM, DUPLICATE_OF})
-RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM, CLAIM})
+RESERVED_VERSION_TAGS = frozenset({SOURCE_VERSION, ORIGIN_VERSION, SOURCE_RUN_ID, SOURCE_PLATFORM, CLAIM})
 
 FINGERPRINT_VERSION = "1"
 

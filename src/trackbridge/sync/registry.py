@@ -25,7 +25,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, Writer
 from trackbridge.model import ModelVersion, RegisteredModel
 from trackbridge.model_files import repoint_text
-from trackbridge.sync.provenance import CLAIM, RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
+from trackbridge.sync.provenance import CLAIM, ORIGIN_VERSION, RESERVED_VERSION_TAGS, SOURCE_RUN_ID, SOURCE_VERSION
 from trackbridge.sync.retry import Retry
 
 
@@ -75,10 +75,20 @@ def user_version_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 
 def dest_versions_by_source(model: RegisteredModel | None) -> dict[str, ModelVersion]:
-    """Destination versions keyed by the source version they were copied from."""
+    """Destination versions keyed by the source version they were copied from, and by
+    the first version of their chain of copies (so a copy of a copy is recognised)."""
     if model is None:
         return {}
-    return {v.tags[SOURCE_VERSION]: v for v in model.versions if v.tags.get(SOURCE_VERSION)}
+    found = {v.tags[SOURCE_VERSION]: v for v in model.versions if v.tags.get(SOURCE_VERSION)}
+    for v in model.versions:
+        if v.tags.get(ORIGIN_VERSION):
+            found.setdefault(v.tags[ORIGIN_VERSION], v)
+    return found
+
+
+def origin_version(version: ModelVersion) -> str:
+    """The first version of ``version``'s chain of copies (itself, when not a copy)."""
+    return version.tags.get(ORIGIN_VERSION) or version.tags.get(SOURCE_VERSION) or version.version
 
 
 def dest_aliases(model: RegisteredModel | None) -> dict[str, str]:
@@ -197,7 +207,7 @@ def apply_registry(
                 model_id=model_map.get(vp.src.model_id or ""),
                 source=repoint_text(vp.src.source, ids),
                 tags={**user_version_tags(vp.src.tags), SOURCE_VERSION: vp.src.version,
-                      SOURCE_RUN_ID: vp.src.run_id or "", **({CLAIM: claim} if claim else {})},
+                      ORIGIN_VERSION: origin_version(vp.src), SOURCE_RUN_ID: vp.src.run_id or "", **({CLAIM: claim} if claim else {})},
                 aliases=[],
             )
             made = retry.call(writer.create_model_version, version, dst_run)

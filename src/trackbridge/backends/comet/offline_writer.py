@@ -36,6 +36,7 @@ from trackbridge.backends.base import UNLIMITED, Limits, Writer
 from trackbridge.backends.comet import format as fmt
 from trackbridge.backends.comet.offline_reader import STAGING_DIR, archive_paths
 from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, read_meta
+from trackbridge.backends.comet.upload import DEFAULT_SAMPLING_SIZE
 from trackbridge.backends.comet.zipsource import ArchiveFiles
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
@@ -58,6 +59,7 @@ COMET_LIMITS = Limits(
     allows_nan=True,
     strictly_increasing_steps=False,
     max_tags_per_run=None,
+    uploader_points_per_series=DEFAULT_SAMPLING_SIZE,
 )
 
 #: Comet's cloud keeps parameters as flat text (nested ones as ``a|b``): callers hand
