@@ -57,9 +57,8 @@ def test_offline_run_through_the_sdk_reads_back(wandb_backend, tmp_path: Path) -
     reader = _offline_reader()
     rec = reader.get_run(remote)
     assert rec.experiment == "tb-live" and rec.name == "trial"
-    # the facade's Sanitiser hands every writer params as text today (even when the writer's
-    # Limits say flat_params=False): the writer keeps what it is given (core change asked)
-    assert {k: json.loads(v) for k, v in rec.params.items()} == {"lr": 0.1, "opt": {"beta": 0.9}}
+    # params reach W&B's config as JSON values, nested dicts kept (the writer's flat_params=False)
+    assert rec.params == {"lr": 0.1, "opt": {"beta": 0.9}}
     assert rec.tags["team"] == "vision" and "trackbridge.local_run_id" in rec.tags
     assert rec.labels == ["baseline"] and rec.notes == "live notes" and rec.summary == {"best": 0.75}
     loss = _points(reader, remote, "loss")

@@ -45,6 +45,12 @@ def flatten(params: Mapping[str, Any], sep: str = ".", prefix: str = "") -> dict
     return out
 
 
+def plain_value(value: Any, key: str) -> Any:
+    """``value`` as plain JSON types (numpy scalars/arrays, paths converted); a clear
+    error for anything else, naming param ``key``."""
+    return _plain(value, key)
+
+
 def _plain(value: Any, key: str) -> Any:
     """Numpy scalars/arrays and paths to plain JSON types; anything else unknown raises."""
     if value is None or isinstance(value, (str, bool, int, float)):

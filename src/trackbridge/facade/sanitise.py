@@ -14,7 +14,7 @@ from typing import Any
 
 from trackbridge.backends.base import Limits
 from trackbridge.errors import InvalidKeyError, InvalidValueError
-from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, _plain, fit_value, flatten, param_to_str
+from trackbridge.mapping import TRUNCATE, KeyMapper, MappingRecord, fit_value, flatten, param_to_str, plain_value
 
 
 class Sanitiser:
@@ -29,22 +29,24 @@ class Sanitiser:
         self._tag_keys = KeyMapper(limits, "tag", self.record)
         self._sent_record = ""
 
-    def params(self, params: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    def params(self, params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """``(fitted params, full values of the truncated ones)``; raises before changing anything
-        the caller could observe, so a bad call logs nothing."""
+        the caller could observe, so a bad call logs nothing.  Strings for a flat destination
+        (``limits.flat_params``); JSON values, nested dicts kept, for the others (W&B config)."""
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a dict, not {type(params).__name__}")
         if self.limits.flat_params:
             params = flatten(params, self.limits.nested_separator)
-        as_text = {key: param_to_str(str(key), value) for key, value in params.items()}
-        fitted: dict[str, str] = {}
+        values = {str(key): plain_value(value, str(key)) for key, value in params.items()}
+        fitted: dict[str, Any] = {}
         full: dict[str, str] = {}
-        for key, text in as_text.items():
+        for key, value in values.items():
             new_key = self._param_keys.map(key)
-            value = fit_value(new_key, text, self.limits.max_param_value_length, self.long_params, self.record)
-            if value != text:
+            text = param_to_str(new_key, value)
+            cut = fit_value(new_key, text, self.limits.max_param_value_length, self.long_params, self.record)
+            if cut != text:
                 full[new_key] = text
-            fitted[new_key] = value
+            fitted[new_key] = value if cut == text and not self.limits.flat_params else cut
         return fitted, full
 
     def tags(self, tags: Mapping[str, Any]) -> dict[str, str]:
@@ -86,7 +88,7 @@ class Sanitiser:
             if not isinstance(key, str) or not key:
                 raise InvalidKeyError(f"summary key {key!r} must be a non-empty string")
             try:
-                plain = _plain(value, key)
+                plain = plain_value(value, key)
                 json.dumps(plain, allow_nan=True)
             except (InvalidValueError, TypeError, ValueError):
                 raise InvalidValueError(

@@ -39,6 +39,7 @@ COMET_FEATURES = Features(
     run_rename=True,
     alias_removal=False,
     run_deletion=True,
+    version_deletion=False,  # a duplicate version left by two copies at once stays (reported by check)
 )
 
 

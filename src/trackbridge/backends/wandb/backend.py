@@ -5,6 +5,8 @@ Importing this module does not import wandb: readers and writers import it lazil
 """
 from __future__ import annotations
 
+import shlex
+
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,6 +41,7 @@ WANDB_FEATURES = Features(
     run_rename=False,
     alias_removal=False,
     run_deletion=False,
+    version_deletion=False,
 )
 
 #: offline files carry the run's start time (the run record's ``start_time``) exactly.
@@ -136,3 +139,12 @@ class WandbOfflineBackend(Backend):
 
     def describe(self) -> str:
         return f"wandb-offline:{self.path}"
+
+    def next_steps(self) -> list[str]:
+        """The ``wandb sync`` line that uploads the run folders here (with an account:
+        ``WANDB_API_KEY``, and ``--entity``/``--project`` where the runs name none)."""
+        if not self.path.is_dir() or not any(self.path.glob("offline-run-*")):
+            return []
+        target = shlex.quote(str(self.path))
+        return [f"upload to W&B with: wandb sync {target}/offline-run-*   (needs WANDB_API_KEY; "
+                "add --project NAME to choose the project)"]
