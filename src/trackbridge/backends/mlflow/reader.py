@@ -168,7 +168,11 @@ class MlflowReader(Reader):
         exp = self.get_experiment(experiment)
         if exp is None:
             return
-        models = self._models_by_run(exp.id)
+        # a listing selected by tags (finding a run's copies) usually reads one or two runs:
+        # their logged models are looked up per run, until a third run shows it is not few.
+        selective = bool(run_filter and run_filter.tags)
+        models = {} if selective else self._models_by_run(exp.id)
+        seen = 0
         query = filter_string(run_filter)
         token = None
         while True:
@@ -178,7 +182,12 @@ class MlflowReader(Reader):
                     order_by=["attributes.start_time ASC"], page_token=token,
                 )
             for run in page:
-                record = self._record(run, exp.name, models.get(run.info.run_id, []))
+                run_id, seen = run.info.run_id, seen + 1
+                if selective and seen <= 2:
+                    models = self._models_by_run(exp.id, f"source_run_id = '{run_id}'")
+                elif selective and seen == 3:
+                    models = self._models_by_run(exp.id)
+                record = self._record(run, exp.name, models.get(run_id, []))
                 if run_filter is None or run_filter.matches(record):
                     yield record
             token = page.token
