@@ -137,6 +137,10 @@ class Features:
     version_deletion: bool = True
     #: tag prefixes the platform writes itself (``mlflow.``): bookkeeping, not user tags.
     system_tag_prefixes: tuple[str, ...] = ()
+    #: ``create_run`` of the same source run always gives the same run (its id derived
+    #: from the source, as W&B and Comet let clients choose): two invocations copying at
+    #: once cannot make two copies, so the engine skips settling between copies.
+    idempotent_create: bool = False
 
     def disable(self, *names: str) -> "Features":
         """A copy with the named features switched off (``registry`` becomes ``NONE``,
@@ -144,7 +148,7 @@ class Features:
         known = {f.name for f in fields(self)}
         changes: dict[str, Any] = {}
         for name in names:
-            if name not in known or name in ("reserved_aliases", "system_tag_prefixes"):
+            if name not in known or name in ("reserved_aliases", "system_tag_prefixes", "idempotent_create"):
                 raise ValueError(f"unknown feature {name!r}; known: {', '.join(sorted(known))}")
             current = getattr(self, name)
             changes[name] = type(current)("none") if isinstance(current, Enum) else False
@@ -157,7 +161,7 @@ class Features:
             out.add("registry")
         if self.timestamps is Timestamps.NONE:
             out.add("timestamps")
-        return frozenset(out - {"strictly_increasing_steps", "history_rows"})
+        return frozenset(out - {"strictly_increasing_steps", "history_rows", "idempotent_create"})
 
 
 @dataclass(frozen=True)

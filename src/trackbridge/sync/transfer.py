@@ -195,6 +195,8 @@ class RunTransfer:
 
         A copy carrying this invocation's own claim is one a retried ``create_run``
         left behind (the server timed out after creating it): it is adopted."""
+        if self.target.features.idempotent_create:
+            return False  # one source run, one destination id: nothing to settle
         mine = result.dst_run_id
         copies = self.retry.call(copies_of, self.dst, run.dst_experiment, run.src)
         if completed:

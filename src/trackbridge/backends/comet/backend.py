@@ -40,6 +40,7 @@ COMET_FEATURES = Features(
     alias_removal=False,
     run_deletion=True,
     version_deletion=False,  # a duplicate version left by two copies at once stays (reported by check)
+    idempotent_create=True,  # experiment keys derived from the source run
 )
 
 

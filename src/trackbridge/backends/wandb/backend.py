@@ -42,6 +42,7 @@ WANDB_FEATURES = Features(
     alias_removal=False,
     run_deletion=False,
     version_deletion=False,
+    idempotent_create=True,  # run ids derived from the source run (ids.py)
 )
 
 #: offline files carry the run's start time (the run record's ``start_time``) exactly.
