@@ -259,6 +259,13 @@ class Reader(abc.ABC):
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
         """Fetch one file into ``dst_dir`` (keeping its relative path); return it."""
 
+    def find_runs(self, experiment: str, tags: Mapping[str, str]) -> list[RunRecord]:
+        """Runs of ``experiment`` carrying all of ``tags``, with at least their ids and tags
+        (the engine finds a run's copies this way several times per copied run, so a
+        platform that can answer it in one cheap request overrides it).  Default: a
+        filtered :meth:`list_runs`."""
+        return list(self.list_runs(experiment, RunFilter(tags=dict(tags))))
+
     def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
         """The run's points of ``keys`` as rows by step and time, in bounded memory.
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.base import Reader
 from trackbridge.mapping import MAPPING_TAG, param_to_str
 from trackbridge.model import MAPPING_VERSION, ArtifactInfo, MetricSummary, RunRecord, float_key
 
@@ -167,8 +167,7 @@ def winner(copies: Iterable[RunRecord]) -> RunRecord | None:
 
 def copies_of(reader: Reader, experiment: str, source: RunRecord) -> list[RunRecord]:
     """Destination runs of ``experiment`` copied from ``source`` (by provenance tags)."""
-    wanted = RunFilter(tags={SOURCE_PLATFORM: source.platform, SOURCE_RUN_ID: source.run_id})
-    return list(reader.list_runs(experiment, wanted))
+    return reader.find_runs(experiment, {SOURCE_PLATFORM: source.platform, SOURCE_RUN_ID: source.run_id})
 
 
 def index_destination(reader: Reader, experiment: str, source_platform: str) -> DestIndex:

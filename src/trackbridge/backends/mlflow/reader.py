@@ -28,7 +28,7 @@ import math
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +168,7 @@ class MlflowReader(Reader):
         exp = self.get_experiment(experiment)
         if exp is None:
             return
-        # a listing selected by tags (finding a run's copies) usually reads one or two runs:
-        # their logged models are looked up per run, until a third run shows it is not few.
-        selective = bool(run_filter and run_filter.tags)
-        models = {} if selective else self._models_by_run(exp.id)
-        seen = 0
+        models = self._models_by_run(exp.id)
         query = filter_string(run_filter)
         token = None
         while True:
@@ -182,17 +178,23 @@ class MlflowReader(Reader):
                     order_by=["attributes.start_time ASC"], page_token=token,
                 )
             for run in page:
-                run_id, seen = run.info.run_id, seen + 1
-                if selective and seen <= 2:
-                    models = self._models_by_run(exp.id, f"source_run_id = '{run_id}'")
-                elif selective and seen == 3:
-                    models = self._models_by_run(exp.id)
-                record = self._record(run, exp.name, models.get(run_id, []))
+                record = self._record(run, exp.name, models.get(run.info.run_id, []))
                 if run_filter is None or run_filter.matches(record):
                     yield record
             token = page.token
             if not token:
                 return
+
+    def find_runs(self, experiment: str, tags: Mapping[str, str]) -> list[RunRecord]:
+        """One ``search_runs`` request, no logged-model lookup (ids and tags are what is asked)."""
+        exp = self.get_experiment(experiment)
+        if exp is None:
+            return []
+        with translated(f"find runs of experiment {experiment!r}"):
+            page = self._client.search_runs([exp.id], filter_string=filter_string(RunFilter(tags=dict(tags))),
+                                            max_results=_PAGE)
+        found = [self._record(run, exp.name, []) for run in page]
+        return [r for r in found if all(r.tags.get(k) == v for k, v in tags.items())]
 
     def get_run(self, run_id: str) -> RunRecord:
         with translated("read the run", run_id):
