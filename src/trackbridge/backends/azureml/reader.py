@@ -27,7 +27,7 @@ from trackbridge.backends.base import RunFilter
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.convert import TAG_NOTE, TAG_SUMMARY, summary_from_tag
 from trackbridge.backends.mlflow.reader import MlflowReader
-from trackbridge.backends.azureml.writer import HISTORY_PAGE, PLATFORM, alias_tags
+from trackbridge.backends.azureml.service import HISTORY_PAGE, PLATFORM, alias_tags
 from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint, RegisteredModel, RunRecord
 
 

@@ -35,6 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.azureml import fields as long_fields
+from trackbridge.backends.azureml.service import (
+    ALIAS_TAG_PREFIX,
+    KEPT_USER,
+    METRICS_PER_BATCH,
+    PLATFORM,
+    SOURCE_TAG_PREFIX,
+    TAG_USER,
+    TAG_VALUE_LENGTH,
+    TAGS_PER_RUN,
+)
 from trackbridge.backends.base import Limits
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.convert import TAG_NOTE, TAG_SUMMARY, summary_from_tag, summary_to_tag
@@ -43,17 +53,6 @@ from trackbridge.backends.mlflow.writer import MlflowWriter, mlflow_limits
 from trackbridge.errors import BackendError
 from trackbridge.model import LoggedModel, ModelVersion
 
-PLATFORM = "azureml"
-SOURCE_TAG_PREFIX = "mlflow.source."
-TAG_USER = "mlflow.user"
-KEPT_USER = "trackbridge.source.user"
-#: a version tag that keeps an alias the workspace's registry cannot hold natively.
-ALIAS_TAG_PREFIX = "trackbridge.alias."
-METRICS_PER_BATCH = 250
-TAGS_PER_RUN = 50
-TAG_VALUE_LENGTH = 1000
-#: get_metric_history's ``max_results`` must be < 1000 on Azure.
-HISTORY_PAGE = 999
 #: run fields the MLflow writer keeps as tags (counted against the 50 by the engine).
 _FIELD_TAGS = frozenset({"name", "parent_run_id", "notes", "summary", "models"})
 _ALIAS_MODES = ("auto", "native", "tags")
@@ -271,10 +270,3 @@ def _mlmodel(local_dir: Path) -> dict[str, Any]:
     except yaml.YAMLError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def alias_tags(tags: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
-    """(aliases recorded as tags, the other tags) of one model version."""
-    aliases = [k[len(ALIAS_TAG_PREFIX):] for k in tags if k.startswith(ALIAS_TAG_PREFIX)]
-    rest = {k: v for k, v in tags.items() if not k.startswith(ALIAS_TAG_PREFIX)}
-    return aliases, rest
