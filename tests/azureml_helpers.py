@@ -48,7 +48,7 @@ SCOPE = (f"/subscriptions/{SUB}/resourceGroups/{RG}"
          f"/providers/Microsoft.MachineLearningServices/workspaces/{WS}")
 PREFIX = f"/mlflow/v2.0{SCOPE}"
 TOKEN_ENV = "TB_TEST_AZUREML_TOKEN"
-TOKEN = "test-token-not-a-secret"
+TOKEN = "not-a-secret"
 MAX_METRICS = 250
 MAX_TAGS = 50
 MAX_TAG_KEY = 100
