@@ -47,7 +47,7 @@ WS = "ws-trackbridge"
 SCOPE = (f"/subscriptions/{SUB}/resourceGroups/{RG}"
          f"/providers/Microsoft.MachineLearningServices/workspaces/{WS}")
 PREFIX = f"/mlflow/v2.0{SCOPE}"
-TOKEN_ENV = "TB_TEST_AZUREML_TOKEN"
+TOKEN_ENV = "TB_AZ_TOKEN"
 TOKEN = "not-a-secret"
 MAX_METRICS = 250
 MAX_TAGS = 50
@@ -330,7 +330,7 @@ def azureml_proxy(azureml_server: AzurePrefixedServer) -> Iterator[AzureLimitPro
 @pytest.fixture
 def azureml_workspace(azureml_server: AzurePrefixedServer, azureml_proxy: AzureLimitProxy,
                       monkeypatch: pytest.MonkeyPatch) -> AzureWorkspace:
-    """The stand-in workspace: server + limit proxy, the token in ``$TB_TEST_AZUREML_TOKEN``."""
+    """The stand-in workspace: server + limit proxy, the token in ``$TB_AZ_TOKEN``."""
     azureml_proxy.reset()
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
     restore_http_env(monkeypatch)
