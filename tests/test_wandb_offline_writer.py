@@ -12,6 +12,7 @@ from wandb_helpers import WandbRecorder, sdk_run, wandb_sync  # noqa: F401  (fix
 from trackbridge.backends import get_backend
 from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.ids import derived_run_id
+from trackbridge.errors import InvalidValueError
 from trackbridge.history import Row
 from trackbridge.model import MetricPoint, RunStatus
 
@@ -220,3 +221,81 @@ def test_wandb_sync_uploads_an_sdk_run_as_our_reader_reads_it(sdk_run, tmp_path:
     config = recorder.config(exp["run_id"])
     assert {k: v for k, v in config.items() if k != "_wandb"} == run.params
     assert recorder.upserts[exp["run_id"]][-1]["tags"] == run.labels
+
+
+def _write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
+    """Two runs, each logging a model registered as a version of one model; ``champion``
+    set on version 1, then moved to version 2; ``staging`` on version 1."""
+    from trackbridge.model import ModelVersion, RegisteredModel
+
+    w = get_backend("wandb-offline", {"path": str(root), "entity": "team-a"}).writer()
+    (files_dir / "model").mkdir(parents=True)
+    runs = []
+    for i in range(2):
+        (files_dir / "model" / "weights.bin").write_bytes(bytes([i]) * 50)
+        run_id = w.create_run("proj-r", name=f"r{i}", start_time=T0 + 2000 * i,
+                              tags={"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": f"m{i}"})
+        w.log_model(run_id, files_dir / "model", "clf")
+        runs.append(run_id)
+    w.register_model(RegisteredModel("fraud model/v2", "detects fraud", {"owner": "ada"}))
+    made = [w.create_model_version(ModelVersion("fraud model/v2", "", run_id=r, artifact_path="clf",
+                                                description=f"version from {r}", tags={"k": str(i)}), r)
+            for i, r in enumerate(runs)]
+    w.set_model_alias("fraud model/v2", "champion", made[0].version)
+    w.set_model_alias("fraud model/v2", "staging", made[0].version)
+    w.set_model_alias("fraud model/v2", "champion", made[1].version)
+    for r in runs:
+        w.finish_run(r, RunStatus.FINISHED, T0 + 1000)
+    w.close()
+    return runs, "fraud-model-v2"
+
+
+def test_registry_versions_and_aliases_read_back(tmp_path: Path) -> None:
+    runs, collection = _write_registered(tmp_path / "out", tmp_path / "files")
+    reader = _backend(tmp_path / "out").reader()
+    [model] = list(reader.list_registered_models())
+    assert (model.name, model.description, model.tags) == ("fraud model/v2", "detects fraud", {"owner": "ada"})
+    assert [(v.version, v.run_id, v.artifact_path, v.description, v.tags) for v in model.versions] == [
+        ("1", runs[0], "clf", f"version from {runs[0]}", {"k": "0"}),
+        ("2", runs[1], "clf", f"version from {runs[1]}", {"k": "1"})]
+    assert [v.aliases for v in model.versions] == [["staging"], ["champion"]]
+    assert [v.source for v in model.versions] == [f"{collection}:v0", f"{collection}:v1"]
+    assert "trackbridge.registry" not in reader.get_run(runs[0]).params
+    # a later writer continues the numbering and moves an alias back
+    from trackbridge.model import ModelVersion
+
+    w = _backend(tmp_path / "out").writer()
+    w.set_model_alias("fraud model/v2", "champion", "1")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "w.bin").write_bytes(b"x")
+    w.log_model(runs[0], tmp_path / "other", "other")
+    with pytest.raises(InvalidValueError, match="no model artifact 'nope'"):
+        w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="nope"), runs[0])
+    third = w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="other"), runs[0])
+    assert third.version == "3"
+    w.close()
+    [model] = list(_backend(tmp_path / "out").reader().list_registered_models())
+    assert [v.aliases for v in model.versions] == [["champion", "staging"], [], []]
+    assert [v.artifact_path for v in model.versions] == ["clf", "clf", "other"]
+
+
+def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRecorder) -> None:
+    """The real `wandb sync` replays our link records: each version's model artifact is
+    linked into the registry collection of the entity's org, aliases with it.  One run at
+    a time, in folder order (``-n 1``, what ``next_steps`` says): W&B numbers versions and
+    moves aliases in the order links arrive."""
+    runs, collection = _write_registered(tmp_path / "out", tmp_path / "files")
+    backend = _backend(tmp_path / "out")
+    assert any("-n 1" in line for line in backend.next_steps())
+    result = wandb_sync(sorted((tmp_path / "out").glob("offline-run-*")), recorder.url, cwd=tmp_path,
+                        options=("-n", "1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "FetchOrgEntityFromEntity" in recorder.operations
+    links = [(link["artifactPortfolioName"], link["entityName"], link["projectName"],
+              [a["alias"] for a in link.get("aliases") or []], link["versionIndex"]) for link in recorder.links]
+    assert links == [(collection, "recorder-org", "wandb-registry-model", [], 0),
+                     (collection, "recorder-org", "wandb-registry-model", ["champion"], 0),
+                     (collection, "recorder-org", "wandb-registry-model", ["staging"], 0),
+                     (collection, "recorder-org", "wandb-registry-model", [], 1),
+                     (collection, "recorder-org", "wandb-registry-model", ["champion"], 1)]
+    assert all(link["artifact"] is not None for link in recorder.links)  # the client ids named created artifacts

@@ -115,7 +115,8 @@ def sdk_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
 # Built from the requests the Go core's `wandb sync` (wandb 0.31) actually sends, with
 # the response shapes of its GraphQL documents (core/api/graphql/*.graphql in the wandb
 # repository): UpsertBucket, CreateRunFiles, CreateArtifact, CreateArtifactManifest,
-# CreateArtifactFiles, CommitArtifact, UpdateArtifactManifest; the file stream
+# CreateArtifactFiles, CommitArtifact, UpdateArtifactManifest, FetchOrgEntityFromEntity and
+# LinkArtifact (registry links); the file stream
 # (POST /files/<entity>/<project>/<run>/file_stream) and file uploads (PUT).
 
 import threading  # noqa: E402
@@ -135,6 +136,10 @@ class WandbRecorder:
         self.operations: list[str] = []
         self.unknown: list[str] = []
         self.requests: list[dict[str, Any]] = []
+        #: artifact client id -> the artifact id this recorder gave it (CreateArtifact)
+        self.artifact_ids: dict[str, str] = {}
+        #: LinkArtifact variables in arrival order, with ``artifact`` = the linked artifact id
+        self.links: list[dict[str, Any]] = []
         self._ids = 0
         self._lock = threading.Lock()
         recorder = self
@@ -238,6 +243,9 @@ class WandbRecorder:
             return {"data": {"createRunFiles": {"runID": v["run"], "uploadHeaders": [], "files": files}}}
         if op == "CreateArtifact":
             aid = self._id()
+            client_id = (v.get("input") or v).get("clientID")
+            if client_id:
+                self.artifact_ids[client_id] = aid
             return {"data": {"createArtifact": {"artifact": {
                 "id": aid, "state": "PENDING", "artifactSequence": {"latestArtifact": None}}}}}
         if op in ("CreateArtifactManifest", "UpdateArtifactManifest"):
@@ -250,6 +258,19 @@ class WandbRecorder:
                                "uploadHeaders": [], "uploadMultipartUrls": None, "artifact": {"id": f.get("artifactID")}}}
                      for f in (v.get("input") or v)["artifactFiles"]]
             return {"data": {"createArtifactFiles": {"files": {"edges": edges}}}}
+        if op == "FetchOrgEntityFromEntity":
+            return {"data": {"entity": {"organization": {"name": "Recorder Org",
+                                                         "orgEntity": {"name": "recorder-org"}}}}}
+        if op == "LinkArtifact":
+            artifact = v.get("artifactId") or self.artifact_ids.get(v.get("clientId") or "")
+            with self._lock:
+                collection = [link for link in self.links if link["artifactPortfolioName"] == v["artifactPortfolioName"]]
+                index = next((link["versionIndex"] for link in collection if link["artifact"] == artifact),
+                             len({link["artifact"] for link in collection}))
+                self.links.append({**v, "artifact": artifact, "versionIndex": index})
+            if artifact is None:
+                return {"errors": [{"message": f"no artifact with client id {v.get('clientId')!r}"}], "data": None}
+            return {"data": {"linkArtifact": {"versionIndex": index}}}
         if op == "CommitArtifact":
             return {"data": {"commitArtifact": {"artifact": {"id": v["artifactID"], "digest": ""}}}}
         self.unknown.append(op)
@@ -346,14 +367,15 @@ class WandbRecorder:
         return {}
 
 
-def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path | None = None,
+               options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """The real `wandb sync` (Go core) against ``base_url``, in a timeout (it retries
     forever on a bad host).  A dummy key: the recorder accepts any."""
     wandb_bin = Path(sys.executable).parent / "wandb"
     env = dict(os.environ)
     env.update({"WANDB_BASE_URL": base_url, "WANDB_API_KEY": "local-" + "0" * 40, "WANDB_MODE": "online",
                 "WANDB_SILENT": "false"})
-    proc = subprocess.Popen([str(wandb_bin), "sync", "--include-synced", *map(str, paths)], env=env, cwd=cwd,
+    proc = subprocess.Popen([str(wandb_bin), "sync", "--include-synced", *options, *map(str, paths)], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -45,10 +45,12 @@ WANDB_FEATURES = Features(
     idempotent_create=True,  # run ids derived from the source run (ids.py)
 )
 
-#: offline files carry the run's start time (the run record's ``start_time``) exactly.
+#: offline files carry the run's start time (the run record's ``start_time``) exactly;
+#: registry versions are links ``wandb sync`` replays, numbered from 1 for W&B's v0
+#: (:mod:`.registry`); an alias moves, but cannot be removed through the files.
 OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
                                "system_metrics": True, "tag_deletion": True, "run_rename": True,
-                               "run_deletion": True})
+                               "run_deletion": True, "registry": RegistryScheme.INTEGER})
 
 
 class WandbBackend(Backend):
@@ -111,7 +113,8 @@ def _flag(value: Any) -> bool:
 class WandbOfflineBackend(Backend):
     """W&B offline run folders.  Options: ``path`` (required); ``strict`` (a damaged
     ``.wandb`` file is an error instead of a warning; default off); ``entity`` and
-    ``project`` (written into new runs' records, for ``wandb sync``)."""
+    ``project`` (written into new runs' records, for ``wandb sync``); ``registry`` (the
+    W&B registry models are linked into, default ``model``) and ``organization``."""
 
     info: ClassVar[BackendInfo] = OFFLINE_INFO
     features: ClassVar[Features] = OFFLINE_FEATURES
@@ -135,7 +138,9 @@ class WandbOfflineBackend(Backend):
         from trackbridge.backends.wandb.offline_writer import WandbOfflineWriter
 
         if self._writer is None:
-            self._writer = WandbOfflineWriter(self.path, self.name, entity=self.options.get("entity"))
+            self._writer = WandbOfflineWriter(self.path, self.name, entity=self.options.get("entity"),
+                                              registry=self.options.get("registry"),
+                                              organization=self.options.get("organization"))
         return self._writer
 
     def describe(self) -> str:
@@ -147,5 +152,14 @@ class WandbOfflineBackend(Backend):
         if not self.path.is_dir() or not any(self.path.glob("offline-run-*")):
             return []
         target = shlex.quote(str(self.path))
-        return [f"upload to W&B with: wandb sync {target}/offline-run-*   (needs WANDB_API_KEY; "
-                "add --project NAME to choose the project)"]
+        models = list(self.reader().list_registered_models())
+        if not models:
+            return [f"upload to W&B with: wandb sync {target}/offline-run-*   (needs WANDB_API_KEY; "
+                    "add --project NAME to choose the project)"]
+        lines = [f"upload to W&B with: wandb sync -n 1 {target}/offline-run-*   (needs WANDB_API_KEY; one run "
+                 f"at a time, in folder order: W&B numbers the {len(models)} registered model(s)' versions and "
+                 "moves their aliases in the order the links arrive)"]
+        if not self.writer().link_entity:
+            lines.append("the registry links name no entity: W&B finds the registry's organization from it; "
+                         "copy again with the option entity=TEAM (or WANDB_ENTITY) before syncing")
+        return lines

@@ -26,6 +26,7 @@ from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb.values import (
+    BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
@@ -214,7 +215,7 @@ class WandbCloudReader(Reader):
         if run.job_type:
             tags[JOB_TYPE_TAG] = run.job_type
         params = {k: v for k, v in config.items()
-                  if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY)}
+                  if k not in BOOKKEEPING_CONFIG_KEYS}
         summary_all = dict(getattr(run.summary, "_json_dict", {}) or {})
         history_keys = set(((run._attrs.get("historyKeys") or {}).get("keys") or {}))
         summary = {k: v for k, v in summary_all.items()

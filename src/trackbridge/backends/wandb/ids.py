@@ -28,10 +28,14 @@ def _base36(data: bytes, length: int) -> str:
     return "".join(out)
 
 
+def stable_id(text: str, length: int) -> str:
+    """``length`` lowercase letters/digits fixed by ``text``."""
+    return _base36(hashlib.sha256(text.encode()).digest(), length)
+
+
 def derived_run_id(platform: str, run_id: str) -> str:
     """A W&B-valid run id (16 lowercase letters/digits) fixed by the source run."""
-    digest = hashlib.sha256(f"trackbridge:{platform}:{run_id}".encode()).digest()
-    return _base36(digest, ID_LENGTH)
+    return stable_id(f"trackbridge:{platform}:{run_id}", ID_LENGTH)
 
 
 def run_id_for(tags: Mapping[str, str] | None) -> str:

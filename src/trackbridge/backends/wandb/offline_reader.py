@@ -15,6 +15,7 @@ Mapping (what the writer in :mod:`.offline_writer` writes, read back exactly):
   not metrics; ``stats`` records -> system metrics;
 * summary -> summary: the values the user set (W&B's copies of the last history
   values are left out), last update wins;
+* config ``trackbridge.registry`` of every run -> registered models (:mod:`.registry`);
 * exit code 0 -> FINISHED, 255 -> KILLED, other -> FAILED; no exit record -> RUNNING;
 * run files (but wandb's own, e.g. ``requirements.txt``) -> artifacts at their path;
   logged W&B artifacts -> artifacts ``wandb-artifacts/<name>/<path>``, their files
@@ -37,10 +38,12 @@ from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb import rows as rowio
 from trackbridge.backends.wandb.scan import ScannedRun, scan
 from trackbridge.backends.wandb.ids import derived_run_id
+from trackbridge.backends.wandb.registry import assemble
 from trackbridge.backends.wandb.values import (
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
+    REGISTRY_CONFIG_KEY,
     SOURCE_END_TIME_TAG,
     SOURCE_PARENT_TAG,
     SOURCE_PLATFORM_TAG,
@@ -58,6 +61,7 @@ from trackbridge.model import (
     Experiment,
     LoggedModel,
     MetricPoint,
+    RegisteredModel,
     RunRecord,
     RunStatus,
 )
@@ -243,6 +247,17 @@ class WandbOfflineReader(Reader):
         """W&B's own rows, one pass over the file (not one per key)."""
         run = self._find(run_id)
         return rowio.iter_rows(run.path, keys, run.start_time)
+
+    # -- registry (:mod:`.registry`) ----------------------------------------------
+
+    def registry_entries(self) -> dict[str, object]:
+        """Run id -> the registry entries its config holds, for every run here."""
+        return {run.run_id: run.config.get(REGISTRY_CONFIG_KEY) or {} for run in self._runs()}
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        """The models trackbridge registered from these runs (runs the SDK wrote
+        offline hold no registry links: wandb 0.31 cannot link offline)."""
+        return iter(list(assemble(self.registry_entries().items()).models.values()))
 
     # -- files ------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ What goes where (the reader in :mod:`.offline_reader` reads exactly this back):
 * system metrics -> Stats records (one per time, ``trackbridge/step`` among the items);
 * files -> ``files/<path>`` + a Files record; models -> W&B ``model`` Artifact
   records whose files are staged in ``trackbridge-staging/`` of the run dir;
+* registered versions and aliases -> a ``LinkArtifactRequest`` record naming the
+  model artifact's client id (``wandb sync`` links it into the registry collection)
+  and the run's config ``trackbridge.registry`` (:mod:`.registry`: what a link cannot
+  say back);
 * the Exit record (exit code 0 FINISHED, 1 FAILED, 255 KILLED, runtime) is written
   last, at :meth:`close`, since the engine sets tags after ``finish_run``.
 
@@ -33,23 +37,35 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import os
 import shutil
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb import txlog
-from trackbridge.backends.wandb.ids import run_id_for
+from trackbridge.backends.wandb.ids import run_id_for, stable_id
+from trackbridge.backends.wandb.registry import (
+    DEFAULT_REGISTRY,
+    Registry,
+    artifact_client_id,
+    assemble,
+    collection_name,
+    model_entry,
+    new_entry,
+    registry_project,
+)
 from trackbridge.backends.wandb.scan import scan
 from trackbridge.backends.wandb.values import (
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
+    REGISTRY_CONFIG_KEY,
     SOURCE_END_TIME_TAG,
     STEP_KEY,
     TAGS_CONFIG_KEY,
@@ -58,7 +74,7 @@ from trackbridge.backends.wandb.values import (
 )
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, RunStatus, now_ms
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 
 STAGING_DIR = "trackbridge-staging"
 EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
@@ -108,6 +124,10 @@ class _Run:
     status: RunStatus = RunStatus.RUNNING
     end_time: int | None = None
     files: set[str] = field(default_factory=set)
+    #: model artifact name -> its client id (what a registry link names)
+    models: dict[str, str] = field(default_factory=dict)
+    #: the registry entries of this run's models (config ``trackbridge.registry``)
+    registry: dict[str, Any] = field(default_factory=dict)
     offset: int = 0  # where the next record starts (the file is reopened there)
     stream: BinaryIO | None = None
     log: txlog.LogWriter | None = None
@@ -121,12 +141,21 @@ class _Run:
 class WandbOfflineWriter(Writer):
     limits = LIMITS
 
-    def __init__(self, root: Path, platform: str = "wandb-offline", entity: str | None = None) -> None:
+    def __init__(self, root: Path, platform: str = "wandb-offline", entity: str | None = None,
+                 registry: str | None = None, organization: str | None = None) -> None:
         self.root = root
         self.platform = platform
         self.entity = entity or ""
+        #: where registry links go: ``wandb-registry-<registry>``, in the org of the entity
+        self.registry = registry or DEFAULT_REGISTRY
+        self.organization = organization or ""
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
+        #: run id -> its registry entries, every run under the root (read once, on first use)
+        self._held: dict[str, Any] | None = None
+        #: model name -> (description, tags, time) given to register_model
+        self._meta: dict[str, tuple[str, dict[str, str], int]] = {}
+        self._registry_lock = threading.RLock()
         #: W&B project -> the experiment name it was made from, where they differ
         self._names: dict[str, str] = {}
 
@@ -261,6 +290,9 @@ class WandbOfflineWriter(Writer):
         run.last_time = old.last_timestamp
         run.num = old.records
         run.files = {p for p, _kind in old.files}
+        run.models = {a.name: a.client_id for a in old.artifacts if a.type == "model" and not a.used and a.client_id}
+        held = old.config.get(REGISTRY_CONFIG_KEY)
+        run.registry = held if isinstance(held, dict) else {}
         # cut the exit record (written again at close) and any damaged tail
         run.offset = old.exit_offset if old.exit_offset is not None else old.end_offset
         # `wandb sync` keeps how far it uploaded in a sidecar; that offset may now fall
@@ -437,6 +469,7 @@ class WandbOfflineWriter(Writer):
             art.run_id, art.project, art.entity = run.run_id, run.project, run.entity
             art.type, art.name = "model", name
             art.aliases.append("latest")
+            art.sequence_client_id = stable_id(f"trackbridge:sequence:{run.run_id}:{name}", 26)
             art.finalize = True
             art.digest_algorithm = "MANIFEST_MD5"
             manifest = art.manifest
@@ -458,8 +491,88 @@ class WandbOfflineWriter(Writer):
             for rel, digest in sorted(entries):
                 hasher.update(f"{rel}:{digest}\n".encode())
             art.digest = hasher.hexdigest()
+            art.client_id = artifact_client_id(run.run_id, name, art.digest)
+            run.models[name] = art.client_id
             self._write(run, rec)
         return LoggedModel(name=name, artifact_path=name)
+
+    # -- registry (module doc of :mod:`.registry`) -----------------------------------
+
+    @property
+    def link_entity(self) -> str:
+        """The entity registry links name (W&B finds the registry's org from it)."""
+        return self.entity or os.environ.get("WANDB_ENTITY", "")
+
+    def _registry(self) -> tuple[dict[str, Any], Registry]:
+        """Every run's registry entries (the runs this writer has open count as they
+        are now) and the registry they make."""
+        if self._held is None:
+            from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
+
+            reader = WandbOfflineReader(self.root, self.platform)
+            self._held = reader.registry_entries()
+        for run_id, run in list(self._runs.items()):
+            self._held[run_id] = run.registry
+        return self._held, assemble(self._held.items())
+
+    def _link(self, run: _Run, client_id: str, collection: str, aliases: Sequence[str]) -> None:
+        rec = _pb().Record()
+        link = rec.request.link_artifact
+        link.client_id = client_id
+        link.portfolio_name = collection
+        link.portfolio_entity = self.link_entity
+        link.portfolio_project = registry_project(self.registry)
+        link.portfolio_organization = self.organization
+        link.portfolio_aliases.extend(aliases)
+        self._write(run, rec)
+
+    def register_model(self, model: RegisteredModel) -> None:
+        """W&B collections are made by their first link: the description and tags go
+        with the model's next version, or now to the run of its latest one."""
+        with self._registry_lock:
+            _held, current = self._registry()
+            meta = (model.description or "", dict(model.tags), current.tick())
+            self._meta[model.name] = meta
+            existing = current.models.get(model.name)
+            if existing and existing.versions:
+                latest = current.locate(model.name, existing.versions[-1].version)
+                run = self._open(latest.run_id)
+                with run.lock:
+                    model_entry(run.registry, model.name, latest.collection, meta)
+                    self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        """Link the run's model artifact into the collection; the version is numbered
+        as W&B will (one after the collection's last, from 1 for W&B's v0)."""
+        if not run_id:
+            raise InvalidValueError(f"version of {version.name!r}: a W&B registry version is a run's model artifact")
+        run = self._open(run_id)
+        with self._registry_lock:
+            _held, current = self._registry()
+            with run.lock:
+                artifact = _model_artifact(run, version)
+                collection = collection_name(version.name)
+                number = current.next_number(version.name)
+                entry = new_entry(artifact, run.models[artifact], current.tick(), number, version)
+                model = model_entry(run.registry, version.name, collection, self._meta.get(version.name))
+                model["versions"].append(entry)
+                self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
+                self._link(run, entry["client_id"], model["collection"], [])
+        return replace(version, version=str(number), run_id=run_id, artifact_path=artifact, aliases=[],
+                       creation_time=entry["created"])
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        """W&B keeps an alias on one version of a collection: linking the version again
+        with the alias moves it there."""
+        with self._registry_lock:
+            located = self._registry()[1].locate(name, version)
+            run = self._open(located.run_id)
+            current = self._registry()[1]
+            located = current.locate(name, version)
+            with run.lock:
+                located.entry.setdefault("aliases", {})[alias] = current.tick()
+                self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
+                self._link(run, located.entry["client_id"], located.collection, [alias])
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         """Status and end time are kept; the Exit record is written by :meth:`close`
@@ -477,6 +590,8 @@ class WandbOfflineWriter(Writer):
         run = self._open(run_id)
         with self._lock:
             self._runs.pop(run_id, None)
+        if self._held is not None:
+            self._held.pop(run_id, None)
         with run.lock:
             self._close_stream(run)
             shutil.rmtree(run.dir, ignore_errors=True)
@@ -528,6 +643,20 @@ class WandbOfflineWriter(Writer):
             run.stream.close()
             run.stream = None
             run.log = None
+
+
+def _model_artifact(run: _Run, version: ModelVersion) -> str:
+    """The name of the run's model artifact a version is made from: the one named as the
+    version's model path (or its last part), else the run's only one."""
+    path = version.artifact_path or ""
+    for name in (path, PurePosixPath(path).name if path else ""):
+        if name and name in run.models:
+            return name
+    if len(run.models) == 1:
+        return next(iter(run.models))
+    raise InvalidValueError(
+        f"version of {version.name!r}: run {run.run_id} has no model artifact {path!r} "
+        f"(its models: {sorted(run.models) or 'none'}); log the model with the run first")
 
 
 def _int(value: str | None) -> int | None:

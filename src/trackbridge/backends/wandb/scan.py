@@ -18,6 +18,7 @@ from typing import Any
 
 from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.values import (
+    BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
     INPUTS_CONFIG_KEY,
     STEP_KEY,
@@ -107,6 +108,8 @@ class Artifact:
     #: (path in the artifact, digest as W&B writes it (base64 md5), size, local staged path or ref)
     entries: list[tuple[str, str, int, str]]
     used: bool = False
+    #: the id a registry link names the artifact by (set by trackbridge's writer)
+    client_id: str = ""
 
 
 @dataclass(slots=True)
@@ -143,7 +146,7 @@ class ScannedRun:
 
     def params(self) -> dict[str, Any]:
         return {k: v for k, v in self.config.items()
-                if k not in (WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, INPUTS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY)}
+                if k not in BOOKKEEPING_CONFIG_KEYS}
 
     @property
     def experiment(self) -> str:
@@ -384,5 +387,5 @@ def _artifact(rec: Any) -> Artifact:
         metadata = json.loads(rec.metadata) if rec.metadata else {}
     except ValueError:
         metadata = {}
-    return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries)
+    return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries, client_id=rec.client_id)
 

@@ -20,6 +20,11 @@ TAGS_CONFIG_KEY = "trackbridge.tags"
 EXPERIMENT_CONFIG_KEY = "trackbridge.experiment"
 #: config key holding dataset inputs (MLflow ``log_input``), which W&B runs have no field for.
 INPUTS_CONFIG_KEY = "trackbridge.inputs"
+#: config key holding the registry entries of the run's models (:mod:`.registry`).
+REGISTRY_CONFIG_KEY = "trackbridge.registry"
+#: config keys that are bookkeeping, never the user's params.
+BOOKKEEPING_CONFIG_KEYS = frozenset({WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY, INPUTS_CONFIG_KEY,
+                                     REGISTRY_CONFIG_KEY})
 #: tags the engine keeps run fields in when a destination cannot set them; read back as fields.
 SOURCE_END_TIME_TAG = "trackbridge.source.end_time"
 SOURCE_USER_TAG = "trackbridge.source.user"
