@@ -14,7 +14,7 @@ import pytest
 
 import comet_helpers as h
 from trackbridge.backends.comet.backend import CometOfflineBackend
-from trackbridge.backends.comet.offline_writer import experiment_key
+from trackbridge.backends.comet.format import experiment_key
 from trackbridge.history import Row
 from trackbridge.model import MetricPoint, ModelVersion, RunStatus
 

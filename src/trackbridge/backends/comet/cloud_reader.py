@@ -26,7 +26,7 @@ from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.comet import format as fmt
-from trackbridge.backends.comet.live_writer import DEFAULT_URL, quiet_environment, reachable, split_experiment
+from trackbridge.backends.comet.live_writer import DEFAULT_URL, quiet_environment, reachable
 from trackbridge.backends.comet.offline_reader import CometOfflineReader, semver_key
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
 from trackbridge.model import (
@@ -133,7 +133,7 @@ class CometCloudReader(Reader):
             yield Experiment(id=f"{ws}/{name}", name=name)
 
     def get_experiment(self, name: str) -> Experiment | None:
-        ws, project = split_experiment(name, None)
+        ws, project = fmt.split_experiment(name, None)
         ws = ws or self._workspace()
         names = self._call("listing projects", self.api.get_projects, ws) or []
         return Experiment(id=f"{ws}/{project}", name=project) if project in names else None
@@ -144,10 +144,10 @@ class CometCloudReader(Reader):
         try:
             self.api  # noqa: B018 - connect (or find Comet unreachable) before listing
         except TransientBackendError:
-            _ws, project = split_experiment(experiment, None)
+            _ws, project = fmt.split_experiment(experiment, None)
             yield from CometOfflineReader(self.offline_dir, self.platform).list_runs(project, run_filter)
             return
-        ws, project = split_experiment(experiment, None)
+        ws, project = fmt.split_experiment(experiment, None)
         ws = ws or self._workspace()
         if run_filter is not None and run_filter.run_ids is not None:
             exps = [self._experiment(k) for k in run_filter.run_ids]

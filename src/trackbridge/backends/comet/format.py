@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -139,11 +140,44 @@ def experiment_key(platform: str, run_id: str) -> str:
     return hashlib.sha1(f"trackbridge:{platform}:{run_id}".encode()).hexdigest()
 
 
+def new_experiment_key(tags: Mapping[str, str]) -> str:
+    """The key a writer gives a new experiment: for a copy (its provenance tags name the
+    source run) the key derived from the source run, so a second copy lands on the same
+    experiment instead of making another; otherwise a random one."""
+    if tags.get(SOURCE_PLATFORM_TAG) and tags.get(SOURCE_RUN_TAG):
+        return experiment_key(tags[SOURCE_PLATFORM_TAG], tags[SOURCE_RUN_TAG])
+    return uuid.uuid4().hex
+
+
+def with_parent(tags: Mapping[str, str], parent_run_id: str | None) -> dict[str, str]:
+    """The others a new experiment starts with: Comet has no nesting, so the parent run
+    is kept as the tag :data:`SOURCE_PARENT_TAG` (unless the tags already carry one),
+    from which the readers give the parent back."""
+    others = dict(tags)
+    if parent_run_id is not None and SOURCE_PARENT_TAG not in others:
+        others[SOURCE_PARENT_TAG] = parent_run_id
+    return others
+
+
 #: the series the per-point epoch becomes.
 EPOCH_SERIES = "epoch"
 NESTED_SEPARATOR = "|"
 #: the project an archive without ``project_name`` goes to at upload (Comet's default).
 DEFAULT_PROJECT = "general"
+
+
+def experiment_id(workspace: str | None, project: str) -> str:
+    """The canonical experiment id of a Comet project: ``workspace/project``, or the
+    project alone where the workspace is not known (Comet then uses the default one).
+    The writers return it and the readers report it, so both must make it alike."""
+    return f"{workspace}/{project}" if workspace else project
+
+
+def split_experiment(name: str, workspace: str | None) -> tuple[str | None, str]:
+    """The inverse of :func:`experiment_id`: ``"ws/project"`` or ``"project"`` ->
+    (workspace, project), ``workspace`` standing in where the name has none."""
+    ws, sep, project = name.partition("/")
+    return (ws, project) if sep else (workspace, name)
 
 
 #: metrics the SDK logs about itself: not the run's data (the wall time of the

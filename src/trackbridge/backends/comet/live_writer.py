@@ -25,9 +25,8 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -35,6 +34,7 @@ from urllib.parse import urlparse
 from trackbridge.backends.base import Writer
 from trackbridge.backends.comet import format as fmt
 from trackbridge.backends.comet.offline_writer import COMET_CLOUD_LIMITS, CometOfflineWriter, semver
+from trackbridge.backends.comet.points import CometPoint, RunPoints
 from trackbridge.backends.comet.upload import upload_command
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
 from trackbridge.history import Row
@@ -71,18 +71,10 @@ def reachable(url: str, timeout: float) -> bool:
         return False
 
 
-def split_experiment(name: str, workspace: str | None) -> tuple[str | None, str]:
-    """``"ws/project"`` or ``"project"`` -> (workspace, project)."""
-    ws, sep, project = name.partition("/")
-    return (ws, project) if sep else (workspace, name)
-
-
 @dataclass
 class _Live:
     experiment: Any
-    epoch: float | None = None
-    #: Comet name -> key of system metrics written as ``sys.<key>``.
-    system_keys: dict[str, str] | None = None
+    points: RunPoints = field(default_factory=RunPoints)
 
 
 class CometLiveWriter(Writer):
@@ -116,8 +108,8 @@ class CometLiveWriter(Writer):
 
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
         """Comet creates projects on first use: the id is ``workspace/project``."""
-        ws, project = split_experiment(name or self.project or fmt.DEFAULT_PROJECT, self.workspace)
-        return f"{ws}/{project}" if ws else project
+        ws, project = fmt.split_experiment(name or self.project or fmt.DEFAULT_PROJECT, self.workspace)
+        return fmt.experiment_id(ws, project)
 
     def create_run(
         self,
@@ -130,19 +122,15 @@ class CometLiveWriter(Writer):
         tags: Mapping[str, str] | None = None,
     ) -> str:
         tags = dict(tags or {})
-        if tags.get(fmt.SOURCE_PLATFORM_TAG) and tags.get(fmt.SOURCE_RUN_TAG):
-            key = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_RUN_TAG])
-        else:
-            key = uuid.uuid4().hex
-        ws, project = split_experiment(experiment_id, self.workspace)
+        key = fmt.new_experiment_key(tags)
+        ws, project = fmt.split_experiment(experiment_id, self.workspace)
         experiment = None if self._unreachable else self._start(key, ws, project, name)
         if experiment is None:
             return self._fall_back(key, ws, project, name, start_time, tags)
         with self._lock:
             self._live[key] = _Live(experiment)
         experiment.log_other(fmt.STATUS_OTHER, RunStatus.RUNNING.value)
-        if parent_run_id is not None and fmt.SOURCE_PARENT_TAG not in tags:
-            tags[fmt.SOURCE_PARENT_TAG] = parent_run_id  # Comet has no nesting
+        tags = fmt.with_parent(tags, parent_run_id)
         if tags:
             experiment.log_others(tags)
             # the provenance tags must be at Comet before anything else: from here a crashed
@@ -365,43 +353,34 @@ class CometLiveWriter(Writer):
         live = self._run(run_id)
         if live is None:
             return self._off().log_metrics(run_id, points)
-        for key, p in points:
-            if key == fmt.EPOCH_SERIES:
-                live.epoch = p.value
-            self._send(live, key, p.step, p.value, p.timestamp)
+        for point in live.points.metrics(points):
+            self._send(live, point)
 
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
         live = self._run(run_id)
         if live is None:
             return self._off().log_rows(run_id, rows)
-        for row in rows:
-            if fmt.EPOCH_SERIES in row.values:
-                live.epoch = row.values[fmt.EPOCH_SERIES]
-            for key, value in row.values.items():
-                self._send(live, key, row.step, value, row.timestamp)
+        for point in live.points.rows(rows):
+            self._send(live, point)
 
     def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         live = self._run(run_id)
         if live is None:
             return self._off().log_system_metrics(run_id, points)
-        for key, p in points:
-            name = key if fmt.is_system_metric(key) else f"sys.{key}"
-            if name != key and (live.system_keys or {}).get(name) != key:
-                live.system_keys = {**(live.system_keys or {}), name: key}
-                live.experiment.log_other(fmt.SYSTEM_KEYS_OTHER, json.dumps(live.system_keys, sort_keys=True))
-            self._send(live, name, p.step, p.value, p.timestamp, with_epoch=False)
+        for point, keys_other in live.points.system(points):
+            if keys_other is not None:
+                live.experiment.log_other(fmt.SYSTEM_KEYS_OTHER, keys_other)
+            self._send(live, point)
 
-    def _send(self, live: _Live, key: str, step: int, value: float, ts: int, with_epoch: bool = True) -> None:
-        epoch = live.epoch if with_epoch else None
-        epoch = int(epoch) if epoch is not None and float(epoch).is_integer() else epoch
+    def _send(self, live: _Live, point: CometPoint) -> None:
         try:
             from comet_ml.messages import MetricMessage
 
-            message = MetricMessage(timestamp=int(ts))
-            message.set_metric(key, fmt.encode_float(value), step=int(step), epoch=epoch)
+            message = MetricMessage(timestamp=int(point.timestamp))
+            message.set_metric(point.name, fmt.encode_float(point.value), step=int(point.step), epoch=point.epoch)
             live.experiment._enqueue_message(message)  # noqa: SLF001 - the only way to keep the point's time
         except (ImportError, AttributeError, TypeError):
-            live.experiment.log_metric(key, value, step=step, epoch=epoch)
+            live.experiment.log_metric(point.name, point.value, step=point.step, epoch=point.epoch)
 
     # -- files and models -------------------------------------------------------------
 
@@ -457,7 +436,7 @@ class CometLiveWriter(Writer):
 
     def _next_version(self, name: str) -> str:
         """One major above the versions this writer registered, or Comet's registry has."""
-        from trackbridge.backends.comet.offline_reader import semver_key
+        from trackbridge.backends.comet.offline_reader import next_version
 
         with self._lock:
             known = list(self._versions.get(name, []))
@@ -470,8 +449,7 @@ class CometLiveWriter(Writer):
                 known = [str(v.get("version")) for v in details.get("versions") or []]
             except Exception:  # noqa: BLE001 - no such model yet (or no registry): start at 1.0.0
                 known = []
-        major = max((semver_key(v)[0] for v in known if semver_key(v)), default=0)
-        return f"{major + 1}.0.0"
+        return next_version(known)
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         """Comet has no aliases; kept as the version tag ``alias:<alias>`` (offline runs) or

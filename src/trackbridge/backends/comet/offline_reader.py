@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -60,14 +60,22 @@ def archive_paths(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*.zip") if p.is_file() and not p.name.startswith("."))
 
 
+def archives_of(root: Path, key: str) -> list[Path]:
+    """The archives at ``root`` whose file name starts with experiment key ``key``.
+
+    Archives are named by their key (``<key>.zip``), so this finds a run's archive
+    without opening every one; it is a guess by name, and the archive's own
+    ``offline_id`` confirms it where that matters."""
+    return [p for p in archive_paths(root) if p.name.startswith(key)]
+
+
 def project_of(meta: dict[str, Any]) -> str:
     return str(meta.get("project_name") or fmt.DEFAULT_PROJECT)
 
 
 def experiment_id_of(meta: dict[str, Any]) -> str:
     """``workspace/project`` (or the project alone): the archive keeps both."""
-    ws = meta.get("workspace")
-    return f"{ws}/{project_of(meta)}" if ws else project_of(meta)
+    return fmt.experiment_id(meta.get("workspace"), project_of(meta))
 
 
 def semver_key(version: str) -> tuple[int, ...]:
@@ -75,6 +83,13 @@ def semver_key(version: str) -> tuple[int, ...]:
     for piece in version.split("-")[0].split("."):
         parts.append(int(piece) if piece.isdigit() else 0)
     return tuple(parts)
+
+
+def next_version(known: Iterable[str]) -> str:
+    """The version Comet gives a model's next registration: one major above the highest
+    of the ``known`` versions (``1.0.0`` for the first)."""
+    major = max((semver_key(v)[0] for v in known if semver_key(v)), default=0)
+    return f"{major + 1}.0.0"
 
 
 class CometOfflineReader(Reader):
@@ -128,11 +143,10 @@ class CometOfflineReader(Reader):
             yield self._scan(path)
 
     def _find(self, run_id: str) -> ScannedRun:
-        for path in archive_paths(self.root):
-            if path.name.startswith(run_id):  # the file names start with the key: a cheap first try
-                run = self._scan(path)
-                if run.key == run_id:
-                    return run
+        for path in archives_of(self.root, run_id):  # a cheap first try
+            run = self._scan(path)
+            if run.key == run_id:
+                return run
         for run in self._runs():
             if run.key == run_id:
                 return run
@@ -195,7 +209,7 @@ class CometOfflineReader(Reader):
         parent = None
         if tags.get(fmt.SOURCE_PARENT_TAG) and tags.get(fmt.SOURCE_PLATFORM_TAG):
             key = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_PARENT_TAG])
-            parent = key if any(p.name.startswith(key) for p in archive_paths(run.path.parent)) else None
+            parent = key if archives_of(run.path.parent, key) else None
         models = [LoggedModel(name=n, artifact_path=n) for n in run.models]
         models += [LoggedModel(name=n, artifact_path=n) for n in run.remote_models if n not in run.models]
         return RunRecord(

@@ -34,7 +34,8 @@ from typing import IO, Any
 
 from trackbridge.backends.base import UNLIMITED, Limits, Writer
 from trackbridge.backends.comet import format as fmt
-from trackbridge.backends.comet.offline_reader import STAGING_DIR, archive_paths
+from trackbridge.backends.comet.offline_reader import STAGING_DIR, archives_of
+from trackbridge.backends.comet.points import CometPoint, RunPoints
 from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, read_meta
 from trackbridge.backends.comet.upload import DEFAULT_SAMPLING_SIZE
 from trackbridge.backends.comet.zipsource import ArchiveFiles
@@ -66,13 +67,6 @@ COMET_LIMITS = Limits(
 #: them over flattened and stringified, and they read back as the same text.
 COMET_CLOUD_LIMITS = replace(COMET_LIMITS, flat_params=True)
 
-SOURCE_PLATFORM_TAG = fmt.SOURCE_PLATFORM_TAG
-SOURCE_RUN_TAG = fmt.SOURCE_RUN_TAG
-experiment_key = fmt.experiment_key
-SYSTEM_KEYS_OTHER = fmt.SYSTEM_KEYS_OTHER
-ALIAS_TAG_PREFIX = fmt.ALIAS_TAG_PREFIX
-
-
 def semver(version: str) -> str:
     """Comet's registry wants semver: an integer version ``N`` becomes ``N.0.0``."""
     return f"{int(version)}.0.0" if version.strip().isdigit() else version
@@ -87,9 +81,8 @@ class _Run:
     out: IO[str] | None = None
     next_id: int = 1
     files: int = 0
-    epoch: float | None = None
+    points: RunPoints = field(default_factory=RunPoints)
     nested_flag: bool = False
-    system_keys: dict[str, str] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     #: (registry name, version) -> register_model payload, written when zipping.
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -129,10 +122,7 @@ class CometOfflineWriter(Writer):
         tags: Mapping[str, str] | None = None,
     ) -> str:
         tags = dict(tags or {})
-        if tags.get(SOURCE_PLATFORM_TAG) and tags.get(SOURCE_RUN_TAG):
-            key = experiment_key(tags[SOURCE_PLATFORM_TAG], tags[SOURCE_RUN_TAG])
-        else:
-            key = uuid.uuid4().hex
+        key = fmt.new_experiment_key(tags)
         with self._lock:
             old = self._runs.pop(key, None)
         if old is not None and old.out is not None:
@@ -155,10 +145,8 @@ class CometOfflineWriter(Writer):
             self._other(run, fmt.STATUS_OTHER, RunStatus.RUNNING.value)
             if name is not None:
                 self._other(run, "Name", name)
-            for k, v in tags.items():
+            for k, v in fmt.with_parent(tags, parent_run_id).items():
                 self._other(run, k, v)
-            if parent_run_id is not None and "trackbridge.source.parent_run_id" not in tags:
-                self._other(run, "trackbridge.source.parent_run_id", parent_run_id)
         return key
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
@@ -183,7 +171,7 @@ class CometOfflineWriter(Writer):
         if run is not None and run.out is not None:
             run.out.close()
         shutil.rmtree(self._staging(run_id), ignore_errors=True)
-        for path in self._archives_of(run_id):
+        for path in archives_of(self.root, run_id):
             path.unlink()
 
     # -- metadata ------------------------------------------------------------------
@@ -250,38 +238,28 @@ class CometOfflineWriter(Writer):
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         run = self._open(run_id)
         with run.lock:
-            for key, point in points:
-                if key == fmt.EPOCH_SERIES:
-                    run.epoch = point.value
-                self._metric(run, key, point.step, point.value, point.timestamp)
+            for point in run.points.metrics(points):
+                self._metric(run, point)
 
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
-        """Rows by step: the row's ``epoch`` (when it has one) is the epoch of all its points."""
         run = self._open(run_id)
         with run.lock:
-            for row in rows:
-                if fmt.EPOCH_SERIES in row.values:
-                    run.epoch = row.values[fmt.EPOCH_SERIES]
-                for key, value in row.values.items():
-                    self._metric(run, key, row.step, value, row.timestamp)
+            for point in run.points.rows(rows):
+                self._metric(run, point)
 
     def log_system_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
         """Kept apart as Comet keeps them: names ``sys.<key>`` (the reader maps them back)."""
         run = self._open(run_id)
         with run.lock:
-            for key, point in points:
-                name = key if fmt.is_system_metric(key) else f"sys.{key}"
-                if name != key and run.system_keys.get(name) != key:
-                    run.system_keys[name] = key
-                    self._other(run, SYSTEM_KEYS_OTHER, json.dumps(run.system_keys, sort_keys=True))
-                self._metric(run, name, point.step, point.value, point.timestamp, epoch=False)
+            for point, keys_other in run.points.system(points):
+                if keys_other is not None:
+                    self._other(run, fmt.SYSTEM_KEYS_OTHER, keys_other)
+                self._metric(run, point)
 
-    def _metric(self, run: _Run, key: str, step: int, value: float, ts: int, epoch: bool = True) -> None:
-        epoch_value = run.epoch if epoch else None
-        if epoch_value is not None and float(epoch_value).is_integer():
-            epoch_value = int(epoch_value)
-        self._write(run, "metric_msg", {"local_timestamp": int(ts), "metric": {
-            "metricName": key, "metricValue": fmt.encode_float(value), "step": int(step), "epoch": epoch_value}})
+    def _metric(self, run: _Run, point: CometPoint) -> None:
+        self._write(run, "metric_msg", {"local_timestamp": int(point.timestamp), "metric": {
+            "metricName": point.name, "metricValue": fmt.encode_float(point.value), "step": int(point.step),
+            "epoch": point.epoch}})
 
     # -- files -------------------------------------------------------------------------
 
@@ -320,15 +298,14 @@ class CometOfflineWriter(Writer):
             self._models[model.name] = (model.description, dict(model.tags))
 
     def _next_version(self, name: str) -> str:
-        """The version Comet would give next: one major above every known version."""
-        from trackbridge.backends.comet.offline_reader import CometOfflineReader, semver_key
+        """The version Comet would give next, knowing the archives and the open runs."""
+        from trackbridge.backends.comet.offline_reader import CometOfflineReader, next_version
 
         known = [v.version for m in CometOfflineReader(self.root, self.platform, recover=True)
                  .list_registered_models() if m.name == name for v in m.versions]
         for run in self._all_open():
             known += [r["version"] for r in run.registrations.values() if r["registry_name"] == name]
-        major = max((semver_key(v)[0] for v in known if semver_key(v)), default=0)
-        return f"{major + 1}.0.0"
+        return next_version(known)
 
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
         if run_id is None:
@@ -360,8 +337,8 @@ class CometOfflineWriter(Writer):
             with run.lock:
                 reg = run.registrations.get(f"{name}\0{number}")
                 if reg is not None:
-                    if ALIAS_TAG_PREFIX + alias not in reg["tags"]:
-                        reg["tags"].append(ALIAS_TAG_PREFIX + alias)
+                    if fmt.ALIAS_TAG_PREFIX + alias not in reg["tags"]:
+                        reg["tags"].append(fmt.ALIAS_TAG_PREFIX + alias)
                         run.dirty = True
                     self._settle(run)
                     return
@@ -421,7 +398,7 @@ class CometOfflineWriter(Writer):
                     next_id += 1
             for member in sorted(os.listdir(run.dir / "files")):
                 zf.write(run.dir / "files" / member, member)
-        for old in self._archives_of(run.key):
+        for old in archives_of(self.root, run.key):
             if old != target:
                 old.unlink()
         os.replace(tmp, target)
@@ -436,9 +413,6 @@ class CometOfflineWriter(Writer):
         with self._lock:
             return list(self._runs.values())
 
-    def _archives_of(self, key: str) -> list[Path]:
-        return [p for p in archive_paths(self.root) if p.name.startswith(key)]
-
     def _open(self, run_id: str) -> _Run:
         with self._lock:
             run = self._runs.get(run_id)
@@ -449,7 +423,7 @@ class CometOfflineWriter(Writer):
     def _reopen(self, key: str) -> _Run:
         """A run written earlier (this process closed it, or another wrote it): its staging
         is rebuilt from the committed archive, which stays in place until the next zip."""
-        found = [p for p in self._archives_of(key) if _key_of(p) == key]
+        found = [p for p in archives_of(self.root, key) if _key_of(p) == key]
         if not found:
             raise RunNotFound(f"no Comet offline archive for experiment key {key!r} in {self.root}")
         run_dir = self._staging(key)
@@ -507,14 +481,14 @@ def _restore_state(run: _Run, msg: dict[str, Any]) -> None:
     if msg.get("type") == "log_other":
         if payload.get("key") == "hasNestedParams":
             run.nested_flag = True
-        elif payload.get("key") == SYSTEM_KEYS_OTHER:
-            run.system_keys = json.loads(payload["value"])
+        elif payload.get("key") == fmt.SYSTEM_KEYS_OTHER:
+            run.points.system_keys = json.loads(payload["value"])
         elif payload.get("key") == fmt.INPUTS_OTHER:
             run.inputs = json.loads(payload["value"])
     elif msg.get("type") == "metric_msg":
         epoch = (payload.get("metric") or {}).get("epoch")
         if epoch is not None:
-            run.epoch = epoch
+            run.points.epoch = epoch
 
 
 def _files_under(path: Path, artifact_dir: str | None) -> list[tuple[Path, str]]:
