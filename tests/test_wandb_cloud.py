@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_sync  # noqa: F401  (fixtures)
+from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_sync, write_registered  # noqa: F401  (fixtures)
 
 from trackbridge.backends import get_backend
 from trackbridge.history import Row
@@ -121,6 +121,28 @@ def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypa
         assert copied["stats"]["runs_created"] == 1 and copied["stats"]["points"] == 4
         checked = invoke("check", "wandb:proj-c", f"dir:{tmp_path / 'archive'}")
         assert checked.exit_code == 0, checked.stdout
+    finally:
+        _stop(rec)
+
+
+def test_cloud_reader_lists_the_registry_wandb_sync_uploaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               sdk_sockets) -> None:  # noqa: F811
+    """Registered versions written offline, uploaded by W&B's sync, listed through
+    ``wandb.Api`` from the stand-in: the same models, versions and aliases as offline."""
+    runs, _collection = write_registered(tmp_path / "out", tmp_path / "files")
+    offline = list(get_backend("wandb-offline", {"path": str(tmp_path / "out")}).reader().list_registered_models())
+    rec = WandbRecorder().start()
+    try:
+        result = wandb_sync(sorted((tmp_path / "out").glob("offline-run-*")), rec.url, cwd=tmp_path,
+                            options=("-n", "1"))
+        assert result.returncode == 0, result.stderr[-2000:]
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+        monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+        monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+        cloud = list(_cloud(rec).list_registered_models())
+        assert cloud == offline and len(cloud[0].versions) == 2
+        assert [v.run_id for v in cloud[0].versions] == runs
+        assert [v.aliases for v in cloud[0].versions] == [["staging"], ["champion"]]
     finally:
         _stop(rec)
 

@@ -52,6 +52,7 @@ def test_offline_run_through_the_sdk_reads_back(wandb_backend, tmp_path: Path) -
         run.log_summary({"best": 0.75})
         run.log_artifact(plot)
         run.log_model(model, name="clf")
+        run.register_model("fraud-clf", model="clf", aliases=["champion"], description="first", tags={"k": "v"})
     remote = run.remote_ids["wandb"]
     assert remote
     reader = _offline_reader()
@@ -68,6 +69,11 @@ def test_offline_run_through_the_sdk_reads_back(wandb_backend, tmp_path: Path) -
     assert [m.name for m in rec.models] == ["clf"]
     paths = [a.path for a in reader.list_artifacts(remote)]
     assert paths == ["plot.txt"]  # the run-files Artifact is read back at the files' own paths
+    # wandb 0.31 cannot link offline: the registration is in the run's config, read back as W&B's
+    [registered] = list(reader.list_registered_models())
+    assert registered.name == "fraud-clf" and "trackbridge.registry" not in rec.params
+    assert [(v.version, v.run_id, v.artifact_path, v.description, v.tags, v.aliases) for v in registered.versions] == [
+        ("1", remote, "clf", "first", {"k": "v"}, ["champion"])]
 
 
 def _closed_port() -> int:

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from wandb_helpers import WandbRecorder, sdk_run, wandb_sync  # noqa: F401  (fixture)
+from wandb_helpers import WandbRecorder, sdk_run, wandb_sync, write_registered  # noqa: F401  (fixture)
 
 from trackbridge.backends import get_backend
 from trackbridge.backends.wandb import txlog
@@ -223,35 +223,8 @@ def test_wandb_sync_uploads_an_sdk_run_as_our_reader_reads_it(sdk_run, tmp_path:
     assert recorder.upserts[exp["run_id"]][-1]["tags"] == run.labels
 
 
-def _write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
-    """Two runs, each logging a model registered as a version of one model; ``champion``
-    set on version 1, then moved to version 2; ``staging`` on version 1."""
-    from trackbridge.model import ModelVersion, RegisteredModel
-
-    w = get_backend("wandb-offline", {"path": str(root), "entity": "team-a"}).writer()
-    (files_dir / "model").mkdir(parents=True)
-    runs = []
-    for i in range(2):
-        (files_dir / "model" / "weights.bin").write_bytes(bytes([i]) * 50)
-        run_id = w.create_run("proj-r", name=f"r{i}", start_time=T0 + 2000 * i,
-                              tags={"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": f"m{i}"})
-        w.log_model(run_id, files_dir / "model", "clf")
-        runs.append(run_id)
-    w.register_model(RegisteredModel("fraud model/v2", "detects fraud", {"owner": "ada"}))
-    made = [w.create_model_version(ModelVersion("fraud model/v2", "", run_id=r, artifact_path="clf",
-                                                description=f"version from {r}", tags={"k": str(i)}), r)
-            for i, r in enumerate(runs)]
-    w.set_model_alias("fraud model/v2", "champion", made[0].version)
-    w.set_model_alias("fraud model/v2", "staging", made[0].version)
-    w.set_model_alias("fraud model/v2", "champion", made[1].version)
-    for r in runs:
-        w.finish_run(r, RunStatus.FINISHED, T0 + 1000)
-    w.close()
-    return runs, "fraud-model-v2"
-
-
 def test_registry_versions_and_aliases_read_back(tmp_path: Path) -> None:
-    runs, collection = _write_registered(tmp_path / "out", tmp_path / "files")
+    runs, collection = write_registered(tmp_path / "out", tmp_path / "files")
     reader = _backend(tmp_path / "out").reader()
     [model] = list(reader.list_registered_models())
     assert (model.name, model.description, model.tags) == ("fraud model/v2", "detects fraud", {"owner": "ada"})
@@ -269,7 +242,7 @@ def test_registry_versions_and_aliases_read_back(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "w.bin").write_bytes(b"x")
     w.log_model(runs[0], tmp_path / "other", "other")
-    with pytest.raises(InvalidValueError, match="no model artifact 'nope'"):
+    with pytest.raises(InvalidValueError, match="no model artifact nor files at 'nope'"):
         w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="nope"), runs[0])
     third = w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="other"), runs[0])
     assert third.version == "3"
@@ -284,7 +257,7 @@ def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRec
     linked into the registry collection of the entity's org, aliases with it.  One run at
     a time, in folder order (``-n 1``, what ``next_steps`` says): W&B numbers versions and
     moves aliases in the order links arrive."""
-    runs, collection = _write_registered(tmp_path / "out", tmp_path / "files")
+    runs, collection = write_registered(tmp_path / "out", tmp_path / "files")
     backend = _backend(tmp_path / "out")
     assert any("-n 1" in line for line in backend.next_steps())
     result = wandb_sync(sorted((tmp_path / "out").glob("offline-run-*")), recorder.url, cwd=tmp_path,

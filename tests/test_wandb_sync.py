@@ -10,6 +10,8 @@ import pytest
 from corpus import build_corpus, invoke, runs_by_source, set_remotes
 from wandb_helpers import sdk_run, sdk_sockets  # noqa: F401  (fixtures)
 
+from trackbridge.backends import get_backend
+
 
 def _ok(result) -> dict:  # noqa: ANN001 - click's Result
     data = json.loads(result.stdout)
@@ -39,11 +41,13 @@ def test_mlflow_to_wandb_offline_to_mlflow_checks_against_the_original(tmp_path:
     assert invoke("check", wandb, "dst").exit_code == 0
     end_to_end = invoke("check", "src", "dst")
     # every run equal end to end (end time, user, parent and dataset inputs restored from where
-    # the W&B copy kept them); the registered model is the one thing missing: wandb-offline
-    # declares no registry (Features), so `plan` recorded it as dropped on the W&B hop
-    assert "4 equal, 1 missing at destination, 0 differ, 0 errors" in end_to_end.stdout, end_to_end.stdout
-    missing = [line for line in end_to_end.stdout.splitlines() if line.startswith("+ ")]
-    assert missing == [f"+ model {corpus.model} ({corpus.model})"], end_to_end.stdout
+    # the W&B copy kept them), and the registered model with its versions and aliases: W&B
+    # links (one made of the run files MLflow registered a version from) and the config
+    # entries of :mod:`trackbridge.backends.wandb.registry`
+    assert "5 equal, 0 missing at destination, 0 differ, 0 errors" in end_to_end.stdout, end_to_end.stdout
+    [model] = list(get_backend("wandb-offline", {"path": str(tmp_path / "wandb")}).reader().list_registered_models())
+    assert model.name == corpus.model and [v.version for v in model.versions] == ["1", "2", "3"]
+    assert sorted(a for v in model.versions for a in v.aliases) == ["challenger", "champion"]
     assert _ok(invoke("copy", wandb, "dst", "--json"))["stats"]["runs_created"] == 0
     assert all(len(v) == 1 for v in runs_by_source(sqlite_uri).values())
 

@@ -397,3 +397,34 @@ def sdk_sockets() -> Iterator[None]:
     import wandb
 
     wandb.teardown()  # the SDK's process-wide settings (dirs, mode) must not leak into the next test
+
+
+T0_REG = 1_700_000_000_000
+
+
+def write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
+    """Two runs, each logging a model registered as a version of one model; ``champion``
+    set on version 1, then moved to version 2; ``staging`` on version 1."""
+    from trackbridge.backends import get_backend
+    from trackbridge.model import ModelVersion, RegisteredModel, RunStatus
+
+    w = get_backend("wandb-offline", {"path": str(root), "entity": "team-a"}).writer()
+    (files_dir / "model").mkdir(parents=True)
+    runs = []
+    for i in range(2):
+        (files_dir / "model" / "weights.bin").write_bytes(bytes([i]) * 50)
+        run_id = w.create_run("proj-r", name=f"r{i}", start_time=T0_REG + 2000 * i,
+                              tags={"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": f"m{i}"})
+        w.log_model(run_id, files_dir / "model", "clf")
+        runs.append(run_id)
+    w.register_model(RegisteredModel("fraud model/v2", "detects fraud", {"owner": "ada"}))
+    made = [w.create_model_version(ModelVersion("fraud model/v2", "", run_id=r, artifact_path="clf",
+                                                description=f"version from {r}", tags={"k": str(i)}), r)
+            for i, r in enumerate(runs)]
+    w.set_model_alias("fraud model/v2", "champion", made[0].version)
+    w.set_model_alias("fraud model/v2", "staging", made[0].version)
+    w.set_model_alias("fraud model/v2", "champion", made[1].version)
+    for r in runs:
+        w.finish_run(r, RunStatus.FINISHED, T0_REG + 5000)
+    w.close()
+    return runs, "fraud-model-v2"

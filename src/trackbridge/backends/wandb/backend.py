@@ -35,7 +35,8 @@ WANDB_FEATURES = Features(
     strictly_increasing_steps=False,
     history_rows=True,
     timestamps=Timestamps.ROW,
-    registry=RegistryScheme.NONE,
+    #: versions are links of a run's model artifact into a registry collection (:mod:`.registry`)
+    registry=RegistryScheme.INTEGER,
     reserved_aliases=frozenset({"latest"}),
     tag_deletion=False,
     run_rename=False,
@@ -50,7 +51,7 @@ WANDB_FEATURES = Features(
 #: (:mod:`.registry`); an alias moves, but cannot be removed through the files.
 OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
                                "system_metrics": True, "tag_deletion": True, "run_rename": True,
-                               "run_deletion": True, "registry": RegistryScheme.INTEGER})
+                               "run_deletion": True})
 
 
 class WandbBackend(Backend):

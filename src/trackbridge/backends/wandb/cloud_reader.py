@@ -25,12 +25,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.wandb.registry import assemble
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
+    REGISTRY_CONFIG_KEY,
     SOURCE_END_TIME_TAG,
     SOURCE_USER_TAG,
     STEP_KEY,
@@ -43,7 +45,17 @@ from trackbridge.backends.wandb.values import (
 )
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
 from trackbridge.history import Row
-from trackbridge.model import ArtifactInfo, DatasetInput, Experiment, LoggedModel, MetricPoint, MetricSummary, RunRecord, RunStatus
+from trackbridge.model import (
+    ArtifactInfo,
+    DatasetInput,
+    Experiment,
+    LoggedModel,
+    MetricPoint,
+    MetricSummary,
+    RegisteredModel,
+    RunRecord,
+    RunStatus,
+)
 
 #: files wandb writes into every run itself (not the user's artifacts).
 WANDB_OWN_FILES = frozenset({
@@ -204,6 +216,24 @@ class WandbCloudReader(Reader):
     def get_run(self, run_id: str) -> RunRecord:
         run = self._run(run_id)
         return self.to_record(run, run.project)
+
+    def list_registered_models(self) -> Iterator[RegisteredModel]:
+        """The models trackbridge registered, from the ``trackbridge.registry`` config of
+        the runs of the remote's project (every project when it names none): the same
+        assembly as offline (:mod:`.registry`).  Links made in W&B by other tools are not
+        read here."""
+        project = self._opt("project", "WANDB_PROJECT")
+        projects = [project] if project else [e.id for e in self.list_experiments()]
+        held: dict[str, Any] = {}
+        for name in projects:
+            try:
+                for run in self.api.runs(f"{self.entity}/{name}", per_page=100):
+                    entries = run.config.get(REGISTRY_CONFIG_KEY)
+                    if isinstance(entries, dict) and entries:
+                        held[run.id] = entries
+            except Exception as exc:  # noqa: BLE001
+                raise _error(exc, f"list runs of W&B project {name}") from exc
+        return iter(list(assemble(held.items()).models.values()))
 
     def to_record(self, run: Any, project: str) -> RunRecord:
         config = dict(run.config)

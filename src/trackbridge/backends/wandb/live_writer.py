@@ -13,7 +13,13 @@ Mapping (the same conventions as the offline writer, so both read back alike):
   a step that repeats or goes back loses no point; ``_timestamp`` is the point's time;
 * labels -> W&B tags, notes -> notes, summary -> ``run.summary``;
 * files -> one W&B Artifact ``<run id>-files`` (type ``run-files``) logged at finish with
-  every file at its path; models -> W&B ``model`` Artifacts (``run.log_model``).
+  every file at its path; models -> W&B ``model`` Artifacts;
+* registered versions and aliases -> ``run.link_artifact`` of the model artifact into
+  ``wandb-registry-<registry>/<collection>``, and the run's config
+  ``trackbridge.registry`` (:mod:`.registry`).  wandb 0.31 cannot link offline: an
+  offline run keeps the registration in its config only, and a warning says how to
+  link it (copy the run into ``wandb-offline:`` and ``wandb sync -n 1``).  A copy whose
+  run logged a model stays open until :meth:`close`, after the engine's registry step.
 
 Reachability: ``WANDB_MODE=offline`` (or option ``mode``) writes offline at once.  In
 online mode the W&B host is probed first (one HTTP request, ``probe_timeout`` s, default
@@ -30,26 +36,37 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
+from trackbridge.backends.wandb.registry import (
+    DEFAULT_REGISTRY,
+    REGISTRY_FILES_METADATA,
+    assemble,
+    collection_name,
+    model_artifact,
+    model_entry,
+    new_entry,
+    registry_project,
+)
 from trackbridge.backends.wandb.values import (
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
+    REGISTRY_CONFIG_KEY,
     STEP_KEY,
     TAGS_CONFIG_KEY,
     UNFINISHED_TAG,
     project_name,
 )
-from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
+from trackbridge.errors import BackendError, InvalidValueError, MissingDependencyError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, RunStatus
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 log = logging.getLogger("trackbridge")
 
@@ -99,6 +116,8 @@ class _Live:
     tags: dict[str, str] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
     files: list[tuple[Path, str]] = field(default_factory=list)
+    #: every file logged (staged path, path in the run), kept after finish for registry versions
+    logged_files: list[tuple[Path, str]] = field(default_factory=list)
     offline: bool = False
     #: a copy made by the engine (provenance tags): it sets tags after ``finish_run``
     copy: bool = False
@@ -106,6 +125,10 @@ class _Live:
     #: exit code once ``finish_run`` was called; the SDK run is finished a moment later
     exit_code: int | None = None
     timer: threading.Timer | None = None
+    #: model artifacts logged by the run, by name (what registry links link)
+    models: dict[str, Any] = field(default_factory=dict)
+    #: the registry entries of the run's models (config ``trackbridge.registry``)
+    registry: dict[str, Any] = field(default_factory=dict)
 
 
 class WandbLiveWriter(Writer):
@@ -121,6 +144,11 @@ class WandbLiveWriter(Writer):
         self._staging = Path(tempfile.mkdtemp(prefix="tb-wandb-files-"))
         #: (run id, offline dir) of every run that fell back to offline mode.
         self.fallbacks: list[tuple[str, str]] = []
+        #: run id -> registry entries of the runs this writer registered versions from
+        self._held: dict[str, dict[str, Any]] = {}
+        #: model name -> (description, tags, time) given to register_model
+        self._meta: dict[str, tuple[str, dict[str, str], int]] = {}
+        self._warned_offline_link = False
 
     # -- settings -------------------------------------------------------------------
 
@@ -147,7 +175,8 @@ class WandbLiveWriter(Writer):
         with self._lock:
             live = self._runs.get(run_id)
         if live is None:
-            raise RunNotFound(f"W&B run {run_id!r} is not open in this process (the wandb writer logs live runs only)")
+            raise RunNotFound(f"W&B run {run_id!r} is not open in this process (the wandb writer logs live runs "
+                              "only: with W&B, register a model before the run's finish)")
         with live.lock:
             if live.timer is not None:
                 live.timer.cancel()
@@ -159,6 +188,8 @@ class WandbLiveWriter(Writer):
                     self._schedule_finish(run_id, live)
 
     def _schedule_finish(self, run_id: str, live: _Live) -> None:
+        if live.copy and (live.models or live.logged_files):
+            return  # the engine's registry step comes after every run: finished at close()
         grace = float(self._opt("finish_grace", None, 2)) if live.copy else 0.0
         if grace <= 0:
             live.lock.release()  # _finish_now takes the locks in order: writer, then run
@@ -313,9 +344,110 @@ class WandbLiveWriter(Writer):
                 live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
 
     def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+        """A W&B ``model`` artifact (what ``run.log_model`` logs), kept for registry links."""
+        wandb = _wandb()
         with self._use(run_id) as live:
-            live.run.log_model(str(local_dir), name=name)
+            artifact = wandb.Artifact(name, type="model")
+            if local_dir.is_dir():
+                artifact.add_dir(str(local_dir))
+            else:
+                artifact.add_file(str(local_dir))
+            live.models[name] = live.run.log_artifact(artifact)
         return LoggedModel(name=name, artifact_path=name)
+
+    # -- registry (module doc of :mod:`.registry`) -----------------------------------
+
+    @property
+    def registry(self) -> str:
+        return str(self._opt("registry", None, DEFAULT_REGISTRY))
+
+    def _link(self, live: _Live, name: str, collection: str, aliases: list[str]) -> int | None:
+        """Link the run's model artifact ``name``; the W&B version index, when online."""
+        if live.offline or self.mode in ("offline", "dryrun"):
+            if not self._warned_offline_link:
+                self._warned_offline_link = True
+                log.warning("W&B offline runs cannot hold registry links (wandb %s): run %s keeps the registration "
+                            "in its config %r; to link it, copy the run with trackbridge into wandb-offline:DIR and "
+                            "upload that with: wandb sync -n 1 DIR/offline-run-*", _wandb().__version__,
+                            live.run.id, REGISTRY_CONFIG_KEY)
+            return None
+        linked = live.run.link_artifact(live.models[name], f"{registry_project(self.registry)}/{collection}",
+                                        aliases=aliases)
+        version = str(getattr(linked, "version", "") or "")
+        return int(version[1:]) if version[1:].isdigit() else None
+
+    def _files_artifact(self, live: _Live, path: str) -> str:
+        """A ``model`` artifact of the run's files under ``path`` (MLflow registers any
+        folder of a run's files; W&B links artifacts), marked so readers keep it out of
+        the run's models; its name."""
+        name = collection_name("files-" + path.strip("/"))
+        if name in live.models:
+            return name
+        artifact = _wandb().Artifact(name, type="model", metadata={REGISTRY_FILES_METADATA: path})
+        added = False
+        for local, logged in [*live.logged_files, *live.files]:
+            if logged == path or logged.startswith(path + "/"):
+                rel = logged[len(path):].strip("/")
+            elif path.startswith(logged + "/") and (local / path[len(logged) + 1:]).exists():
+                local, rel = local / path[len(logged) + 1:], ""
+            else:
+                continue
+            if local.is_dir():
+                artifact.add_dir(str(local), name=rel or None)
+            else:
+                artifact.add_file(str(local), name=rel or local.name)
+            added = True
+        if not added:
+            raise InvalidValueError(f"run {live.run.id} has no model artifact nor files at {path!r}: "
+                                    "log the model (or the files) with the run first")
+        live.models[name] = live.run.log_artifact(artifact)
+        return name
+
+    def register_model(self, model: RegisteredModel) -> None:
+        """Kept for the model's next version (W&B collections are made by their first
+        link); a model with versions from an open run gets it in that run's config now."""
+        current = assemble(self._held.items())
+        meta = (model.description or "", dict(model.tags), current.tick())
+        self._meta[model.name] = meta
+        existing = current.models.get(model.name)
+        if existing and existing.versions:
+            latest = current.locate(model.name, existing.versions[-1].version)
+            with self._use(latest.run_id) as live:
+                model_entry(live.registry, model.name, latest.collection, meta)
+                live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
+
+    def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
+        if not run_id:
+            raise BackendError(f"version of {version.name!r}: a W&B registry version is a run's model artifact")
+        with self._use(run_id) as live:
+            path = None
+            try:
+                name = model_artifact(live.models, version, run_id)
+            except InvalidValueError:
+                if not version.artifact_path:
+                    raise
+                path = version.artifact_path
+                name = self._files_artifact(live, path)
+            self._held[run_id] = live.registry
+            current = assemble(self._held.items())
+            collection = collection_name(version.name)
+            index = self._link(live, name, collection, [])
+            number = index + 1 if index is not None else current.next_number(version.name)
+            entry = new_entry(name, getattr(live.models[name], "_client_id", "") or "", current.tick(), number, version, path)
+            model_entry(live.registry, version.name, collection, self._meta.get(version.name))["versions"].append(entry)
+            live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
+        return replace(version, version=str(number), run_id=run_id, artifact_path=path or name, aliases=[],
+                       creation_time=entry["created"])
+
+    def set_model_alias(self, name: str, alias: str, version: str) -> None:
+        """Linking the version again with the alias moves it there (W&B keeps an alias
+        on one version of a collection)."""
+        current = assemble(self._held.items())
+        located = current.locate(name, version)
+        with self._use(located.run_id) as live:
+            self._link(live, located.version.artifact_path or "", located.collection, [alias])
+            located.entry.setdefault("aliases", {})[alias] = current.tick()
+            live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         """Logs the run's files as one Artifact and finishes the SDK run ``finish_grace``
@@ -331,6 +463,7 @@ class WandbLiveWriter(Writer):
                     else:
                         artifact.add_file(str(path), name=name)
                 live.run.log_artifact(artifact)
+                live.logged_files.extend(live.files)
                 live.files = []
             if status in (RunStatus.RUNNING, RunStatus.SCHEDULED):
                 self._mark_unfinished(live)

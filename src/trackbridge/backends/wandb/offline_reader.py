@@ -38,7 +38,7 @@ from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb import rows as rowio
 from trackbridge.backends.wandb.scan import ScannedRun, scan
 from trackbridge.backends.wandb.ids import derived_run_id
-from trackbridge.backends.wandb.registry import assemble
+from trackbridge.backends.wandb.registry import REGISTRY_FILES_METADATA, assemble
 from trackbridge.backends.wandb.values import (
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
@@ -263,7 +263,7 @@ class WandbOfflineReader(Reader):
 
     @staticmethod
     def _models(run: ScannedRun) -> list:
-        return [a for a in run.artifacts if a.type == "model" and not a.used]
+        return [a for a in run.artifacts if a.type == "model" and not a.used and REGISTRY_FILES_METADATA not in a.metadata]
 
     def _files(self, run: ScannedRun) -> dict[str, tuple[Path | None, int | None, str | None]]:
         """Canonical artifact path -> (local file, size, digest) of the run's files."""
@@ -275,7 +275,7 @@ class WandbOfflineReader(Reader):
             local = files_dir.joinpath(*PurePosixPath(rel).parts)
             out[rel] = (local, local.stat().st_size if local.is_file() else None, None)
         for art in run.artifacts:
-            if art.used or art.type == "model":
+            if art.used or art.type == "model":  # models, and run files made a registry version
                 continue
             # the files of a run written through the SDK are one Artifact of type run-files
             prefix = "" if art.type == RUN_FILES_TYPE else f"{ARTIFACTS_PREFIX}/{art.name}/"

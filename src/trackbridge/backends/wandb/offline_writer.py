@@ -51,10 +51,12 @@ from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.ids import run_id_for, stable_id
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
+    REGISTRY_FILES_METADATA,
     Registry,
     artifact_client_id,
     assemble,
     collection_name,
+    model_artifact,
     model_entry,
     new_entry,
     registry_project,
@@ -126,6 +128,8 @@ class _Run:
     files: set[str] = field(default_factory=set)
     #: model artifact name -> its client id (what a registry link names)
     models: dict[str, str] = field(default_factory=dict)
+    #: artifacts made of run files for registry versions: name -> client id
+    registry_files: dict[str, str] = field(default_factory=dict)
     #: the registry entries of this run's models (config ``trackbridge.registry``)
     registry: dict[str, Any] = field(default_factory=dict)
     offset: int = 0  # where the next record starts (the file is reopened there)
@@ -290,7 +294,9 @@ class WandbOfflineWriter(Writer):
         run.last_time = old.last_timestamp
         run.num = old.records
         run.files = {p for p, _kind in old.files}
-        run.models = {a.name: a.client_id for a in old.artifacts if a.type == "model" and not a.used and a.client_id}
+        models = [a for a in old.artifacts if a.type == "model" and not a.used and a.client_id]
+        run.models = {a.name: a.client_id for a in models if REGISTRY_FILES_METADATA not in a.metadata}
+        run.registry_files = {a.name: a.client_id for a in models if REGISTRY_FILES_METADATA in a.metadata}
         held = old.config.get(REGISTRY_CONFIG_KEY)
         run.registry = held if isinstance(held, dict) else {}
         # cut the exit record (written again at close) and any damaged tail
@@ -460,6 +466,13 @@ class WandbOfflineWriter(Writer):
         """A W&B ``model`` artifact named ``name`` holding the folder's files (staged
         inside the run dir, where ``wandb sync`` uploads them from)."""
         run = self._open(run_id)
+        with run.lock:
+            client_id = self._model_record(run, local_dir, name)
+            run.models[name] = client_id
+        return LoggedModel(name=name, artifact_path=name)
+
+    def _model_record(self, run: _Run, local_dir: Path, name: str, metadata: Mapping[str, Any] | None = None) -> str:
+        """Stage ``local_dir``'s files and write the ``model`` Artifact record; its client id."""
         pb = _pb()
         files = [f for f in sorted(local_dir.rglob("*")) if f.is_file()] if local_dir.is_dir() else [local_dir]
         with run.lock:
@@ -471,6 +484,8 @@ class WandbOfflineWriter(Writer):
             art.aliases.append("latest")
             art.sequence_client_id = stable_id(f"trackbridge:sequence:{run.run_id}:{name}", 26)
             art.finalize = True
+            if metadata:
+                art.metadata = _json(dict(metadata), name)
             art.digest_algorithm = "MANIFEST_MD5"
             manifest = art.manifest
             manifest.version = 1
@@ -492,9 +507,21 @@ class WandbOfflineWriter(Writer):
                 hasher.update(f"{rel}:{digest}\n".encode())
             art.digest = hasher.hexdigest()
             art.client_id = artifact_client_id(run.run_id, name, art.digest)
-            run.models[name] = art.client_id
             self._write(run, rec)
-        return LoggedModel(name=name, artifact_path=name)
+        return art.client_id
+
+    def _files_artifact(self, run: _Run, path: str) -> str:
+        """A model artifact of the run's files under ``path`` (MLflow registers any folder
+        of a run's files; W&B links artifacts): marked so readers keep it out of the run's
+        models.  Its name, made once per path."""
+        name = collection_name("files-" + path.strip("/"))
+        if name not in run.registry_files:
+            local = run.dir / "files" / Path(*PurePosixPath(path).parts)
+            if not local.exists() or not any(f.is_file() for f in ([local] if local.is_file() else local.rglob("*"))):
+                raise InvalidValueError(f"run {run.run_id} has no model artifact nor files at {path!r}: "
+                                        "log the model (or the files) with the run first")
+            run.registry_files[name] = self._model_record(run, local, name, {REGISTRY_FILES_METADATA: path})
+        return name
 
     # -- registry (module doc of :mod:`.registry`) -----------------------------------
 
@@ -550,15 +577,24 @@ class WandbOfflineWriter(Writer):
         with self._registry_lock:
             _held, current = self._registry()
             with run.lock:
-                artifact = _model_artifact(run, version)
+                path = None
+                try:
+                    artifact = model_artifact(run.models, version, run.run_id)
+                    client_id = run.models[artifact]
+                except InvalidValueError:
+                    if not version.artifact_path:
+                        raise
+                    path = version.artifact_path
+                    artifact = self._files_artifact(run, path)
+                    client_id = run.registry_files[artifact]
                 collection = collection_name(version.name)
                 number = current.next_number(version.name)
-                entry = new_entry(artifact, run.models[artifact], current.tick(), number, version)
+                entry = new_entry(artifact, client_id, current.tick(), number, version, path)
                 model = model_entry(run.registry, version.name, collection, self._meta.get(version.name))
                 model["versions"].append(entry)
                 self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
                 self._link(run, entry["client_id"], model["collection"], [])
-        return replace(version, version=str(number), run_id=run_id, artifact_path=artifact, aliases=[],
+        return replace(version, version=str(number), run_id=run_id, artifact_path=path or artifact, aliases=[],
                        creation_time=entry["created"])
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
@@ -643,20 +679,6 @@ class WandbOfflineWriter(Writer):
             run.stream.close()
             run.stream = None
             run.log = None
-
-
-def _model_artifact(run: _Run, version: ModelVersion) -> str:
-    """The name of the run's model artifact a version is made from: the one named as the
-    version's model path (or its last part), else the run's only one."""
-    path = version.artifact_path or ""
-    for name in (path, PurePosixPath(path).name if path else ""):
-        if name and name in run.models:
-            return name
-    if len(run.models) == 1:
-        return next(iter(run.models))
-    raise InvalidValueError(
-        f"version of {version.name!r}: run {run.run_id} has no model artifact {path!r} "
-        f"(its models: {sorted(run.models) or 'none'}); log the model with the run first")
 
 
 def _int(value: str | None) -> int | None:

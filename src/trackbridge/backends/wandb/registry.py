@@ -27,13 +27,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from trackbridge.backends.wandb.ids import stable_id
+from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model import ModelVersion, RegisteredModel, now_ms
 
 #: the registry trackbridge links models into unless told otherwise (W&B's "Models").
 DEFAULT_REGISTRY = "model"
+#: metadata key of a ``model`` artifact made of run files for a registry version (the
+#: version's path in the run's files): readers keep such artifacts out of the run's models.
+REGISTRY_FILES_METADATA = "trackbridge.registry_files"
 #: W&B collection names: letters, digits, ``-``, ``_``, ``.``; at most 128 characters.
 _NOT_ALLOWED = re.compile(r"[^A-Za-z0-9._-]")
 MAX_COLLECTION = 128
@@ -83,8 +88,6 @@ class Registry:
     def locate(self, name: str, version: str) -> Located:
         found = self.located.get((name, str(version)))
         if found is None:
-            from trackbridge.errors import BackendError
-
             raise BackendError(f"registered model {name!r} has no version {version!r} here")
         return found
 
@@ -121,7 +124,8 @@ def assemble(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
         holder: dict[str, tuple[int, ModelVersion]] = {}
         for number, (created, _seq, run_id, entry, collection) in enumerate(entries, start=1):
             version = ModelVersion(name=name, version=str(number), source=f"{collection}:v{number - 1}",
-                                   run_id=run_id, artifact_path=str(entry.get("artifact") or ""),
+                                   run_id=run_id,
+                                   artifact_path=str(entry.get("path") or entry.get("artifact") or ""),
                                    description=str(entry.get("description") or ""), tags=_strs(entry.get("tags")),
                                    creation_time=created or None)
             model.versions.append(version)
@@ -135,10 +139,15 @@ def assemble(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
     return registry
 
 
-def new_entry(artifact: str, client_id: str, created: int, seq: int, version: ModelVersion) -> dict[str, Any]:
-    """The config entry of a version just registered from ``artifact``."""
-    return {"artifact": artifact, "client_id": client_id, "created": created, "seq": seq,
-            "description": version.description or "", "tags": dict(version.tags), "aliases": {}}
+def new_entry(artifact: str, client_id: str, created: int, seq: int, version: ModelVersion,
+              path: str | None = None) -> dict[str, Any]:
+    """The config entry of a version just registered from ``artifact`` (made of the run's
+    files at ``path``, when the version is a folder of files rather than a model)."""
+    entry = {"artifact": artifact, "client_id": client_id, "created": created, "seq": seq,
+             "description": version.description or "", "tags": dict(version.tags), "aliases": {}}
+    if path:
+        entry["path"] = path
+    return entry
 
 
 def model_entry(held: dict[str, Any], name: str, collection: str,
@@ -150,6 +159,20 @@ def model_entry(held: dict[str, Any], name: str, collection: str,
     if meta is not None and meta[2] >= _int(model.get("meta_time")):
         model["description"], model["tags"], model["meta_time"] = meta[0], dict(meta[1]), meta[2]
     return model
+
+
+def model_artifact(models: Mapping[str, Any], version: ModelVersion, run_id: str) -> str:
+    """The name of the run's model artifact (``models``: by name) a version is made from:
+    the one named as the version's model path (or its last part), else the only one."""
+    path = version.artifact_path or ""
+    for name in (path, PurePosixPath(path).name if path else ""):
+        if name and name in models:
+            return name
+    if len(models) == 1:
+        return next(iter(models))
+    raise InvalidValueError(
+        f"version of {version.name!r}: run {run_id} has no model artifact {path!r} "
+        f"(its models: {sorted(models) or 'none'}); log the model with the run first")
 
 
 def _int(value: Any) -> int:
