@@ -160,3 +160,30 @@ def test_live_cloud_lists_projects_and_reads_a_run(monkeypatch: pytest.MonkeyPat
             for key in list(run.metrics)[:1]:
                 points = [p for page in reader.iter_metric_history(run.run_id, key) for p in page]
                 assert points and all(isinstance(p.timestamp, int) for p in points)
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not LIVE_KEY, reason="needs WANDB_API_KEY (a real W&B account)")
+def test_live_registry_link_reads_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sdk_sockets) -> None:  # noqa: F811
+    """Online, the SDK writer links the model artifact into the registry; the cloud reader
+    lists the version with its alias."""
+    import uuid
+
+    from trackbridge.model import ModelVersion, RegisteredModel
+
+    monkeypatch.setenv("WANDB_API_KEY", LIVE_KEY or "")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    backend = get_backend("wandb", {"mode": "online", "project": "trackbridge-live"})
+    writer = backend.writer()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"\x01" * 10)
+    run_id = writer.create_run("trackbridge-live", name="registry")
+    writer.log_model(run_id, tmp_path / "m", "clf")
+    name = f"tb-live-{uuid.uuid4().hex[:6]}"
+    writer.register_model(RegisteredModel(name, "live test"))
+    made = writer.create_model_version(ModelVersion(name, "", artifact_path="clf"), run_id)
+    writer.set_model_alias(name, "champion", made.version)
+    writer.finish_run(run_id, RunStatus.FINISHED)
+    writer.close()
+    model = next(m for m in backend.reader().list_registered_models() if m.name == name)
+    assert [v.aliases for v in model.versions] == [["champion"]] and model.versions[0].run_id == run_id
