@@ -161,6 +161,7 @@ class WandbOfflineBackend(Backend):
                  f"at a time, in folder order: W&B numbers the {len(models)} registered model(s)' versions and "
                  "moves their aliases in the order the links arrive)"]
         if not self.writer().link_entity:
-            lines.append("the registry links name no entity: W&B finds the registry's organization from it; "
-                         "copy again with the option entity=TEAM (or WANDB_ENTITY) before syncing")
+            lines.append("the registry links here name no W&B entity, which W&B needs to find the registry's "
+                         "organization: `wandb sync` uploads the runs but fails those links. To link them, "
+                         "copy into a new folder with WANDB_ENTITY=TEAM set (or a named remote's entity option)")
         return lines
