@@ -187,3 +187,42 @@ def test_live_registry_link_reads_back(monkeypatch: pytest.MonkeyPatch, tmp_path
     writer.close()
     model = next(m for m in backend.reader().list_registered_models() if m.name == name)
     assert [v.aliases for v in model.versions] == [["champion"]] and model.versions[0].run_id == run_id
+
+
+def test_sdk_writer_links_registered_versions_online(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     sdk_sockets) -> None:  # noqa: F811
+    """Online, the SDK writer logs the model artifact and links it (``run.link_artifact``)
+    into the registry collection of the entity's org, then again with an alias; the cloud
+    reader lists the version with its alias.  Stand-in: the recorder answers the SDK's own
+    queries (ArtifactByID, FetchOrgInfoFromEntity, LinkArtifact, ArtifactMembershipByName)."""
+    from trackbridge.model import ModelVersion, RegisteredModel
+
+    rec = WandbRecorder().start()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    try:
+        backend = get_backend("wandb", {"mode": "online", "entity": "recorder", "base_url": rec.url})
+        w = backend.writer()
+        (tmp_path / "m").mkdir()
+        (tmp_path / "m" / "w.bin").write_bytes(b"\x01" * 10)
+        run_id = w.create_run("proj-o", name="online")
+        assert not w.fallbacks  # it is online, against the recorder
+        w.log_model(run_id, tmp_path / "m", "clf")
+        w.register_model(RegisteredModel("fraud model", "detects fraud"))
+        made = w.create_model_version(ModelVersion("fraud model", "", artifact_path="clf", tags={"k": "v"}), run_id)
+        w.set_model_alias("fraud model", "champion", made.version)
+        w.finish_run(run_id, RunStatus.FINISHED)
+        w.close()
+        assert made.version == "1"
+        assert [(link["artifactPortfolioName"], link["entityName"], link["projectName"],
+                 [a["alias"] for a in link["aliases"] or []], link["versionIndex"]) for link in rec.links] == [
+            ("fraud-model", "recorder-org", "wandb-registry-model", [], 0),
+            ("fraud-model", "recorder-org", "wandb-registry-model", ["champion"], 0)]
+        assert rec.artifacts[rec.links[0]["artifact"]]["artifactCollectionName"] == "clf"
+        [model] = list(_cloud(rec).list_registered_models())
+        assert (model.name, model.description) == ("fraud model", "detects fraud")
+        assert [(v.version, v.run_id, v.artifact_path, v.tags, v.aliases) for v in model.versions] == [
+            ("1", run_id, "clf", {"k": "v"}, ["champion"])]
+    finally:
+        _stop(rec)

@@ -140,6 +140,8 @@ class WandbRecorder:
         self.artifact_ids: dict[str, str] = {}
         #: LinkArtifact variables in arrival order, with ``artifact`` = the linked artifact id
         self.links: list[dict[str, Any]] = []
+        #: artifact id -> its CreateArtifact input (what ArtifactByID serves back)
+        self.artifacts: dict[str, dict[str, Any]] = {}
         self._ids = 0
         self._lock = threading.Lock()
         recorder = self
@@ -199,6 +201,8 @@ class WandbRecorder:
                 "totalCount": 0, "edges": [], "pageInfo": {"__typename": "PageInfo", "endCursor": None,
                                                            "hasNextPage": False}}}}},
             "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": []}},
+            # asked by the live SDK before logging an artifact (no artifact of that name yet)
+            "ArtifactType": lambda v: {"project": {"artifact": None}},
         }
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -243,9 +247,10 @@ class WandbRecorder:
             return {"data": {"createRunFiles": {"runID": v["run"], "uploadHeaders": [], "files": files}}}
         if op == "CreateArtifact":
             aid = self._id()
-            client_id = (v.get("input") or v).get("clientID")
-            if client_id:
-                self.artifact_ids[client_id] = aid
+            given = v.get("input") or v
+            self.artifacts[aid] = given
+            if given.get("clientID"):
+                self.artifact_ids[given["clientID"]] = aid
             return {"data": {"createArtifact": {"artifact": {
                 "id": aid, "state": "PENDING", "artifactSequence": {"latestArtifact": None}}}}}
         if op in ("CreateArtifactManifest", "UpdateArtifactManifest"):
@@ -258,10 +263,29 @@ class WandbRecorder:
                                "uploadHeaders": [], "uploadMultipartUrls": None, "artifact": {"id": f.get("artifactID")}}}
                      for f in (v.get("input") or v)["artifactFiles"]]
             return {"data": {"createArtifactFiles": {"files": {"edges": edges}}}}
+        if op == "ArtifactByID":
+            return {"data": {"artifact": self._artifact_node(v["id"]) if v["id"] in self.artifacts else None}}
+        if op == "FetchOrgInfoFromEntity":  # the Python SDK's question (the Go core asks the next one)
+            return {"data": {"entity": {"organization": {"name": "Recorder Org", "orgEntity": {"name": "recorder-org"}},
+                                        "user": None}}}
+        if op == "ArtifactMembershipByName":
+            name, _, index = v.get("name", "").rpartition(":v")
+            link = next((link for link in self.links if link["artifactPortfolioName"] == name
+                         and str(link["versionIndex"]) == index), None)
+            membership = None if link is None else {
+                "__typename": "ArtifactCollectionMembership", "id": f"m-{link['artifact']}",
+                "versionIndex": link["versionIndex"], "createdAt": "2026-12-01T00:00:00", "aliases": [],
+                "artifactCollection": {"__typename": "ArtifactPortfolio", "name": name, "project": {
+                    "id": "p", "internalId": "p", "name": link["projectName"], "entity": {"name": link["entityName"]}}},
+                "artifact": self._artifact_node(link["artifact"])}
+            return {"data": {"project": {"artifactCollectionMembership": membership}}}
         if op == "FetchOrgEntityFromEntity":
             return {"data": {"entity": {"organization": {"name": "Recorder Org",
                                                          "orgEntity": {"name": "recorder-org"}}}}}
         if op == "LinkArtifact":
+            v = v.get("input") or v  # the Python SDK sends an input object, the Go core variables
+            v = {"artifactId": v.get("artifactID") or v.get("artifactId"), "clientId": v.get("clientID") or v.get("clientId"),
+                 **{k: v.get(k) for k in ("artifactPortfolioName", "entityName", "projectName", "aliases")}}
             artifact = v.get("artifactId") or self.artifact_ids.get(v.get("clientId") or "")
             with self._lock:
                 collection = [link for link in self.links if link["artifactPortfolioName"] == v["artifactPortfolioName"]]
@@ -270,11 +294,26 @@ class WandbRecorder:
                 self.links.append({**v, "artifact": artifact, "versionIndex": index})
             if artifact is None:
                 return {"errors": [{"message": f"no artifact with client id {v.get('clientId')!r}"}], "data": None}
-            return {"data": {"linkArtifact": {"versionIndex": index}}}
+            result = {"versionIndex": index, "artifactMembership": None}
+            return {"data": {"linkArtifact": result, "result": result}}
         if op == "CommitArtifact":
             return {"data": {"commitArtifact": {"artifact": {"id": v["artifactID"], "digest": ""}}}}
         self.unknown.append(op)
         return {"data": {}}
+
+    def _artifact_node(self, aid: str) -> dict[str, Any]:
+        """An artifact as ArtifactFragment asks for it, from what CreateArtifact sent."""
+        given = self.artifacts[aid]
+        project = {"id": "p", "internalId": "p", "name": given.get("projectName") or "uncategorized",
+                   "entity": {"name": given.get("entityName") or "recorder"}}
+        return {"__typename": "Artifact", "id": aid,
+                "artifactSequence": {"__typename": "ArtifactSequence", "name": given.get("artifactCollectionName"),
+                                     "project": project},
+                "versionIndex": 0, "artifactType": {"name": given.get("artifactTypeName") or "model"},
+                "description": given.get("description"), "metadata": given.get("metadata"),
+                "ttlDurationSeconds": -1, "ttlIsInherited": True, "tags": [], "historyStep": None,
+                "state": "COMMITTED", "size": 0, "digest": given.get("digest") or "", "commitHash": None,
+                "fileCount": 0, "createdAt": "2026-12-01T00:00:00", "updatedAt": None, "aliases": []}
 
     # -- serving what was uploaded, in the shapes wandb.Api reads (wandb 0.31's queries:
     #    Run/RunFragment, Runs/LightweightRunFragment, GetProjects, RunHistoryKeys,
