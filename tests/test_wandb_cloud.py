@@ -133,9 +133,9 @@ def test_cloud_reader_lists_the_registry_wandb_sync_uploaded(tmp_path: Path, mon
     offline = list(get_backend("wandb-offline", {"path": str(tmp_path / "out")}).reader().list_registered_models())
     rec = WandbRecorder().start()
     try:
-        result = wandb_sync(sorted((tmp_path / "out").glob("offline-run-*")), rec.url, cwd=tmp_path,
-                            options=("-n", "1"))
-        assert result.returncode == 0, result.stderr[-2000:]
+        for run_dir in sorted((tmp_path / "out").glob("offline-run-*")):
+            result = wandb_sync([run_dir], rec.url, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr[-2000:]
         monkeypatch.delenv("WANDB_MODE", raising=False)
         monkeypatch.setenv("WANDB_BASE_URL", rec.url)
         monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
@@ -224,5 +224,41 @@ def test_sdk_writer_links_registered_versions_online(tmp_path: Path, monkeypatch
         assert (model.name, model.description) == ("fraud model", "detects fraud")
         assert [(v.version, v.run_id, v.artifact_path, v.tags, v.aliases) for v in model.versions] == [
             ("1", run_id, "clf", {"k": "v"}, ["champion"])]
+    finally:
+        _stop(rec)
+
+
+def test_copy_then_sync_into_wandb_online_continues_the_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             sdk_sockets) -> None:  # noqa: F811
+    """MLflow -> ``wandb`` (the SDK, online against the recorder): the copy checks equal, the
+    registered model included; after new points and a new alias at the source, ``sync``
+    resumes the runs it did not open (``wandb.init(resume="must")``) and checks equal again."""
+    from corpus import build_corpus, invoke, set_remotes
+    from mlflow import MlflowClient
+
+    corpus = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src")
+    set_remotes(monkeypatch, src=corpus.tracking_uri)
+    rec = WandbRecorder().start()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    monkeypatch.setenv("WANDB_ENTITY", "recorder")
+    try:
+        copied = json.loads(invoke("copy", "src", "wandb", "--json").stdout)
+        assert copied["ok"], copied["errors"]
+        assert copied["stats"]["runs_created"] == 4 and copied["stats"]["model_versions"] == 3
+        checked = invoke("check", "src", "wandb")
+        assert checked.exit_code == 0, checked.stdout
+        client = MlflowClient(corpus.tracking_uri)
+        parent = corpus.runs["parent"]
+        client.log_metric(parent, "loss", 0.5, timestamp=1_700_000_999_000, step=10_000)
+        client.set_registered_model_alias(corpus.model, "champion", "3")
+        synced = json.loads(invoke("sync", "src", "wandb", "--json").stdout)
+        assert synced["ok"], synced["errors"]
+        assert synced["stats"]["runs_created"] == 0 and synced["stats"]["points"] == 1
+        assert synced["stats"]["aliases"] == 1
+        checked = invoke("check", "src", "wandb")
+        assert checked.exit_code == 0, checked.stdout
+        assert sum(1 for name in rec.upserts if rec.history(name)) == 4  # no run made twice
     finally:
         _stop(rec)

@@ -254,15 +254,16 @@ def test_registry_versions_and_aliases_read_back(tmp_path: Path) -> None:
 
 def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRecorder) -> None:
     """The real `wandb sync` replays our link records: each version's model artifact is
-    linked into the registry collection of the entity's org, aliases with it.  One run at
-    a time, in folder order (``-n 1``, what ``next_steps`` says): W&B numbers versions and
-    moves aliases in the order links arrive."""
+    linked into the registry collection of the entity's org, aliases with it.  One run
+    after the other, in folder order (what ``next_steps`` says; ``-n 1`` is not enough:
+    it starts the next run while the last one's links are still being sent): W&B numbers
+    versions and moves aliases in the order links arrive."""
     runs, collection = write_registered(tmp_path / "out", tmp_path / "files")
     backend = _backend(tmp_path / "out")
-    assert any("-n 1" in line for line in backend.next_steps())
-    result = wandb_sync(sorted((tmp_path / "out").glob("offline-run-*")), recorder.url, cwd=tmp_path,
-                        options=("-n", "1"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert any("do wandb sync" in line for line in backend.next_steps())
+    for run_dir in sorted((tmp_path / "out").glob("offline-run-*")):
+        result = wandb_sync([run_dir], recorder.url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
     assert "FetchOrgEntityFromEntity" in recorder.operations
     links = [(link["artifactPortfolioName"], link["entityName"], link["projectName"],
               [a["alias"] for a in link.get("aliases") or []], link["versionIndex"]) for link in recorder.links]

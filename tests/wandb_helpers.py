@@ -203,6 +203,7 @@ class WandbRecorder:
             "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": []}},
             # asked by the live SDK before logging an artifact (no artifact of that name yet)
             "ArtifactType": lambda v: {"project": {"artifact": None}},
+            "RunResumeStatus": self._resume_status,
         }
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -343,6 +344,26 @@ class WandbRecorder:
                           "historyKeys": self._history_keys(name)})
         return attrs
 
+    def _resume_status(self, v: dict[str, Any]) -> dict[str, Any]:
+        """What ``wandb.init(resume=...)`` asks of a run (core/api/graphql/query_run_resume_status):
+        its config, summary, line counts and the tail of its history."""
+        model = {"id": "p", "name": v.get("project") or "uncategorized", "entity": {"id": "e", "name": "recorder"},
+                 "bucket": None}
+        attrs = self._run_attrs(v["name"], full=True)
+        if attrs is None:
+            return {"model": model}
+        stream = self.lines.get(v["name"], {})
+        history = self.history(v["name"])
+        model["bucket"] = {
+            "id": attrs["id"], "name": v["name"], "displayName": attrs["displayName"],
+            "summaryMetrics": attrs["summaryMetrics"], "config": attrs["config"], "tags": attrs["tags"],
+            "notes": attrs["notes"], "wandbConfig": json.dumps({"t": {}}),
+            "historyLineCount": len(stream.get("wandb-history.jsonl", {})),
+            "eventsLineCount": len(stream.get("wandb-events.jsonl", {})),
+            "logLineCount": len(stream.get("output.log", {})),
+            "historyTail": json.dumps([json.dumps(h) for h in history[-1:]]), "eventsTail": "[]"}
+        return {"model": model}
+
     def _history_keys(self, name: str) -> dict[str, Any]:
         history = self.history(name)
         keys = {k: {"typeCounts": [{"type": "number", "count": 1}]} for h in history for k in h}
@@ -406,15 +427,14 @@ class WandbRecorder:
         return {}
 
 
-def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path | None = None,
-               options: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def wandb_sync(paths: list[Path], base_url: str, timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real `wandb sync` (Go core) against ``base_url``, in a timeout (it retries
     forever on a bad host).  A dummy key: the recorder accepts any."""
     wandb_bin = Path(sys.executable).parent / "wandb"
     env = dict(os.environ)
     env.update({"WANDB_BASE_URL": base_url, "WANDB_API_KEY": "local-" + "0" * 40, "WANDB_MODE": "online",
                 "WANDB_SILENT": "false"})
-    proc = subprocess.Popen([str(wandb_bin), "sync", "--include-synced", *options, *map(str, paths)], env=env, cwd=cwd,
+    proc = subprocess.Popen([str(wandb_bin), "sync", "--include-synced", *map(str, paths)], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
-from trackbridge.backends.wandb.registry import assemble
+from trackbridge.backends.wandb.registry import REGISTRY_FILES_METADATA, assemble
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
@@ -155,7 +155,8 @@ class WandbCloudReader(Reader):
             raise BackendError("no W&B entity: set WANDB_ENTITY or the remote's entity option")
         return entity
 
-    def _run(self, run_id: str, project: str | None = None) -> Any:
+    def api_run(self, run_id: str, project: str | None = None) -> Any:
+        """The ``wandb.Api`` run of id ``run_id``, in ``project``, the remote's, or any project."""
         project = project or self._projects.get(run_id) or self._opt("project", "WANDB_PROJECT")
         if project is None:
             for exp in self.list_experiments():
@@ -214,7 +215,7 @@ class WandbCloudReader(Reader):
                 yield record
 
     def get_run(self, run_id: str) -> RunRecord:
-        run = self._run(run_id)
+        run = self.api_run(run_id)
         return self.to_record(run, run.project)
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:
@@ -272,13 +273,13 @@ class WandbCloudReader(Reader):
             user=user, url=getattr(run, "url", None), params=params, tags=tags, labels=list(run.tags or []),
             notes=run.notes or None, metrics=metrics, summary=summary, inputs=inputs,
             models=[LoggedModel(name=a.name.split(":")[0], artifact_path=a.name.split(":")[0]) for a in self._artifacts(run)
-                    if a.type == "model"],
+                    if a.type == "model" and REGISTRY_FILES_METADATA not in (a.metadata or {})],
         )
 
     # -- history ------------------------------------------------------------------
 
     def _scan(self, run_id: str) -> Iterator[Row]:
-        run = self._run(run_id)
+        run = self.api_run(run_id)
         try:
             for raw in run.scan_history(page_size=int(self.options.get("page_size", 1000))):
                 row = row_of(raw)
@@ -327,11 +328,11 @@ class WandbCloudReader(Reader):
         return out
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
-        for path, (_kind, _obj, size) in sorted(self._files(self._run(run_id)).items()):
+        for path, (_kind, _obj, size) in sorted(self._files(self.api_run(run_id)).items()):
             yield ArtifactInfo(path=path, size=size)
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        run = self._run(run_id)
+        run = self.api_run(run_id)
         found = self._files(run).get(path)
         if found is None:
             raise BackendError(f"W&B run {run_id!r} has no file {path!r}")
@@ -352,7 +353,7 @@ class WandbCloudReader(Reader):
         return target
 
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
-        run = self._run(run_id)
+        run = self.api_run(run_id)
         root = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
         for art in self._artifacts(run):
             if art.type == "model" and art.name.split(":")[0] == model.name:

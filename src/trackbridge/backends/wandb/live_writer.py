@@ -18,7 +18,7 @@ Mapping (the same conventions as the offline writer, so both read back alike):
   ``wandb-registry-<registry>/<collection>``, and the run's config
   ``trackbridge.registry`` (:mod:`.registry`).  wandb 0.31 cannot link offline: an
   offline run keeps the registration in its config only, and a warning says how to
-  link it (copy the run into ``wandb-offline:`` and ``wandb sync -n 1``).  A copy whose
+  link it (copy the run into ``wandb-offline:`` and ``wandb sync`` it).  A copy whose
   run logged a model stays open until :meth:`close`, after the engine's registry step.
 
 Reachability: ``WANDB_MODE=offline`` (or option ``mode``) writes offline at once.  In
@@ -81,6 +81,15 @@ LIMITS = Limits(
     allows_nan=True,
     strictly_increasing_steps=False,
 )
+
+
+#: SDK settings of a copied run: no system metrics, console or code of this process in it.
+COPY_SETTINGS = dict(x_disable_stats=True, console="off", save_code=False, disable_git=True, x_disable_meta=True)
+
+
+def _client_id(artifact: Any) -> str:
+    """The id a logged artifact is known by before the server names it (the SDK's own)."""
+    return str(getattr(artifact, "_client_id", "") or "")
 
 
 def _wandb() -> Any:
@@ -175,8 +184,7 @@ class WandbLiveWriter(Writer):
         with self._lock:
             live = self._runs.get(run_id)
         if live is None:
-            raise RunNotFound(f"W&B run {run_id!r} is not open in this process (the wandb writer logs live runs "
-                              "only: with W&B, register a model before the run's finish)")
+            live = self._reopen(run_id)
         with live.lock:
             if live.timer is not None:
                 live.timer.cancel()
@@ -186,6 +194,42 @@ class WandbLiveWriter(Writer):
             finally:
                 if live.exit_code is not None:
                     self._schedule_finish(run_id, live)
+
+    def _reopen(self, run_id: str) -> _Live:
+        """A run this process did not open (a later ``sync`` pass, a replay), resumed with
+        ``wandb.init(resume="must")``: W&B continues its ``_step`` and keeps its config,
+        and the run's tags, inputs and registry entries are read back from that config.
+        Online only: W&B cannot resume an offline run."""
+        if self.mode in ("offline", "dryrun", "disabled"):
+            raise RunNotFound(
+                f"W&B run {run_id!r} is not open in this process, and W&B cannot resume an offline run "
+                "(with W&B, register a model before the run's finish). To copy in several passes, copy into "
+                "wandb-offline:DIR, whose runs later passes continue, and upload it with wandb sync")
+        from trackbridge.backends.wandb.cloud_reader import WandbCloudReader
+
+        found = WandbCloudReader(self.platform, self.options).api_run(run_id)
+        config = dict(found.config)
+        tags = {str(k): str(v) for k, v in (config.get(TAGS_CONFIG_KEY) or {}).items()}
+        copy = "trackbridge.source.run_id" in tags
+        wandb = _wandb()
+        settings = wandb.Settings(init_timeout=float(self._opt("init_timeout", None, 10)), base_url=self.base_url,
+                                  **(COPY_SETTINGS if copy else {}))
+        try:
+            run = wandb.init(project=found.project, entity=found.entity, id=run_id, resume="must",
+                             reinit="create_new", dir=self._opt("dir", "WANDB_DIR"), settings=settings)
+        except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds
+            raise BackendError(f"could not resume W&B run {found.entity}/{found.project}/{run_id}: {exc}") from exc
+        run.define_metric(STEP_KEY, hidden=True)
+        run.define_metric("*", step_metric=STEP_KEY)
+        registry = config.get(REGISTRY_CONFIG_KEY)
+        live = _Live(run=run, tags=tags, copy=copy,
+                     inputs=[i for i in config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)],
+                     registry=dict(registry) if isinstance(registry, dict) else {})
+        with self._lock:
+            live = self._runs.setdefault(run_id, live)
+        if live.registry:
+            self._held[run_id] = live.registry
+        return live
 
     def _schedule_finish(self, run_id: str, live: _Live) -> None:
         if live.copy and (live.models or live.logged_files):
@@ -240,8 +284,7 @@ class WandbLiveWriter(Writer):
                       resume="allow", reinit="create_new", dir=self._opt("dir", "WANDB_DIR"))
         copy = "trackbridge.source.run_id" in tags
         if copy:  # a copy: no system metrics, console or code of this process in the run
-            kwargs["settings"] = dict(x_disable_stats=True, console="off", save_code=False,
-                                      disable_git=True, x_disable_meta=True)
+            kwargs["settings"] = dict(COPY_SETTINGS)
         offline = self.mode in ("offline", "dryrun")
         reason = None
         if self.mode == "disabled":
@@ -352,8 +395,8 @@ class WandbLiveWriter(Writer):
                 artifact.add_dir(str(local_dir))
             else:
                 artifact.add_file(str(local_dir))
-            live.models[name] = live.run.log_artifact(artifact)
-        return LoggedModel(name=name, artifact_path=name)
+            live.models[name] = logged = live.run.log_artifact(artifact)
+        return LoggedModel(name=name, artifact_path=name, model_id=_client_id(logged))
 
     # -- registry (module doc of :mod:`.registry`) -----------------------------------
 
@@ -368,7 +411,7 @@ class WandbLiveWriter(Writer):
                 self._warned_offline_link = True
                 log.warning("W&B offline runs cannot hold registry links (wandb %s): run %s keeps the registration "
                             "in its config %r; to link it, copy the run with trackbridge into wandb-offline:DIR and "
-                            "upload that with: wandb sync -n 1 DIR/offline-run-*", _wandb().__version__,
+                            "upload its runs one after the other with wandb sync", _wandb().__version__,
                             live.run.id, REGISTRY_CONFIG_KEY)
             return None
         linked = live.run.link_artifact(live.models[name], f"{registry_project(self.registry)}/{collection}",
@@ -422,7 +465,7 @@ class WandbLiveWriter(Writer):
         with self._use(run_id) as live:
             path = None
             try:
-                name = model_artifact(live.models, version, run_id)
+                name = model_artifact({n: _client_id(a) for n, a in live.models.items()}, version, run_id)
             except InvalidValueError:
                 if not version.artifact_path:
                     raise
@@ -433,7 +476,7 @@ class WandbLiveWriter(Writer):
             collection = collection_name(version.name)
             index = self._link(live, name, collection, [])
             number = index + 1 if index is not None else current.next_number(version.name)
-            entry = new_entry(name, getattr(live.models[name], "_client_id", "") or "", current.tick(), number, version, path)
+            entry = new_entry(name, _client_id(live.models[name]), current.tick(), number, version, path)
             model_entry(live.registry, version.name, collection, self._meta.get(version.name))["versions"].append(entry)
             live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
         return replace(version, version=str(number), run_id=run_id, artifact_path=path or name, aliases=[],
@@ -445,7 +488,7 @@ class WandbLiveWriter(Writer):
         current = assemble(self._held.items())
         located = current.locate(name, version)
         with self._use(located.run_id) as live:
-            self._link(live, located.version.artifact_path or "", located.collection, [alias])
+            self._link(live, str(located.entry.get("artifact") or ""), located.collection, [alias])
             located.entry.setdefault("aliases", {})[alias] = current.tick()
             live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
 

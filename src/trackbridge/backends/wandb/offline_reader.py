@@ -214,7 +214,7 @@ class WandbOfflineReader(Reader):
                 parent = candidate
         inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
                   for i in run.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
-        models = [LoggedModel(name=a.name, artifact_path=a.name) for a in self._models(run)]
+        models = [LoggedModel(name=a.name, artifact_path=a.name, model_id=a.client_id or None) for a in self._models(run)]
         return RunRecord(
             platform=self.platform,
             run_id=run.run_id,

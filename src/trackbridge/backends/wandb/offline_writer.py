@@ -469,7 +469,7 @@ class WandbOfflineWriter(Writer):
         with run.lock:
             client_id = self._model_record(run, local_dir, name)
             run.models[name] = client_id
-        return LoggedModel(name=name, artifact_path=name)
+        return LoggedModel(name=name, artifact_path=name, model_id=client_id)
 
     def _model_record(self, run: _Run, local_dir: Path, name: str, metadata: Mapping[str, Any] | None = None) -> str:
         """Stage ``local_dir``'s files and write the ``model`` Artifact record; its client id."""

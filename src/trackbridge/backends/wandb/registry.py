@@ -124,7 +124,7 @@ def assemble(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
         holder: dict[str, tuple[int, ModelVersion]] = {}
         for number, (created, _seq, run_id, entry, collection) in enumerate(entries, start=1):
             version = ModelVersion(name=name, version=str(number), source=f"{collection}:v{number - 1}",
-                                   run_id=run_id,
+                                   run_id=run_id, model_id=str(entry.get("client_id") or "") or None,
                                    artifact_path=str(entry.get("path") or entry.get("artifact") or ""),
                                    description=str(entry.get("description") or ""), tags=_strs(entry.get("tags")),
                                    creation_time=created or None)
@@ -161,14 +161,20 @@ def model_entry(held: dict[str, Any], name: str, collection: str,
     return model
 
 
-def model_artifact(models: Mapping[str, Any], version: ModelVersion, run_id: str) -> str:
-    """The name of the run's model artifact (``models``: by name) a version is made from:
-    the one named as the version's model path (or its last part), else the only one."""
+def model_artifact(models: Mapping[str, str], version: ModelVersion, run_id: str) -> str:
+    """The name of the run's model artifact a version is made from (``models``: name ->
+    client id, which is the logged model's ``model_id``): the one of the version's
+    ``model_id``, else the one named as its model path (or its last part); with neither,
+    the run's only one."""
+    if version.model_id:
+        for name, client_id in models.items():
+            if client_id == version.model_id:
+                return name
     path = version.artifact_path or ""
     for name in (path, PurePosixPath(path).name if path else ""):
         if name and name in models:
             return name
-    if len(models) == 1:
+    if not path and not version.model_id and len(models) == 1:
         return next(iter(models))
     raise InvalidValueError(
         f"version of {version.name!r}: run {run_id} has no model artifact {path!r} "
