@@ -259,6 +259,8 @@ def test_copy_then_sync_into_wandb_online_continues_the_runs(tmp_path: Path, mon
         assert synced["stats"]["aliases"] == 1
         checked = invoke("check", "src", "wandb")
         assert checked.exit_code == 0, checked.stdout
-        assert sum(1 for name in rec.upserts if rec.history(name)) == 4  # no run made twice
+        assert len(rec.upserts) == 4  # no run made twice
+        again = json.loads(invoke("sync", "src", "wandb", "--json").stdout)
+        assert again["ok"] and again["stats"]["points"] == 0 and again["stats"]["runs_updated"] == 0
     finally:
         _stop(rec)

@@ -142,6 +142,12 @@ class WandbRecorder:
         self.links: list[dict[str, Any]] = []
         #: artifact id -> its CreateArtifact input (what ArtifactByID serves back)
         self.artifacts: dict[str, dict[str, Any]] = {}
+        #: artifact id -> (run name, id of its manifest) from CreateArtifactManifest
+        self.manifests: dict[str, tuple[str, str]] = {}
+        #: artifact id -> (file name, md5 base64) from CreateArtifactFiles
+        self.artifact_files: dict[str, list[tuple[str, str]]] = {}
+        #: uploaded bodies by their md5 (hex): artifact files are downloaded by content
+        self.by_md5: dict[str, bytes] = {}
         self._ids = 0
         self._lock = threading.Lock()
         recorder = self
@@ -160,13 +166,19 @@ class WandbRecorder:
 
             def do_PUT(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                import hashlib
+
                 with recorder._lock:
                     recorder.uploads[self.path] = body
+                    recorder.by_md5[hashlib.md5(body).hexdigest()] = body
                 self._json({})
 
             def do_GET(self) -> None:  # noqa: N802
-                if self.path.startswith("/upload/") and self.path in recorder.uploads:
-                    body = recorder.uploads[self.path]
+                body = recorder.uploads.get(self.path) if self.path.startswith("/upload/") else None
+                if self.path.startswith(("/artifactsV2/", "/artifacts/")):  # .../<md5 hex>[/<name>]
+                    parts = self.path.split("?")[0].split("/")
+                    body = recorder.by_md5.get(parts[-2]) or recorder.by_md5.get(parts[-1])
+                if body is not None:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
@@ -197,9 +209,11 @@ class WandbRecorder:
             "Runs": self._runs_page,
             "GetProjects": self._projects_page,
             "RunFiles": self._files_page,
-            "RunOutputArtifacts": lambda v: {"project": {"run": {"artifacts": {
-                "totalCount": 0, "edges": [], "pageInfo": {"__typename": "PageInfo", "endCursor": None,
-                                                           "hasNextPage": False}}}}},
+            "RunOutputArtifacts": self._output_artifacts,
+            "GetArtifactMembershipFileUrls": self._membership_files,
+            "FetchArtifactManifest": lambda v: {"artifact": {"currentManifest": {"file": {
+                "directUrl": f"{self.url}/upload/manifest/{self.manifests[v['id']][1]}"}}}
+                if v["id"] in self.manifests else None},
             "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": []}},
             # asked by the live SDK before logging an artifact (no artifact of that name yet)
             "ArtifactType": lambda v: {"project": {"artifact": None}},
@@ -257,9 +271,13 @@ class WandbRecorder:
         if op in ("CreateArtifactManifest", "UpdateArtifactManifest"):
             field = "createArtifactManifest" if op == "CreateArtifactManifest" else "updateArtifactManifest"
             mid = self._id()
+            if v.get("artifactID") and v.get("runName") and v.get("includeUpload") is not False:
+                self.manifests[v["artifactID"]] = (v["runName"], mid)
             return {"data": {field: {"artifactManifest": {"id": mid, "file": {
                 "id": mid, "uploadUrl": f"{self.url}/upload/manifest/{mid}", "uploadHeaders": []}}}}}
         if op == "CreateArtifactFiles":
+            for f in (v.get("input") or v)["artifactFiles"]:
+                self.artifact_files.setdefault(f.get("artifactID"), []).append((f["name"], f.get("md5") or ""))
             edges = [{"node": {"storagePath": f["name"], "uploadUrl": f"{self.url}/upload/artifact/{f['name']}",
                                "uploadHeaders": [], "uploadMultipartUrls": None, "artifact": {"id": f.get("artifactID")}}}
                      for f in (v.get("input") or v)["artifactFiles"]]
@@ -302,6 +320,13 @@ class WandbRecorder:
         self.unknown.append(op)
         return {"data": {}}
 
+    def _output_artifacts(self, v: dict[str, Any]) -> dict[str, Any]:
+        """The artifacts run ``v["run"]`` logged (its manifests name it), as ArtifactFragment."""
+        nodes = [self._artifact_node(aid) for aid, (run, _mid) in self.manifests.items() if run == v["run"]]
+        return {"project": {"run": {"artifacts": {
+            "totalCount": len(nodes), "edges": [{"node": n} for n in nodes],
+            "pageInfo": {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}}}}}
+
     def _artifact_node(self, aid: str) -> dict[str, Any]:
         """An artifact as ArtifactFragment asks for it, from what CreateArtifact sent."""
         given = self.artifacts[aid]
@@ -310,11 +335,32 @@ class WandbRecorder:
         return {"__typename": "Artifact", "id": aid,
                 "artifactSequence": {"__typename": "ArtifactSequence", "name": given.get("artifactCollectionName"),
                                      "project": project},
-                "versionIndex": 0, "artifactType": {"name": given.get("artifactTypeName") or "model"},
+                "versionIndex": self._version_index(aid), "artifactType": {"name": given.get("artifactTypeName") or "model"},
                 "description": given.get("description"), "metadata": given.get("metadata"),
                 "ttlDurationSeconds": -1, "ttlIsInherited": True, "tags": [], "historyStep": None,
                 "state": "COMMITTED", "size": 0, "digest": given.get("digest") or "", "commitHash": None,
                 "fileCount": 0, "createdAt": "2026-12-01T00:00:00", "updatedAt": None, "aliases": []}
+
+    def _membership_files(self, v: dict[str, Any]) -> dict[str, Any]:
+        """The files of artifact ``collection:alias`` (``vN`` or ``latest``), with URLs."""
+        import base64
+
+        same = [a for a, g in self.artifacts.items()
+                if g.get("artifactCollectionName") == v["collection"] and g.get("projectName") == v["project"]]
+        index = len(same) - 1 if v["alias"] == "latest" else int(v["alias"].lstrip("v") or 0)
+        edges = [{"node": {"__typename": "File", "name": name,
+                           "directUrl": f"{self.url}/artifacts/recorder/{base64.b64decode(md5).hex()}"}}
+                 for name, md5 in self.artifact_files.get(same[index], [])] if 0 <= index < len(same) else []
+        return {"project": {"artifactCollection": {"__typename": "ArtifactSequence", "artifactMembership": {
+            "files": {"pageInfo": {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False},
+                      "edges": edges}}}}}
+
+    def _version_index(self, aid: str) -> int:
+        """The artifact's place among the artifacts of its name and project (W&B's vN)."""
+        given = self.artifacts[aid]
+        same = [a for a, g in self.artifacts.items() if g.get("artifactCollectionName") == given.get("artifactCollectionName")
+                and g.get("projectName") == given.get("projectName")]
+        return same.index(aid)
 
     # -- serving what was uploaded, in the shapes wandb.Api reads (wandb 0.31's queries:
     #    Run/RunFragment, Runs/LightweightRunFragment, GetProjects, RunHistoryKeys,
@@ -375,6 +421,8 @@ class WandbRecorder:
 
     def _runs_page(self, v: dict[str, Any]) -> dict[str, Any]:
         names = [n for n, ups in self.upserts.items() if (ups[0].get("project") or "uncategorized") == v["project"]]
+        wanted = json.loads(v.get("filters") or "{}").get("name") if isinstance(v.get("filters"), str) else None
+        names = [n for n in names if wanted is None or n == wanted]  # W&B's run filter by id
         page = self._page([self._run_attrs(n) for n in names])
         return {"project": {"internalId": "1", "runCount": len(names), "readOnly": False, "runs": page}}
 

@@ -18,6 +18,7 @@ Run ids are W&B run ids; the project is the experiment.  The entity comes from o
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -161,8 +162,9 @@ class WandbCloudReader(Reader):
         if project is None:
             for exp in self.list_experiments():
                 for run in self.api.runs(f"{self.entity}/{exp.id}", filters={"name": run_id}):
-                    self._projects[run_id] = exp.id
-                    return run
+                    if run.id == run_id:  # a server that ignores the filter answers every run
+                        self._projects[run_id] = exp.id
+                        return run
             raise RunNotFound(f"no W&B run {run_id!r} in any project of {self.entity}")
         try:
             return self.api.run(f"{self.entity}/{project}/{run_id}")
@@ -223,6 +225,10 @@ class WandbCloudReader(Reader):
         the runs of the remote's project (every project when it names none): the same
         assembly as offline (:mod:`.registry`).  Links made in W&B by other tools are not
         read here."""
+        return iter(list(assemble(self.registry_entries().items()).models.values()))
+
+    def registry_entries(self) -> dict[str, Any]:
+        """Run id -> the registry entries its config holds, for the runs described above."""
         project = self._opt("project", "WANDB_PROJECT")
         projects = [project] if project else [e.id for e in self.list_experiments()]
         held: dict[str, Any] = {}
@@ -234,7 +240,7 @@ class WandbCloudReader(Reader):
                         held[run.id] = entries
             except Exception as exc:  # noqa: BLE001
                 raise _error(exc, f"list runs of W&B project {name}") from exc
-        return iter(list(assemble(held.items()).models.values()))
+        return held
 
     def to_record(self, run: Any, project: str) -> RunRecord:
         config = dict(run.config)
@@ -344,9 +350,10 @@ class WandbCloudReader(Reader):
                 obj.download(root=str(dst_dir), replace=True)
             else:
                 art, entry_path = obj
-                art.get_entry(entry_path).download(root=str(target.parent))
-                got = target.parent / PurePosixPath(entry_path).name
-                if got != target:
+                # the entry lands at ``root/<its path in the artifact>``, which is not
+                # its path in the run for artifacts other than the run's files
+                with tempfile.TemporaryDirectory(dir=dst_dir) as tmp:
+                    got = Path(art.get_entry(entry_path).download(root=tmp))
                     got.replace(target)
         except Exception as exc:  # noqa: BLE001
             raise _error(exc, f"download {path} of W&B run {run_id}") from exc

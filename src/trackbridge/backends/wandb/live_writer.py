@@ -21,6 +21,9 @@ Mapping (the same conventions as the offline writer, so both read back alike):
   link it (copy the run into ``wandb-offline:`` and ``wandb sync`` it).  A copy whose
   run logged a model stays open until :meth:`close`, after the engine's registry step.
 
+Runs of earlier processes (a later ``sync`` pass, a replay) are resumed online with
+``wandb.init(resume="must")``, found through ``wandb.Api``; W&B cannot resume offline.
+
 Reachability: ``WANDB_MODE=offline`` (or option ``mode``) writes offline at once.  In
 online mode the W&B host is probed first (one HTTP request, ``probe_timeout`` s, default
 3) and ``init`` is given ``init_timeout`` s (default 10) instead of the SDK's 90; if
@@ -83,6 +86,8 @@ LIMITS = Limits(
 )
 
 
+#: W&B run states -> the exit code a resumed run ends with again (running: none).
+RESUMED_EXIT_CODES = {"finished": 0, "failed": 1, "crashed": 1, "killed": 255}
 #: SDK settings of a copied run: no system metrics, console or code of this process in it.
 COPY_SETTINGS = dict(x_disable_stats=True, console="off", save_code=False, disable_git=True, x_disable_meta=True)
 
@@ -153,8 +158,8 @@ class WandbLiveWriter(Writer):
         self._staging = Path(tempfile.mkdtemp(prefix="tb-wandb-files-"))
         #: (run id, offline dir) of every run that fell back to offline mode.
         self.fallbacks: list[tuple[str, str]] = []
-        #: run id -> registry entries of the runs this writer registered versions from
-        self._held: dict[str, dict[str, Any]] = {}
+        #: run id -> registry entries of every run (read from W&B on first use)
+        self._held: dict[str, dict[str, Any]] | None = None
         #: model name -> (description, tags, time) given to register_model
         self._meta: dict[str, tuple[str, dict[str, str], int]] = {}
         self._warned_offline_link = False
@@ -222,13 +227,17 @@ class WandbLiveWriter(Writer):
         run.define_metric(STEP_KEY, hidden=True)
         run.define_metric("*", step_metric=STEP_KEY)
         registry = config.get(REGISTRY_CONFIG_KEY)
-        live = _Live(run=run, tags=tags, copy=copy,
+        # a run that had ended ends again as it did, once the pass is done with it
+        ended = None if tags.get(UNFINISHED_TAG) else RESUMED_EXIT_CODES.get(str(getattr(found, "state", "")))
+        live = _Live(run=run, tags=tags, copy=copy, exit_code=ended,
                      inputs=[i for i in config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)],
                      registry=dict(registry) if isinstance(registry, dict) else {})
         with self._lock:
             live = self._runs.setdefault(run_id, live)
-        if live.registry:
-            self._held[run_id] = live.registry
+        try:
+            live.models.update({a.name.split(":")[0]: a for a in found.logged_artifacts() if a.type == "model"})
+        except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds
+            raise BackendError(f"could not list the artifacts of W&B run {run_id}: {exc}") from exc
         return live
 
     def _schedule_finish(self, run_id: str, live: _Live) -> None:
@@ -446,10 +455,28 @@ class WandbLiveWriter(Writer):
         live.models[name] = live.run.log_artifact(artifact)
         return name
 
+    def _registry(self) -> Any:
+        """The registry of every run (read once from W&B, or the offline runs in offline
+        mode), with the runs open here as they are now."""
+        if self._held is None:
+            if self.mode in ("offline", "dryrun", "disabled"):
+                from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
+
+                root = Path(str(self._opt("dir", "WANDB_DIR", "."))) / "wandb"
+                self._held = WandbOfflineReader(root, self.platform).registry_entries()
+            else:
+                from trackbridge.backends.wandb.cloud_reader import WandbCloudReader
+
+                self._held = WandbCloudReader(self.platform, self.options).registry_entries()
+        for run_id, live in list(self._runs.items()):
+            if live.registry or run_id in self._held:
+                self._held[run_id] = live.registry
+        return assemble(self._held.items())
+
     def register_model(self, model: RegisteredModel) -> None:
         """Kept for the model's next version (W&B collections are made by their first
-        link); a model with versions from an open run gets it in that run's config now."""
-        current = assemble(self._held.items())
+        link); a model with versions already gets it in its latest version's run now."""
+        current = self._registry()
         meta = (model.description or "", dict(model.tags), current.tick())
         self._meta[model.name] = meta
         existing = current.models.get(model.name)
@@ -471,8 +498,7 @@ class WandbLiveWriter(Writer):
                     raise
                 path = version.artifact_path
                 name = self._files_artifact(live, path)
-            self._held[run_id] = live.registry
-            current = assemble(self._held.items())
+            current = self._registry()
             collection = collection_name(version.name)
             index = self._link(live, name, collection, [])
             number = index + 1 if index is not None else current.next_number(version.name)
@@ -485,9 +511,10 @@ class WandbLiveWriter(Writer):
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         """Linking the version again with the alias moves it there (W&B keeps an alias
         on one version of a collection)."""
-        current = assemble(self._held.items())
-        located = current.locate(name, version)
+        located = self._registry().locate(name, version)
         with self._use(located.run_id) as live:
+            current = self._registry()  # the run is open now: its entries are the live ones
+            located = current.locate(name, version)
             self._link(live, str(located.entry.get("artifact") or ""), located.collection, [alias])
             located.entry.setdefault("aliases", {})[alias] = current.tick()
             live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
