@@ -39,7 +39,6 @@ from trackbridge.backends.wandb.values import (
     STEP_KEY,
     TAGS_CONFIG_KEY,
     UNFINISHED_TAG,
-    WANDB_CONFIG_KEY,
     as_number,
     flat_str,
     project_name,

@@ -20,10 +20,7 @@ from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
-    INPUTS_CONFIG_KEY,
     STEP_KEY,
-    TAGS_CONFIG_KEY,
-    WANDB_CONFIG_KEY,
     as_number,
     decode,
     decode_history,
