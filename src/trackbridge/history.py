@@ -59,6 +59,20 @@ def rows_to_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:
             yield key, MetricPoint(row.step, value, row.timestamp)
 
 
+def points_to_rows(points: Iterable[tuple[str, MetricPoint]]) -> list[Row]:
+    """Points as rows, in their order: consecutive points of one step and time share a
+    row, and a key seen again starts a new one (so no point is merged away).  How a row
+    platform takes a batch of points logged one key at a time."""
+    rows: list[Row] = []
+    for key, p in points:
+        last = rows[-1] if rows else None
+        if last is None or last.step != p.step or last.timestamp != p.timestamp or key in last.values:
+            last = Row(p.step, p.timestamp)
+            rows.append(last)
+        last.values[key] = p.value
+    return rows
+
+
 def series_from_rows(rows: Iterable[Row], key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
     """Pages of one key's points from a stream of rows (for readers of row platforms)."""
     page: list[MetricPoint] = []

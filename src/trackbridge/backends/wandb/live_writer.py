@@ -68,7 +68,7 @@ from trackbridge.backends.wandb.values import (
     project_name,
 )
 from trackbridge.errors import BackendError, InvalidValueError, MissingDependencyError, RunNotFound
-from trackbridge.history import Row
+from trackbridge.history import Row, points_to_rows
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 log = logging.getLogger("trackbridge")
@@ -365,14 +365,8 @@ class WandbLiveWriter(Writer):
             live.run.config.update({INPUTS_CONFIG_KEY: list(live.inputs)}, allow_val_change=True)
 
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
-        rows: list[Row] = []
-        for key, p in points:
-            last = rows[-1] if rows else None
-            if last is None or last.step != p.step or last.timestamp != p.timestamp or key in last.values:
-                last = Row(p.step, p.timestamp)
-                rows.append(last)
-            last.values[key] = p.value
-        self.log_rows(run_id, rows)
+        """Points as rows (:func:`trackbridge.history.points_to_rows`)."""
+        self.log_rows(run_id, points_to_rows(points))
 
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
         with self._use(run_id) as live:

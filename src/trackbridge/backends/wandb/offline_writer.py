@@ -75,7 +75,7 @@ from trackbridge.backends.wandb.values import (
     project_name,
 )
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
-from trackbridge.history import Row
+from trackbridge.history import Row, points_to_rows
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 
 STAGING_DIR = "trackbridge-staging"
@@ -383,15 +383,8 @@ class WandbOfflineWriter(Writer):
             self._write(run, rec)
 
     def log_metrics(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> None:
-        """Points as rows: consecutive points of one step and time share a row."""
-        rows: list[Row] = []
-        for key, p in points:
-            last = rows[-1] if rows else None
-            if last is None or last.step != p.step or last.timestamp != p.timestamp or key in last.values:
-                last = Row(p.step, p.timestamp)
-                rows.append(last)
-            last.values[key] = p.value
-        self.log_rows(run_id, rows)
+        """Points as rows (:func:`trackbridge.history.points_to_rows`)."""
+        self.log_rows(run_id, points_to_rows(points))
 
     def log_rows(self, run_id: str, rows: Sequence[Row]) -> None:
         run = self._open(run_id)
