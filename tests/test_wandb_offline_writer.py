@@ -273,3 +273,31 @@ def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRec
                      (collection, "recorder-org", "wandb-registry-model", [], 1),
                      (collection, "recorder-org", "wandb-registry-model", ["champion"], 1)]
     assert all(link["artifact"] is not None for link in recorder.links)  # the client ids named created artifacts
+
+
+def test_used_artifacts_are_read_as_dataset_inputs(tmp_path: Path) -> None:
+    """A ``use_artifact`` record (what an online SDK run writes for ``run.use_artifact``) is
+    read as a dataset input, not dropped; a copy keeps it in config ``trackbridge.inputs``."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from corpus import invoke
+
+    w = _backend(tmp_path / "src").writer()
+    run_id = w.create_run("proj-u", start_time=T0)
+    w.finish_run(run_id, RunStatus.FINISHED, T0 + 1000)
+    w.close()
+    [path] = (tmp_path / "src").glob(f"*/run-{run_id}.wandb")
+    rec = pb.Record()
+    rec.use_artifact.id, rec.use_artifact.type, rec.use_artifact.name = "QXJ0aWZhY3Q6MQ==", "dataset", "mnist:v3"
+    with open(path, "r+b") as stream:
+        stream.seek(0, 2)
+        log = txlog.LogWriter(stream, offset=stream.tell())
+        log.write(rec.SerializeToString())
+        log.flush()
+    [used] = _backend(tmp_path / "src").reader().get_run(run_id).inputs
+    assert (used.name, used.digest, used.source_type, used.tags) == (
+        "mnist:v3", "QXJ0aWZhY3Q6MQ==", "wandb-artifact", {"wandb.artifact_type": "dataset"})
+    copied = json.loads(invoke("copy", f"wandb-offline:{tmp_path / 'src'}", f"dir:{tmp_path / 'archive'}",
+                               "--json").stdout)
+    assert copied["ok"], copied["errors"]
+    assert invoke("check", f"wandb-offline:{tmp_path / 'src'}", f"dir:{tmp_path / 'archive'}").exit_code == 0

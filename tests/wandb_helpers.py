@@ -211,6 +211,9 @@ class WandbRecorder:
             "RunFiles": self._files_page,
             "RunOutputArtifacts": self._output_artifacts,
             "GetArtifactMembershipFileUrls": self._membership_files,
+            "RunInputArtifacts": lambda v: {"project": {"run": {"artifacts": {
+                "totalCount": 0, "edges": [], "pageInfo": {"__typename": "PageInfo", "endCursor": None,
+                                                           "hasNextPage": False}}}}},
             "FetchArtifactManifest": lambda v: {"artifact": {"currentManifest": {"file": {
                 "directUrl": f"{self.url}/upload/manifest/{self.manifests[v['id']][1]}"}}}
                 if v["id"] in self.manifests else None},

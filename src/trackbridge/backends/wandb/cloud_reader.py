@@ -42,6 +42,7 @@ from trackbridge.backends.wandb.values import (
     as_number,
     flat_str,
     project_name,
+    used_artifact_input,
 )
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound, TransientBackendError
 from trackbridge.history import Row
@@ -271,6 +272,7 @@ class WandbCloudReader(Reader):
         user = tags.get(SOURCE_USER_TAG) or (getattr(getattr(run, "user", None), "username", None) or None)
         inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
                   for i in config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
+        inputs += [used_artifact_input(a.name, a.type, str(a.id or "")) for a in self._used(run)]
         experiment = config.get(EXPERIMENT_CONFIG_KEY) if isinstance(config.get(EXPERIMENT_CONFIG_KEY), str) else project
         return RunRecord(
             platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
@@ -316,6 +318,12 @@ class WandbCloudReader(Reader):
             return list(run.logged_artifacts())
         except Exception as exc:  # noqa: BLE001
             raise _error(exc, f"list the artifacts of W&B run {run.id}") from exc
+
+    def _used(self, run: Any) -> list[Any]:
+        try:
+            return list(run.used_artifacts())
+        except Exception as exc:  # noqa: BLE001
+            raise _error(exc, f"list the artifacts W&B run {run.id} used") from exc
 
     def _files(self, run: Any) -> dict[str, tuple[Any, Any, int | None]]:
         out: dict[str, tuple[Any, Any, int | None]] = {}

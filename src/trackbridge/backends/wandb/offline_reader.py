@@ -17,6 +17,7 @@ Mapping (what the writer in :mod:`.offline_writer` writes, read back exactly):
   values are left out), last update wins;
 * config ``trackbridge.registry`` of every run -> registered models (:mod:`.registry`);
 * exit code 0 -> FINISHED, 255 -> KILLED, other -> FAILED; no exit record -> RUNNING;
+* used artifacts (``use_artifact``) -> dataset inputs (``source_type`` ``wandb-artifact``);
 * run files (but wandb's own, e.g. ``requirements.txt``) -> artifacts at their path;
   logged W&B artifacts -> artifacts ``wandb-artifacts/<name>/<path>``, their files
   read from the staged copies the log points at; ``model`` artifacts -> logged models.
@@ -52,6 +53,7 @@ from trackbridge.backends.wandb.values import (
     UNFINISHED_TAG,
     flat_str,
     project_name,
+    used_artifact_input,
 )
 from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.history import Row
@@ -214,6 +216,7 @@ class WandbOfflineReader(Reader):
                 parent = candidate
         inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
                   for i in run.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
+        inputs += [used_artifact_input(a.name, a.type, a.server_id) for a in run.artifacts if a.used]
         models = [LoggedModel(name=a.name, artifact_path=a.name, model_id=a.client_id or None) for a in self._models(run)]
         return RunRecord(
             platform=self.platform,

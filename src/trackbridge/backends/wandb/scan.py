@@ -107,6 +107,8 @@ class Artifact:
     used: bool = False
     #: the id a registry link names the artifact by (set by trackbridge's writer)
     client_id: str = ""
+    #: the server's id of a used artifact
+    server_id: str = ""
 
 
 @dataclass(slots=True)
@@ -284,7 +286,7 @@ def scan(path: Path) -> ScannedRun:
                 run.artifacts.append(_artifact(record.artifact))
             elif which == "use_artifact":
                 use = record.use_artifact
-                run.artifacts.append(Artifact(use.name, use.type, "", [], {}, [], used=True))
+                run.artifacts.append(Artifact(use.name, use.type, "", [], {}, [], used=True, server_id=use.id))
     except txlog.TxlogError as exc:
         run.damage = exc
     run.records = count

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from trackbridge.model import DatasetInput
+
 #: config key wandb writes for its own bookkeeping (never a user param).
 WANDB_CONFIG_KEY = "_wandb"
 #: config namespace that holds trackbridge's key/value tags (W&B tags are labels only).
@@ -48,6 +50,17 @@ def project_name(experiment: str) -> str:
     than 128 characters in project names (each becomes ``-``; the name is cut).  Readers
     match an experiment by its name or this form, so copies are found again."""
     return (experiment.translate(_PROJECT_FORBIDDEN) or "uncategorized")[:128]
+
+
+#: ``DatasetInput.source_type`` of an artifact a W&B run used (``run.use_artifact``).
+USED_ARTIFACT_SOURCE = "wandb-artifact"
+
+
+def used_artifact_input(name: str, kind: str, artifact_id: str) -> DatasetInput:
+    """An artifact a run used, as the run's dataset input (the canonical model's field for
+    what a run consumed): its ``name:version``, W&B's id for it, and its type."""
+    return DatasetInput(name=name, digest=artifact_id, source_type=USED_ARTIFACT_SOURCE, source=name,
+                        tags={"wandb.artifact_type": kind} if kind else {})
 
 
 def item_path(item: Any) -> list[str]:
