@@ -67,14 +67,14 @@ def test_iter_rows_is_wandbs_rows_in_one_pass(sdk_run, monkeypatch: pytest.Monke
     run_dir, exp = sdk_run
     reader = _reader(wandb_file(run_dir))  # one .wandb file as the path
     calls = 0
-    real = rowio.parse_record
+    real = rowio.decode_row
 
-    def counting(data: bytes):
+    def counting(data: bytes, shapes):
         nonlocal calls
         calls += 1
-        return real(data)
+        return real(data, shapes)
 
-    monkeypatch.setattr(rowio, "parse_record", counting)
+    monkeypatch.setattr(rowio, "decode_row", counting)
     rows = list(reader.iter_rows(exp["run_id"], ["loss", "acc", "val/loss", "late", "late2"]))
     assert len(rows) == len(exp["loss"]) + 2
     assert calls == len(rows)  # summary, stats, run... records skipped unparsed

@@ -97,3 +97,19 @@ def test_not_a_wandb_file(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04 not a log")
     with pytest.raises(txlog.TxlogError, match="not a .wandb file"):
         list(txlog.read_file(path))
+
+
+def test_read_at_gives_the_records_at_those_offsets(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    records = [rng.randbytes(rng.choice([1, 100, 5000, 40_000, 70_000])) for _ in range(60)]
+    path = tmp_path / "run.wandb"
+    path.write_bytes(_write(records))
+    every = list(txlog.read_file(path))
+    picked = every[::3] + every[1::7]
+    picked.sort()
+    assert list(txlog.read_at(path, [o for o, _ in picked], window=4096)) == picked
+    # damage where a picked record lies: raised as iter_records raises it
+    cut = picked[-1][0] + 3
+    path.write_bytes(path.read_bytes()[:cut])
+    with pytest.raises(txlog.TxlogError):
+        list(txlog.read_at(path, [o for o, _ in picked]))

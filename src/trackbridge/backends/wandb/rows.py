@@ -10,10 +10,15 @@ Two ways, both one pass over the file whatever the number of keys:
   pass over the file, not one pass per key, and memory stays bounded.
 
 Records other than history and stats are skipped by their protobuf field number,
-without being parsed.
+without being parsed.  History records are not parsed by protobuf either when they
+have the shape every W&B writer gives them (:func:`decode_row` reads ``key`` and
+``value_json`` straight from the wire, numbers by ``float``, keys decided once per
+run); any other shape goes through protobuf and :func:`.scan.history_row`, so the
+values are the same either way.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import tempfile
@@ -33,38 +38,187 @@ POINT = struct.Struct("<qdq")  # step, value, timestamp ms
 _FLUSH_BYTES = 4 << 20
 
 
-def _records(path: Path) -> Iterator[tuple[int, bytes]]:
-    """Intact records of ``path``; damage ends the stream (the scan already reported it)."""
+def _records(path: Path, offsets: Iterable[int] | None = None) -> Iterator[tuple[int, bytes]]:
+    """Intact records of ``path`` (only those at ``offsets`` when given); damage ends the
+    stream (the scan already reported it)."""
     try:
-        yield from txlog.read_file(path)
+        yield from txlog.read_file(path) if offsets is None else txlog.read_at(path, offsets)
     except txlog.TxlogError:
         return
 
 
-def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | None = None) -> Iterator[Row]:
+def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | None = None,
+              offsets: Iterable[int] | None = None) -> Iterator[Row]:
     """Every history row of ``path`` holding a number for one of ``keys`` (all keys when
     ``None``), values restricted to numbers of those keys.  A row without ``_timestamp``
-    takes the previous row's time (the run's start for the first)."""
-    wanted = None if keys is None else set(keys)
+    takes the previous row's time (the run's start for the first).
+
+    ``offsets``: where the history records start (:attr:`.scan.ScannedRun.history_offsets`
+    of this very file), so the other two thirds of the log are not read again."""
+    shapes = RowShapes(keys)
     last_ts = start_time or 0
-    for _offset, data in _records(path):
-        if not data:
+    for _offset, data in _records(path, offsets):
+        if not data or (offsets is None and record_field(data) != HISTORY_FIELD):
             continue
-        if record_field(data) != HISTORY_FIELD:
-            continue
-        row = history_row(parse_record(data).history)
-        ts = row.timestamp if row.timestamp is not None else last_ts
+        step, ts, values = decode_row(data, shapes)
+        if ts is None:
+            ts = last_ts
         last_ts = ts
-        values: dict[str, float] = {}
-        for key, value in row.values.items():
-            if wanted is not None and key not in wanted:
-                continue
-            if value.__class__ is float:
-                values[key] = value
-            elif (number := as_number(value)) is not None:
-                values[key] = number
         if values:
-            yield Row(row.step, ts, values)
+            yield Row(step, ts, values)
+
+
+# -- history records from the wire -------------------------------------------------
+#
+# Why: protobuf parsing plus one attribute access per field cost ~10 us a row, most of
+# the rows pass of a read.  W&B writers (the Go core, ours) write a history item so:
+# ``0x0A len`` (item), ``0x0A|0x12 len key`` (key or a one-part nested_key), then
+# ``0x82 0x01 len value_json``, every length one byte.  Everything but the value is
+# then fixed by these first bytes (the item's *head*): a run has a few hundred distinct
+# heads (keys x value lengths), each checked once and looked up after that, so an item
+# costs a dict look-up and a ``float``.  Any other shape (typed values, multi-part
+# keys, long values, unknown fields) takes the protobuf path.
+
+#: what a history key is to :func:`decode_row` (decided once per key by :class:`RowShapes`).
+_SKIP, _METRIC, _WANDB_STEP, _TIME, _USER_STEP = range(5)
+_ROLE_OF = {"_runtime": _SKIP, "_step": _WANDB_STEP, "_timestamp": _TIME, STEP_KEY: _USER_STEP}
+#: first bytes of the JSON texts ``float`` reads (numbers, ``NaN``, ``Infinity``).
+_NUMBER_START = frozenset(b"-0123456789NI")
+#: heads kept per read at most (a run with endless distinct keys only loses the cache).
+_MAX_HEADS = 100_000
+
+
+class RowShapes:
+    """What one read has learnt about its file's history items: for each item head
+    (see above) the key's role, the key, and the item's size.  Unwanted keys' values
+    are never decoded; each key is decoded from UTF-8 once."""
+
+    def __init__(self, keys: Sequence[str] | None) -> None:
+        self.wanted = None if keys is None else set(keys)
+        self.heads: dict[bytes, tuple[int, str, int]] = {}
+
+    def learn(self, head: bytes) -> tuple[int, str, int] | None:
+        """The head's (role, key, item size), or ``None`` if it is not the usual shape."""
+        if (len(head) < 7 or head[0] != 0x0A or head[2] not in (0x0A, 0x12) or head[-3:-1] != b"\x82\x01"
+                or (head[1] | head[3] | head[-1]) & 0x80 or len(head) != 7 + head[3]
+                or head[1] != 5 + head[3] + head[-1]):
+            return None
+        key = head[4:-3].decode()
+        role = _ROLE_OF.get(key)
+        if role is None:
+            role = _METRIC if self.wanted is None or key in self.wanted else _SKIP
+        if len(self.heads) >= _MAX_HEADS:
+            self.heads.clear()
+        self.heads[head] = found = (role, key, 2 + head[1])
+        return found
+
+
+def _json_value(raw: bytes) -> object:
+    """A ``value_json`` as :func:`.values.decode_history` decodes it."""
+    if raw[0] in _NUMBER_START:
+        try:
+            return float(raw)
+        except ValueError:
+            pass
+    return json.loads(raw.decode())
+
+
+def decode_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str, float]]:
+    """``(step, timestamp ms or None, {wanted key: number})`` of a serialized history
+    Record, exactly as protobuf + :func:`.scan.history_row` + :func:`.values.as_number`
+    give them: from the wire when the record has the usual shape, else through them."""
+    try:
+        found = _wire_row(data, shapes)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        found = None  # odd bytes: protobuf decides (and raises what it raised before)
+    if found is not None:
+        return found
+    row = history_row(parse_record(data).history)
+    values: dict[str, float] = {}
+    for key, value in row.values.items():
+        if shapes.wanted is None or key in shapes.wanted:
+            number = value if value.__class__ is float else as_number(value)
+            if number is not None:
+                values[key] = number
+    return row.step, row.timestamp, values
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at ``i`` and where it ends."""
+    value = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
+def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str, float]] | None:
+    """:func:`decode_row` for records of the usual shape (``num``, then the history and
+    nothing after it); ``None`` for any other, which the caller parses with protobuf."""
+    if data[0] != 0x08:
+        return None
+    _num, i = _varint(data, 1)
+    if data[i] != 0x12:
+        return None
+    size, i = _varint(data, i + 1)
+    end = i + size
+    if end != len(data):
+        return None
+    heads = shapes.heads
+    values: dict[str, float] = {}
+    ts = item_step = user_step = None
+    while i < end and data[i] == 0x0A:  # the hot loop: one item a turn
+        value_at = i + 7 + data[i + 3]
+        head = data[i:value_at]
+        shape = heads.get(head) or shapes.learn(head)
+        if shape is None:
+            return None
+        role, key, size = shape
+        item_end = i + size
+        i = item_end
+        if role == _SKIP:
+            continue
+        raw = data[value_at:item_end]
+        if role == _METRIC:
+            if raw[0] in _NUMBER_START:
+                try:
+                    values[key] = float(raw)
+                    continue
+                except ValueError:
+                    pass
+            number = as_number(json.loads(raw.decode()))
+            if number is None:
+                values.pop(key, None)  # a later non-number replaces the key's value
+            else:
+                values[key] = number
+            continue
+        value = _json_value(raw)
+        if role == _USER_STEP:
+            user_step = value
+        elif isinstance(value, (int, float)):
+            if role == _TIME:
+                ts = int(round(value * 1000))
+            else:
+                item_step = int(value)
+    wandb_step = 0
+    if i < end and data[i] == 0x12:  # HistoryStep: empty, or its num
+        size, i = _varint(data, i + 1)
+        if size:
+            if data[i] != 0x08:
+                return None
+            wandb_step, at = _varint(data, i + 1)
+            if at != i + size:
+                return None
+            i = at
+    if i != end:
+        return None
+    if item_step is not None:
+        wandb_step = item_step
+    step = int(user_step) if isinstance(user_step, (int, float)) and user_step == user_step else wandb_step
+    return step, ts, values
 
 
 def iter_stats(path: Path) -> Iterator[tuple[str, MetricPoint]]:
