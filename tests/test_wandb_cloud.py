@@ -264,3 +264,43 @@ def test_copy_then_sync_into_wandb_online_continues_the_runs(tmp_path: Path, mon
         assert again["ok"] and again["stats"]["points"] == 0 and again["stats"]["runs_updated"] == 0
     finally:
         _stop(rec)
+
+
+def test_registry_linked_in_wandb_itself_is_read_and_copied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            sdk_sockets) -> None:  # noqa: F811
+    """A registry made with the wandb SDK alone (``run.link_artifact``, no trackbridge) is
+    read through ``wandb.Api().registries().versions()``: each version from the run that
+    logged its artifact, its aliases but ``latest``; a copy to the archive checks equal.
+    Stand-in: the recorder answers RegistryVersions and ArtifactCreatedBy."""
+    import wandb
+    from corpus import invoke
+
+    rec = WandbRecorder().start()
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    monkeypatch.setenv("WANDB_ENTITY", "recorder")
+    try:
+        runs = []
+        for i, alias in enumerate(["prod", "staging"]):
+            (tmp_path / f"m{i}").mkdir()
+            (tmp_path / f"m{i}" / "w.bin").write_bytes(bytes([i]) * 20)
+            run = wandb.init(project="proj-n", entity="recorder", name=f"native{i}",
+                             settings=wandb.Settings(base_url=rec.url, x_disable_stats=True, console="off"))
+            run.log({"loss": 1.0 / (i + 1)})
+            art = wandb.Artifact("clf", type="model", description=f"weights {i}")
+            art.add_dir(str(tmp_path / f"m{i}"))
+            run.link_artifact(run.log_artifact(art), "wandb-registry-model/native-clf", aliases=[alias])
+            runs.append(run.id)
+            run.finish()
+        [model] = list(_cloud(rec).list_registered_models())
+        assert model.name == "native-clf"
+        assert [(v.version, v.run_id, v.artifact_path, v.aliases) for v in model.versions] == [
+            ("1", runs[0], "clf", ["prod"]), ("2", runs[1], "clf", ["staging"])]
+        copied = json.loads(invoke("copy", "wandb:proj-n", f"dir:{tmp_path / 'archive'}", "--json").stdout)
+        assert copied["ok"], copied["errors"]
+        assert copied["stats"]["model_versions"] == 2 and copied["stats"]["aliases"] == 2
+        checked = invoke("check", "wandb:proj-n", f"dir:{tmp_path / 'archive'}")
+        assert checked.exit_code == 0, checked.stdout
+    finally:
+        _stop(rec)

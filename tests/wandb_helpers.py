@@ -201,6 +201,7 @@ class WandbRecorder:
         self._reads = {
             "Viewer": lambda v: {"viewer": {"id": "u1", "entity": "recorder", "username": "recorder",
                                             "email": "r@example.invalid", "flags": "{}", "teams": {"edges": []}}},
+            "GetDefaultEntity": lambda v: {"viewer": {"id": "u1", "entity": "recorder"}},
             "Run": lambda v: {"project": {"run": self._run_attrs(v["name"], full=True)}},
             "RunHistoryKeys": lambda v: {"project": {"run": {"historyKeys": self._history_keys(v["name"])}}},
             "RunParquetHistory": lambda v: {"project": {"run": {"parquetHistory": {"parquetUrls": [], "liveData": []}}}},
@@ -217,7 +218,9 @@ class WandbRecorder:
             "FetchArtifactManifest": lambda v: {"artifact": {"currentManifest": {"file": {
                 "directUrl": f"{self.url}/upload/manifest/{self.manifests[v['id']][1]}"}}}
                 if v["id"] in self.manifests else None},
-            "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": []}},
+            # registry search (wandb.Api().registries) is a feature servers announce
+            "ServerFeaturesQuery": lambda v: {"serverInfo": {"features": [
+                {"name": "ARTIFACT_REGISTRY_SEARCH", "isEnabled": True}]}},
             # asked by the live SDK before logging an artifact (no artifact of that name yet)
             "ArtifactType": lambda v: {"project": {"artifact": None}},
             "RunResumeStatus": self._resume_status,
@@ -292,15 +295,21 @@ class WandbRecorder:
                                         "user": None}}}
         if op == "ArtifactMembershipByName":
             name, _, index = v.get("name", "").rpartition(":v")
-            link = next((link for link in self.links if link["artifactPortfolioName"] == name
-                         and str(link["versionIndex"]) == index), None)
-            membership = None if link is None else {
-                "__typename": "ArtifactCollectionMembership", "id": f"m-{link['artifact']}",
-                "versionIndex": link["versionIndex"], "createdAt": "2026-12-01T00:00:00", "aliases": [],
-                "artifactCollection": {"__typename": "ArtifactPortfolio", "name": name, "project": {
-                    "id": "p", "internalId": "p", "name": link["projectName"], "entity": {"name": link["entityName"]}}},
-                "artifact": self._artifact_node(link["artifact"])}
-            return {"data": {"project": {"artifactCollectionMembership": membership}}}
+            found = [m for m in self._memberships() if m["artifactCollection"]["name"] == name
+                     and str(m["versionIndex"]) == index]
+            return {"data": {"project": {"artifactCollectionMembership": found[0] if found else None}}}
+        if op == "RegistryVersions":
+            wanted = json.loads(v.get("registryFilter") or "{}").get("name")
+            edges = [{"node": m} for m in self._memberships()
+                     if wanted is None or m["artifactCollection"]["project"]["name"] in (wanted, f"wandb-registry-{wanted}")]
+            return {"data": {"organization": {"orgEntity": {"name": "recorder-org", "artifactMemberships": {
+                "pageInfo": {"__typename": "PageInfo", "endCursor": None, "hasNextPage": False}, "edges": edges}}}}}
+        if op == "ArtifactCreatedBy":
+            run = next((run for aid, (run, _mid) in self.manifests.items() if aid == v.get("id")), None)
+            creator = None if run is None else {"__typename": "Run", "id": f"storage-{run}", "name": run, "project": {
+                "id": "p", "internalId": "p", "name": self.artifacts[v["id"]].get("projectName"),
+                "entity": {"name": "recorder"}}}
+            return {"data": {"artifact": {"createdBy": creator}}}
         if op == "FetchOrgEntityFromEntity":
             return {"data": {"entity": {"organization": {"name": "Recorder Org",
                                                          "orgEntity": {"name": "recorder-org"}}}}}
@@ -322,6 +331,28 @@ class WandbRecorder:
             return {"data": {"commitArtifact": {"artifact": {"id": v["artifactID"], "digest": ""}}}}
         self.unknown.append(op)
         return {"data": {}}
+
+    def _memberships(self) -> list[dict[str, Any]]:
+        """Every registry version the links made (ArtifactMembershipFragment): one per
+        linked artifact of a collection, each alias on the version it was linked with last,
+        ``latest`` on the newest."""
+        members: dict[tuple[str, int], dict[str, Any]] = {}
+        holder: dict[tuple[str, str], tuple[str, int]] = {}
+        for link in self.links:
+            key = (link["artifactPortfolioName"], link["versionIndex"])
+            members.setdefault(key, {
+                "__typename": "ArtifactCollectionMembership", "id": f"m-{link['artifact']}",
+                "versionIndex": link["versionIndex"], "createdAt": "2026-12-01T00:00:00", "aliases": [],
+                "artifactCollection": {"__typename": "ArtifactPortfolio", "name": key[0], "project": {
+                    "id": "p", "internalId": "p", "name": link["projectName"], "entity": {"name": link["entityName"]}}},
+                "artifact": self._artifact_node(link["artifact"])})
+            for alias in link.get("aliases") or []:
+                holder[(key[0], alias["alias"])] = key
+        for collection in {k[0] for k in members}:
+            holder[(collection, "latest")] = max(k for k in members if k[0] == collection)
+        for (_collection, alias), key in sorted(holder.items()):
+            members[key]["aliases"].append({"__typename": "ArtifactAlias", "id": f"a-{alias}", "alias": alias})
+        return list(members.values())
 
     def _output_artifacts(self, v: dict[str, Any]) -> dict[str, Any]:
         """The artifacts run ``v["run"]`` logged (its manifests name it), as ArtifactFragment."""

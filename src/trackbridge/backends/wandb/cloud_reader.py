@@ -17,6 +17,7 @@ Run ids are W&B run ids; the project is the experiment.  The entity comes from o
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -26,7 +27,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
-from trackbridge.backends.wandb.registry import REGISTRY_FILES_METADATA, assemble
+from trackbridge.backends.wandb.registry import (
+    DEFAULT_REGISTRY,
+    REGISTRY_FILES_METADATA,
+    LinkedVersion,
+    assemble,
+    linked_models,
+)
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
@@ -71,6 +78,9 @@ INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime", STEP_KEY})
 STATES = {"finished": RunStatus.FINISHED, "running": RunStatus.RUNNING, "failed": RunStatus.FAILED,
           "crashed": RunStatus.FAILED, "killed": RunStatus.KILLED, "preempted": RunStatus.KILLED,
           "pending": RunStatus.SCHEDULED}
+
+
+log = logging.getLogger(__name__)
 
 
 def _iso_ms(value: str | None) -> int | None:
@@ -221,11 +231,38 @@ class WandbCloudReader(Reader):
         return self.to_record(run, run.project)
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:
-        """The models trackbridge registered, from the ``trackbridge.registry`` config of
-        the runs of the remote's project (every project when it names none): the same
-        assembly as offline (:mod:`.registry`).  Links made in W&B by other tools are not
-        read here."""
-        return iter(list(assemble(self.registry_entries().items()).models.values()))
+        """The registered models: those trackbridge registered, from the
+        ``trackbridge.registry`` config of the runs of the remote's project (every project
+        when it names none), assembled as offline (:mod:`.registry`); then the collections
+        of the W&B registry (option ``registry``, default ``model``) linked in W&B itself,
+        through ``wandb.Api().registries(...).versions()``."""
+        ours = assemble(self.registry_entries().items())
+        skip = {loc.collection for loc in ours.located.values()}
+        return iter([*ours.models.values(), *linked_models(self._linked(skip), skip)])
+
+    def _linked(self, skip: set[str]) -> Iterator[LinkedVersion]:
+        """The registry's versions but those of the collections in ``skip``."""
+        registry = str(self.options.get("registry") or DEFAULT_REGISTRY)
+        registry = registry.removeprefix("wandb-registry-")
+        try:
+            versions = self.api.registries(organization=self._opt("organization", "WANDB_ORGANIZATION"),
+                                           filter={"name": registry}).versions()
+        except RuntimeError as exc:  # an older W&B server: no registry search
+            log.warning("W&B at %s cannot search its registry (%s): only the registered models trackbridge "
+                        "made are read", self.base_url, exc)
+            return
+        try:
+            for art in versions:
+                if art.name.split(":")[0] in skip:
+                    continue
+                run = art.logged_by()
+                yield LinkedVersion(
+                    collection=art.name.split(":")[0], index=int(str(art.version).lstrip("v") or 0),
+                    run_id=run.id if run is not None else None, artifact=str(art.source_name).split(":")[0],
+                    description=art.description or "", labels=tuple(art.tags or ()), aliases=tuple(art.aliases or ()),
+                    created=_iso_ms(art.created_at))
+        except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds
+            raise _error(exc, f"list the versions of the W&B registry {registry!r}") from exc
 
     def registry_entries(self) -> dict[str, Any]:
         """Run id -> the registry entries its config holds, for the runs described above."""

@@ -139,6 +139,38 @@ def assemble(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
     return registry
 
 
+@dataclass(frozen=True)
+class LinkedVersion:
+    """One version of a registry collection as W&B's API gives it (made in W&B itself)."""
+
+    collection: str
+    index: int
+    run_id: str | None
+    #: the run's artifact the version links (name without ``:vN``)
+    artifact: str
+    description: str = ""
+    labels: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    created: int | None = None
+
+
+def linked_models(versions: Iterable[LinkedVersion], skip: set[str]) -> list[RegisteredModel]:
+    """Registered models linked in W&B without trackbridge (collections in ``skip`` are
+    the ones its entries describe): one per collection, named as it; version N+1 for
+    W&B's vN, from the run that logged the artifact; W&B's tags (labels) as tags with
+    empty values; the aliases but W&B's own ``latest``, which is only its newest."""
+    models: dict[str, RegisteredModel] = {}
+    for v in sorted(versions, key=lambda v: (v.collection, v.index)):
+        if v.collection in skip:
+            continue
+        model = models.setdefault(v.collection, RegisteredModel(name=v.collection))
+        model.versions.append(ModelVersion(
+            name=v.collection, version=str(v.index + 1), source=f"{v.collection}:v{v.index}", run_id=v.run_id,
+            artifact_path=v.artifact, description=v.description, tags={label: "" for label in v.labels},
+            aliases=[a for a in v.aliases if a != "latest"], creation_time=v.created))
+    return list(models.values())
+
+
 def new_entry(artifact: str, client_id: str, created: int, seq: int, version: ModelVersion,
               path: str | None = None) -> dict[str, Any]:
     """The config entry of a version just registered from ``artifact`` (made of the run's
