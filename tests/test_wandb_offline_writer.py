@@ -256,8 +256,8 @@ def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRec
     """The real `wandb sync` replays our link records: each version's model artifact is
     linked into the registry collection of the entity's org, aliases with it.  One run
     after the other, in folder order (what ``next_steps`` says; ``-n 1`` is not enough:
-    it starts the next run while the last one's links are still being sent): W&B numbers
-    versions and moves aliases in the order links arrive."""
+    it takes runs in no set order): W&B numbers versions and moves aliases in the order
+    links arrive."""
     runs, collection = write_registered(tmp_path / "out", tmp_path / "files")
     backend = _backend(tmp_path / "out")
     assert any("do wandb sync" in line for line in backend.next_steps())
@@ -273,6 +273,20 @@ def test_wandb_sync_links_registered_versions(tmp_path: Path, recorder: WandbRec
                      (collection, "recorder-org", "wandb-registry-model", [], 1),
                      (collection, "recorder-org", "wandb-registry-model", ["champion"], 1)]
     assert all(link["artifact"] is not None for link in recorder.links)  # the client ids named created artifacts
+    # each link after its artifact was committed (the links are in the run's second log)
+    order = [(r.get("operationName"), r.get("variables") or {}) for r in recorder.requests]
+    committed = {v.get("artifactID"): i for i, (op, v) in enumerate(order) if op == "CommitArtifact"}
+    linked = [i for i, (op, _v) in enumerate(order) if op == "LinkArtifact"]
+    assert all(i > committed[link["artifact"]] for i, link in zip(linked, recorder.links))
+    # the second log's update leaves the run as it was: config, labels, summary, status
+    for i, run_id in enumerate(runs):
+        config = recorder.config(run_id)
+        assert config["trackbridge.tags"]["trackbridge.source.platform"] == "mlflow"
+        assert "fraud model/v2" in config["trackbridge.registry"]
+        assert recorder.stream[run_id]["__complete__"] == ["0", "0"]
+        assert recorder._run_attrs(run_id)["displayName"] == f"r{i}"
+        assert recorder.summary(run_id)["best"] == i and recorder.summary(run_id)["loss"] == 0.5 + i
+        assert [h["loss"] for h in recorder.history(run_id)] == [0.5 + i]
 
 
 def test_used_artifacts_are_read_as_dataset_inputs(tmp_path: Path) -> None:

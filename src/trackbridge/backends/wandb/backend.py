@@ -160,7 +160,7 @@ class WandbOfflineBackend(Backend):
         lines = [f"upload to W&B with: for run in {target}/offline-run-*; do wandb sync \"$run\"; done   "
                  f"(needs WANDB_API_KEY; one run after the other, in folder order: W&B numbers the {len(models)} "
                  "registered model(s)' versions and moves their aliases in the order the links arrive, and one "
-                 "`wandb sync` of several runs uploads them side by side)"]
+                 "`wandb sync` of several runs takes them in no set order)"]
         if not self.writer().link_entity:
             lines.append("the registry links here name no W&B entity, which W&B needs to find the registry's "
                          "organization: `wandb sync` uploads the runs but fails those links. To link them, "

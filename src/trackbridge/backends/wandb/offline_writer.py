@@ -21,10 +21,16 @@ What goes where (the reader in :mod:`.offline_reader` reads exactly this back):
 * system metrics -> Stats records (one per time, ``trackbridge/step`` among the items);
 * files -> ``files/<path>`` + a Files record; models -> W&B ``model`` Artifact
   records whose files are staged in ``trackbridge-staging/`` of the run dir;
-* registered versions and aliases -> a ``LinkArtifactRequest`` record naming the
-  model artifact's client id (``wandb sync`` links it into the registry collection)
-  and the run's config ``trackbridge.registry`` (:mod:`.registry`: what a link cannot
-  say back);
+* registered versions and aliases -> the run's config ``trackbridge.registry``
+  (:mod:`.registry`: what a link cannot say back), and ``LinkArtifactRequest`` records
+  naming the model artifact's client id in a second log of the run,
+  ``registry-<id>.wandb`` (rewritten at close).  Why apart: ``wandb sync`` sends a
+  link as soon as it reads it while the artifact it names is still being created, so a
+  link next to its artifact can reach W&B first and fail; the files of one run are
+  synced one after the other, in the order of their run records' start times, so the
+  second log's links come after the first log's artifacts exist.  That log's run record
+  repeats the run's fields, config and summary (an update that changes nothing), and
+  its exit record the run's;
 * the Exit record (exit code 0 FINISHED, 1 FAILED, 255 KILLED, runtime) is written
   last, at :meth:`close`, since the engine sets tags after ``finish_run``.
 
@@ -56,6 +62,7 @@ from trackbridge.backends.wandb.registry import (
     artifact_client_id,
     assemble,
     collection_name,
+    links,
     model_artifact,
     model_entry,
     new_entry,
@@ -71,6 +78,7 @@ from trackbridge.backends.wandb.values import (
     SOURCE_END_TIME_TAG,
     STEP_KEY,
     TAGS_CONFIG_KEY,
+    WANDB_CONFIG_KEY,
     encode,
     project_name,
 )
@@ -535,16 +543,47 @@ class WandbOfflineWriter(Writer):
             self._held[run_id] = run.registry
         return self._held, assemble(self._held.items())
 
-    def _link(self, run: _Run, client_id: str, collection: str, aliases: Sequence[str]) -> None:
-        rec = _pb().Record()
-        link = rec.request.link_artifact
-        link.client_id = client_id
-        link.portfolio_name = collection
-        link.portfolio_entity = self.link_entity
-        link.portfolio_project = registry_project(self.registry)
-        link.portfolio_organization = self.organization
-        link.portfolio_aliases.extend(aliases)
-        self._write(run, rec)
+    def _write_links(self, run: _Run, exit_record: Any | None) -> None:
+        """The run's second log, ``registry-<id>.wandb``: its registry links after a run
+        record that repeats the run as it is (module doc)."""
+        path = run.dir / f"registry-{run.run_id}.wandb"
+        path.with_name(path.name + ".syncstate").unlink(missing_ok=True)
+        made = links(run.registry)
+        if not made:
+            path.unlink(missing_ok=True)
+            return
+        pb = _pb()
+        now = scan(run.path)
+        records = [pb.Record()]
+        records[0].header.version_info.producer = f"trackbridge (wandb {_wandb_version()})"
+        records[0].header.version_info.min_consumer = "0.70.0"
+        update = self._run_record(run)
+        update.run.start_time.FromMilliseconds(run.start_time + 1)  # synced after the run's own log
+        for key, value in now.config.items():
+            if key != WANDB_CONFIG_KEY:
+                item = update.run.config.update.add()
+                item.key, item.value_json = key, _json(value, key)
+        for key, (value, _nested) in now.summary.items():
+            item = update.run.summary.update.add()
+            item.key, item.value_json = key, _json(value, key)
+        records.append(update)
+        for client_id, collection, aliases in made:
+            rec = pb.Record()
+            link = rec.request.link_artifact
+            link.client_id, link.portfolio_name = client_id, collection
+            link.portfolio_entity, link.portfolio_project = self.link_entity, registry_project(self.registry)
+            link.portfolio_organization = self.organization
+            link.portfolio_aliases.extend(aliases)
+            records.append(rec)
+        if exit_record is not None:
+            records.append(exit_record)
+        with open(path, "w+b") as stream:
+            log = txlog.LogWriter(stream)
+            for num, rec in enumerate(records, start=1):
+                rec.num = num
+                rec._info.stream_id = run.run_id
+                log.write(rec.SerializeToString())
+            log.flush()
 
     def register_model(self, model: RegisteredModel) -> None:
         """W&B collections are made by their first link: the description and tags go
@@ -586,7 +625,6 @@ class WandbOfflineWriter(Writer):
                 model = model_entry(run.registry, version.name, collection, self._meta.get(version.name))
                 model["versions"].append(entry)
                 self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
-                self._link(run, entry["client_id"], model["collection"], [])
         return replace(version, version=str(number), run_id=run_id, artifact_path=path or artifact, aliases=[],
                        creation_time=entry["created"])
 
@@ -601,7 +639,6 @@ class WandbOfflineWriter(Writer):
             with run.lock:
                 located.entry.setdefault("aliases", {})[alias] = current.tick()
                 self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
-                self._link(run, located.entry["client_id"], located.collection, [alias])
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         """Status and end time are kept; the Exit record is written by :meth:`close`
@@ -657,13 +694,16 @@ class WandbOfflineWriter(Writer):
                     item.nested_key.append(key)
                     item.value_json = encode(float(value))
                 self._write(run, rec)
+            exit_record = None
             if run.status not in (RunStatus.RUNNING, RunStatus.SCHEDULED):
-                rec = pb.Record()
-                rec.exit.exit_code = EXIT_CODES.get(run.status, 1)
+                exit_record = pb.Record()
+                exit_record.exit.exit_code = EXIT_CODES.get(run.status, 1)
                 end = run.end_time if run.end_time is not None else now_ms()
-                rec.exit.runtime = max(0, int(math.ceil((end - run.start_time) / 1000)))
-                self._write(run, rec)
+                exit_record.exit.runtime = max(0, int(math.ceil((end - run.start_time) / 1000)))
+                self._write(run, exit_record)
             self._close_stream(run)
+            if run.registry:
+                self._write_links(run, exit_record)
 
     @staticmethod
     def _close_stream(run: _Run) -> None:

@@ -171,6 +171,23 @@ def linked_models(versions: Iterable[LinkedVersion], skip: set[str]) -> list[Reg
     return list(models.values())
 
 
+def links(held: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
+    """The links a run's entries make, in the order they were made: (artifact client
+    id, collection, aliases), one per version (no alias) and one per alias set."""
+    events: list[tuple[int, int, str, str, list[str]]] = []
+    for name, model in held.items():
+        if not isinstance(model, Mapping):
+            continue
+        collection = str(model.get("collection") or collection_name(name))
+        for entry in model.get("versions") or []:
+            if not isinstance(entry, Mapping) or not entry.get("client_id"):
+                continue
+            events.append((_int(entry.get("created")), 0, entry["client_id"], collection, []))
+            for alias, when in (entry.get("aliases") or {}).items():
+                events.append((_int(when), 1, entry["client_id"], collection, [alias]))
+    return [(client_id, collection, aliases) for _t, _k, client_id, collection, aliases in sorted(events)]
+
+
 def new_entry(artifact: str, client_id: str, created: int, seq: int, version: ModelVersion,
               path: str | None = None) -> dict[str, Any]:
     """The config entry of a version just registered from ``artifact`` (made of the run's
