@@ -249,7 +249,7 @@ class WandbOfflineReader(Reader):
     def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
         """W&B's own rows, one pass over the file (not one per key)."""
         run = self._find(run_id)
-        return rowio.iter_rows(run.path, keys, run.start_time)
+        return rowio.iter_rows(run.path, keys, run.start_time, run.history_offsets)
 
     # -- registry (:mod:`.registry`) ----------------------------------------------
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.scan import HISTORY_FIELD, history_row, parse_record, record_field
 from trackbridge.backends.wandb.values import STEP_KEY, as_number, decode_history
+from trackbridge.backends.wandb.wire import MAX_HEADS, parse_head, varint
 from trackbridge.history import Row
 from trackbridge.model import MetricPoint
 
@@ -68,24 +69,13 @@ def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | N
             yield Row(step, ts, values)
 
 
-# -- history records from the wire -------------------------------------------------
-#
-# Why: protobuf parsing plus one attribute access per field cost ~10 us a row, most of
-# the rows pass of a read.  W&B writers (the Go core, ours) write a history item so:
-# ``0x0A len`` (item), ``0x0A|0x12 len key`` (key or a one-part nested_key), then
-# ``0x82 0x01 len value_json``, every length one byte.  Everything but the value is
-# then fixed by these first bytes (the item's *head*): a run has a few hundred distinct
-# heads (keys x value lengths), each checked once and looked up after that, so an item
-# costs a dict look-up and a ``float``.  Any other shape (typed values, multi-part
-# keys, long values, unknown fields) takes the protobuf path.
+# -- history records from the wire (the shape :mod:`.wire` describes) ---------------
 
 #: what a history key is to :func:`decode_row` (decided once per key by :class:`RowShapes`).
 _SKIP, _METRIC, _WANDB_STEP, _TIME, _USER_STEP = range(5)
 _ROLE_OF = {"_runtime": _SKIP, "_step": _WANDB_STEP, "_timestamp": _TIME, STEP_KEY: _USER_STEP}
 #: first bytes of the JSON texts ``float`` reads (numbers, ``NaN``, ``Infinity``).
 _NUMBER_START = frozenset(b"-0123456789NI")
-#: heads kept per read at most (a run with endless distinct keys only loses the cache).
-_MAX_HEADS = 100_000
 
 
 class RowShapes:
@@ -99,17 +89,16 @@ class RowShapes:
 
     def learn(self, head: bytes) -> tuple[int, str, int] | None:
         """The head's (role, key, item size), or ``None`` if it is not the usual shape."""
-        if (len(head) < 7 or head[0] != 0x0A or head[2] not in (0x0A, 0x12) or head[-3:-1] != b"\x82\x01"
-                or (head[1] | head[3] | head[-1]) & 0x80 or len(head) != 7 + head[3]
-                or head[1] != 5 + head[3] + head[-1]):
+        shape = parse_head(head)
+        if shape is None:
             return None
-        key = head[4:-3].decode()
+        key, _nested, size = shape
         role = _ROLE_OF.get(key)
         if role is None:
             role = _METRIC if self.wanted is None or key in self.wanted else _SKIP
-        if len(self.heads) >= _MAX_HEADS:
+        if len(self.heads) >= MAX_HEADS:
             self.heads.clear()
-        self.heads[head] = found = (role, key, 2 + head[1])
+        self.heads[head] = found = (role, key, size)
         return found
 
 
@@ -143,27 +132,15 @@ def decode_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[st
     return row.step, row.timestamp, values
 
 
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    """The varint at ``i`` and where it ends."""
-    value = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, i
-        shift += 7
-
-
 def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str, float]] | None:
     """:func:`decode_row` for records of the usual shape (``num``, then the history and
     nothing after it); ``None`` for any other, which the caller parses with protobuf."""
     if data[0] != 0x08:
         return None
-    _num, i = _varint(data, 1)
+    _num, i = varint(data, 1)
     if data[i] != 0x12:
         return None
-    size, i = _varint(data, i + 1)
+    size, i = varint(data, i + 1)
     end = i + size
     if end != len(data):
         return None
@@ -205,11 +182,11 @@ def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str
                 item_step = int(value)
     wandb_step = 0
     if i < end and data[i] == 0x12:  # HistoryStep: empty, or its num
-        size, i = _varint(data, i + 1)
+        size, i = varint(data, i + 1)
         if size:
             if data[i] != 0x08:
                 return None
-            wandb_step, at = _varint(data, i + 1)
+            wandb_step, at = varint(data, i + 1)
             if at != i + size:
                 return None
             i = at

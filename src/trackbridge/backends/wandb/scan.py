@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb import txlog, wire
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
@@ -225,6 +225,7 @@ def scan(path: Path) -> ScannedRun:
     summary = run.summary
     last_at: dict[str, int] = {}  # history key -> offset of the last row holding it
     stats_count: dict[str, int] = {}
+    heads = wire.Heads()
     from wandb.proto import wandb_internal_pb2 as pb
 
     parse = pb.Record.FromString
@@ -237,14 +238,23 @@ def scan(path: Path) -> ScannedRun:
             kind = record_field(data)
             if kind not in _WANTED:
                 continue  # telemetry, console output, metric definitions...: not parsed
-            record = parse(data)
             if kind == HISTORY_FIELD:
                 # only the keys here: values are decoded once, for the last row of each key
                 history_offsets.append(offset)
-                for item in record.history.item:
-                    nested = item.nested_key
-                    last_at[(nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key] = offset
+                keys = _wire_history_keys(data, heads)
+                if keys is None:
+                    keys = [((nested[0] if len(nested) == 1 else ".".join(nested)) if (nested := item.nested_key)
+                             else item.key) for item in parse(data).history.item]
+                for key in keys:
+                    last_at[key] = offset
                 continue
+            if kind == SUMMARY_FIELD and (updates := _wire_summary(data, heads)) is not None:
+                # wandb writes a summary per history row: keep the raw JSON, decode the last
+                for key, nested, raw in updates:
+                    if key and key[0] != "_":  # wandb's own (_wandb, _runtime, _step...) apart
+                        summary[key] = (_Raw(raw), nested)
+                continue
+            record = parse(data)
             which = record.WhichOneof("record_type")
             if which == "summary":
                 # wandb writes a summary per history row: keep the raw JSON, decode the last
@@ -295,6 +305,43 @@ def scan(path: Path) -> ScannedRun:
         summary[key] = (_decoded(value), nested)
     _last_points(run, last_at)
     return run
+
+
+def _wire_history_keys(data: bytes, heads: wire.Heads) -> list[str] | None:
+    """The keys of a history record of the usual shape (:mod:`.wire`): its items, then
+    at most its ``step``; ``None`` for any other shape."""
+    try:
+        where = wire.body(data, wire.HISTORY_TAG)
+        if where is None:
+            return None
+        found = wire.items(data, where[0], where[1], heads)
+        if found is None:
+            return None
+        items, i = found
+        if i < where[1] and data[i] == 0x12:  # HistoryStep
+            size, i = wire.varint(data, i + 1)
+            i += size
+        return [key for key, _nested, _v, _e in items] if i == where[1] else None
+    except (IndexError, UnicodeDecodeError):
+        return None
+
+
+def _wire_summary(data: bytes, heads: wire.Heads) -> list[tuple[str, bool, str]] | None:
+    """(key, nested, value JSON) of a summary record of the usual shape (:mod:`.wire`:
+    updates only, one-part keys; none for one of W&B's own only); ``None`` for any
+    other shape."""
+    try:
+        where = wire.body(data, wire.SUMMARY_TAG)
+        if where is None:
+            return None
+        if wire.internal_only(data, *where):
+            return []
+        found = wire.items(data, where[0], where[1], heads)
+        if found is None or found[1] != where[1]:
+            return None
+        return [(key, nested, data[value_at:end].decode()) for key, nested, value_at, end in found[0]]
+    except (IndexError, UnicodeDecodeError):
+        return None
 
 
 class _Raw(str):
