@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
     REGISTRY_FILES_METADATA,
@@ -135,8 +136,6 @@ class WandbCloudReader(Reader):
 
     def _check_reachable(self) -> None:
         """Fail in seconds, not after wandb's own retries, when W&B cannot be reached."""
-        from trackbridge.backends.wandb.live_writer import reachable
-
         if self._api is None:
             reason = reachable(self.base_url, float(self.options.get("probe_timeout", 3)))
             if reason is not None:

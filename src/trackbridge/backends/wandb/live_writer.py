@@ -42,10 +42,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
+from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
     REGISTRY_FILES_METADATA,
@@ -103,25 +103,6 @@ def _wandb() -> Any:
     except ImportError as exc:
         raise MissingDependencyError("the wandb backend needs the wandb SDK: pip install 'trackbridge[wandb]'") from exc
     return wandb
-
-
-def reachable(base_url: str, timeout: float) -> str | None:
-    """``None`` when ``base_url`` answers an HTTP request (any status) within ``timeout``
-    seconds, else why not (a refused port, a DNS failure, a host that never answers)."""
-    import http.client
-
-    parsed = urlparse(base_url)
-    host = parsed.hostname or ""
-    conn_class = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(host, parsed.port, timeout=timeout)
-    try:
-        conn.request("GET", "/healthz")
-        conn.getresponse().read(0)
-        return None
-    except (OSError, http.client.HTTPException) as exc:
-        return f"{type(exc).__name__}: {exc or 'no answer'}"
-    finally:
-        conn.close()
 
 
 @dataclass
