@@ -463,3 +463,31 @@ def test_reading_a_store_that_does_not_exist_never_creates_it(tmp_path) -> None:
     with pytest.raises(RunNotFound, match="no MLflow store at"):
         reader.get_run("abc")
     assert not db.exists() and not db.parent.exists()
+
+
+def test_register_model_made_by_another_copy_meanwhile_is_updated_not_an_error(tmp_path) -> None:  # noqa: ANN001
+    """Two copies at once: both look the model up, find nothing, and create it; the
+    second create fails because the first made it.  It updates that one instead."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+
+    from trackbridge.backends import get_backend
+    from trackbridge.model import RegisteredModel
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    other = get_backend("mlflow", {"tracking_uri": uri}).writer()
+    writer = get_backend("mlflow", {"tracking_uri": uri}).writer()
+    real_get = writer._client.get_registered_model
+    looked: list[str] = []
+
+    def lookup_races_the_other_copy(name: str):  # noqa: ANN202
+        looked.append(name)
+        if len(looked) == 1:
+            other.register_model(RegisteredModel(name, "by the other copy"))
+            raise MlflowException("not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return real_get(name)
+
+    writer._client.get_registered_model = lookup_races_the_other_copy
+    writer.register_model(RegisteredModel("raced", "mine", {"k": "v"}))
+    got = real_get("raced")
+    assert (got.description, got.tags) == ("mine", {"k": "v"})

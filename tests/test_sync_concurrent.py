@@ -30,7 +30,7 @@ def test_two_copies_at_once_leave_every_run_exactly_once(mlflow_server, monkeypa
         **env, "TRACKBRIDGE_HOME": str(isolated_env / f"home{i}")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(2)]
     outputs = [p.communicate(timeout=240) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-1500:] for o in outputs]
+    assert [p.returncode for p in procs] == [0, 0], [(o[0].decode()[-3000:], o[1].decode()[-1500:]) for o in outputs]
 
     client = MlflowClient(mlflow_server.url)
     exp_ids = [client.get_experiment_by_name(n).experiment_id for n in (corpus.experiment, corpus.other_experiment)]

@@ -311,10 +311,15 @@ class MlflowWriter(Writer):
             except Exception as exc:
                 if not is_not_found(exc):
                     raise
-                self._client.create_registered_model(
-                    model.name, tags=dict(model.tags), description=model.description or None
-                )
-                return
+                try:
+                    self._client.create_registered_model(
+                        model.name, tags=dict(model.tags), description=model.description or None
+                    )
+                    return
+                except Exception:
+                    # another writer (a second copy at the same time) created it between
+                    # our lookup and create: update that one instead
+                    current = self._client.get_registered_model(model.name)
             if model.description and (current.description or "") != model.description:
                 self._client.update_registered_model(model.name, description=model.description)
             for key, value in model.tags.items():
