@@ -129,6 +129,12 @@ def test_unreachable_comet_falls_back_to_an_archive_fast(closed_url: str, tmp_pa
     run = CometOfflineBackend({"path": str(tmp_path / "fallback")}).reader().get_run(run_id)
     assert (run.name, run.params, run.tags, run.labels, run.notes, run.summary) == (
         "offline run", {"a": {"b": 1}}, {"k": "v"}, ["x"], "n", {"s": 1})
+    # a nested run that falls back keeps its parent
+    w = backend.writer()
+    child = w.create_run(w.ensure_experiment("proj"), name="child", parent_run_id=run_id)
+    w.finish_run(child, RunStatus.FINISHED, 120)
+    w.close()
+    assert CometOfflineBackend({"path": str(tmp_path / "fallback")}).reader().get_run(child).parent_run_id == run_id
 
 
 def test_facade_never_blocks_when_comet_is_unreachable(closed_url: str, isolated_env: Path,

@@ -205,9 +205,7 @@ class CometCloudReader(Reader):
             point = MetricSummary(name, _float(m.get("valueCurrent")), int(m.get("stepCurrent") or 0),
                                   int(m.get("timestampCurrent") or 0))
             (system if fmt.is_system_metric(m["name"]) else metrics)[name] = point
-        parent = None
-        if tags.get(fmt.SOURCE_PARENT_TAG) and tags.get(fmt.SOURCE_PLATFORM_TAG):
-            parent = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_PARENT_TAG])
+        parent = fmt.parent_key(tags)
         models = [LoggedModel(name=n, artifact_path=n) for n in self._call("reading models", exp.get_model_names) or []]
         return RunRecord(
             platform=self.platform, run_id=key, experiment=project or meta.get("projectName") or "",

@@ -159,6 +159,17 @@ def with_parent(tags: Mapping[str, str], parent_run_id: str | None) -> dict[str,
     return others
 
 
+def parent_key(tags: Mapping[str, str]) -> str | None:
+    """The Comet key of a run's parent, from the tag :func:`with_parent` keeps it in: a
+    copy's names its source parent, whose copy has the key derived from it; a run logged
+    live names its parent's key itself."""
+    parent = tags.get(SOURCE_PARENT_TAG)
+    if not parent:
+        return None
+    platform = tags.get(SOURCE_PLATFORM_TAG)
+    return experiment_key(platform, parent) if platform else parent
+
+
 #: the series the per-point epoch becomes.
 EPOCH_SERIES = "epoch"
 NESTED_SEPARATOR = "|"

@@ -126,7 +126,7 @@ class CometLiveWriter(Writer):
         ws, project = fmt.split_experiment(experiment_id, self.workspace)
         experiment = None if self._unreachable else self._start(key, ws, project, name)
         if experiment is None:
-            return self._fall_back(key, ws, project, name, start_time, tags)
+            return self._fall_back(ws, project, name, start_time, parent_run_id, tags)
         with self._lock:
             self._live[key] = _Live(experiment)
         experiment.log_other(fmt.STATUS_OTHER, RunStatus.RUNNING.value)
@@ -211,13 +211,15 @@ class CometLiveWriter(Writer):
             raise BackendError(f"Comet refused to reopen experiment {key}")
         return experiment
 
-    def _fall_back(self, key: str, workspace: str | None, project: str, name: str | None, start_time: int | None,
-                   tags: Mapping[str, str]) -> str:
+    def _fall_back(self, workspace: str | None, project: str, name: str | None, start_time: int | None,
+                   parent_run_id: str | None, tags: Mapping[str, str]) -> str:
+        """The run in an offline archive instead (Comet cannot be reached), its parent kept."""
         with self._lock:
             if self._offline is None:
                 self._offline = CometOfflineWriter(self.offline_dir, "comet-offline", workspace=workspace)
             offline = self._offline
-        run_id = offline.create_run(project, name=name, start_time=start_time, tags=tags)
+        run_id = offline.create_run(project, name=name, start_time=start_time, parent_run_id=parent_run_id,
+                                    tags=tags)
         with self._lock:
             self._offline_runs.add(run_id)
         return run_id

@@ -206,10 +206,9 @@ class CometOfflineReader(Reader):
         # (the tags stay too, so a re-run finds its copies): the user, and the parent,
         # whose copy has the key derived from it in the same folder
         user = tags.get(fmt.SOURCE_USER_TAG)
-        parent = None
-        if tags.get(fmt.SOURCE_PARENT_TAG) and tags.get(fmt.SOURCE_PLATFORM_TAG):
-            key = fmt.experiment_key(tags[fmt.SOURCE_PLATFORM_TAG], tags[fmt.SOURCE_PARENT_TAG])
-            parent = key if archives_of(run.path.parent, key) else None
+        parent = fmt.parent_key(tags)
+        if parent is not None and not archives_of(run.path.parent, parent):
+            parent = None
         models = [LoggedModel(name=n, artifact_path=n) for n in run.models]
         models += [LoggedModel(name=n, artifact_path=n) for n in run.remote_models if n not in run.models]
         return RunRecord(
