@@ -7,6 +7,7 @@ ENV_VARS = {
     "WANDB_PROJECT": False,
     "WANDB_BASE_URL": False,
     "WANDB_MODE": False,
+    "WANDB_ORGANIZATION": False,
 }
 
 INFO = BackendInfo(
