@@ -91,3 +91,27 @@ def test_a_kept_value_that_was_tampered_with_is_a_difference(tmp_path: Path) -> 
     writer.close()
     details = _check(src, dst, selection)
     assert any("user" in d and "mallory" in d for d in details), details
+
+
+class NoAliasRemoval(ArchiveBackend):
+    """An archive whose registry cannot remove aliases (as W&B's offline files)."""
+
+    info: ClassVar[BackendInfo] = BackendInfo(name="no-alias-removal", target="tests:NoAliasRemoval", path_remote=True)
+    features: ClassVar[Features] = ArchiveBackend.features.disable("alias_removal")
+
+
+def test_an_alias_the_destination_cannot_remove_is_planned_kept_and_accepted(tmp_path: Path) -> None:
+    src, _limited, selection = _setup(tmp_path)
+    dst = NoAliasRemoval({"path": str(tmp_path / "dst")})
+    assert SyncEngine(src, dst, Options(mode="copy")).run(selection).ok
+    model = next(iter(src.reader().list_registered_models()))
+    writer = src.writer()
+    writer.delete_model_alias(model.name, "champion")
+    writer.close()
+    plan = SyncEngine(src, dst, Options(mode="sync", dry_run=True)).plan(selection)
+    assert any(t.startswith(f"registry: alias(es) {model.name}@champion removed at the source stay") for t in
+               plan.transformations)
+    assert SyncEngine(src, dst, Options(mode="sync")).run(selection).ok
+    kept = next(m for m in dst.reader().list_registered_models() if m.name == model.name)
+    assert ["champion"] in [v.aliases for v in kept.versions]  # kept, as planned
+    assert _check(src, dst, selection) == []

@@ -287,12 +287,20 @@ class Planner:
                     f"version(s) not copied: {why}")
             return
         plan.registry = plan_registry(self.src, self.dst, in_scope, plan.known, self.retry,
-                                      remove_aliases=self.mode == "sync" and self.target.can("alias_removal"),
+                                      remove_aliases=self.mode == "sync",
                                       reserved_aliases=self.target.features.reserved_aliases)
         reserved = sorted({a for m in plan.registry for a in m.reserved})
         if reserved:
             plan.transformations.append(
                 f"registry: alias(es) {', '.join(reserved)} not copied: the destination manages them itself")
+        if not self.target.can("alias_removal"):
+            kept = sorted(f"{m.src.name}@{a}" for m in plan.registry for a in m.remove_aliases)
+            for m in plan.registry:
+                m.remove_aliases = []
+            if kept:
+                plan.transformations.append(
+                    f"registry: alias(es) {', '.join(kept)} removed at the source stay at the destination: "
+                    "it cannot remove aliases")
 
     def _plan_run(self, src: RunRecord, dst_experiment: str, index: DestIndex) -> RunPlan:
         artifacts = self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
