@@ -191,3 +191,26 @@ def test_a_platform_without_summary_drops_it_and_records_why(tmp_path: Path, mon
     assert SUMMARY_TAG not in tags and NOTE_TAG not in tags
     dropped = json.loads(tags["trackbridge.mapping"])["dropped"]
     assert set(dropped) == {"run:summary", "run:notes"}
+
+
+def test_a_first_create_does_not_look_the_run_up_first(store: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a create that was tried before (its answer lost) looks for the run at the
+    destination; a first one goes straight out (a cloud listing would be a slow call)."""
+    from trackbridge.facade import ops
+
+    looked: list[str] = []
+    real_create = ops.Applier._create
+
+    def counting_create(self, op, local_id, state):  # noqa: ANN001, ANN202
+        finder = self.find_run
+        if finder is not None:
+            self.find_run = lambda experiment, local: looked.append(local) or finder(experiment, local)
+        try:
+            return real_create(self, op, local_id, state)
+        finally:
+            self.find_run = finder
+
+    monkeypatch.setattr(ops.Applier, "_create", counting_create)
+    with tb.start_run(project="first-create", name="a") as run:
+        run.log_metrics({"x": 1.0}, step=0)
+    assert _remote(run) and looked == []

@@ -312,7 +312,8 @@ class Worker:
         if not fresh:
             return
         state.started.extend(fresh)
-        state.create_attempted = state.create_attempted or kind == "create"
+        # (the in-memory state learns of an attempted create from the create itself: a
+        # first create needs no look-up at the destination, only a retried one does)
         channel.spool.mark("s", state.epoch, fresh)
 
     def _overlaps(self, channel: Channel, op: dict[str, Any]) -> bool:
