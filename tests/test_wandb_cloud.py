@@ -31,11 +31,19 @@ def synced(sdk_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sdk_sockets
     rec = WandbRecorder().start()
     result = wandb_sync([copy], rec.url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", rec.url)  # wandb-core's history scan reads the SDK's settings
-    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    _point_at(monkeypatch, rec)
     yield rec, copy, exp
     _stop(rec)
+
+
+def _point_at(monkeypatch: pytest.MonkeyPatch, rec: WandbRecorder, entity: str | None = None) -> None:
+    """The SDK and ``wandb.Api`` talk to the recorder, online (wandb-core's history scan
+    reads the SDK's settings, not the Api's overrides); a dummy key: it accepts any."""
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    if entity:
+        monkeypatch.setenv("WANDB_ENTITY", entity)
 
 
 def _stop(rec: WandbRecorder) -> None:
@@ -104,10 +112,7 @@ def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypa
     try:
         result = wandb_sync(list((tmp_path / "out").glob("offline-run-*")), rec.url, cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
-        monkeypatch.delenv("WANDB_MODE", raising=False)
-        monkeypatch.setenv("WANDB_BASE_URL", rec.url)
-        monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
-        monkeypatch.setenv("WANDB_ENTITY", "recorder")
+        _point_at(monkeypatch, rec, entity="recorder")
         cloud = _cloud(rec)
         run = cloud.get_run(run_id)
         assert run.tags == {"trackbridge.source.platform": "dir", "trackbridge.source.run_id": "r1", "k": "v"}
@@ -136,9 +141,7 @@ def test_cloud_reader_lists_the_registry_wandb_sync_uploaded(tmp_path: Path, mon
         for run_dir in sorted((tmp_path / "out").glob("offline-run-*")):
             result = wandb_sync([run_dir], rec.url, cwd=tmp_path)
             assert result.returncode == 0, result.stderr[-2000:]
-        monkeypatch.delenv("WANDB_MODE", raising=False)
-        monkeypatch.setenv("WANDB_BASE_URL", rec.url)
-        monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+        _point_at(monkeypatch, rec)
         cloud = list(_cloud(rec).list_registered_models())
         assert cloud == offline and len(cloud[0].versions) == 2
         assert [v.run_id for v in cloud[0].versions] == runs
@@ -198,9 +201,7 @@ def test_sdk_writer_links_registered_versions_online(tmp_path: Path, monkeypatch
     from trackbridge.model import ModelVersion, RegisteredModel
 
     rec = WandbRecorder().start()
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
-    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+    _point_at(monkeypatch, rec)
     try:
         backend = get_backend("wandb", {"mode": "online", "entity": "recorder", "base_url": rec.url})
         w = backend.writer()
@@ -239,10 +240,7 @@ def test_copy_then_sync_into_wandb_online_continues_the_runs(tmp_path: Path, mon
     corpus = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src")
     set_remotes(monkeypatch, src=corpus.tracking_uri)
     rec = WandbRecorder().start()
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
-    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
-    monkeypatch.setenv("WANDB_ENTITY", "recorder")
+    _point_at(monkeypatch, rec, entity="recorder")
     try:
         copied = json.loads(invoke("copy", "src", "wandb", "--json").stdout)
         assert copied["ok"], copied["errors"]
@@ -276,10 +274,7 @@ def test_registry_linked_in_wandb_itself_is_read_and_copied(tmp_path: Path, monk
     from corpus import invoke
 
     rec = WandbRecorder().start()
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    monkeypatch.setenv("WANDB_BASE_URL", rec.url)
-    monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
-    monkeypatch.setenv("WANDB_ENTITY", "recorder")
+    _point_at(monkeypatch, rec, entity="recorder")
     try:
         runs = []
         for i, alias in enumerate(["prod", "staging"]):
