@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
 from _measure import run as measure  # noqa: E402
+from _results import save  # noqa: E402
 
 PEAK_TARGET_MB = 300
 T0 = 1_700_000_000_000
@@ -101,10 +102,7 @@ def main() -> None:
           f"({'all' if copied == points else 'MISSING SOME'})")
     if args.small and args.out is None:
         return
-    out = args.out or ROOT / "benchmarks" / "results" / f"comet_copy-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    save("comet_copy", result, out=args.out)
 
 
 if __name__ == "__main__":

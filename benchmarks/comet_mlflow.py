@@ -25,7 +25,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import _corpus  # noqa: E402
 from _measure import run as measure  # noqa: E402
+from _results import save  # noqa: E402
 
 TARGET = 1.2
 
@@ -94,10 +94,7 @@ def main() -> None:
           f"check {'PASS' if check['rc'] == 0 else 'FAIL'}")
     if args.small and args.out is None:
         return
-    out = args.out or ROOT / "benchmarks" / "results" / f"comet_mlflow-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    save("comet_mlflow", result, out=args.out)
 
 
 if __name__ == "__main__":

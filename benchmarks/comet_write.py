@@ -28,10 +28,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+from _results import save  # noqa: E402
 
 _SDK = r'''
 import json, os, sys, time
@@ -120,12 +120,9 @@ def main() -> None:
     verdict = "PASS" if result["ratio"] >= 5 else "below target"
     print(f"ratio trackbridge/comet_ml: {result['ratio']}x (target >= 5x: {verdict}); {points:,} points each, "
           "every point read back")
-    out = args.out or ROOT / "benchmarks" / "results" / f"comet_write-{time.strftime('%Y%m%d-%H%M%S')}.json"
     if args.small and args.out is None:
         return  # smoke runs leave no result file
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    save("comet_write", result, out=args.out)
 
 
 if __name__ == "__main__":

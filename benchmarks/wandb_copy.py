@@ -34,6 +34,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _corpus import CorpusSpec, build  # noqa: E402
+from _results import save, show  # noqa: E402
 
 
 def _servers():
@@ -88,11 +89,8 @@ def main() -> None:
         }
         result["targets"] = {"w/e<=1.2": result["w/e"] <= 1.2, "check": result["check_ok"],
                              "second copy creates nothing": result["second_copy_created"] == 0}
-        for key, value in result.items():
-            print(f"{key:<22} {value}")
-        out = HERE / "results" / f"wandb_copy-{time.strftime('%Y%m%d-%H%M%S')}{'-small' if args.small else ''}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written {out.relative_to(REPO)}")
+        show(result)
+        save("wandb_copy", result, args.small)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -23,18 +23,17 @@ Prints a table and writes ``benchmarks/results/wandb_read-<date>.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+from _results import save, show  # noqa: E402
 
 MAKE = textwrap.dedent("""
     import os, sys, time
@@ -156,13 +155,8 @@ def main() -> None:
         }
         result["targets"] = {"full_over_bare<=4": result["full_over_bare"] <= 4,
                              "rss<300MB": max(full_rss, key_rss) < 300}
-        width = max(map(len, result))
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
-        out = HERE / "results" / f"wandb_read-{time.strftime('%Y%m%d-%H%M%S')}{'-small' if args.small else ''}.json"
-        out.parent.mkdir(exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written {out.relative_to(ROOT)}")
+        show(result)
+        save("wandb_read", result, args.small)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -20,18 +20,17 @@ copy of the sync corpus is measured by ``benchmarks/sync_mlflow.py``'s machinery
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+from _results import save, show  # noqa: E402
 
 SDK = textwrap.dedent("""
     import sys, time
@@ -123,12 +122,8 @@ def main() -> None:
             "ours_over_sdk_rate": round(sdk_s / ours_s, 2),
         }
         result["targets"] = {"ours>=3x_sdk": result["ours_over_sdk_rate"] >= 3}
-        width = max(map(len, result))
-        for key, value in result.items():
-            print(f"{key:<{width}}  {value}")
-        out = HERE / "results" / f"wandb_write-{time.strftime('%Y%m%d-%H%M%S')}{'-small' if args.small else ''}.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written {out.relative_to(ROOT)}")
+        show(result)
+        save("wandb_write", result, args.small)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

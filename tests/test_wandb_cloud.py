@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from corpus import invoke
 from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_sync, write_registered  # noqa: F401  (fixtures)
 
 from trackbridge.backends import get_backend
@@ -44,6 +45,15 @@ def _point_at(monkeypatch: pytest.MonkeyPatch, rec: WandbRecorder, entity: str |
     monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
     if entity:
         monkeypatch.setenv("WANDB_ENTITY", entity)
+
+
+def _copy_and_check(src: str, dst: str) -> dict:
+    """``copy SRC DST`` succeeds and ``check`` passes after it; the copy's stats."""
+    copied = json.loads(invoke("copy", src, dst, "--json").stdout)
+    assert copied["ok"], copied["errors"]
+    checked = invoke("check", src, dst)
+    assert checked.exit_code == 0, checked.stdout
+    return copied["stats"]
 
 
 def _stop(rec: WandbRecorder) -> None:
@@ -96,8 +106,6 @@ def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypa
                                                         sdk_sockets) -> None:  # noqa: F811
     """A run written by our offline writer, synced by W&B's sync, read from the stand-in:
     its files download, and ``copy wandb -> dir`` then ``check`` pass."""
-    from corpus import invoke
-
     w = get_backend("wandb-offline", {"path": str(tmp_path / "out")}).writer()
     run_id = w.create_run("proj-c", name="files", start_time=1_700_000_000_000,
                           tags={"trackbridge.source.platform": "dir", "trackbridge.source.run_id": "r1", "k": "v"})
@@ -121,11 +129,8 @@ def test_cloud_reader_files_and_copy_out_to_the_archive(tmp_path: Path, monkeypa
         assert [a.path for a in cloud.list_artifacts(run_id)] == ["docs/notes.txt"]
         got = cloud.download_artifact(run_id, "docs/notes.txt", tmp_path / "dl")
         assert got.read_text() == "hello"
-        copied = json.loads(invoke("copy", "wandb:proj-c", f"dir:{tmp_path / 'archive'}", "--json").stdout)
-        assert copied["ok"], copied["errors"]
-        assert copied["stats"]["runs_created"] == 1 and copied["stats"]["points"] == 4
-        checked = invoke("check", "wandb:proj-c", f"dir:{tmp_path / 'archive'}")
-        assert checked.exit_code == 0, checked.stdout
+        stats = _copy_and_check("wandb:proj-c", f"dir:{tmp_path / 'archive'}")
+        assert stats["runs_created"] == 1 and stats["points"] == 4
     finally:
         _stop(rec)
 
@@ -234,7 +239,7 @@ def test_copy_then_sync_into_wandb_online_continues_the_runs(tmp_path: Path, mon
     """MLflow -> ``wandb`` (the SDK, online against the recorder): the copy checks equal, the
     registered model included; after new points and a new alias at the source, ``sync``
     resumes the runs it did not open (``wandb.init(resume="must")``) and checks equal again."""
-    from corpus import build_corpus, invoke, set_remotes
+    from corpus import build_corpus, set_remotes
     from mlflow import MlflowClient
 
     corpus = build_corpus(f"sqlite:///{tmp_path / 'src.db'}", tmp_path / "src")
@@ -271,7 +276,6 @@ def test_registry_linked_in_wandb_itself_is_read_and_copied(tmp_path: Path, monk
     logged its artifact, its aliases but ``latest``; a copy to the archive checks equal.
     Stand-in: the recorder answers RegistryVersions and ArtifactCreatedBy."""
     import wandb
-    from corpus import invoke
 
     rec = WandbRecorder().start()
     _point_at(monkeypatch, rec, entity="recorder")
@@ -292,10 +296,7 @@ def test_registry_linked_in_wandb_itself_is_read_and_copied(tmp_path: Path, monk
         assert model.name == "native-clf"
         assert [(v.version, v.run_id, v.artifact_path, v.aliases) for v in model.versions] == [
             ("1", runs[0], "clf", ["prod"]), ("2", runs[1], "clf", ["staging"])]
-        copied = json.loads(invoke("copy", "wandb:proj-n", f"dir:{tmp_path / 'archive'}", "--json").stdout)
-        assert copied["ok"], copied["errors"]
-        assert copied["stats"]["model_versions"] == 2 and copied["stats"]["aliases"] == 2
-        checked = invoke("check", "wandb:proj-n", f"dir:{tmp_path / 'archive'}")
-        assert checked.exit_code == 0, checked.stdout
+        stats = _copy_and_check("wandb:proj-n", f"dir:{tmp_path / 'archive'}")
+        assert stats["model_versions"] == 2 and stats["aliases"] == 2
     finally:
         _stop(rec)

@@ -51,10 +51,10 @@ from trackbridge.backends.wandb.registry import (
     REGISTRY_FILES_METADATA,
     assemble,
     collection_name,
-    model_artifact,
     model_entry,
     new_entry,
     registry_project,
+    version_artifact,
 )
 from trackbridge.backends.wandb.values import (
     EXPERIMENT_CONFIG_KEY,
@@ -403,13 +403,10 @@ class WandbLiveWriter(Writer):
         version = str(getattr(linked, "version", "") or "")
         return int(version[1:]) if version[1:].isdigit() else None
 
-    def _files_artifact(self, live: _Live, path: str) -> str:
-        """A ``model`` artifact of the run's files under ``path`` (MLflow registers any
-        folder of a run's files; W&B links artifacts), marked so readers keep it out of
-        the run's models; its name."""
-        name = collection_name("files-" + path.strip("/"))
-        if name in live.models:
-            return name
+    def _files_artifact(self, live: _Live, name: str, path: str) -> None:
+        """Log artifact ``name`` of the run's files under ``path``
+        (:func:`.registry.version_artifact`), marked so readers keep it out of the run's
+        models."""
         artifact = _wandb().Artifact(name, type="model", metadata={REGISTRY_FILES_METADATA: path})
         added = False
         for local, logged in [*live.logged_files, *live.files]:
@@ -428,7 +425,6 @@ class WandbLiveWriter(Writer):
             raise InvalidValueError(f"run {live.run.id} has no model artifact nor files at {path!r}: "
                                     "log the model (or the files) with the run first")
         live.models[name] = live.run.log_artifact(artifact)
-        return name
 
     def _registry(self) -> Any:
         """The registry of every run (read once from W&B, or the offline runs in offline
@@ -465,14 +461,9 @@ class WandbLiveWriter(Writer):
         if not run_id:
             raise BackendError(f"version of {version.name!r}: a W&B registry version is a run's model artifact")
         with self._use(run_id) as live:
-            path = None
-            try:
-                name = model_artifact({n: _client_id(a) for n, a in live.models.items()}, version, run_id)
-            except InvalidValueError:
-                if not version.artifact_path:
-                    raise
-                path = version.artifact_path
-                name = self._files_artifact(live, path)
+            name, path = version_artifact({n: _client_id(a) for n, a in live.models.items()}, version, run_id)
+            if path is not None and name not in live.models:
+                self._files_artifact(live, name, path)
             current = self._registry()
             collection = collection_name(version.name)
             index = self._link(live, name, collection, [])

@@ -63,10 +63,10 @@ from trackbridge.backends.wandb.registry import (
     assemble,
     collection_name,
     links,
-    model_artifact,
     model_entry,
     new_entry,
     registry_project,
+    version_artifact,
 )
 from trackbridge.backends.wandb.scan import scan
 from trackbridge.backends.wandb.values import (
@@ -264,10 +264,7 @@ class WandbOfflineWriter(Writer):
                    entity=self.entity, name=name or "", start_time=start)
         (run.dir / "files").mkdir(parents=True, exist_ok=True)
         pb = _pb()
-        header = pb.Record()
-        header.header.version_info.producer = f"trackbridge (wandb {_wandb_version()})"
-        header.header.version_info.min_consumer = "0.70.0"
-        self._write(run, header)
+        self._write(run, _header())
         self._write(run, self._run_record(run))
         for metric in ({"name": STEP_KEY, "hidden": True}, {"glob_name": "*", "step_metric": STEP_KEY}):
             rec = pb.Record()
@@ -511,18 +508,17 @@ class WandbOfflineWriter(Writer):
             self._write(run, rec)
         return art.client_id
 
-    def _files_artifact(self, run: _Run, path: str) -> str:
-        """A model artifact of the run's files under ``path`` (MLflow registers any folder
-        of a run's files; W&B links artifacts): marked so readers keep it out of the run's
-        models.  Its name, made once per path."""
-        name = collection_name("files-" + path.strip("/"))
+    def _files_artifact(self, run: _Run, name: str, path: str) -> str:
+        """The client id of artifact ``name`` of the run's files under ``path``
+        (:func:`.registry.version_artifact`), made once, marked so readers keep it out of
+        the run's models."""
         if name not in run.registry_files:
             local = run.dir / "files" / Path(*PurePosixPath(path).parts)
             if not local.exists() or not any(f.is_file() for f in ([local] if local.is_file() else local.rglob("*"))):
                 raise InvalidValueError(f"run {run.run_id} has no model artifact nor files at {path!r}: "
                                         "log the model (or the files) with the run first")
             run.registry_files[name] = self._model_record(run, local, name, {REGISTRY_FILES_METADATA: path})
-        return name
+        return run.registry_files[name]
 
     # -- registry (module doc of :mod:`.registry`) -----------------------------------
 
@@ -531,9 +527,9 @@ class WandbOfflineWriter(Writer):
         """The entity registry links name (W&B finds the registry's org from it)."""
         return self.entity or os.environ.get("WANDB_ENTITY", "")
 
-    def _registry(self) -> tuple[dict[str, Any], Registry]:
-        """Every run's registry entries (the runs this writer has open count as they
-        are now) and the registry they make."""
+    def _registry(self) -> Registry:
+        """The registry every run's entries make (the runs this writer has open count
+        as they are now)."""
         if self._held is None:
             from trackbridge.backends.wandb.offline_reader import WandbOfflineReader
 
@@ -541,7 +537,7 @@ class WandbOfflineWriter(Writer):
             self._held = reader.registry_entries()
         for run_id, run in list(self._runs.items()):
             self._held[run_id] = run.registry
-        return self._held, assemble(self._held.items())
+        return assemble(self._held.items())
 
     def _write_links(self, run: _Run, exit_record: Any | None) -> None:
         """The run's second log, ``registry-<id>.wandb``: its registry links after a run
@@ -554,9 +550,7 @@ class WandbOfflineWriter(Writer):
             return
         pb = _pb()
         now = scan(run.path)
-        records = [pb.Record()]
-        records[0].header.version_info.producer = f"trackbridge (wandb {_wandb_version()})"
-        records[0].header.version_info.min_consumer = "0.70.0"
+        records = [_header()]
         update = self._run_record(run)
         update.run.start_time.FromMilliseconds(run.start_time + 1)  # synced after the run's own log
         for key, value in now.config.items():
@@ -589,7 +583,7 @@ class WandbOfflineWriter(Writer):
         """W&B collections are made by their first link: the description and tags go
         with the model's next version, or now to the run of its latest one."""
         with self._registry_lock:
-            _held, current = self._registry()
+            current = self._registry()
             meta = (model.description or "", dict(model.tags), current.tick())
             self._meta[model.name] = meta
             existing = current.models.get(model.name)
@@ -607,18 +601,10 @@ class WandbOfflineWriter(Writer):
             raise InvalidValueError(f"version of {version.name!r}: a W&B registry version is a run's model artifact")
         run = self._open(run_id)
         with self._registry_lock:
-            _held, current = self._registry()
+            current = self._registry()
             with run.lock:
-                path = None
-                try:
-                    artifact = model_artifact(run.models, version, run.run_id)
-                    client_id = run.models[artifact]
-                except InvalidValueError:
-                    if not version.artifact_path:
-                        raise
-                    path = version.artifact_path
-                    artifact = self._files_artifact(run, path)
-                    client_id = run.registry_files[artifact]
+                artifact, path = version_artifact(run.models, version, run.run_id)
+                client_id = run.models[artifact] if path is None else self._files_artifact(run, artifact, path)
                 collection = collection_name(version.name)
                 number = current.next_number(version.name)
                 entry = new_entry(artifact, client_id, current.tick(), number, version, path)
@@ -632,9 +618,9 @@ class WandbOfflineWriter(Writer):
         """W&B keeps an alias on one version of a collection: linking the version again
         with the alias moves it there."""
         with self._registry_lock:
-            located = self._registry()[1].locate(name, version)
+            located = self._registry().locate(name, version)
             run = self._open(located.run_id)
-            current = self._registry()[1]
+            current = self._registry()
             located = current.locate(name, version)
             with run.lock:
                 located.entry.setdefault("aliases", {})[alias] = current.tick()
@@ -731,6 +717,14 @@ def _json(value: Any, key: str) -> str:
 def _check_rel(rel: PurePosixPath) -> None:
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise InvalidValueError(f"artifact path {rel.as_posix()!r} must be relative, without '..'")
+
+
+def _header() -> Any:
+    """The header record every ``.wandb`` log starts with."""
+    rec = _pb().Record()
+    rec.header.version_info.producer = f"trackbridge (wandb {_wandb_version()})"
+    rec.header.version_info.min_consumer = "0.70.0"
+    return rec
 
 
 def _wandb_version() -> str:

@@ -230,6 +230,24 @@ def model_artifact(models: Mapping[str, str], version: ModelVersion, run_id: str
         f"(its models: {sorted(models) or 'none'}); log the model with the run first")
 
 
+def files_artifact_name(path: str) -> str:
+    """The name of the ``model`` artifact a writer makes of the run's files under
+    ``path`` (MLflow registers any folder of a run's files; W&B links artifacts)."""
+    return collection_name("files-" + path.strip("/"))
+
+
+def version_artifact(models: Mapping[str, str], version: ModelVersion, run_id: str) -> tuple[str, str | None]:
+    """(artifact name, files path) of the artifact a version links: the run's model
+    artifact (:func:`model_artifact`, path ``None``), or for a version made of a folder
+    of the run's files, the artifact of those files, which the writer makes if missing."""
+    try:
+        return model_artifact(models, version, run_id), None
+    except InvalidValueError:
+        if not version.artifact_path:
+            raise
+        return files_artifact_name(version.artifact_path), version.artifact_path
+
+
 def _int(value: Any) -> int:
     try:
         return int(value or 0)

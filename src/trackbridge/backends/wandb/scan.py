@@ -59,34 +59,18 @@ def record_field(data: bytes) -> int:
         if i < end and data[i] < 0x80 and (data[i] >> 3) not in _NOT_KIND:
             return data[i] >> 3
     while i < end:
-        key = shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            if not b & 0x80:
-                break
-            shift += 7
-        field, wire = key >> 3, key & 7
+        key, i = wire.varint(data, i)
+        field, kind = key >> 3, key & 7
         if field not in _NOT_KIND:
             return field
-        if wire == 0:
-            while data[i] & 0x80:
-                i += 1
-            i += 1
-        elif wire == 2:
-            length = shift = 0
-            while True:
-                b = data[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                if not b & 0x80:
-                    break
-                shift += 7
+        if kind == 0:
+            _value, i = wire.varint(data, i)
+        elif kind == 2:
+            length, i = wire.varint(data, i)
             i += length
-        elif wire == 1:
+        elif kind == 1:
             i += 8
-        elif wire == 5:
+        elif kind == 5:
             i += 4
         else:
             return 0
