@@ -16,7 +16,7 @@ import comet_helpers as h
 from trackbridge.backends.comet.backend import CometOfflineBackend
 from trackbridge.backends.comet.format import experiment_key
 from trackbridge.history import Row
-from trackbridge.model import MetricPoint, ModelVersion, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RunStatus
 
 SOURCE_TAGS = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "run-123",
                "trackbridge.mapping_version": "1", "team": "vision"}
@@ -56,7 +56,7 @@ def _write(root: Path, model_dir: Path, tmp: Path, finish: bool = True) -> tuple
                                   ("sys.gpu.0.util", MetricPoint(0, 80.0, 1_700_000_000_002))])
     (tmp / "report.txt").write_text("report body")
     w.log_artifact(run_id, tmp / "report.txt", "docs")
-    w.log_model(run_id, model_dir, "clf")
+    w.log_model(run_id, model_dir, LoggedModel(name="clf", artifact_path="clf"))
     w.create_model_version(ModelVersion(name="registry-clf", version="2", artifact_path="clf", stage="Staging",
                                         description="v2", tags={"team": ""}, aliases=["champion"]), run_id)
     if finish:

@@ -19,6 +19,7 @@ from trackbridge.backends.mlflow import MlflowBackend
 from trackbridge.errors import BackendError, ConfigError, RunNotFound, TransientBackendError
 from trackbridge.model import (
     DatasetInput,
+    LoggedModel,
     MetricPoint,
     ModelVersion,
     RegisteredModel,
@@ -234,7 +235,7 @@ def test_logged_model_is_linked_to_run_and_downloads(backend: MlflowBackend, tmp
     (model_dir / "MLmodel").write_text("flavors:\n  sklearn: {pickled_model: model.pkl}\n  python_function: {}\n")
     (model_dir / "model.pkl").write_bytes(b"pickle-bytes")
     (model_dir / "sub" / "extra.txt").write_text("x")
-    logged = writer.log_model(run_id, model_dir, "classifier")
+    logged = writer.log_model(run_id, model_dir, LoggedModel(name="classifier", artifact_path="classifier"))
     assert logged.model_id and logged.flavors == ["python_function", "sklearn"]
 
     run = reader.get_run(run_id)
@@ -278,7 +279,7 @@ def test_registry_versions_aliases_descriptions_tags(backend: MlflowBackend, tmp
     model_dir = tmp_path / "m"
     model_dir.mkdir()
     (model_dir / "MLmodel").write_text("flavors: {python_function: {}}\n")
-    logged = writer.log_model(run_id, model_dir, "m")
+    logged = writer.log_model(run_id, model_dir, LoggedModel(name="m", artifact_path="m"))
     folder = tmp_path / "plain"
     folder.mkdir()
     (folder / "weights.bin").write_bytes(b"w")
@@ -414,7 +415,7 @@ def test_server_sqlite_file_read_in_process_with_artifacts_options(mlflow_server
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
     served.writer().log_artifact(run_id, tmp_path / "src", "files")
-    logged = served.writer().log_model(run_id, tmp_path / "model", "m")
+    logged = served.writer().log_model(run_id, tmp_path / "model", LoggedModel(name="m", artifact_path="m"))
     db_uri = f"sqlite:///{mlflow_server.root / 'mlflow.db'}"
 
     bare = get_backend("mlflow", {"tracking_uri": db_uri}).reader()

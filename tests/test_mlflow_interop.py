@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from trackbridge.backends.mlflow import MlflowBackend
-from trackbridge.model import ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import LoggedModel, ModelVersion, RegisteredModel, RunStatus
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_our_logged_model_registers_and_loads_with_mlflow(store_uri: str, tmp_pa
     writer = MlflowBackend({"tracking_uri": store_uri}).writer()
     exp_id = writer.ensure_experiment("ours")
     run_id = writer.create_run(exp_id, name="copied")
-    logged = writer.log_model(run_id, saved, "model")
+    logged = writer.log_model(run_id, saved, LoggedModel(name="model", artifact_path="model"))
     writer.finish_run(run_id, RunStatus.FINISHED)
     assert "sklearn" in logged.flavors
     writer.register_model(RegisteredModel("ours-model"))

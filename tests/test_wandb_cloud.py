@@ -18,7 +18,7 @@ from wandb_helpers import WandbRecorder, sdk_run, sdk_sockets, wandb_sync, write
 
 from trackbridge.backends import get_backend
 from trackbridge.history import Row
-from trackbridge.model import RunStatus
+from trackbridge.model import LoggedModel, RunStatus
 
 LIVE_KEY = os.environ.get("WANDB_API_KEY")  # read before the suite's isolation clears it
 
@@ -186,7 +186,7 @@ def test_live_registry_link_reads_back(monkeypatch: pytest.MonkeyPatch, tmp_path
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "w.bin").write_bytes(b"\x01" * 10)
     run_id = writer.create_run("trackbridge-live", name="registry")
-    writer.log_model(run_id, tmp_path / "m", "clf")
+    writer.log_model(run_id, tmp_path / "m", LoggedModel(name="clf", artifact_path="clf"))
     name = f"tb-live-{uuid.uuid4().hex[:6]}"
     writer.register_model(RegisteredModel(name, "live test"))
     made = writer.create_model_version(ModelVersion(name, "", artifact_path="clf"), run_id)
@@ -214,7 +214,7 @@ def test_sdk_writer_links_registered_versions_online(tmp_path: Path, monkeypatch
         (tmp_path / "m" / "w.bin").write_bytes(b"\x01" * 10)
         run_id = w.create_run("proj-o", name="online")
         assert not w.fallbacks  # it is online, against the recorder
-        w.log_model(run_id, tmp_path / "m", "clf")
+        w.log_model(run_id, tmp_path / "m", LoggedModel(name="clf", artifact_path="clf"))
         w.register_model(RegisteredModel("fraud model", "detects fraud"))
         made = w.create_model_version(ModelVersion("fraud model", "", artifact_path="clf", tags={"k": "v"}), run_id)
         w.set_model_alias("fraud model", "champion", made.version)

@@ -14,7 +14,7 @@ from trackbridge.backends.wandb import txlog
 from trackbridge.backends.wandb.ids import derived_run_id
 from trackbridge.errors import InvalidValueError
 from trackbridge.history import Row
-from trackbridge.model import MetricPoint, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, RunStatus
 
 T0 = 1_700_000_000_000
 SOURCE = {"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": "run-abc",
@@ -55,7 +55,7 @@ def _write_run(root: Path, files_dir: Path) -> str:
     (files_dir / "model").mkdir()
     (files_dir / "model" / "weights.bin").write_bytes(b"\x01" * 100)
     w.log_artifact(run_id, files_dir / "sub" / "notes.txt", "docs")
-    w.log_model(run_id, files_dir / "model", "clf")
+    w.log_model(run_id, files_dir / "model", LoggedModel(name="clf", artifact_path="clf"))
     w.finish_run(run_id, RunStatus.FINISHED, T0 + 4_500)
     w.set_tags(run_id, {"trackbridge.complete": "fp-1"})  # the engine's marker comes after finish_run
     w.close()
@@ -241,7 +241,7 @@ def test_registry_versions_and_aliases_read_back(tmp_path: Path) -> None:
     w.set_model_alias("fraud model/v2", "champion", "1")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "w.bin").write_bytes(b"x")
-    w.log_model(runs[0], tmp_path / "other", "other")
+    w.log_model(runs[0], tmp_path / "other", LoggedModel(name="other", artifact_path="other"))
     with pytest.raises(InvalidValueError, match="no model artifact nor files at 'nope'"):
         w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="nope"), runs[0])
     third = w.create_model_version(ModelVersion("fraud model/v2", "", artifact_path="other"), runs[0])

@@ -99,14 +99,68 @@ class DatasetInput:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+#: On a copied logged model (its tags, or wherever its platform keeps them): the id of
+#: the model it was copied from.  Models are paired by id, never by name: autolog logs
+#: a model called ``model`` on every fit, so one run can hold several of one name.
+SOURCE_MODEL_ID = "trackbridge.source.model_id"
+
+
 @dataclass(slots=True)
 class LoggedModel:
-    """A model logged by a run: its artifact folder (relative to the run) and flavors."""
+    """A model logged by a run: its files (``artifact_path``, relative to the run, unique
+    within it), flavors, and the metadata MLflow 3 keeps per logged model.
+
+    ``model_id`` is the identity; ``name`` may repeat within a run."""
 
     name: str
     artifact_path: str
     flavors: list[str] = field(default_factory=list)
     model_id: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    #: key -> latest value of the metrics logged against this model.
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    model_type: str | None = None
+    #: READY / PENDING / FAILED where the platform has a model status.
+    status: str | None = None
+
+    def source_id(self) -> str | None:
+        """The id of the model this one was copied from, ``None`` for an original."""
+        return self.tags.get(SOURCE_MODEL_ID)
+
+    def user_tags(self) -> dict[str, str]:
+        """Tags without trackbridge's bookkeeping (what ``check`` compares)."""
+        return {k: v for k, v in self.tags.items() if not k.startswith("trackbridge.")}
+
+
+#: kinds of rich values a media series can hold (W&B's ``_type`` names, lower case).
+MEDIA_KINDS = ("histogram", "image", "table", "audio", "video", "html", "plotly", "object3d", "molecule", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPoint:
+    """One rich value of a series (a histogram, an image...) at a step and time.
+
+    ``data`` holds the value where it is data (a histogram's bins and counts, a
+    table's columns and rows: plain JSON); ``file`` names its bytes where it is a file
+    (an image), fetched with :meth:`~trackbridge.backends.base.Reader.download_media`.
+    ``meta`` is what the platform stores beside it (size, format, ...), JSON."""
+
+    step: int
+    timestamp: int
+    kind: str
+    data: Any = None
+    file: str | None = None
+    caption: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSeries:
+    """What a run listing says of one media key: its kind and number of points."""
+
+    kind: str
+    count: int
 
 
 @dataclass(slots=True)
@@ -124,6 +178,9 @@ class ModelVersion:
     description: str = ""
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    #: MLflow's legacy stage (``Staging``, ``Production``, ``Archived``; ``None`` for
+    #: MLflow's ``None``), Comet's version status: one field, since both say where a
+    #: version stands in its release process.
     stage: str | None = None
     creation_time: int | None = None
 
@@ -177,6 +234,12 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     inputs: list[DatasetInput] = field(default_factory=list)
     models: list[LoggedModel] = field(default_factory=list)
+    #: media key -> kind and count; points through ``Reader.iter_media``.
+    media: dict[str, MediaSeries] = field(default_factory=dict)
+    #: file or folder path -> what the platform stores about it beyond its bytes
+    #: (a W&B artifact's type, description, metadata and aliases; a Comet asset's
+    #: metadata), JSON.
+    artifact_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: what the source holds that its reader cannot carry into this model (item -> why):
     #: every copy records it as dropped, so nothing is lost silently.
     unread: dict[str, str] = field(default_factory=dict)

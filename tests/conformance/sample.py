@@ -10,7 +10,7 @@ from pathlib import Path
 
 from trackbridge.backends.base import Writer
 from trackbridge.mapping import flatten, param_to_str
-from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 T0 = 1_700_000_000_000
 #: more than one batch of every platform here (MLflow 1000, Azure 250) and one page.
@@ -72,7 +72,7 @@ def write_sample(writer: Writer, tmp: Path, experiment: str | None = None, n: in
             f"artifact_path: model\nflavors:\n  python_function:\n    loader_module: x\nrun_id: {run}\n",
             encoding="utf-8")
         (model_dir / "weights.bin").write_bytes(b"\x00\x01" * 100)
-        logged = writer.log_model(run, model_dir, "model")
+        logged = writer.log_model(run, model_dir, LoggedModel(name="model", artifact_path="model"))
     writer.finish_run(run, RunStatus.FINISHED, T0 + 60_000)
 
     sample.child = writer.create_run(exp_id, name="child", start_time=T0 + 10, user="ada",

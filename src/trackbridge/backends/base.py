@@ -28,10 +28,12 @@ from typing import Any, ClassVar
 
 from trackbridge.history import Row, merge_rows, rows_to_points
 from trackbridge.model import (
+    MEDIA_KINDS,
     ArtifactInfo,
     DatasetInput,
     Experiment,
     LoggedModel,
+    MediaPoint,
     MetricPoint,
     ModelVersion,
     RegisteredModel,
@@ -137,6 +139,17 @@ class Features:
     version_deletion: bool = True
     #: tag prefixes the platform writes itself (``mlflow.``): bookkeeping, not user tags.
     system_tag_prefixes: tuple[str, ...] = ()
+    #: logged models keep their own params, metrics, tags, type and status (MLflow 3).
+    model_metadata: bool = True
+    #: registry versions keep a stage / status (MLflow's legacy stages, Comet's status).
+    stages: bool = True
+    #: files and folders keep metadata beside their bytes (W&B artifact type, description,
+    #: metadata, aliases; Comet asset metadata): :meth:`Writer.set_artifact_meta`.
+    artifact_meta: bool = True
+    #: media kinds (:data:`~trackbridge.model.MEDIA_KINDS`) the platform holds natively
+    #: (:meth:`Writer.log_media`); the others are written as files in the layout of
+    #: :mod:`trackbridge.media_layout`, a recorded transformation.
+    media_kinds: frozenset[str] = frozenset(MEDIA_KINDS)
     #: ``create_run`` of the same source run always gives the same run (its id derived
     #: from the source, as W&B and Comet let clients choose): two invocations copying at
     #: once cannot make two copies, so the engine skips settling between copies.
@@ -151,7 +164,10 @@ class Features:
             if name not in known or name in ("reserved_aliases", "system_tag_prefixes", "idempotent_create"):
                 raise ValueError(f"unknown feature {name!r}; known: {', '.join(sorted(known))}")
             current = getattr(self, name)
-            changes[name] = type(current)("none") if isinstance(current, Enum) else False
+            if isinstance(current, frozenset):
+                changes[name] = frozenset()
+            else:
+                changes[name] = type(current)("none") if isinstance(current, Enum) else False
         return replace(self, **changes)
 
     def lacks(self) -> frozenset[str]:
@@ -161,6 +177,8 @@ class Features:
             out.add("registry")
         if self.timestamps is Timestamps.NONE:
             out.add("timestamps")
+        if not self.media_kinds:
+            out.add("media_kinds")
         return frozenset(out - {"strictly_increasing_steps", "history_rows", "idempotent_create"})
 
 
@@ -285,6 +303,16 @@ class Reader(abc.ABC):
                 self.download_artifact(run_id, info.path, dst_dir)
         return dst_dir / model.artifact_path
 
+    def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
+        """Every point of one media series (``RunRecord.media``), oldest first.
+        Default: none (platforms without native media keep them as files, which the
+        engine reads through :mod:`trackbridge.media_layout`)."""
+        return iter(())
+
+    def download_media(self, run_id: str, key: str, point: MediaPoint, dst_dir: Path) -> Path:
+        """Fetch the file of a file-backed media point (``point.file``) into ``dst_dir``."""
+        raise NotImplementedError(f"{self.platform} reader has no media files")
+
     def list_registered_models(self) -> Iterator[RegisteredModel]:
         """Registry entries with all their versions.  Platforms without a registry
         return nothing."""
@@ -368,10 +396,29 @@ class Writer(abc.ABC):
         can.  Default: logged as ordinary metrics under the same keys."""
         self.log_metrics(run_id, points)
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
-        """Log a model folder (or file) as the run's model ``name``.  Default: artifacts."""
-        self.log_artifact(run_id, local_dir, name)
-        return LoggedModel(name=name, artifact_path=name)
+    def log_model(self, run_id: str, local_dir: Path, model: LoggedModel) -> LoggedModel:
+        """Log a model folder (or file) as a new logged model of the run, named
+        ``model.name`` with ``model``'s metadata (params, metrics, tags incl.
+        :data:`~trackbridge.model.SOURCE_MODEL_ID`, type, status) where the platform
+        keeps them.  Names may repeat in a run: each call is a new model, stored where
+        it does not overwrite another.  Return it as the platform holds it.
+        Default: artifacts under the model's name."""
+        self.log_artifact(run_id, local_dir, model.name)
+        return LoggedModel(name=model.name, artifact_path=model.name)
+
+    def log_media(self, run_id: str, key: str, points: Sequence[tuple[MediaPoint, Path | None]]) -> None:
+        """Media points of series ``key`` (each with its local file, for file-backed
+        kinds), for the kinds in ``Features.media_kinds``."""
+        raise NotImplementedError(f"{self.platform} writer has no native media")
+
+    def set_artifact_meta(self, run_id: str, meta: Mapping[str, Mapping[str, Any]]) -> None:
+        """Metadata of already-logged files or folders (``RunRecord.artifact_meta``),
+        where ``Features.artifact_meta`` is on."""
+        raise NotImplementedError(f"{self.platform} writer keeps no artifact metadata")
+
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """Move a registered version to ``stage`` (``Features.stages``)."""
+        raise NotImplementedError(f"{self.platform} has no registry stages")
 
     def register_model(self, model: RegisteredModel) -> None:
         """Create the registered model if missing and update description/tags."""

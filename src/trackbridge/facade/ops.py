@@ -41,7 +41,7 @@ from typing import Any
 
 from trackbridge.backends.base import Writer
 from trackbridge.errors import BackendError
-from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 log = logging.getLogger("trackbridge")
 
@@ -281,7 +281,7 @@ class Applier:
         if name in state.models:
             return
         path = files_dir / op["file"]
-        logged = self.writer.log_model(run_id, path, name)
+        logged = self.writer.log_model(run_id, path, LoggedModel(name=name, artifact_path=name))
         state.models[name] = {"artifact_path": logged.artifact_path, "model_id": logged.model_id}
         _remove_staged(files_dir, op["file"])
 

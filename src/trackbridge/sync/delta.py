@@ -25,6 +25,7 @@ from typing import Any
 from trackbridge.backends.base import Features, Limits, Reader
 from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MetricPoint, MetricSummary, RunRecord
 from trackbridge.sync.fit import FittedRun, Target
+from trackbridge.sync.models import pair_models
 from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.provenance import RESERVED_TAGS
 from trackbridge.sync.retry import Retry
@@ -157,8 +158,8 @@ def compute_delta(
         there = have_files.get(path)
         if there is None or (there.size is not None and there.size != len(text.encode("utf-8"))):
             delta.param_files[path] = text
-    have_models = {m.name for m in (dst.models if dst else [])}
-    delta.models = [m for m in src.models if m.name not in have_models]
+    pairs, _extra = pair_models(src.models, dst.models if dst else [])
+    delta.models = [m for m, copy in pairs if copy is None]
     delta.finish = dst is None or dst.status != src.status or (
         can("settable_end_time") and dst.end_time != src.end_time)
     return delta

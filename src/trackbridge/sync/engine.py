@@ -20,6 +20,7 @@ from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE
 from trackbridge.sync.fit import Target
 from trackbridge.sync.ledger import Ledger
+from trackbridge.sync.models import pair_models
 from trackbridge.sync.plan import Action, Plan, Planner, RunPlan, Selection
 from trackbridge.sync.progress import NullReporter, Reporter, Stats
 from trackbridge.sync.registry import apply_registry
@@ -208,10 +209,10 @@ class SyncEngine:
         found: dict[str, str] = {}
         for run in plan.runs:
             if run.dst is not None:
-                by_name = {m.name: m.model_id for m in run.dst.models}
-                for model in run.src.models:
-                    if model.model_id and by_name.get(model.name):
-                        found[model.model_id] = by_name[model.name] or ""
+                pairs, _extra = pair_models(run.src.models, run.dst.models)
+                for model, copy in pairs:
+                    if model.model_id and copy is not None and copy.model_id:
+                        found[model.model_id] = copy.model_id
         for result in outcome.results:
             found.update(result.models)
         return found

@@ -53,6 +53,7 @@ from trackbridge.mapping import MAPPING_FILE, MAPPING_TAG
 from trackbridge.model_files import repoint_ids
 from trackbridge.sync.delta import missing_points
 from trackbridge.sync.fit import Target
+from trackbridge.sync.models import as_copy
 from trackbridge.sync.plan import Action, RunPlan
 from trackbridge.sync.progress import Reporter, Stats
 from trackbridge.sync.provenance import CLAIM, COMPLETE, DUPLICATE_OF, copies_of, provenance_tags, winner
@@ -390,7 +391,7 @@ class RunTransfer:
             with tempfile.TemporaryDirectory(prefix="tb-model-") as tmp:
                 local = self.retry.call(self.src.download_model, run.src.run_id, model, Path(tmp))
                 repoint_ids(local, {run.src.run_id: dst_id})
-                logged = self.retry.call(self.writer.log_model, dst_id, local, model.name)
+                logged = self.retry.call(self.writer.log_model, dst_id, local, as_copy(model))
             if model.model_id and logged.model_id:
                 made[model.model_id] = logged.model_id
             self.stats.add(models=1)

@@ -232,10 +232,11 @@ class ArchiveWriter(Writer):
         with run.lock:
             self.layout.artifacts(run.dir).add(Path(local_path), artifact_dir)
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
         """Stores the files under ``models/<name>/``.  The model gets an archive id
         (``m-<hex>``, kept when the same name is logged again) so registry versions
         can point at it as ``models:/<id>``; flavors come from an MLflow ``MLmodel``."""
+        name = source.name
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:

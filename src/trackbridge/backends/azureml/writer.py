@@ -154,10 +154,11 @@ class AzureMLWriter(MlflowWriter):
 
     # -- models -------------------------------------------------------------
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
+        name = source.name
         if self._logged_models:
             try:
-                return super().log_model(run_id, local_dir, name)
+                return super().log_model(run_id, local_dir, source)
             except BackendError as exc:
                 if not is_unsupported(exc.__cause__ or exc):
                     raise

@@ -397,10 +397,11 @@ class CometLiveWriter(Writer):
             rel = f.name if f == local_path else f.relative_to(local_path).as_posix()
             live.experiment.log_asset(str(f), file_name=f"{prefix}/{rel}" if prefix else rel)
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
+        name = source.name
         live = self._run(run_id)
         if live is None:
-            return self._off().log_model(run_id, local_dir, name)
+            return self._off().log_model(run_id, local_dir, source)
         local_dir = Path(local_dir)
         files = [local_dir] if local_dir.is_file() else sorted(p for p in local_dir.rglob("*") if p.is_file())
         for f in files:

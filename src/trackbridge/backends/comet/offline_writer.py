@@ -270,8 +270,9 @@ class CometOfflineWriter(Writer):
             for src, rel in _files_under(local_path, artifact_dir):
                 self._upload(run, src, "asset", {"fileName": rel})
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
         """Model files are ``model-element`` uploads grouped by the model's name."""
+        name = source.name
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:

@@ -277,10 +277,11 @@ class MlflowWriter(Writer):
             else:
                 repo.log_artifact(str(local_path), artifact_dir)
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
         """An MLflow 3 logged model: created with ``source_run_id``, files uploaded to
         the model's own location, finalised READY, and linked as the run's output
         (what ``mlflow.<flavor>.log_model`` does)."""
+        name = source.name
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
         local_dir = Path(local_dir)

@@ -370,8 +370,9 @@ class WandbLiveWriter(Writer):
                 shutil.copyfile(local_path, stage / local_path.name)
                 live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
         """A W&B ``model`` artifact (what ``run.log_model`` logs), kept for registry links."""
+        name = source.name
         wandb = _wandb()
         with self._use(run_id) as live:
             artifact = wandb.Artifact(name, type="model")

@@ -460,9 +460,10 @@ class WandbOfflineWriter(Writer):
             if pairs:
                 self._write(run, rec)
 
-    def log_model(self, run_id: str, local_dir: Path, name: str) -> LoggedModel:
+    def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
         """A W&B ``model`` artifact named ``name`` holding the folder's files (staged
         inside the run dir, where ``wandb sync`` uploads them from)."""
+        name = source.name
         run = self._open(run_id)
         with run.lock:
             client_id = self._model_record(run, local_dir, name)
