@@ -33,9 +33,9 @@ def test_env_uri_used_and_option_wins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_describe_masks_password() -> None:
     backend = MlflowBackend({"tracking_uri": "https://bob:hunter2@mlflow.example.com/prefix"})
-    assert "hunter2" not in backend.describe() and "bob" not in backend.describe()
+    assert "hunter2" not in backend.describe() and "bob:***@" in backend.describe()  # the user tells accounts apart
     assert "mlflow.example.com/prefix" in backend.describe()
-    assert mask_secrets("failed: http://u:p@h:1/x and https://tok@h2/") == "failed: http://***@h:1/x and https://***@h2/"
+    assert mask_secrets("failed: http://u:p@h:1/x and https://tok@h2/") == "failed: http://u:***@h:1/x and https://***@h2/"
 
 
 def test_env_vars_and_sdk_version() -> None:

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from trackbridge.backends import infos
@@ -13,6 +14,7 @@ from trackbridge.cli.output import console, fail, print_json
 from trackbridge.config import SETTINGS, load_config
 from trackbridge.errors import TrackbridgeError
 from trackbridge.model import RunRecord
+from trackbridge.redact import mask, mask_all
 from trackbridge.remotes import parse_remote
 
 def env_vars() -> dict[str, bool]:
@@ -55,7 +57,7 @@ def _diagnoses(config: Any) -> dict[str, list[str]]:
 def _masked(value: str | None, secret: bool) -> str:
     if value is None:
         return "[dim]not set[/]"
-    return "set (hidden)" if secret else value
+    return "set (hidden)" if secret else escape(mask(value))
 
 
 @click.command()
@@ -83,14 +85,15 @@ def doctor(as_json: bool) -> None:
                         for var, secret in sorted(variables.items())},
     }
     report["checks"] = _diagnoses(config)
+    report = mask_all(report)  # a URL may carry a password, whatever its source
     if as_json:
         print_json(report)
         return
     table = Table(title="Settings (highest precedence wins: argument > env > .env > trackbridge.toml > pyproject > default)")
     for col in ("setting", "value", "origin", "env var"):
         table.add_column(col)
-    for name, s in config.settings.items():
-        table.add_row(name, str(s.value), s.origin, SETTINGS[name][0])
+    for name, s in report["settings"].items():
+        table.add_row(name, escape(str(s["value"])), s["origin"], SETTINGS[name][0])
     console.print(table)
     if config.dotenv_path:
         console.print(f".env loaded from {config.dotenv_path}: {', '.join(sorted(config.dotenv_keys))}")
@@ -107,7 +110,7 @@ def doctor(as_json: bool) -> None:
         remotes.add_column("remote")
         remotes.add_column("options")
         for name, opts in report["remotes"].items():
-            remotes.add_row(name, ", ".join(f"{k}={v}" for k, v in opts.items()))
+            remotes.add_row(name, escape(", ".join(f"{k}={v}" for k, v in opts.items())))
         console.print(remotes)
     for where, lines in report["checks"].items():
         for line in lines:

@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
+
+from trackbridge.redact import mask, mask_all
 
 #: Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns and cut
 #: run ids; a wide fixed width keeps every value whole and greppable.
@@ -16,10 +19,13 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str, allow_nan=True))
+    """JSON on stdout, with the credentials of every URL in it masked."""
+    click.echo(json.dumps(mask_all(data), indent=2, sort_keys=True, default=str, allow_nan=True))
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print an error the user can act on and exit (no traceback)."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print an error the user can act on and exit (no traceback).  The message is
+    shown as written: credentials in URLs masked, and brackets kept (rich would take
+    ``[remotes.prod]`` for markup and print nothing)."""
+    err_console.print(f"[bold red]error:[/] {escape(mask(message))}")
     sys.exit(code)

@@ -61,6 +61,15 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def _quiet_mlflow() -> None:
+    """MLflow's own "Downloading artifacts" bars and first-use INFO lines ("Creating
+    initial MLflow database tables...") are noise on every trackbridge command and in
+    a training log: off by default, before mlflow is imported.  A user who sets
+    either variable keeps their choice."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
 def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -69,6 +78,7 @@ class MlflowConnection:
     """URIs, credentials and the lazily created, shared ``MlflowClient``."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
+        _quiet_mlflow()
         self.tracking_uri: str = str(options.get("tracking_uri") or default_tracking_uri())
         self.registry_uri: str | None = (
             options.get("registry_uri") or os.environ.get("MLFLOW_REGISTRY_URI") or None

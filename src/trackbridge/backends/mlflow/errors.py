@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from trackbridge.errors import BackendError, RunNotFound, TransientBackendError
+from trackbridge.redact import mask
 
 #: MLflow error codes (protobuf names) that mean "the service is busy or down".
 _TRANSIENT_CODES = frozenset({
@@ -35,12 +36,12 @@ _REQUEST_FAILED = re.compile(r"API request to .* failed with (timeout )?exceptio
 #: a non-JSON error page (proxy/gateway) is reported as "failed with error code <status>".
 _GATEWAY_STATUS = re.compile(r"failed with error code (429|5\d\d)\b")
 _UNSUPPORTED_CODES = frozenset({"ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED"})
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s:]*(:[^/@\s]*)?@")
 
 
 def mask_secrets(text: str) -> str:
-    """Remove ``user:password@`` from every URL in ``text`` (MLflow puts URLs in messages)."""
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+    """Hide the credentials of every URL in ``text`` (MLflow puts URLs in messages):
+    trackbridge's one rule, :func:`trackbridge.redact.mask`."""
+    return mask(text)
 
 
 def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
