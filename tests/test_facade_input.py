@@ -55,10 +55,11 @@ def test_unknown_backend_from_env_is_raised_too(store: MlflowClient, monkeypatch
         tb.start_run(project="x")
 
 
-def test_malformed_dotenv_is_raised_at_start(store: MlflowClient, isolated_env: Path) -> None:
+def test_malformed_dotenv_is_raised_at_start_under_raise(store: MlflowClient, isolated_env: Path) -> None:
+    """The default keeps the run locally instead (test_first_day.py); asked to raise, it raises."""
     (isolated_env / ".env").write_text("TRACKBRIDGE_PROJECT=p\nnot an assignment\n")
     with pytest.raises(ConfigError, match=r"\.env:2"):
-        tb.start_run()
+        tb.start_run(on_error="raise")
 
 
 def test_bad_on_error_value_names_its_origin(store: MlflowClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,14 +17,19 @@ var holding a secret (``api_key_env = "PROD_TOKEN"``), never the secret.
 """
 from __future__ import annotations
 
+import io
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trackbridge.errors import ConfigError
+from trackbridge.errors import ConfigError, DotenvError
+
+#: what a ``.env`` key may be (shell variable names, plus ``.``).
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 #: setting name -> (environment variable, default, help).  The single list of
 #: what trackbridge reads; ``.env.example`` and the README table mirror it.
@@ -79,24 +84,43 @@ class Config:
 def load_dotenv_file(path: Path, override: bool = False) -> list[str]:
     """Load ``path`` into ``os.environ``; return the keys it set.
 
-    A malformed line is an error naming the line, not a silent skip: a typo in
-    ``.env`` would otherwise send runs to the wrong place.
+    A line that cannot be read is an error naming the file and the line, never a
+    silent skip: python-dotenv alone only warns and drops it, and the run then goes
+    to the default tracker instead of the one the line named.  Bytes that are not
+    text (a binary file saved as ``.env``) are the same error, not a
+    ``UnicodeDecodeError``.  Messages name the key, never a value (it may be a secret).
     """
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
-    text = path.read_text(encoding="utf-8")
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        body = stripped.removeprefix("export ").strip()
-        key, sep, _ = body.partition("=")
-        if not sep or not key.strip() or not key.strip().replace("_", "a").replace(".", "a").isalnum():
-            raise ConfigError(
-                f"{path}:{lineno}: malformed line (expected KEY=value). "
-                "Fix or comment it out with '#'."
-            )
-    values = dotenv_values(path, interpolate=True)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DotenvError(path, None, f"cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
+    try:
+        if b"\0" in raw:
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DotenvError(
+            path, None,
+            f"is not a text file (byte {exc.start} is not UTF-8 text). A .env file holds KEY=value lines: "
+            "fix it, or remove it (or point TRACKBRIDGE_DOTENV at the right file).",
+        ) from None
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            first = binding.original.string.split("\n", 1)[0]
+            key = first.removeprefix("export ").partition("=")[0].strip()
+            unclosed = first.count('"') % 2 or first.count("'") % 2
+            if unclosed and "=" in first and _KEY.fullmatch(key):
+                problem = f"the value of {key} has an unclosed quote"
+            else:
+                problem = "expected KEY=value" + (", and a quote is not closed" if unclosed else "")
+            raise DotenvError(path, line, f"malformed line ({problem}). Fix it or comment it out with '#'.")
+        if binding.key is not None and (binding.value is None or not _KEY.fullmatch(binding.key)):
+            raise DotenvError(path, line, "malformed line (expected KEY=value). Fix or comment it out with '#'.")
+    values = dotenv_values(stream=io.StringIO(text), interpolate=True)
     loaded = []
     for key, value in values.items():
         if value is None:
@@ -132,8 +156,10 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     cwd: Path | None = None,
     dotenv_override: bool | None = None,
+    dotenv: bool = True,
 ) -> Config:
-    """Resolve every setting; see the module docstring for precedence."""
+    """Resolve every setting; see the module docstring for precedence.  ``dotenv=False``
+    leaves ``.env`` out (the facade's fallback when it cannot be read)."""
     cwd = Path(cwd or os.getcwd())
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(overrides) - set(SETTINGS)
@@ -144,7 +170,7 @@ def load_config(
     if dotenv_override is None:
         dotenv_override = os.environ.get("TRACKBRIDGE_DOTENV_OVERRIDE", "").lower() in ("1", "true", "yes")
     dotenv_keys: list[str] = []
-    if dotenv_path.is_file():
+    if dotenv and dotenv_path.is_file():
         dotenv_keys = load_dotenv_file(dotenv_path, override=dotenv_override)
 
     table, file_origin = load_file_config(cwd)

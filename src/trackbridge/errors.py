@@ -10,6 +10,18 @@ class ConfigError(TrackbridgeError):
     """Configuration is missing, malformed or contradictory."""
 
 
+class DotenvError(ConfigError):
+    """A ``.env`` file (or one of its lines) that cannot be read.  Apart from other
+    configuration errors because the facade does not raise it: the run is kept locally
+    instead of going to a tracker the unreadable line may have meant to change."""
+
+    def __init__(self, path: object, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path = path
+        self.line = line
+
+
 class UnknownBackendError(ConfigError):
     """A backend name that no built-in or plugin provides."""
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from trackbridge.backends import infos
 from trackbridge.cli.output import console, fail, print_json
+from trackbridge.cli.sources import require_path
 from trackbridge.config import SETTINGS, load_config
 from trackbridge.errors import TrackbridgeError
 from trackbridge.model import RunRecord
@@ -152,6 +153,7 @@ def ls(remote: str, as_json: bool) -> None:
     """
     try:
         spec = parse_remote(remote, load_config())
+        require_path(spec)
         reader = spec.open().reader()
         if spec.experiment is None:
             rows = []
@@ -169,7 +171,7 @@ def ls(remote: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table(title=title)
+    table = Table(title=escape(mask(title)))
     for col in columns:
         table.add_column(col)
     for row in rows:

@@ -18,6 +18,7 @@ import click
 
 from trackbridge.backends.base import Backend, RunFilter
 from trackbridge.cli.output import console, err_console, fail, print_json
+from trackbridge.cli.sources import require_path, require_runs
 from trackbridge.config import load_config
 from trackbridge.errors import ConfigError, TrackbridgeError
 from trackbridge.model import RunStatus
@@ -77,6 +78,7 @@ def _selection(src: RemoteSpec, dst: RemoteSpec, opts: dict[str, Any]) -> Select
 def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, Backend, Any]:
     config = load_config()
     src, dst = parse_remote(src_arg, config), parse_remote(dst_arg, config)
+    require_path(src)
     if src.backend == dst.backend and src.options == dst.options and not (
             src.experiment and dst.experiment and src.experiment != dst.experiment):
         raise ConfigError(
@@ -109,6 +111,9 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--transfers", default=4, show_default=True, type=click.IntRange(1, 64),
                      help="Runs processed in parallel."),
         click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."),
+        click.option("--allow-empty", is_flag=True,
+                     help="A source holding no run is not an error (by default it is: a mistyped path "
+                          "would otherwise 'succeed' with nothing copied)."),
     ]
     return functools.reduce(lambda f, d: d(f), reversed(decorators), fn)
 
@@ -205,6 +210,8 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
     try:
         with vendor_output_to_stderr():
             plan = engine.plan(selection)
+            if not (plan.runs or plan.registry or opts["allow_empty"]):
+                require_runs(src, src_backend, selection.experiments)
             outcome = None if dry_run else engine.run(selection, plan)
     finally:
         if ledger is not None:
@@ -326,6 +333,8 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
                       download=not no_download, workers=opts["transfers"])
     with vendor_output_to_stderr():
         report = checker.check(selection)
+        if not (report.findings or opts["allow_empty"]):
+            require_runs(src_spec, src_backend, selection.experiments)
     _print_check(report, opts["as_json"])
     raise SystemExit(0 if report.ok else 1)
 

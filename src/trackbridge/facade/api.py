@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trackbridge.config import load_config
-from trackbridge.errors import TrackbridgeError
+from trackbridge.config import Config, load_config
+from trackbridge.errors import DotenvError, TrackbridgeError
 from trackbridge.facade.recovery import recover_orphans
 from trackbridge.facade.registry import shutdown
 from trackbridge.facade.run import FLUSH_TIMEOUT, Run
@@ -27,7 +27,8 @@ __all__ = [
     "log", "add_labels", "log_summary", "set_notes",
 ]
 
-log = logging.getLogger("trackbridge")
+#: not ``log``: that name is the module's ``wandb.log`` counterpart below.
+logger = logging.getLogger("trackbridge")
 _active: list[Run] = []
 _lock = threading.Lock()
 _exit_hook_installed = False
@@ -55,7 +56,7 @@ def start_run(
         parent = active_run()
     if project is None and parent is not None:
         project = parent.project  # a child lives in its parent's experiment
-    settings = load_config({"backend": backend, "project": project, "on_error": on_error})
+    settings = _settings(backend, project, on_error)
     run = Run(
         settings,
         project=str(settings.get("project")),
@@ -70,6 +71,32 @@ def start_run(
     _install_exit_hook()
     recover_orphans(settings)  # runs an ended (killed) process left in this home: sent in the background
     return run
+
+
+#: where runs go when ``.env`` cannot be read (under ``TRACKBRIDGE_HOME``).
+UNSENT_FOLDER = "unsent"
+
+
+def _settings(backend: str | None, project: str | None, on_error: str | None) -> Config:
+    """The run's configuration.  A ``.env`` that cannot be read does not stop training
+    (unless ``on_error="raise"``), and the run does not go to the default tracker
+    either, since the unreadable line may have named another one: it is logged to
+    the archive ``dir:TRACKBRIDGE_HOME/unsent``, with a warning saying how to send it
+    once ``.env`` is fixed."""
+    overrides = {"backend": backend, "project": project, "on_error": on_error}
+    try:
+        return load_config(overrides)
+    except DotenvError as exc:
+        fallback = load_config(overrides, dotenv=False)
+        if str(fallback.get("on_error")).strip().lower() == "raise":
+            raise
+        folder = fallback.home / UNSENT_FOLDER
+        logger.warning(
+            "trackbridge: %s\ntrackbridge: this run is NOT sent to any tracker (.env may name another one); "
+            "it is kept in dir:%s. Fix .env, then send it with: trackbridge copy dir:%s <remote>",
+            exc, folder, folder,
+        )
+        return load_config({**overrides, "backend": f"dir:{folder}"}, dotenv=False)
 
 
 def init(**kwargs: Any) -> Run:
@@ -175,5 +202,5 @@ def _flush_at_exit(timeout: float = FLUSH_TIMEOUT) -> None:
         try:
             run.finish(status, max(0.0, deadline - time.monotonic()))
         except TrackbridgeError as exc:
-            log.warning("trackbridge: run %s: %s", run.id, exc)
+            logger.warning("trackbridge: run %s: %s", run.id, exc)
     shutdown(max(0.0, deadline - time.monotonic()))
