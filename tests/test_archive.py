@@ -168,18 +168,26 @@ def test_models_round_trip_with_flavors(archive: ArchiveBackend, tmp_path: Path)
     (model_dir / "model.pkl").write_bytes(b"pickle")
     w = archive.writer()
     run_id = w.create_run(w.ensure_experiment("e"))
-    logged = w.log_model(run_id, model_dir, "clf")
-    again = w.log_model(run_id, model_dir, "clf")  # same name again replaces, no duplicate, same id
-    assert logged == again == LoggedModel("clf", "clf", ["python_function", "sklearn"], logged.model_id)
+    meta = LoggedModel("clf", "clf", params={"C": "1.0"}, metrics={"acc": 0.5}, tags={"k": "v"},
+                       model_type="classifier", status="READY")
+    logged = w.log_model(run_id, model_dir, meta)
+    (model_dir / "model.pkl").write_bytes(b"pickle 2")
+    # autolog logs "model" on every fit: the same name again is a second model, with its own files
+    again = w.log_model(run_id, model_dir, LoggedModel("clf", "clf"))
+    assert logged == LoggedModel("clf", "clf", ["python_function", "sklearn"], logged.model_id, {"C": "1.0"},
+                                 {"acc": 0.5}, {"k": "v"}, "classifier", "READY")
+    assert again.artifact_path == "clf-2" and again.model_id != logged.model_id
     assert logged.model_id and logged.model_id.startswith("m-")
 
     reader = archive.reader()
     run = reader.get_run(run_id)
-    assert run.models == [logged]
+    assert run.models == [logged, again]
     assert list(reader.list_artifacts(run_id)) == []  # models live apart from artifacts
     out = reader.download_model(run_id, run.models[0], tmp_path / "dl")
     assert out == tmp_path / "dl" / "clf"
     assert (out / "model.pkl").read_bytes() == b"pickle" and (out / "MLmodel").is_file()
+    second = reader.download_model(run_id, run.models[1], tmp_path / "dl2")
+    assert (second / "model.pkl").read_bytes() == b"pickle 2"
 
 
 def test_registry_three_versions_and_aliases(archive: ArchiveBackend) -> None:

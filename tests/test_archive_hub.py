@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from trackbridge.backends.archive.backend import ArchiveBackend
 from trackbridge.cli import main
-from trackbridge.model import DatasetInput, MetricPoint, ModelVersion, RegisteredModel, RunRecord, RunStatus
+from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunRecord, RunStatus
 
 
 def _fill(root: Path, tmp: Path) -> dict[str, str]:
@@ -34,7 +34,7 @@ def _fill(root: Path, tmp: Path) -> dict[str, str]:
     w.log_artifact(parent, tmp / "files", "out")
     (tmp / "model").mkdir()
     (tmp / "model" / "MLmodel").write_text("flavors:\n  python_function: {}\n")
-    logged = w.log_model(parent, tmp / "model", "clf")
+    logged = w.log_model(parent, tmp / "model", LoggedModel("clf", "clf"))
     w.register_model(RegisteredModel("reg", "desc", {"o": "1"}))
     w.create_model_version(ModelVersion("reg", "1", source=f"models:/{logged.model_id}",
                                         model_id=logged.model_id), parent)
@@ -49,7 +49,7 @@ def _comparable(run: RunRecord) -> RunRecord:
     """What must be identical after a copy: everything but the ids, url and provenance tags."""
     tags = {k: v for k, v in run.tags.items() if not k.startswith("trackbridge.")}
     return replace(run, run_id="", experiment_id=None, url=None, parent_run_id=None, tags=tags,
-                   models=[replace(m, model_id=None) for m in run.models],
+                   models=[replace(m, model_id=None, tags=m.user_tags()) for m in run.models],
                    summary=json.loads(json.dumps(run.summary).replace("NaN", '"nan"')))
 
 

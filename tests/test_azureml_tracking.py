@@ -12,7 +12,7 @@ from azureml_helpers import SCOPE, TOKEN, AzureWorkspace, azureml_proxy, azureml
 
 from trackbridge.backends.base import RunFilter
 from trackbridge.errors import BackendError, TransientBackendError
-from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 T0 = 1_700_000_000_000
 
@@ -199,7 +199,7 @@ def test_models_fall_back_to_run_artifacts_without_the_logged_model_api(azureml_
     folder.mkdir()
     (folder / "MLmodel").write_text("flavors:\n  python_function: {}\n  sklearn: {}\n")
     (folder / "model.pkl").write_bytes(b"\x00\x01")
-    logged = writer.log_model(run_id, folder, "clf")
+    logged = writer.log_model(run_id, folder, LoggedModel("clf", "clf"))
     assert (logged.model_id, logged.artifact_path, logged.flavors) == (None, "clf", ["python_function", "sklearn"])
     record = backend.reader().get_run(run_id)  # listing logged models is refused too: tolerated
     assert [(m.name, m.flavors) for m in record.models] == [("clf", ["python_function", "sklearn"])]

@@ -15,7 +15,7 @@ import comet_helpers as h
 from trackbridge.backends.comet.backend import CometBackend, CometOfflineBackend
 from trackbridge.errors import BackendError
 from trackbridge.history import Row
-from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_live_writer_sends_everything_to_comet(recorder: h.Recorder, tmp_path: P
     model = tmp_path / "model"
     model.mkdir()
     (model / "w.bin").write_bytes(b"\x01\x02")
-    w.log_model(run_id, model, "clf")
+    w.log_model(run_id, model, LoggedModel("clf", "clf"))
     w.register_model(RegisteredModel("reg-clf", "the model"))
     made = w.create_model_version(ModelVersion("reg-clf", "", artifact_path="clf", stage="Production"), run_id)
     assert made.version == "1.0.0"

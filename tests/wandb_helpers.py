@@ -548,7 +548,7 @@ def write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
     set on version 1, then moved to version 2; ``staging`` on version 1."""
     from trackbridge.backends import get_backend
     from trackbridge.history import Row
-    from trackbridge.model import ModelVersion, RegisteredModel, RunStatus
+    from trackbridge.model import LoggedModel, ModelVersion, RegisteredModel, RunStatus
 
     w = get_backend("wandb-offline", {"path": str(root), "entity": "team-a"}).writer()
     (files_dir / "model").mkdir(parents=True)
@@ -557,7 +557,7 @@ def write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
         (files_dir / "model" / "weights.bin").write_bytes(bytes([i]) * 50)
         run_id = w.create_run("proj-r", name=f"r{i}", start_time=T0_REG + 2000 * i,
                               tags={"trackbridge.source.platform": "mlflow", "trackbridge.source.run_id": f"m{i}"})
-        w.log_model(run_id, files_dir / "model", "clf")
+        w.log_model(run_id, files_dir / "model", LoggedModel("clf", "clf"))
         w.log_rows(run_id, [Row(0, T0_REG + 2000 * i, {"loss": 0.5 + i})])
         w.log_summary(run_id, {"best": i})
         runs.append(run_id)

@@ -29,15 +29,17 @@ from trackbridge.backends.base import Reader
 from trackbridge.errors import TrackbridgeError
 from trackbridge.history import increasing_steps, merge_rows, series_from_rows
 from trackbridge.mapping import MAPPING_FILE, TRUNCATE, MappingRecord
-from trackbridge.model import ArtifactInfo, DatasetInput, MetricPoint, RunRecord
+from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MediaPoint, MetricPoint, RunRecord, float_key
 from trackbridge.model_files import is_model_file, mask_ids
 from trackbridge.sync.delta import model_prefixes
 from trackbridge.sync.fit import KEPT_FIELDS, Target, fit_run
+from trackbridge.sync.models import model_key, pair_models
 from trackbridge.sync.plan import Planner, Selection
 from trackbridge.sync.points import PointIndex, iter_points
 from trackbridge.sync.provenance import RESERVED_TAGS, DestIndex, is_complete
 from trackbridge.sync.registry import dest_aliases, dest_versions_by_source, user_version_tags
 from trackbridge.sync.retry import Retry
+from trackbridge.sync.rich import RichView, plain_files
 
 EQUAL, MISSING, DIFFERS, ERROR = "=", "+", "*", "!"
 #: how many example differences are listed per series/field.
@@ -149,6 +151,17 @@ def _differs(details: list[str], what: str, src: Any, dst: Any) -> None:
     if src != dst:
         show = lambda v: repr(v.value if isinstance(v, Enum) else v)  # noqa: E731
         details.append(f"{what}: source {show(src)} != destination {show(dst)}")
+
+
+def _compare_model_meta(details: list[str], src: LoggedModel, dst: LoggedModel) -> None:
+    """A logged model's own params, metrics, tags, type and status."""
+    where = f"model {src.name!r} ({model_key(src)})"
+    _differs(details, f"{where} params", src.params, dst.params)
+    _differs(details, f"{where} metrics", {k: float_key(v) for k, v in src.metrics.items()},
+             {k: float_key(v) for k, v in dst.metrics.items()})
+    _differs(details, f"{where} tags", src.user_tags(), dst.user_tags())
+    _differs(details, f"{where} type", src.model_type or None, dst.model_type or None)
+    _differs(details, f"{where} status", src.status or None, dst.status or None)
 
 
 def _timeless(pages: Iterable[list[MetricPoint]]) -> Iterator[list[MetricPoint]]:
@@ -296,10 +309,11 @@ class Checker:
 
     def _compare_files(self, details: list[str], src: RunRecord, dst: RunRecord, param_files: dict[str, str]) -> None:
         skip = model_prefixes(src.models)
-        src_files = {a.path: a for a in self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
-                     if not a.path.startswith(skip)}
-        dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
-                     if not a.path.startswith(skip)}
+        src_listed = self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
+        dst_listed = self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
+        self._compare_rich(details, src, dst, src_listed, dst_listed)
+        src_files = {a.path: a for a in plain_files(src_listed) if not a.path.startswith(skip)}
+        dst_files = {a.path: a for a in plain_files(dst_listed) if not a.path.startswith(skip)}
         dst_files.pop(MAPPING_FILE, None)  # the mapping record, kept as a file where tags are short
         self._compare_param_files(details, dst.run_id, {p: t for p, t in param_files.items() if p not in src_files},
                                   dst_files)
@@ -307,15 +321,16 @@ class Checker:
             details.append(f"artifact {path!r} missing")
         for path in sorted(dst_files.keys() - src_files.keys()):
             details.append(f"artifact {path!r} only at the destination")
-        src_models = {m.name: m for m in src.models}
-        dst_models = {m.name: m for m in dst.models}
-        for name in sorted(src_models.keys() - dst_models.keys()):
-            details.append(f"model {name!r} missing")
-        for name in sorted(dst_models.keys() - src_models.keys()):
-            details.append(f"model {name!r} only at the destination")
+        pairs, extra = pair_models(src.models, dst.models)
+        for model, copy in pairs:
+            if copy is None:
+                details.append(f"model {model.name!r} ({model_key(model)}) missing")
+        for model in extra:
+            details.append(f"model {model.name!r} ({model.model_id or model.artifact_path}) only at the destination")
         ids = {src.run_id: "<run>", dst.run_id: "<run>"}
-        for name in src_models.keys() & dst_models.keys():
-            ids.update({m.model_id: "<model>" for m in (src_models[name], dst_models[name]) if m.model_id})
+        for model, copy in pairs:
+            if copy is not None:
+                ids.update({m.model_id: "<model>" for m in (model, copy) if m.model_id})
         for path in sorted(src_files.keys() & dst_files.keys()):
             a, b = src_files[path], dst_files[path]
             if a.size is not None and b.size is not None and a.size != b.size and not is_model_file(path):
@@ -326,9 +341,49 @@ class Checker:
             elif self.download and self._file_digest(self.src, src.run_id, path, ids) != self._file_digest(
                     self.dst, dst.run_id, path, ids):
                 details.append(f"artifact {path!r}: content differs (sha256)")
-        if self.download:
-            for name in sorted(src_models.keys() & dst_models.keys()):
-                self._compare_model(details, src, dst, src_models[name], dst_models[name], ids)
+        for model, copy in pairs:
+            if copy is None:
+                continue
+            if self.target.can("model_metadata"):
+                _compare_model_meta(details, model, copy)
+            if self.download:
+                self._compare_model(details, src, dst, model, copy, ids)
+
+    def _compare_rich(self, details: list[str], src: RunRecord, dst: RunRecord,
+                      src_listed: list[ArtifactInfo], dst_listed: list[ArtifactInfo]) -> None:
+        """Media series point by point (files by content) and artifact metadata, wherever
+        each side keeps them (:mod:`trackbridge.sync.rich`)."""
+        left, right = RichView(self.src, self.retry), RichView(self.dst, self.retry)
+        _differs(details, "artifact metadata", left.artifact_meta(src, src_listed),
+                 right.artifact_meta(dst, dst_listed))
+        src_media, dst_media = left.media(src, src_listed), right.media(dst, dst_listed)
+        for key in sorted(dst_media.keys() - src_media.keys()):
+            details.append(f"media {key!r} only at the destination")
+        timed = self.target.can("timestamps")
+        for key in sorted(src_media):
+            if key not in dst_media:
+                details.append(f"media {key!r} missing ({src_media[key].count} {src_media[key].kind} point(s))")
+                continue
+            a, b = left.points(src, key), right.points(dst, key)
+            if len(a) != len(b):
+                details.append(f"media {key!r}: {len(a)} points at source, {len(b)} at destination")
+            shown = 0
+            for n, (p, q) in enumerate(zip(a, b)):
+                diffs = [what for what, x, y in (
+                    ("step", p.step, q.step), ("timestamp", p.timestamp if timed else 0, q.timestamp if timed else 0),
+                    ("kind", p.kind, q.kind), ("data", p.data, q.data), ("caption", p.caption, q.caption),
+                    ("meta", p.meta, q.meta), ("file", bool(p.file), bool(q.file))) if x != y]
+                if not diffs and p.file and self.download and self._media_digest(left, src, key, p) != \
+                        self._media_digest(right, dst, key, q):
+                    diffs.append("file content")
+                if diffs and shown < EXAMPLES:
+                    shown += 1
+                    details.append(f"media {key!r} point {n} (step {p.step}): {', '.join(diffs)} differ")
+
+    @staticmethod
+    def _media_digest(view: RichView, run: RunRecord, key: str, point: MediaPoint) -> str:
+        with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:
+            return _sha256(view.fetch(run, key, point, Path(tmp)), {})
 
     def _compare_param_files(self, details: list[str], dst_run_id: str, expected: dict[str, str],
                              dst_files: dict[str, ArtifactInfo]) -> None:
@@ -353,14 +408,14 @@ class Checker:
             root = self.retry.call(reader.download_model, run_id, model, Path(tmp))
             return {p.relative_to(root).as_posix(): _sha256(p, ids) for p in root.rglob("*") if p.is_file()}
 
-    def _compare_model(self, details: list[str], src: RunRecord, dst: RunRecord, a: Any, b: Any,
+    def _compare_model(self, details: list[str], src: RunRecord, dst: RunRecord, a: LoggedModel, b: LoggedModel,
                        ids: dict[str, str]) -> None:
         left = self._model_digests(self.src, src.run_id, a, ids)
         right = self._model_digests(self.dst, dst.run_id, b, ids)
         for path in sorted(left.keys() | right.keys()):
             if left.get(path) != right.get(path):
                 state = "missing" if path not in right else "only at the destination" if path not in left else "differs"
-                details.append(f"model {a.name!r} file {path!r} {state}")
+                details.append(f"model {a.name!r} ({model_key(a)}) file {path!r} {state}")
 
     # -- registry -------------------------------------------------------------
 
@@ -391,6 +446,8 @@ class Checker:
                 where = f"version {version.version} (destination {copy.version})"
                 _differs(details, f"{where} run", run_map[version.run_id], copy.run_id)
                 _differs(details, f"{where} description", version.description or "", copy.description or "")
+                if self.target.can("stages"):
+                    _differs(details, f"{where} stage", version.stage or None, copy.stage or None)
                 _differs(details, f"{where} tags", user_version_tags(version.tags), user_version_tags(copy.tags))
             aliases = dest_aliases(dst)
             reserved = self.target.features.reserved_aliases

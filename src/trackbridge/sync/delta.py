@@ -47,6 +47,10 @@ class RunDelta:
     #: artifact path -> full value of a truncated param, not yet (or not fully) at the destination.
     param_files: dict[str, str] = field(default_factory=dict)
     models: list[LoggedModel] = field(default_factory=list)
+    #: media key -> points of it the destination already holds (the rest is sent).
+    media: dict[str, int] = field(default_factory=dict)
+    #: artifact metadata to (re)write, whole; empty = the destination has it.
+    artifact_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: destination tag keys to delete (user tags gone at the source).
     delete_tags: list[str] = field(default_factory=list)
     #: new run name (renamed at the source), ``None`` = unchanged.
@@ -60,7 +64,9 @@ class RunDelta:
                          ("summary values", len(self.summary)), ("inputs", len(self.inputs)),
                          ("metric keys", len(self.metric_keys)), ("artifacts", len(self.artifacts)),
                          ("full param values", len(self.param_files)),
-                         ("models", len(self.models)), ("tags to delete", len(self.delete_tags))):
+                         ("models", len(self.models)), ("media series", len(self.media)),
+                         ("artifact metadata entries", len(self.artifact_meta)),
+                         ("tags to delete", len(self.delete_tags))):
             if n:
                 parts.append(f"{n} {label}")
         if self.name is not None:

@@ -27,7 +27,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
 from trackbridge.mapping import TRUNCATE, MappingRecord
-from trackbridge.model import ArtifactInfo, RunRecord
+from trackbridge.model import ArtifactInfo, MediaSeries, RunRecord
 from trackbridge.sync.delta import RunDelta, compute_delta, missing_points
 from trackbridge.sync.fit import FittedRun, Target, fit_run
 from trackbridge.sync.provenance import (
@@ -41,6 +41,7 @@ from trackbridge.sync.provenance import (
 )
 from trackbridge.sync.registry import ModelPlan, plan_registry
 from trackbridge.sync.retry import Retry
+from trackbridge.sync.rich import ARTIFACT_META_FILE, RichView, plain_files
 
 
 #: what ``sync`` does not bring up to date, said plainly wherever it skips unchanged runs.
@@ -93,6 +94,9 @@ class RunPlan:
     duplicates: list[str] = field(default_factory=list)
     points: int = 0
     points_exact: bool = False
+    #: the source's media series and artifact metadata, native or kept as files (:mod:`.rich`).
+    media: dict[str, MediaSeries] = field(default_factory=dict)
+    artifact_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -293,6 +297,13 @@ class Planner:
         if reserved:
             plan.transformations.append(
                 f"registry: alias(es) {', '.join(reserved)} not copied: the destination manages them itself")
+        if not self.target.can("stages"):
+            staged = sorted(f"{m.src.name} v{v}: {s}" for m in plan.registry for v, s in m.stages.items() if s)
+            for m in plan.registry:
+                m.stages = {}
+            if staged:
+                plan.transformations.append(
+                    f"registry: stage(s) not kept, the destination has no version stages: {', '.join(staged)}")
         if not self.target.can("alias_removal"):
             kept = sorted(f"{m.src.name}@{a}" for m in plan.registry for a in m.remove_aliases)
             for m in plan.registry:
@@ -318,14 +329,49 @@ class Planner:
         fitted = fit_run(src, self.target, self.long_values)
         run = RunPlan(action, src, dst_experiment, fp, artifacts, fitted, dst,
                       duplicates=[d.run_id for d in index.duplicates(src.run_id)])
+        view = RichView(self.src, self.retry)
+        run.media, run.artifact_meta = view.media(src, artifacts), view.artifact_meta(src, artifacts)
+        self._record_rich(run)
         if action.writes:
             dst_files = None
             if dst is not None:
                 dst_files = {a.path: a for a in self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))}
-            run.delta = compute_delta(src, run.fitted, artifacts, dst, dst_files, complete=bool(marker),
+            run.delta = compute_delta(src, run.fitted, plain_files(artifacts), dst, dst_files, complete=bool(marker),
                                       target=self.target)
+            self._rich_delta(run, dst, list((dst_files or {}).values()))
             run.points, run.points_exact = self._count_points(run)
         return run
+
+    def _record_rich(self, run: RunPlan) -> None:
+        """Declare where media, artifact metadata and model metadata go when the
+        destination has no native place for them."""
+        record, features = run.fitted.record, self.target.features
+        for key, series in run.media.items():
+            if series.kind not in features.media_kinds:
+                record.kept[f"media:{key}"] = (f"{series.count} {series.kind} point(s) kept as files under "
+                                               f"trackbridge/media/{key}/ (the destination has no native {series.kind})")
+        if run.artifact_meta and not self.target.can("artifact_meta"):
+            record.kept["artifact_meta"] = (f"metadata of {len(run.artifact_meta)} file(s)/folder(s) kept in "
+                                            f"{ARTIFACT_META_FILE} (the destination keeps none per file)")
+        meta = [m for m in run.src.models if m.params or m.metrics or m.user_tags() or m.model_type]
+        if meta and not self.target.can("model_metadata"):
+            record.dropped["models:metadata"] = (f"params/metrics/tags/type of {len(meta)} logged model(s): the "
+                                                 "destination keeps no metadata per model")
+
+    def _rich_delta(self, run: RunPlan, dst: RunRecord | None, dst_files: list[ArtifactInfo]) -> None:
+        """Media points and artifact metadata the destination lacks."""
+        have: dict[str, MediaSeries] = {}
+        have_meta: dict[str, dict[str, Any]] = {}
+        if dst is not None:
+            view = RichView(self.dst, self.retry)
+            have, have_meta = view.media(dst, dst_files), view.artifact_meta(dst, dst_files)
+        for key, series in run.media.items():
+            there = have.get(key)
+            count = there.count if there is not None else 0
+            if count < series.count:
+                run.delta.media[key] = count
+        if run.artifact_meta and run.artifact_meta != have_meta:
+            run.delta.artifact_meta = run.artifact_meta
 
     def _orphans(self, plan: Plan, indexes: dict[str, DestIndex]) -> None:
         """A new run whose parent is neither selected nor already copied loses its

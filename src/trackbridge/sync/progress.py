@@ -46,6 +46,8 @@ class Stats:
     artifacts: int = 0
     bytes: int = 0
     models: int = 0
+    #: media points (histograms, images...) sent, natively or as files.
+    media: int = 0
     model_versions: int = 0
     aliases: int = 0
     #: transient failures that were retried (and then either succeeded or were reported).
@@ -174,7 +176,7 @@ def summary_table(stats: Stats, title: str = "summary") -> Table:
     table.add_column("count", justify="right")
     for key in ("runs_selected", "runs_created", "runs_resumed", "runs_updated", "runs_skipped",
                 "runs_failed", "runs_deleted", "points", "params", "tags", "artifacts", "bytes",
-                "models", "model_versions", "aliases", "retries", "elapsed_s", "points_per_s"):
+                "models", "media", "model_versions", "aliases", "retries", "elapsed_s", "points_per_s"):
         if data[key] or key in ("runs_selected", "elapsed_s"):
             table.add_row(key.replace("_", " "), f"{data[key]:,}" if isinstance(data[key], int) else str(data[key]))
     return table

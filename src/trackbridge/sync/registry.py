@@ -48,6 +48,8 @@ class ModelPlan:
     remove_aliases: list[str] = field(default_factory=list)
     #: source aliases the destination manages itself (W&B's ``latest``): not copied.
     reserved: list[str] = field(default_factory=list)
+    #: source version -> stage (status) it must have where the destination's differs.
+    stages: dict[str, str | None] = field(default_factory=dict)
     update_meta: bool = False
 
     @property
@@ -56,7 +58,7 @@ class ModelPlan:
 
     @property
     def writes(self) -> bool:
-        return bool(self.update_meta or self.creates or self.aliases or self.remove_aliases)
+        return bool(self.update_meta or self.creates or self.aliases or self.remove_aliases or self.stages)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class ModelPlan:
                           "reason": v.reason} for v in self.versions],
             "aliases": self.aliases,
             "remove_aliases": self.remove_aliases,
+            "stages": self.stages,
         }
 
 
@@ -124,8 +127,12 @@ def _plan_model(src: RegisteredModel, dst: RegisteredModel | None, reachable: se
     for version in src.versions:
         if version.version in have:
             mp.versions.append(VersionPlan(version, "unchanged", have[version.version].version))
+            if (have[version.version].stage or None) != (version.stage or None):
+                mp.stages[version.version] = version.stage
         elif version.run_id and version.run_id in reachable:
             mp.versions.append(VersionPlan(version, "create"))
+            if version.stage:
+                mp.stages[version.version] = version.stage
         else:
             mp.versions.append(VersionPlan(version, "dropped", reason=(
                 f"source run {version.run_id} is not part of this copy: include its experiment"
@@ -166,6 +173,14 @@ def settle_version(dst: Reader, writer: Writer, made: ModelVersion, src_version:
     return keep.version
 
 
+def _creation_order(vp: VersionPlan) -> tuple[int, int, str]:
+    """Source versions in the order they were made (by number), whatever order the
+    source lists them in: a destination that numbers its own versions then gives
+    version N to source version N."""
+    number = vp.src.version
+    return (0, int(number), "") if number.isdigit() else (1, vp.src.creation_time or 0, number)
+
+
 def apply_registry(
     plans: list[ModelPlan],
     writer: Writer,
@@ -193,7 +208,7 @@ def apply_registry(
         if mp.update_meta:
             retry.call(writer.register_model, RegisteredModel(mp.src.name, mp.src.description, dict(mp.src.tags)))
         numbers = {v.src.version: v.dst_version for v in mp.versions if v.dst_version}
-        for vp in mp.versions:
+        for vp in sorted(mp.versions, key=_creation_order):
             if vp.action != "create" or (vp.src.run_id or "") in elsewhere:
                 continue
             dst_run = run_map.get(vp.src.run_id or "")
@@ -224,4 +239,7 @@ def apply_registry(
         for alias in mp.remove_aliases:
             retry.call(writer.delete_model_alias, mp.src.name, alias)
             aliases += 1
+        for src_version, stage in mp.stages.items():
+            if src_version in numbers:
+                retry.call(writer.set_version_stage, mp.src.name, numbers[src_version], stage)
     return created, aliases, errors

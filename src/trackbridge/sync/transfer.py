@@ -35,20 +35,22 @@ deterministically: ``after_create``, ``mid_metrics``, ``after_metrics``,
 """
 from __future__ import annotations
 
+import json
 import math
 import os
-from collections import Counter
 import queue
+from collections import Counter
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
+from trackbridge import media_layout
 from trackbridge.backends.base import Reader, Writer
 from trackbridge.history import Row, increasing_steps, merge_rows
-from trackbridge.model import MetricPoint
+from trackbridge.model import MediaPoint, MetricPoint
 from trackbridge.mapping import MAPPING_FILE, MAPPING_TAG
 from trackbridge.model_files import repoint_ids
 from trackbridge.sync.delta import missing_points
@@ -58,6 +60,7 @@ from trackbridge.sync.plan import Action, RunPlan
 from trackbridge.sync.progress import Reporter, Stats
 from trackbridge.sync.provenance import CLAIM, COMPLETE, DUPLICATE_OF, copies_of, provenance_tags, winner
 from trackbridge.sync.retry import Retry
+from trackbridge.sync.rich import ARTIFACT_META_FILE, RichView
 
 CRASH_ENV = "TRACKBRIDGE_CRASH_AT"
 _DONE = object()
@@ -170,6 +173,7 @@ class RunTransfer:
         result.points = self._send_metrics(run, dst_id)
         crash_point("after_metrics")
         result.bytes = self._send_artifacts(run, dst_id) + self._send_param_files(run, dst_id)
+        result.bytes += self._send_media(run, dst_id) + self._send_artifact_meta(run, dst_id)
         result.models = self._send_models(run, dst_id)
         if delta.finish:
             end = src.end_time if can("settable_end_time") else None
@@ -384,6 +388,50 @@ class RunTransfer:
             self.stats.add(artifacts=1, bytes=size)
             self.reporter.advance(bytes_=size)
         return sent
+
+    def _send_media(self, run: RunPlan, dst_id: str) -> int:
+        """Media points the destination lacks: natively where it has the kind, else the
+        whole series as files in :mod:`trackbridge.media_layout` (its index rewritten,
+        the files it already has not sent again)."""
+        view, sent = RichView(self.src, self.retry), 0
+        for key, have in run.delta.media.items():
+            points = view.points(run.src, key)
+            native = run.media[key].kind in self.target.features.media_kinds
+            with tempfile.TemporaryDirectory(prefix="tb-media-") as tmp:
+                batch: list[tuple[MediaPoint, Path | None]] = []
+                kept: list[MediaPoint] = []
+                for number, point in enumerate(points):
+                    local = None
+                    if point.file and number >= have:
+                        local = view.fetch(run.src, key, point, Path(tmp) / str(number))
+                        sent += local.stat().st_size
+                    if native:
+                        if number >= have:
+                            batch.append((point, local))
+                        continue
+                    path = media_layout.file_path(key, number, point.file) if point.file else None
+                    if local is not None and path is not None:
+                        folder = str(PurePosixPath(path).parent)
+                        renamed = local.with_name(PurePosixPath(path).name)
+                        local.rename(renamed)
+                        self.retry.call(self.writer.log_artifact, dst_id, renamed, folder)
+                    kept.append(replace(point, file=path))
+                if native:
+                    self.retry.call(self.writer.log_media, dst_id, key, batch)
+                else:
+                    sent += self._send_text(dst_id, media_layout.index_path(key), media_layout.encode(kept))
+            self.stats.add(media=len(points) - have)
+        return sent
+
+    def _send_artifact_meta(self, run: RunPlan, dst_id: str) -> int:
+        meta = run.delta.artifact_meta
+        if not meta:
+            return 0
+        if self.target.can("artifact_meta"):
+            self.retry.call(self.writer.set_artifact_meta, dst_id, meta)
+            return 0
+        return self._send_text(dst_id, ARTIFACT_META_FILE, json.dumps(meta, sort_keys=True, ensure_ascii=False,
+                                                                      indent=1))
 
     def _send_models(self, run: RunPlan, dst_id: str) -> dict[str, str]:
         made: dict[str, str] = {}

@@ -25,8 +25,9 @@ class ArchiveBackend(Backend):
     info: ClassVar[BackendInfo] = INFO
     #: the archive holds every canonical field as it is.  Versions are stored under
     #: their source number, so a second copy finds the first instead of duplicating:
-    #: nothing ever needs deleting.
-    features: ClassVar[Features] = Features().disable("version_deletion")
+    #: nothing ever needs deleting.  Media series are files in the documented layout of
+    #: :mod:`trackbridge.media_layout`, which the engine writes and reads for it.
+    features: ClassVar[Features] = Features().disable("version_deletion", "media_kinds")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

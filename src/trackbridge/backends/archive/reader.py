@@ -77,8 +77,8 @@ class ArchiveReader(Reader):
         return self.layout.artifacts(self.layout.find_run(run_id)).fetch(path, dst_dir)
 
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
-        """Models live apart from artifacts (``models/<name>/``), so the default does not apply."""
-        tree = self.layout.model_files(self.layout.find_run(run_id), model.name)
+        """Models live apart from artifacts (``models/<artifact_path>/``), so the default does not apply."""
+        tree = self.layout.model_files(self.layout.find_run(run_id), model.artifact_path)
         return tree.fetch_all(dst_dir.joinpath(*relative_parts(model.artifact_path)))
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:

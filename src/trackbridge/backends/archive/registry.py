@@ -104,6 +104,15 @@ class Registry:
                 raise BackendError(f"model {name!r} has no version {version!r} to point alias {alias!r} at")
             self._set_alias(folder, alias, version)
 
+    def set_stage(self, name: str, version: str, stage: str | None) -> None:
+        with self._lock:
+            path = self.layout.registered_model_dir(name) / "versions" / f"{safe_segment(version)}.json"
+            if not path.is_file():
+                raise BackendError(f"model {name!r} has no version {version!r} to move to stage {stage!r}")
+            data = read_json(path)
+            data["stage"] = stage
+            write_json(path, data)
+
     def delete_alias(self, name: str, alias: str) -> None:
         """Removing an alias that is not there is a no-op (a retried call)."""
         with self._lock:

@@ -27,7 +27,7 @@ def new_run(run_id: str, experiment_id: str, **values: Any) -> dict[str, Any]:
         "run_id": run_id, "experiment_id": experiment_id, "status": RunStatus.RUNNING.value,
         "name": None, "start_time": None, "end_time": None, "user": None, "parent_run_id": None,
         "notes": None, "params": {}, "tags": {}, "labels": [], "summary": {}, "inputs": [],
-        "models": [], **values,
+        "models": [], "artifact_meta": {}, **values,
     }
 
 
@@ -65,6 +65,7 @@ def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord
         summary=data.get("summary", {}),
         inputs=[from_json(DatasetInput, i) for i in data.get("inputs", [])],
         models=[from_json(LoggedModel, m) for m in data.get("models", [])],
+        artifact_meta=data.get("artifact_meta", {}),
     )
 
 

@@ -15,7 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -233,25 +233,35 @@ class ArchiveWriter(Writer):
             self.layout.artifacts(run.dir).add(Path(local_path), artifact_dir)
 
     def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
-        """Stores the files under ``models/<name>/``.  The model gets an archive id
-        (``m-<hex>``, kept when the same name is logged again) so registry versions
-        can point at it as ``models:/<id>``; flavors come from an MLflow ``MLmodel``."""
-        name = source.name
+        """Stores the files under ``models/<folder>/``, a new model per call: the folder
+        is the model's name, or ``<name>-<n>`` when a model of that name is there already
+        (autolog logs ``model`` on every fit).  The model gets an archive id (``m-<hex>``)
+        so registry versions can point at it as ``models:/<id>``; its metadata is kept
+        whole in ``run.json``; flavors come from an MLflow ``MLmodel``."""
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:
-            self.layout.model_files(run.dir, name).add(local_dir)
-            previous = [m for m in runs.load(run.dir)["models"] if m["name"] == name]
-            model = LoggedModel(
-                name=name, artifact_path=name, flavors=model_flavors(local_dir),
-                model_id=previous[0]["model_id"] if previous else f"m-{uuid.uuid4().hex}",
-            )
+            taken = {m["artifact_path"] for m in runs.load(run.dir)["models"]}
+            folder = next(f for f in (source.name, *(f"{source.name}-{n}" for n in range(2, len(taken) + 3)))
+                          if f not in taken)
+            self.layout.model_files(run.dir, folder).add(local_dir)
+            model = replace(source, artifact_path=folder, flavors=model_flavors(local_dir),
+                            model_id=f"m-{uuid.uuid4().hex}", params=dict(source.params),
+                            metrics=dict(source.metrics), tags=dict(source.tags))
 
             def record(data: dict[str, Any]) -> None:
-                data["models"] = [m for m in data["models"] if m["name"] != name] + [asdict(model)]
+                data["models"] = [*data["models"], asdict(model)]
 
             self._update(run_id, record)
         return model
+
+    def set_artifact_meta(self, run_id: str, meta: Mapping[str, Mapping[str, Any]]) -> None:
+        """Kept whole in ``run.json`` (the archive's own format holds it natively)."""
+
+        def record(data: dict[str, Any]) -> None:
+            data["artifact_meta"] = {**data.get("artifact_meta", {}), **{k: dict(v) for k, v in meta.items()}}
+
+        self._update(run_id, record)
 
     # -- registry ----------------------------------------------------------------
 
@@ -267,6 +277,9 @@ class ArchiveWriter(Writer):
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         self.registry.set_alias(name, alias, version)
+
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        self.registry.set_stage(name, version, stage)
 
     def delete_model_alias(self, name: str, alias: str) -> None:
         self.registry.delete_alias(name, alias)

@@ -41,6 +41,10 @@ COMET_FEATURES = Features(
     run_deletion=True,
     version_deletion=False,  # a duplicate version left by two copies at once stays (reported by check)
     idempotent_create=True,  # experiment keys derived from the source run
+    # not written natively yet: the engine keeps them as files / declares them
+    stages=False,
+    artifact_meta=False,
+    media_kinds=frozenset(),
 )
 
 

@@ -64,6 +64,9 @@ class MlflowBackend(Backend):
         run_deletion=True,
         version_deletion=True,
         system_tag_prefixes=("mlflow.",),
+        #: no per-file metadata and no media series: the engine keeps both as files
+        artifact_meta=False,
+        media_kinds=frozenset(),
     )
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:

@@ -44,6 +44,10 @@ WANDB_FEATURES = Features(
     run_deletion=False,
     version_deletion=False,
     idempotent_create=True,  # run ids derived from the source run (ids.py)
+    # not written natively yet: the engine keeps them as files / declares them
+    stages=False,
+    artifact_meta=False,
+    media_kinds=frozenset(),
 )
 
 #: offline files carry the run's start time (the run record's ``start_time``) exactly;
