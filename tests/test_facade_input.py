@@ -80,7 +80,7 @@ def test_invalid_keys_are_sanitised_and_recorded(store: MlflowClient) -> None:
 
 
 def test_keys_colliding_after_sanitising_raise_and_log_nothing(store: MlflowClient) -> None:
-    with tb.start_run(project="collide") as run:
+    with tb.start_run(project="collide", on_error="raise") as run:
         with pytest.raises(InvalidKeyError, match="both become 'a_b'"):
             run.log_metrics({"a@b": 1.0, "a#b": 2.0})
         with pytest.raises(InvalidKeyError):
@@ -92,13 +92,13 @@ def test_keys_colliding_after_sanitising_raise_and_log_nothing(store: MlflowClie
 
 
 def test_non_string_metric_key_is_an_error(store: MlflowClient) -> None:
-    with tb.start_run(project="badkey") as run:
+    with tb.start_run(project="badkey", on_error="raise") as run:
         with pytest.raises(InvalidKeyError, match="must be a string"):
             run.log_metrics({3: 1.0})
 
 
 def test_unserialisable_values_raise(store: MlflowClient) -> None:
-    with tb.start_run(project="values") as run:
+    with tb.start_run(project="values", on_error="raise") as run:
         with pytest.raises(InvalidValueError, match="param 'obj'"):
             run.log_params({"obj": object()})
         with pytest.raises(InvalidValueError, match="metric 'm'"):

@@ -113,7 +113,8 @@ def test_log_and_log_metrics_share_the_step_counter(store: MlflowClient) -> None
     ],
 )
 def test_bad_input_raises_at_the_call_and_logs_nothing(store: MlflowClient, call, error, match) -> None:
-    with tb.start_run(project="ops-bad", name="bad") as run:
+    """Under on_error="raise"; the default refuses instead (test_first_day.py)."""
+    with tb.start_run(project="ops-bad", name="bad", on_error="raise") as run:
         with pytest.raises(error, match=match):
             call(run)
     data = store.get_run(_remote(run)).data

@@ -3,9 +3,14 @@ non-zero exit, secrets never show, the facade keeps its promise, the README's
 quickstart runs as written."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import subprocess
+import sys
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,8 @@ from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 
 import trackbridge as tb
 from trackbridge.cli import main
+from trackbridge.errors import InvalidValueError
+from trackbridge.mapping import MAPPING_TAG
 from trackbridge.redact import mask
 
 SECRET = "s3cretPW"
@@ -134,3 +141,84 @@ def test_doctor_masks_urls_from_env_dotenv_and_toml(isolated_env: Path, monkeypa
         assert result.exit_code == 0, result.output
         assert SECRET not in result.output
         assert "alice:***@" in result.output and "carol:***@" in result.output
+
+
+# -- 5. the facade's promise and the README's quickstart -----------------------------------
+
+
+def _mlflow_run(run: tb.Run):  # noqa: ANN202 - an mlflow Run
+    from mlflow import MlflowClient
+
+    return MlflowClient().get_run(run.remote_ids["mlflow"])
+
+
+@pytest.mark.parametrize("bad", [None, "high", b"x", object(), [1.0]])
+def test_a_bad_metric_value_is_refused_once_and_training_goes_on(isolated_env: Path, bad: object,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trackbridge"):
+        with tb.start_run(project="promise") as run:
+            for step in range(3):
+                run.log_metrics({"loss": bad, "acc": 0.5 + step}, step=step)
+            run.log({"loss": bad})
+    assert run.rejected == {"metric:loss": 4}
+    assert sum("metric 'loss'" in r.getMessage() for r in caplog.records) == 1, "reported once"
+    got = _mlflow_run(run)
+    assert got.info.status == "FINISHED" and got.data.metrics == {"acc": 2.5}
+    assert "metric:loss" in json.loads(got.data.tags[MAPPING_TAG])["dropped"]
+
+
+def test_bool_and_decimal_metrics_are_numbers(isolated_env: Path) -> None:
+    with tb.start_run(project="promise") as run:
+        run.log_metrics({"flag": True, "d": Decimal("0.25"), "f": Fraction(1, 4)}, step=0)
+    assert run.rejected == {}
+    assert _mlflow_run(run).data.metrics == {"flag": 1.0, "d": 0.25, "f": 0.25}
+
+
+@pytest.mark.parametrize("call", [
+    lambda r: r.log_params({"ok": 1, "bad": object()}),
+    lambda r: r.log_summary({"ok": 1, "bad": {1, 2}}),
+    lambda r: r.add_labels(["ok", 3]),
+    lambda r: r.log_artifact("confusion_matrix.png"),
+    lambda r: r.log_model("no_such_dir"),
+    lambda r: r.register_model("m"),
+    lambda r: r.log_metrics({"x": 1.0}, step=1.5),
+    lambda r: r.log([1.0]),
+    lambda r: r.set_notes(3),
+])
+def test_no_bad_input_raises_into_the_loop_under_the_default(isolated_env: Path, call) -> None:  # noqa: ANN001
+    with tb.start_run(project="promise") as run:
+        call(run)
+        run.log_metrics({"after": 1.0}, step=0)
+    assert sum(run.rejected.values()) == 1, run.rejected
+    got = _mlflow_run(run)
+    assert got.info.status == "FINISHED" and got.data.metrics == {"after": 1.0}
+    assert "bad" not in got.data.params and got.data.params.get("ok", "1") == "1"
+
+
+def test_on_error_raise_raises_bad_input(isolated_env: Path) -> None:
+    with tb.start_run(project="promise", on_error="raise") as run:
+        with pytest.raises(InvalidValueError, match="metric 'loss'"):
+            run.log_metrics({"loss": None})
+        with pytest.raises(FileNotFoundError, match="confusion_matrix.png"):
+            run.log_artifact("confusion_matrix.png")
+    assert run.rejected == {}
+
+
+def test_readme_quickstart_runs_as_written(isolated_env: Path) -> None:
+    """The README's Quickstart block, copied literally into a fresh folder, logs a whole
+    run to the embedded MLflow store: points, artifact, model, registered version."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"## Quickstart\n\n```python\n(.*?)```", readme, re.S)
+    assert code, "README has no Quickstart python block"
+    (isolated_env / "quickstart.py").write_text(code.group(1))
+    done = subprocess.run([sys.executable, "quickstart.py"], cwd=isolated_env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "not logged" not in done.stderr, done.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id])
+    assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "loss")) == 100
+    assert "report.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert client.get_model_version_by_alias("wine-classifier", "champion").run_id == run.info.run_id

@@ -38,6 +38,11 @@ class InvalidValueError(TrackbridgeError, ValueError):
     """A value that cannot be logged (unserialisable, too long under policy ``raise``)."""
 
 
+class ValueTooLongError(InvalidValueError):
+    """A value past the destination's limit under ``long_params="raise"``: the user asked
+    for this one to raise, so the facade raises it whatever ``on_error`` says."""
+
+
 class BackendError(TrackbridgeError):
     """The platform refused or failed a request."""
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge.backends.base import Limits
-from trackbridge.errors import InvalidKeyError, InvalidValueError
+from trackbridge.errors import InvalidKeyError, InvalidValueError, ValueTooLongError
 
 #: tag holding the JSON of a run's MappingRecord.
 MAPPING_TAG = "trackbridge.mapping"
@@ -82,14 +83,18 @@ def param_to_str(key: str, value: Any) -> str:
 
 
 def check_metric_value(key: str, value: Any) -> float:
-    """A float for any real number (NaN/±inf included); a clear error otherwise."""
+    """A float for any real number (NaN/±inf included); a clear error otherwise.
+
+    ``bool`` (1.0/0.0, as MLflow and W&B chart it) and ``Decimal``/``Fraction`` are
+    numbers a user means as such: converted.  ``None`` and text are not: refused,
+    never guessed (``"0.5"`` could be a label as well as a number)."""
     try:
         if hasattr(value, "item") and callable(value.item):
             value = value.item()
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, (str, bytes, complex)) or not isinstance(value, numbers.Number):
             raise TypeError
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidValueError(
             f"metric {key!r}: {type(value).__name__} is not a number. Log a float or int."
         ) from None
@@ -196,7 +201,7 @@ def fit_value(key: str, value: str, max_len: int, policy: str, record: MappingRe
     if len(value) <= max_len:
         return value
     if policy == RAISE:
-        raise InvalidValueError(
+        raise ValueTooLongError(
             f"{kind} {key!r} is {len(value)} characters; this destination keeps at most {max_len}. "
             "Shorten it, log it as an artifact, or set TRACKBRIDGE_LONG_PARAMS=truncate "
             "(the full value is then kept as an artifact)."

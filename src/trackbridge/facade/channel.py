@@ -127,6 +127,11 @@ class Channel:
         self.sanitiser.drop_non_finite(name, value)
         self._record_changed()
 
+    def note_record_changed(self) -> None:
+        """Queue the mapping tag again after someone else added to the record (the run
+        refusing bad input)."""
+        self._record_changed()
+
     def _record_changed(self) -> None:
         tag = self.sanitiser.record_update()
         if tag:

@@ -1,8 +1,12 @@
 """``Run``: what user code logs to.  One run, fanned out to one or more backends.
 
-Every ``log_*`` call checks its input synchronously (a bad key or value is the
-caller's bug and raises here), then queues it per backend and returns; worker
-threads do the network (:mod:`trackbridge.facade.worker`).  The remote run is
+Every ``log_*`` call checks its input synchronously, then queues it per backend and
+returns; worker threads do the network (:mod:`trackbridge.facade.worker`).  A bad
+key or value (``None`` as a metric, an unserialisable param, a missing file) is the
+caller's bug, but the README promises that nothing is raised into a training loop:
+under the default ``on_error="spool"`` it is refused alone (the rest of the call is
+logged), warned about once per key, counted in :attr:`Run.rejected` and recorded in
+the run's ``trackbridge.mapping`` tag; ``on_error="raise"`` raises it at the call.  The remote run is
 created asynchronously too, so ``start_run`` does not hang when a server is down.
 """
 from __future__ import annotations
@@ -17,7 +21,14 @@ from types import TracebackType
 from typing import Any
 
 from trackbridge.config import Config
-from trackbridge.errors import BackendError, ConfigError, InvalidValueError, TrackbridgeError
+from trackbridge.errors import (
+    BackendError,
+    ConfigError,
+    InvalidKeyError,
+    InvalidValueError,
+    TrackbridgeError,
+    ValueTooLongError,
+)
 from trackbridge.facade.channel import Channel
 from trackbridge.facade.registry import remote_meta, worker_for
 from trackbridge.facade.sanitise import Sanitiser
@@ -32,6 +43,8 @@ log = logging.getLogger("trackbridge")
 #: seconds ``finish()`` waits for the backends before leaving the rest in the spool.
 FLUSH_TIMEOUT = 30.0
 ON_ERROR = ("spool", "raise")
+#: what a ``log_*`` call raises for bad input (refused instead under ``on_error="spool"``).
+_INPUT_ERRORS = (InvalidValueError, InvalidKeyError, TypeError)
 
 
 class Run:
@@ -64,6 +77,8 @@ class Run:
         #: one flag for the hot path: a failure is pending or the run is finished.
         self._blocked = False
         self._auto_step = 0
+        #: bad input refused without raising (``on_error="spool"``): ``"kind:key"`` -> count.
+        self.rejected: dict[str, int] = {}
         self._last_model: str | None = None
         self._on_finish = on_finish
         self._channels: list[Channel] = []
@@ -102,10 +117,18 @@ class Run:
             step = self._auto_step
             self._auto_step += 1
         elif type(step) is not int:
-            step = _step(step)
+            try:
+                step = _step(step)
+            except InvalidValueError as exc:
+                return self._refuse("step", exc)
         timestamp = now_ms()
-        for channel in self._channels:
-            channel.add_metrics(metrics, step, timestamp)
+        done = 0  # inline, not through _each: this is the hot path
+        try:
+            for channel in self._channels:
+                channel.add_metrics(metrics, step, timestamp)
+                done += 1
+        except _INPUT_ERRORS as exc:
+            self._recover(Channel.add_metrics, metrics, "metric", done, exc, step, timestamp)
 
     def log(self, data: Mapping[str, Any], step: int | None = None) -> None:
         """W&B's ``run.log``: a dict of numbers logged as metrics at ``step``.
@@ -120,37 +143,35 @@ class Run:
         if self._blocked:
             self._check()
         if not isinstance(data, Mapping):
-            raise TypeError(f"run.log takes a dict of metrics, not {type(data).__name__}")
+            return self._refuse("log", TypeError(f"run.log takes a dict of metrics, not {type(data).__name__}"))
         if any(isinstance(value, Mapping) for value in data.values()):
             data = flatten(data, ".")
         if step is None:
             step = self._auto_step
         elif type(step) is not int:
-            step = _step(step)
+            try:
+                step = _step(step)
+            except InvalidValueError as exc:
+                return self._refuse("step", exc)
         if step >= self._auto_step:
             self._auto_step = step + 1
-        timestamp = now_ms()
-        for channel in self._channels:
-            channel.add_metrics(data, step, timestamp)
+        self._each(Channel.add_metrics, data, "metric", step, now_ms())
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Params (nested dicts flatten with '.' where the backend is flat)."""
         self._check()
-        for channel in self._channels:
-            channel.add_params(params)
+        self._each(Channel.add_params, params, "param")
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._check()
-        for channel in self._channels:
-            channel.add_tags(tags)
+        self._each(Channel.add_tags, tags, "tag")
 
     def add_labels(self, labels: Iterable[str] | str) -> None:
         """Value-less tags (W&B and Comet tags), e.g. ``run.add_labels(["baseline", "v2"])``;
         a single str is one label.  Where the platform has only key/value tags (MLflow)
         a label is a tag with an empty value."""
         self._check()
-        for channel in self._channels:
-            channel.add_labels(labels)
+        self._each(Channel.add_labels, labels, "label")
 
     def log_summary(self, values: Mapping[str, Any]) -> None:
         """Final values of the run that are not a series (W&B ``run.summary``, Comet
@@ -158,20 +179,20 @@ class Run:
         earlier calls, last value per key wins.  NaN/±inf are allowed (kept as JSON's
         ``NaN``/``Infinity``, as metrics keep them); anything else raises here."""
         self._check()
-        for channel in self._channels:
-            channel.add_summary(values)
+        self._each(Channel.add_summary, values, "summary")
 
     def set_notes(self, text: str) -> None:
         """The run's free-text description (Markdown on MLflow and W&B); replaces earlier notes."""
         self._check()
-        for channel in self._channels:
-            channel.set_notes(text)
+        self._each(Channel.set_notes, text, "notes")
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_dir: str | None = None) -> None:
         """Log a file (or a folder's contents) under ``artifact_dir``.  A copy is taken
         now, so the file may be deleted as soon as this returns."""
         self._check()
         staged = self._stage(path)
+        if staged is None:
+            return
         for channel, (relative, _) in zip(self._channels, staged):
             channel.put({"op": "artifact", "file": relative, "artifact_dir": artifact_dir})
 
@@ -180,6 +201,8 @@ class Run:
         one file) as this run's model ``name``."""
         self._check()
         staged = self._stage(path)
+        if staged is None:
+            return
         for channel, (relative, _) in zip(self._channels, staged):
             channel.put({"op": "model", "file": relative, "name": name})
         self._last_model = name
@@ -200,9 +223,9 @@ class Run:
             self._check()
         model = model or self._last_model
         if model is None:
-            raise InvalidValueError(
+            return self._refuse("register_model", InvalidValueError(
                 f"run {self.name or self.id} has no model to register: call run.log_model(path, name=...) first"
-            )
+            ))
         op = {
             "op": "register",
             "id": uuid.uuid4().hex,
@@ -286,6 +309,59 @@ class Run:
 
     # -- internals ----------------------------------------------------------
 
+    def _each(self, add: Callable[..., None], payload: Any, kind: str, *args: Any) -> None:
+        """``add(channel, payload, *args)`` for every channel.  On bad input, under
+        ``on_error="raise"`` the error propagates (each ``add`` checks everything before
+        it queues anything, so the call logged nothing); otherwise the call is retried
+        key by key (label by label) on the channels it had not reached, so only the bad
+        part is refused.  The happy path pays one ``try``."""
+        done = 0
+        try:
+            for channel in self._channels:
+                add(channel, payload, *args)
+                done += 1
+        except _INPUT_ERRORS as exc:
+            self._recover(add, payload, kind, done, exc, *args)
+
+    def _recover(self, add: Callable[..., None], payload: Any, kind: str, done: int, exc: BaseException,
+                 *args: Any) -> None:
+        """After ``add`` refused ``payload`` on channel ``done`` (see :meth:`_each`)."""
+        if self.on_error == "raise" or isinstance(exc, ValueTooLongError):
+            raise exc
+        if isinstance(payload, Mapping):
+            parts: list[Any] = [{key: value} for key, value in payload.items()]
+        elif isinstance(payload, (list, tuple)):
+            parts = [[label] for label in payload]
+        else:
+            parts = []
+        if not parts:
+            self._refuse(kind, exc)
+            return
+        for channel in self._channels[done:]:
+            for part in parts:
+                try:
+                    add(channel, part, *args)
+                except _INPUT_ERRORS as error:
+                    self._refuse(kind, error, channel, next(iter(part)))
+
+    def _refuse(self, kind: str, error: BaseException, channel: Channel | None = None, key: Any = None) -> None:
+        """Refuse bad input without raising (``on_error="spool"``): warn once per kind and
+        key, count it in :attr:`rejected`, and record it in the run's mapping tag at the
+        backend, so the run itself says something was not logged."""
+        if self.on_error == "raise" or isinstance(error, ValueTooLongError):
+            raise error
+        label = f"{kind}:{key}" if key is not None else kind
+        first = label not in self.rejected
+        self.rejected[label] = self.rejected.get(label, 0) + 1
+        if first:
+            log.warning("trackbridge: run %s: %s (not logged; training goes on. Repeats of %s are only counted "
+                        "in run.rejected; on_error='raise' raises instead)", self.name or self.id, error, label)
+        for target in [channel] if channel is not None else self._channels:
+            dropped = target.sanitiser.record.dropped
+            if label not in dropped:
+                dropped[label] = f"refused by the facade: {error}"
+                target.note_record_changed()
+
     def _check(self) -> None:
         """Raise a pending backend failure (``on_error="raise"``), or refuse a finished run."""
         failure, self._failure = self._failure, None
@@ -311,10 +387,13 @@ class Run:
             self._failure = error
             self._blocked = True
 
-    def _stage(self, path: str | os.PathLike[str]) -> list[tuple[str, Path]]:
+    def _stage(self, path: str | os.PathLike[str]) -> list[tuple[str, Path]] | None:
+        """Copies of ``path`` for each backend; ``None`` when it is missing (refused)."""
         src = Path(path)
         if not src.exists():
-            raise FileNotFoundError(f"cannot log {src}: no such file or directory")
+            self._refuse("file", FileNotFoundError(f"cannot log {src.absolute()}: no such file or directory"),
+                         key=str(src))
+            return None
         staged: list[tuple[str, Path]] = []
         for channel in self._channels:
             staged.append(channel.stage(src, link_from=staged[0][1] if staged else None))
