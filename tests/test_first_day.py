@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
+from wandb_helpers import sdk_sockets  # noqa: F401  (fixture)
 
 import trackbridge as tb
+from trackbridge.backends import get_backend
 from trackbridge.cli import main
 from trackbridge.errors import InvalidValueError
 from trackbridge.mapping import MAPPING_TAG
@@ -222,3 +224,27 @@ def test_readme_quickstart_runs_as_written(isolated_env: Path) -> None:
     assert run.info.status == "FINISHED" and len(client.get_metric_history(run.info.run_id, "loss")) == 100
     assert "report.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}
     assert client.get_model_version_by_alias("wine-classifier", "champion").run_id == run.info.run_id
+
+
+# -- 4. W&B durations ----------------------------------------------------------------------
+
+
+def test_wandb_run_logged_through_the_facade_keeps_its_own_start_and_end(
+        isolated_env: Path, monkeypatch: pytest.MonkeyPatch, sdk_sockets) -> None:  # noqa: ANN001, ARG001, F811
+    """The SDK stamps its start at wandb.init, in the worker, after the facade logged the
+    first points; its exit record keeps whole seconds.  A short run then ended before it
+    started (ls: duration_s -1.305 after a copy into MLflow).  Start and end are the
+    facade's now, on one clock with the points."""
+    monkeypatch.setenv("TRACKBRIDGE_BACKEND", "wandb")
+    wandb_dir = Path(os.environ["WANDB_DIR"])
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    with tb.start_run(project="durations", name="short") as run:
+        for step in range(50):
+            run.log_metrics({"loss": 1 / (step + 1)}, step=step)
+    reader = get_backend("wandb-offline", {"path": str(wandb_dir / "wandb")}).reader()
+    record = reader.get_run(run.remote_ids["wandb"])
+    assert record.start_time == run.start_time
+    assert record.end_time is not None and record.end_time >= record.start_time
+    assert _cli("copy", f"wandb-offline:{wandb_dir / 'wandb'}", "mlflow").exit_code == 0
+    rows = json.loads(_cli("ls", "mlflow:durations", "--json").output)
+    assert rows[0]["duration_s"] >= 0 and rows[0]["duration_s"] == (record.end_time - record.start_time) / 1000

@@ -43,6 +43,7 @@ from trackbridge.backends.wandb.values import (
     JOB_TYPE_TAG,
     REGISTRY_CONFIG_KEY,
     SOURCE_END_TIME_TAG,
+    SOURCE_START_TIME_TAG,
     SOURCE_USER_TAG,
     STEP_KEY,
     TAGS_CONFIG_KEY,
@@ -312,7 +313,8 @@ class WandbCloudReader(Reader):
         experiment = config.get(EXPERIMENT_CONFIG_KEY) if isinstance(config.get(EXPERIMENT_CONFIG_KEY), str) else project
         return RunRecord(
             platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
-            name=run.name or None, status=status, start_time=_iso_ms(run._attrs.get("createdAt")), end_time=end,
+            name=run.name or None, status=status,
+            start_time=_int(tags.get(SOURCE_START_TIME_TAG)) or _iso_ms(run._attrs.get("createdAt")), end_time=end,
             user=user, url=getattr(run, "url", None), params=params, tags=tags, labels=list(run.tags or []),
             notes=run.notes or None, metrics=metrics, summary=summary, inputs=inputs,
             models=[LoggedModel(name=a.name.split(":")[0], artifact_path=a.name.split(":")[0]) for a in self._artifacts(run)

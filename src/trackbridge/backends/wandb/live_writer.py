@@ -62,6 +62,8 @@ from trackbridge.backends.wandb.values import (
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
     REGISTRY_CONFIG_KEY,
+    SOURCE_END_TIME_TAG,
+    SOURCE_START_TIME_TAG,
     STEP_KEY,
     TAGS_CONFIG_KEY,
     UNFINISHED_TAG,
@@ -265,6 +267,11 @@ class WandbLiveWriter(Writer):
             run_id = derived_run_id("local", tags[LOCAL_ID_TAG])  # a retried create resumes, never duplicates
         group = tags.pop(GROUP_TAG, None)
         job_type = tags.pop(JOB_TYPE_TAG, None)
+        if start_time is not None:
+            # the SDK stamps its own start (wandb.init, in the facade's worker, after the
+            # first points were logged): keep the caller's, which the readers prefer, so
+            # start, points and end share one clock and a duration is never negative
+            tags.setdefault(SOURCE_START_TIME_TAG, str(start_time))
         project = project_name(experiment_id)
         config: dict[str, Any] = {TAGS_CONFIG_KEY: tags} if tags else {}
         if self._names.get(project):
@@ -504,6 +511,10 @@ class WandbLiveWriter(Writer):
                 live.files = []
             if status in (RunStatus.RUNNING, RunStatus.SCHEDULED):
                 self._mark_unfinished(live)
+            elif end_time is not None and live.tags.get(SOURCE_END_TIME_TAG) != str(end_time):
+                # the exit record keeps whole seconds of the SDK's own runtime: the exact end, kept
+                live.tags[SOURCE_END_TIME_TAG] = str(end_time)
+                live.run.config.update({TAGS_CONFIG_KEY: dict(live.tags)}, allow_val_change=True)
             live.exit_code = 0 if status is RunStatus.FINISHED else (255 if status is RunStatus.KILLED else 1)
 
     @staticmethod

@@ -28,6 +28,7 @@ REGISTRY_CONFIG_KEY = "trackbridge.registry"
 BOOKKEEPING_CONFIG_KEYS = frozenset({WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY, INPUTS_CONFIG_KEY,
                                      REGISTRY_CONFIG_KEY})
 #: tags the engine keeps run fields in when a destination cannot set them; read back as fields.
+SOURCE_START_TIME_TAG = "trackbridge.source.start_time"
 SOURCE_END_TIME_TAG = "trackbridge.source.end_time"
 SOURCE_USER_TAG = "trackbridge.source.user"
 SOURCE_PARENT_TAG = "trackbridge.source.parent_run_id"
