@@ -103,6 +103,9 @@ class DatasetInput:
 #: the model it was copied from.  Models are paired by id, never by name: autolog logs
 #: a model called ``model`` on every fit, so one run can hold several of one name.
 SOURCE_MODEL_ID = "trackbridge.source.model_id"
+#: ... and the id of the first model of a chain of copies (A -> dir: -> B), so a copy of
+#: a copy is recognised as A's.
+ORIGIN_MODEL_ID = "trackbridge.origin.model_id"
 
 
 @dataclass(slots=True)
@@ -127,6 +130,10 @@ class LoggedModel:
     def source_id(self) -> str | None:
         """The id of the model this one was copied from, ``None`` for an original."""
         return self.tags.get(SOURCE_MODEL_ID)
+
+    def origin_id(self) -> str | None:
+        """The id of the first model of this one's chain of copies, ``None`` for an original."""
+        return self.tags.get(ORIGIN_MODEL_ID) or self.source_id()
 
     def user_tags(self) -> dict[str, str]:
         """Tags without trackbridge's bookkeeping (what ``check`` compares)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from trackbridge.model import SOURCE_MODEL_ID, LoggedModel
+from trackbridge.model import ORIGIN_MODEL_ID, SOURCE_MODEL_ID, LoggedModel
 
 
 def model_key(model: LoggedModel) -> str:
@@ -27,7 +27,8 @@ def as_copy(model: LoggedModel) -> LoggedModel:
     return LoggedModel(
         name=model.name, artifact_path=model.artifact_path, flavors=list(model.flavors),
         params=dict(model.params), metrics=dict(model.metrics),
-        tags={**model.user_tags(), SOURCE_MODEL_ID: model_key(model)},
+        tags={**model.user_tags(), SOURCE_MODEL_ID: model_key(model),
+              ORIGIN_MODEL_ID: model.origin_id() or model_key(model)},
         model_type=model.model_type, status=model.status,
     )
 
@@ -37,11 +38,12 @@ def pair_models(
 ) -> tuple[list[tuple[LoggedModel, LoggedModel | None]], list[LoggedModel]]:
     """``(source, its copy or None)`` for every source model, and the destination
     models that are the copy of none of them."""
-    by_source = {m.source_id(): m for m in dst if m.source_id()}
+    by_source = {m.origin_id(): m for m in dst if m.origin_id()}
+    by_source.update({m.source_id(): m for m in dst if m.source_id()})
     used: set[int] = set()
     pairs: list[tuple[LoggedModel, LoggedModel | None]] = []
     for model in src:
-        copy = by_source.get(model_key(model))
+        copy = by_source.get(model_key(model)) or by_source.get(model.origin_id() or "")
         if copy is not None and id(copy) not in used:
             used.add(id(copy))
         else:
