@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -248,3 +249,104 @@ def test_wandb_run_logged_through_the_facade_keeps_its_own_start_and_end(
     assert _cli("copy", f"wandb-offline:{wandb_dir / 'wandb'}", "mlflow").exit_code == 0
     rows = json.loads(_cli("ls", "mlflow:durations", "--json").output)
     assert rows[0]["duration_s"] >= 0 and rows[0]["duration_s"] == (record.end_time - record.start_time) / 1000
+
+
+# -- 6. rough edges ------------------------------------------------------------------------
+
+
+def _mlflow_source(isolated_env: Path, runs: int = 1) -> list[str]:
+    """Finished runs in experiment "edges" of ./mlflow.db, each with an artifact; their ids."""
+    (isolated_env / "report.txt").write_text("a report\n")
+    ids = []
+    for n in range(runs):
+        with tb.start_run(project="edges", name=f"r{n}", config={"n": n}) as run:
+            run.log_metrics({"loss": 0.5}, step=0)
+            run.log_artifact(isolated_env / "report.txt")
+        ids.append(run.remote_ids["mlflow"])
+    return ids
+
+
+def unwritable(tmp: Path) -> str:
+    """A folder this process cannot create: a read-only parent, or (root ignores modes)
+    a folder in sysfs, which refuses new entries to everyone."""
+    if os.geteuid() != 0:
+        parent = tmp / "read-only"
+        parent.mkdir()
+        parent.chmod(0o555)
+        return str(parent / "out")
+    return "/sys/trackbridge-first-day"
+
+
+def test_read_only_dir_destination_is_a_clean_error(isolated_env: Path) -> None:
+    _mlflow_source(isolated_env)
+    target = unwritable(isolated_env)
+    _clean_error(_cli("copy", "mlflow:edges", f"dir:{target}"), target, "cannot write", code=2)
+    (isolated_env / "a-file").write_text("x")
+    _clean_error(_cli("copy", "mlflow:edges", "dir:./a-file/out"), "a-file/out", "cannot write", code=2)
+
+
+def test_unknown_remote_message_names_the_remote(isolated_env: Path) -> None:
+    line = _clean_error(_cli("ls", "prod:churn"), "unknown remote 'prod'")
+    assert "[remotes.prod]" in line
+
+
+def test_copy_reports_finished_runs_changed_at_the_source(isolated_env: Path) -> None:
+    from mlflow import MlflowClient
+
+    (run_id,) = _mlflow_source(isolated_env)
+    assert _cli("copy", "mlflow:edges", "dir:./out").exit_code == 0
+    MlflowClient().set_tag(run_id, "late", "1")
+    result = _cli("copy", "mlflow:edges", "dir:./out")
+    assert result.exit_code == 0
+    assert "changed   edges/r0" in result.output and "trackbridge sync" in result.output
+    data = json.loads(_cli("copy", "mlflow:edges", "dir:./out", "--json").stdout)
+    assert [c["src_run_id"] for c in data["changed"]] == [run_id]
+
+
+def test_no_mlflow_progress_bars_or_info_lines(isolated_env: Path) -> None:
+    """`Downloading artifacts` bars and `Creating initial MLflow database tables` on every
+    command were noise; a fresh process shows what a user sees."""
+    _mlflow_source(isolated_env)
+    cli = [str(Path(sys.executable).parent / "trackbridge")]
+    for args in (["copy", "mlflow:edges", "dir:./out"], ["check", "mlflow:edges", "dir:./out"],
+                 ["copy", "mlflow:edges", "dir:./out2"], ["ls", "mlflow:fresh-store-check"]):
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{isolated_env / 'mlflow.db'}"}
+        if args[0] == "ls":
+            env["MLFLOW_TRACKING_URI"] = f"sqlite:///{isolated_env / 'new.db'}"
+        done = subprocess.run(cli + args, cwd=isolated_env, capture_output=True, text=True, env=env, timeout=120)
+        noise = done.stderr + done.stdout
+        assert done.returncode == (2 if args[0] == "ls" else 0), noise
+        assert "Downloading artifacts" not in noise and " INFO mlflow" not in noise, noise
+
+
+def test_plain_progress_has_a_heartbeat_during_one_long_run() -> None:
+    from io import StringIO
+
+    from trackbridge.cli.progress import HeartbeatReporter
+
+    stream = StringIO()
+    reporter = HeartbeatReporter(stream, interval=0.05)
+    reporter.start(1, 1_000_000, None)
+    reporter.advance(points=250_000)
+    deadline = time.monotonic() + 5
+    while "250,000/1,000,000 points" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reporter.run_done("create", "exp/run")
+    reporter.close()
+    lines = stream.getvalue().splitlines()
+    assert any("0/1 runs done, 250,000/1,000,000 points" in line for line in lines), lines
+    assert lines[-1].startswith("[1/1] create"), lines
+
+
+def test_check_lists_a_destination_artifact_deleted_by_hand_with_the_other_differences(isolated_env: Path) -> None:
+    _mlflow_source(isolated_env)
+    assert _cli("copy", "mlflow:edges", "dir:./out").exit_code == 0
+    (report,) = (isolated_env / "out").rglob("report.txt")
+    report.unlink()
+    run_json = report.parents[1] / "run.json"
+    run_json.write_text(run_json.read_text().replace('"n": "0"', '"n": "changed"'))
+    result = _cli("check", "mlflow:edges", "dir:./out")
+    assert result.exit_code == 1
+    assert "artifact 'report.txt': cannot be read at the destination" in result.output
+    assert "Errno" not in result.output and "0 errors" in result.output
+    assert "param" in result.output and "changed" in result.output, "the other difference is listed too"

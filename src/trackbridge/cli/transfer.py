@@ -15,19 +15,22 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from trackbridge.backends.base import Backend, RunFilter
 from trackbridge.cli.output import console, err_console, fail, print_json
+from trackbridge.cli.progress import reporter_for
 from trackbridge.cli.sources import require_path, require_runs
 from trackbridge.config import load_config
 from trackbridge.errors import ConfigError, TrackbridgeError
 from trackbridge.model import RunStatus
+from trackbridge.redact import mask
 from trackbridge.remotes import RemoteSpec, parse_remote
 from trackbridge.sync.check import CheckReport, Checker
 from trackbridge.sync.engine import Options, Outcome, SyncEngine, target_of
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Selection
-from trackbridge.sync.progress import make_reporter, summary_table
+from trackbridge.sync.progress import summary_table
 
 REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or a path remote (dir:PATH, wandb-offline:PATH, comet-offline:PATH) (see 'trackbridge --help')."
 
@@ -131,6 +134,12 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # -- printing -------------------------------------------------------------------
 
+
+def _echo(line: str) -> None:
+    """A line on stdout, credentials in URLs masked (run URLs, remote options...)."""
+    click.echo(mask(line))
+
+
 _SYMBOL = {Action.CREATE: "+", Action.RESUME: "~", Action.UPDATE: "*", Action.CHANGED: "?", Action.UNCHANGED: "="}
 
 
@@ -140,38 +149,38 @@ def render_plan(plan: Plan) -> None:
         send = ", ".join(run.delta.describe()) if run.action.writes else ""
         note = {Action.CHANGED: "changed at source; copy leaves finished runs alone (use sync)"}.get(run.action, "")
         line = f"{_SYMBOL[run.action]} {run.action.value:<9} {run.label} -> {run.dst_experiment}"
-        click.echo(line + (f"  [{send}]" if send else "") + (f"  ({note})" if note else ""))
+        _echo(line + (f"  [{send}]" if send else "") + (f"  ({note})" if note else ""))
         record = run.fitted.record
         for new, old in record.renamed.items():
-            click.echo(f"    rename   {old!r} -> {new!r}")
+            _echo(f"    rename   {old!r} -> {new!r}")
         for key, length in record.truncated.items():
-            click.echo(f"    truncate {key!r} ({length} characters)")
+            _echo(f"    truncate {key!r} ({length} characters)")
         for key, reason in record.dropped.items():
-            click.echo(f"    drop     {key!r}: {reason}")
+            _echo(f"    drop     {key!r}: {reason}")
         for key, where in record.kept.items():
-            click.echo(f"    keep     {key!r}: {where}")
+            _echo(f"    keep     {key!r}: {where}")
         for error in run.fitted.errors:
-            click.echo(f"    error    {error}")
+            _echo(f"    error    {error}")
         if run.duplicates:
-            click.echo(f"    warning  also copied as {', '.join(run.duplicates)}")
+            _echo(f"    warning  also copied as {', '.join(run.duplicates)}")
     for deletion in plan.deletions:
-        click.echo(f"- delete    {deletion.dst_experiment}/{deletion.dst.name or deletion.dst.run_id} "
+        _echo(f"- delete    {deletion.dst_experiment}/{deletion.dst.name or deletion.dst.run_id} "
                       f"(source run {deletion.source_run_id} is gone)")
     for model in plan.registry:
         for version in model.versions:
             if version.action != "unchanged":
                 reason = f": {version.reason}" if version.reason else ""
-                click.echo(f"  model     {model.src.name} v{version.src.version} {version.action}{reason}")
+                _echo(f"  model     {model.src.name} v{version.src.version} {version.action}{reason}")
         for alias, version_number in model.aliases.items():
-            click.echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
+            _echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
         for alias in model.remove_aliases:
-            click.echo(f"  unalias   {model.src.name}@{alias} (removed at the source)")
+            _echo(f"  unalias   {model.src.name}@{alias} (removed at the source)")
     for line in plan.transformations:
-        click.echo(f"  note      {line}")
+        _echo(f"  note      {line}")
     t = plan.totals()
     points = f"{t['points']:,}" if t["points_exact"] else (
         f"~{t['points']:,} (estimate from the last step of each series; --exact-points counts them)")
-    click.echo(
+    _echo(
         f"\n{plan.mode}: {t['create']} to create, {t['resume']} to resume, {t['update']} to update, "
         f"{t['unchanged']} unchanged" + (f", {t['changed']} changed (not touched by copy)" if t["changed"] else "")
         + (f", {t['delete']} to delete" if t["delete"] else "")
@@ -186,12 +195,24 @@ def render_plan(plan: Plan) -> None:
 
 
 def _print_outcome(outcome: Outcome, as_json: bool) -> None:
+    """The summary, then finished runs that changed at the source and were left alone
+    (copy's promise: reported, so a copy in cron does not hide that a mirror is stale),
+    then errors."""
+    changed = [run for run in outcome.plan.runs if run.action is Action.CHANGED]
     if as_json:
-        print_json(outcome.to_json())
+        data = outcome.to_json()
+        data["changed"] = [{"src_run_id": run.src.run_id, "name": run.src.name, "experiment": run.src.experiment,
+                            "dst_experiment": run.dst_experiment} for run in changed]
+        print_json(data)
         return
     console.print(summary_table(outcome.stats))
+    for run in changed:
+        _echo(f"{_SYMBOL[Action.CHANGED]} changed   {run.label} -> {run.dst_experiment}  (changed at the "
+              "source since it was copied; copy leaves finished runs alone: `trackbridge sync` updates it)")
+    if changed:
+        _echo(f"{len(changed)} run(s) changed at the source and were not updated (use sync)")
     for error in outcome.errors:
-        err_console.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        err_console.print(f"[red]error:[/] {escape(mask(error))}", markup=True, highlight=False)
 
 
 # -- commands -------------------------------------------------------------------
@@ -202,7 +223,7 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
     src, dst, src_backend, dst_backend, config = _open(src_arg, dst_arg)
     selection = _selection(src, dst, opts)
     as_json = opts["as_json"]
-    reporter = make_reporter(err_console, quiet=as_json or dry_run)
+    reporter = reporter_for(err_console, quiet=as_json or dry_run)
     ledger = None if dry_run else Ledger.in_home(config.home)
     options = Options(mode=mode, transfers=opts["transfers"], dry_run=dry_run, delete=delete,
                       max_delete=max_delete, exact_points=exact_points)
@@ -297,11 +318,11 @@ def _print_check(report: CheckReport, as_json: bool) -> None:
         return
     for finding in report.findings:
         target = f" -> {finding.dst_id}" if finding.dst_id and finding.kind == "run" else ""
-        click.echo(f"{finding.symbol} {finding.label} ({finding.src_id}{target})")
+        _echo(f"{finding.symbol} {finding.label} ({finding.src_id}{target})")
         for detail in finding.details:
-            click.echo(f"    {detail}")
+            _echo(f"    {detail}")
     counts = report.to_json()["counts"]
-    click.echo(f"\n{counts['equal']} equal, {counts['missing']} missing at destination, "
+    _echo(f"\n{counts['equal']} equal, {counts['missing']} missing at destination, "
                f"{counts['differ']} differ, {counts['error']} errors")
 
 

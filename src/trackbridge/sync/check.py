@@ -44,6 +44,8 @@ from trackbridge.sync.rich import RichView, plain_files
 EQUAL, MISSING, DIFFERS, ERROR = "=", "+", "*", "!"
 #: how many example differences are listed per series/field.
 EXAMPLES = 3
+#: what :meth:`Checker._file_digest` gives instead of a digest for a file it cannot download.
+_UNREADABLE = "cannot be read: "
 
 
 @dataclass
@@ -338,9 +340,11 @@ class Checker:
             elif a.digest and b.digest and a.digest.split(":")[0] == b.digest.split(":")[0]:
                 if a.digest != b.digest:
                     details.append(f"artifact {path!r}: content differs ({a.digest} != {b.digest})")
-            elif self.download and self._file_digest(self.src, src.run_id, path, ids) != self._file_digest(
-                    self.dst, dst.run_id, path, ids):
-                details.append(f"artifact {path!r}: content differs (sha256)")
+            elif self.download and (digests := (self._file_digest(self.src, src.run_id, path, ids),
+                                                self._file_digest(self.dst, dst.run_id, path, ids)))[0] != digests[1]:
+                unread = [f"cannot be read at the {side} ({d.removeprefix(_UNREADABLE)})"
+                          for side, d in zip(("source", "destination"), digests) if d.startswith(_UNREADABLE)]
+                details.append(f"artifact {path!r}: {'; '.join(unread) or 'content differs (sha256)'}")
         for model, copy in pairs:
             if copy is None:
                 continue
@@ -399,9 +403,15 @@ class Checker:
                 details.append(f"artifact {path!r}: content differs from the full param value")
 
     def _file_digest(self, reader: Reader, run_id: str, path: str, ids: dict[str, str]) -> str:
+        """sha256 of one artifact, or :data:`_UNREADABLE` and why for a listed file that
+        cannot be downloaded (deleted by hand at the destination): that is a difference
+        of this artifact, not an error that hides the run's other differences."""
         with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:
-            local = self.retry.call(reader.download_artifact, run_id, path, Path(tmp))
-            return _sha256(local, ids)
+            try:
+                local = self.retry.call(reader.download_artifact, run_id, path, Path(tmp))
+                return _sha256(local, ids)
+            except (TrackbridgeError, OSError) as exc:
+                return f"{_UNREADABLE}{getattr(exc, 'strerror', None) or exc}"
 
     def _model_digests(self, reader: Reader, run_id: str, model: Any, ids: dict[str, str]) -> dict[str, str]:
         with tempfile.TemporaryDirectory(prefix="tb-check-") as tmp:

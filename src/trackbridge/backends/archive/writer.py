@@ -75,7 +75,13 @@ class ArchiveWriter(Writer):
         """Write the archive manifest once, before the first experiment or registry entry
         (every other write lands inside one of those)."""
         if not self._created:
-            write_manifest(self.layout)
+            try:
+                write_manifest(self.layout)
+            except OSError as exc:  # read-only folder, a file in the way, a full disk
+                raise BackendError(
+                    f"cannot write the archive at dir:{self.layout.root}: {exc.strerror or exc} "
+                    f"({exc.filename or self.layout.root}). Choose a folder you can write to, or fix its permissions."
+                ) from None
             self._created = True
 
     # -- experiments and runs ------------------------------------------------
