@@ -28,7 +28,7 @@ from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.convert import TAG_NOTE, TAG_SUMMARY, summary_from_tag
 from trackbridge.backends.mlflow.reader import MlflowReader
 from trackbridge.backends.azureml.service import HISTORY_PAGE, PLATFORM, alias_tags
-from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint, RegisteredModel, RunRecord
+from trackbridge.model import ArtifactInfo, MetricPoint, RegisteredModel, RunRecord
 
 
 class AzureMLReader(MlflowReader):
@@ -40,7 +40,7 @@ class AzureMLReader(MlflowReader):
     def iter_metric_history(self, run_id: str, key: str, page_size: int = HISTORY_PAGE) -> Iterator[list[MetricPoint]]:
         return super().iter_metric_history(run_id, key, max(1, min(int(page_size), HISTORY_PAGE)))
 
-    def _record(self, run: Any, experiment_name: str, models: list[LoggedModel]) -> RunRecord:
+    def _record(self, run: Any, experiment_name: str, models: list[Any]) -> RunRecord:
         record = super()._record(run, experiment_name, models)
         tags = run.data.tags
         notes_at, summary_at = long_fields.target(tags.get(TAG_NOTE)), long_fields.target(tags.get(TAG_SUMMARY))

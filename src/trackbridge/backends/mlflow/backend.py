@@ -64,6 +64,10 @@ class MlflowBackend(Backend):
         run_deletion=True,
         version_deletion=True,
         system_tag_prefixes=("mlflow.",),
+        # MLflow 3 logged models keep their own params, metrics, tags, type and status;
+        # registry versions keep MLflow's legacy stage.
+        model_metadata=True,
+        stages=True,
         #: no per-file metadata and no media series: the engine keeps both as files
         artifact_meta=False,
         media_kinds=frozenset(),

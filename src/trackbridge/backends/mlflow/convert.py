@@ -127,11 +127,6 @@ def legacy_models(history_tag: str | None) -> list[LoggedModel]:
     return models
 
 
-def logged_model_from_mlflow(entity: Any, flavors: list[str]) -> LoggedModel:
-    """An MLflow 3 ``LoggedModel`` (kept outside the run's artifacts)."""
-    return LoggedModel(name=entity.name, artifact_path=entity.name, flavors=flavors, model_id=entity.model_id)
-
-
 def user_of(info: Any, tags: Mapping[str, str]) -> str | None:
     """The ``mlflow.user`` tag, else the run's ``user_id`` unless it is MLflow's placeholder."""
     if tags.get(TAG_USER):
@@ -146,8 +141,11 @@ def run_to_record(
     url: str | None,
     models: list[LoggedModel],
     platform: str = PLATFORM,
+    unread: Mapping[str, str] | None = None,
 ) -> RunRecord:
-    """An ``mlflow.entities.Run`` as a :class:`RunRecord` (``models`` fetched by the caller)."""
+    """An ``mlflow.entities.Run`` as a :class:`RunRecord` (``models`` fetched by the caller,
+    ``unread``: what they hold that the record cannot, see
+    :func:`~trackbridge.backends.mlflow.logged_models.unread_of_models`)."""
     info, data = run.info, run.data
     all_tags = dict(data.tags)
     metrics, system_metrics = split_metrics(data._metric_objs)
@@ -172,7 +170,23 @@ def run_to_record(
         system_metrics=system_metrics,
         inputs=inputs,
         models=legacy_models(all_tags.get(TAG_MODEL_HISTORY)) + models,
+        unread={**unread_of_links(run), **(unread or {})},
     )
+
+
+def unread_of_links(run: Any) -> dict[str, str]:
+    """The run's links to logged models that a copy does not make: models it used as
+    inputs, and the step at which it logged a model (a copy logs each at step 0)."""
+    out: dict[str, str] = {}
+    used = list(run.inputs.model_inputs or []) if run.inputs else []
+    if used:
+        out["mlflow:model inputs"] = (f"{len(used)} logged model(s) the run used as input; "
+                                      "the copy does not link them")
+    stepped = [o for o in (run.outputs.model_outputs or [] if run.outputs else []) if o.step]
+    if stepped:
+        out["mlflow:model output steps"] = (f"{len(stepped)} model(s) logged at a step other than 0; "
+                                            "the copies are logged at step 0")
+    return out
 
 
 def summary_from_tag(raw: str | None) -> dict[str, Any]:

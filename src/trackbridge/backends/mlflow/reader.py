@@ -37,10 +37,15 @@ from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.convert import (
     PLATFORM,
     metric_point,
-    logged_model_from_mlflow,
     metric_value_from_store,
     registered_model_from_mlflow,
     run_to_record,
+)
+from trackbridge.backends.mlflow.logged_models import (
+    drop_run_points_of_models,
+    logged_model_from_mlflow,
+    model_paths,
+    unread_of_models,
 )
 from trackbridge.backends.mlflow.errors import is_not_found, is_unsupported, translated
 from trackbridge.model_files import MODEL_FILE, flavors_from_text
@@ -205,13 +210,20 @@ class MlflowReader(Reader):
         models = self._models_by_run(exp_id, f"source_run_id = '{run_id}'")
         return self._record(run, self._experiment_name(exp_id), models.get(run_id, []))
 
-    def _record(self, run: Any, experiment_name: str, models: list[LoggedModel]) -> RunRecord:
+    def _record(self, run: Any, experiment_name: str, models: list[Any]) -> RunRecord:
+        """``models``: the run's MLflow 3 logged models, as MLflow returns them."""
         url = self.connection.run_url(run.info.experiment_id, run.info.run_id)
-        return run_to_record(run, experiment_name, url, models, self.platform)
+        run_id = run.info.run_id
+        paths = model_paths(models)
+        logged = [logged_model_from_mlflow(m, self._model_flavors(m), paths[m.model_id]) for m in models]
+        record = run_to_record(run, experiment_name, url, logged, self.platform, unread_of_models(models, run_id))
+        drop_run_points_of_models(record, models)
+        return record
 
-    def _models_by_run(self, experiment_id: str, query: str | None = None) -> dict[str, list[LoggedModel]]:
-        """MLflow 3 logged models of an experiment, grouped by their source run."""
-        found: dict[str, list[LoggedModel]] = defaultdict(list)
+    def _models_by_run(self, experiment_id: str, query: str | None = None) -> dict[str, list[Any]]:
+        """MLflow 3 logged models of an experiment (each with its params, tags and metrics),
+        grouped by their source run."""
+        found: dict[str, list[Any]] = defaultdict(list)
         token = None
         while True:
             with translated(f"list logged models of experiment {experiment_id}"):
@@ -225,7 +237,7 @@ class MlflowReader(Reader):
                     raise
             for model in page:
                 if model.source_run_id:
-                    found[model.source_run_id].append(logged_model_from_mlflow(model, self._model_flavors(model)))
+                    found[model.source_run_id].append(model)
             token = page.token
             if not token:
                 return found

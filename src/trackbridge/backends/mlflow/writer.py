@@ -9,6 +9,8 @@ over any amount.
 from __future__ import annotations
 
 import json
+import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,12 @@ from trackbridge.backends.mlflow.convert import (
     dataset_input_to_mlflow,
     model_version_from_mlflow,
 )
+from trackbridge.backends.mlflow.logged_models import (
+    TAG_RUN_METRICS,
+    logged_model_from_mlflow,
+    metric_points,
+    model_paths,
+)
 from trackbridge.backends.mlflow.errors import is_not_found, translated
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model_files import model_flavors
@@ -37,6 +45,7 @@ from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersi
 _BATCH_OVERHEAD = 64
 _UNKNOWN = object()
 _TERMINAL = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED}
+_WARNINGS = threading.Lock()
 
 
 def mlflow_limits() -> Limits:
@@ -278,30 +287,65 @@ class MlflowWriter(Writer):
                 repo.log_artifact(str(local_path), artifact_dir)
 
     def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
-        """An MLflow 3 logged model: created with ``source_run_id``, files uploaded to
-        the model's own location, finalised READY, and linked as the run's output
-        (what ``mlflow.<flavor>.log_model`` does)."""
-        name = source.name
+        """A NEW MLflow 3 logged model on every call (names repeat in a run): created with
+        ``source_run_id``, ``source``'s tags, params and type, files uploaded to the
+        model's own location, its metrics logged against it
+        (:func:`~trackbridge.backends.mlflow.logged_models.metric_points`), finalised
+        with ``source``'s status (READY unless it says otherwise), and linked as the
+        run's output (what ``mlflow.<flavor>.log_model`` does).  Returned as stored."""
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
         local_dir = Path(local_dir)
-        with translated(f"log model {name!r}", run_id):
+        batch = self.limits.max_params_per_batch
+        params = [(k, str(v)) for k, v in source.params.items()]
+        with translated(f"log model {source.name!r}", run_id):
             run = self._client.get_run(run_id)
+            points, added = metric_points(run, source.metrics)
+            sql_store = self._sql_store()
+            tags = dict(source.tags)
+            if added and sql_store is None:
+                tags[TAG_RUN_METRICS] = json.dumps(added, sort_keys=True)
             model = self._client.create_logged_model(
-                run.info.experiment_id, name=name, source_run_id=run_id
+                run.info.experiment_id, name=source.name, source_run_id=run_id,
+                tags=tags or None, params=dict(params[:batch]) or None, model_type=source.model_type or None,
             )
             try:
+                for start in range(batch, len(params), batch):
+                    self._client.log_model_params(model.model_id, dict(params[start:start + batch]))
                 repo = self.connection.artifact_repo(model.artifact_location)
                 if local_dir.is_dir():
                     repo.log_artifacts(str(local_dir))
                 else:
                     repo.log_artifact(str(local_dir))
+                self._log_model_metrics(run, model.model_id, points, sql_store)
             except Exception:
                 self._client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
                 raise
-            self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+            if (source.status or "READY") in ("READY", "FAILED"):  # PENDING stays pending
+                self._client.finalize_logged_model(model.model_id, LoggedModelStatus(source.status or "READY"))
             self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
-        return LoggedModel(name=name, artifact_path=name, flavors=model_flavors(local_dir), model_id=model.model_id)
+            stored = self._client.get_logged_model(model.model_id)
+            paths = model_paths(self._client.search_logged_models(
+                [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"))
+        return logged_model_from_mlflow(stored, model_flavors(local_dir), paths.get(stored.model_id))
+
+    def _sql_store(self) -> Any:
+        """The in-process SQL store (sqlite...), which can take a model's metrics alone,
+        else ``None`` (a server: only with a point of the run)."""
+        store = self._client._tracking_client.store
+        return store if hasattr(store, "_log_model_metrics") else None
+
+    def _log_model_metrics(self, run: Any, model_id: str, points: Sequence[tuple[str, float, int, int]],
+                           sql_store: Any) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(key, value, ts, step, model_id=model_id) for key, value, ts, step in points]
+        if sql_store is not None:
+            sql_store._log_model_metrics(run.info.run_id, metrics, experiment_id=run.info.experiment_id)
+            return
+        size = self.limits.max_metrics_per_batch
+        for start in range(0, len(metrics), size):
+            self._client.log_batch(run.info.run_id, metrics=metrics[start:start + size], synchronous=True)
 
     # -- registry -----------------------------------------------------------
 
@@ -359,6 +403,16 @@ class MlflowWriter(Writer):
             for alias in version.aliases:
                 self._client.set_registered_model_alias(version.name, alias, created.version)
         return model_version_from_mlflow(created, {alias: created.version for alias in version.aliases})
+
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """MLflow's legacy stage (``None`` is MLflow's "None").  MLflow warns that stages
+        are deprecated on every call: silenced for this call only, since carrying them is
+        the point (the lock: ``catch_warnings`` swaps process-wide state, and copies run
+        in threads)."""
+        with translated(f"move {name!r} v{version} to stage {stage or 'None'}"), _WARNINGS, \
+                warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*transition_model_version_stage", category=FutureWarning)
+            self._client.transition_model_version_stage(name, str(version), stage or "None")
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         with translated(f"set alias {alias!r} of model {name!r} to version {version}"):
