@@ -83,6 +83,17 @@ def is_not_found(exc: BaseException) -> bool:
     return _error_code(exc) in _NOT_FOUND_CODES
 
 
+#: what a store says when a row another writer just inserted is inserted again
+#: (SQLAlchemy's IntegrityError; sqlite, PostgreSQL and MySQL wording, also in a server's answer).
+_DUPLICATE = ("IntegrityError", "UNIQUE constraint failed", "duplicate key value", "Duplicate entry")
+
+
+def is_duplicate(exc: BaseException) -> bool:
+    """Another writer created the same row between the store's lookup and its insert."""
+    return any(type(item).__name__ == "IntegrityError" or any(s in str(item) for s in _DUPLICATE)
+               for item in _cause_chain(exc))
+
+
 def translate(exc: BaseException, action: str, run_id: str | None = None) -> BackendError:
     """The trackbridge error for an MLflow failure during ``action``.
 

@@ -36,7 +36,7 @@ from trackbridge.backends.mlflow.logged_models import (
     metric_points,
     model_paths,
 )
-from trackbridge.backends.mlflow.errors import is_not_found, translated
+from trackbridge.backends.mlflow.errors import is_duplicate, is_not_found, translated
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model_files import model_flavors
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
@@ -46,6 +46,8 @@ _BATCH_OVERHEAD = 64
 _UNKNOWN = object()
 _TERMINAL = {RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED}
 _WARNINGS = threading.Lock()
+#: tries of a dataset input request that lost a race to create its dataset row.
+_DATASET_ATTEMPTS = 3
 
 
 def mlflow_limits() -> Limits:
@@ -251,13 +253,24 @@ class MlflowWriter(Writer):
         self.set_tags(run_id, {TAG_SUMMARY: value})
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
+        """MLflow keeps one dataset row per experiment, name and digest, looked up then
+        inserted: copies of runs sharing a dataset, logging it at the same time, can
+        both insert it, and the second fails on the row's UNIQUE constraint.  That
+        request is sent again: it then finds the row (the inputs it already linked are
+        not linked twice)."""
         from mlflow.utils.validation import MAX_DATASETS_PER_BATCH
 
         entities = [dataset_input_to_mlflow(item) for item in inputs]
         for start in range(0, len(entities), MAX_DATASETS_PER_BATCH):
             chunk = entities[start:start + MAX_DATASETS_PER_BATCH]
             with translated(f"log {len(chunk)} dataset inputs", run_id):
-                self._client.log_inputs(run_id, datasets=chunk)
+                for attempt in range(_DATASET_ATTEMPTS):
+                    try:
+                        self._client.log_inputs(run_id, datasets=chunk)
+                        break
+                    except Exception as exc:
+                        if attempt == _DATASET_ATTEMPTS - 1 or not is_duplicate(exc):
+                            raise
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         status = RunStatus(status)
