@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import comet_helpers as h
+from trackbridge.backends.comet import coverage as cov
 from trackbridge.backends.comet import format as fmt
 from trackbridge.backends.comet.backend import CometOfflineBackend
 from trackbridge.backends.comet.offline_reader import DamagedArchiveError
@@ -58,9 +59,11 @@ def test_sdk_archive_reads_back_equal(sdk_zip: Path) -> None:
     # system metrics apart from the user's
     assert set(run.metrics) == {"loss", "acc", "weird", "epoch"}
     assert run.system_metrics == {}  # no system monitor without env details
-    # why html, stdout and the SDK's own process duration are not carried is recorded
-    assert set(run.unread) == {"comet:html", "comet:standard_output", "comet:metric:process duration"}
+    # why stdout and the SDK's own process duration are not carried is recorded
+    assert set(run.unread) == {"comet:standard_output", "comet:metric:process duration"}
     assert "console output" in run.unread["comet:standard_output"]
+    # log_html and log_text are media series, never metrics or plain files
+    assert {k: (s.kind, s.count) for k, s in run.media.items()} == {"html": ("html", 1), "text": ("text", 1)}
 
 
 def test_every_point_with_step_and_timestamp(sdk_zip: Path) -> None:
@@ -92,8 +95,11 @@ def test_asset_model_and_registry(sdk_zip: Path, tmp_path: Path) -> None:
     assert arts["reports/summary.txt"].size == len("asset body\n")
     got = reader.download_artifact(run.run_id, "reports/summary.txt", tmp_path / "dl")
     assert got == tmp_path / "dl" / "reports" / "summary.txt" and got.read_text() == "asset body\n"
-    [text] = [p for p in arts if p.startswith("text-sample/")]
-    assert reader.download_artifact(run.run_id, text, tmp_path / "dl").read_text() == "a text sample"
+    assert not [p for p in arts if p.startswith("text-sample/")]
+    [text] = reader.iter_media(run.run_id, "text")
+    assert (text.kind, text.data, text.file) == ("text", "a text sample", None)
+    [html] = reader.iter_media(run.run_id, "html")
+    assert (html.kind, html.data) == ("html", "<b>html</b>")
     assert [m.name for m in run.models] == ["classifier"]
     model_dir = reader.download_model(run.run_id, run.models[0], tmp_path / "models")
     files = {p.relative_to(model_dir).as_posix(): p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
@@ -102,6 +108,8 @@ def test_asset_model_and_registry(sdk_zip: Path, tmp_path: Path) -> None:
     [ver] = reg.versions
     assert (reg.name, reg.description, ver.version, ver.stage, ver.tags, ver.run_id) == (
         "classifier", "first", "1.2.0", "Production", {"prod": ""}, run.run_id)
+    # the version points at the experiment's model (its files), by the model's id
+    assert (ver.artifact_path, ver.model_id) == ("classifier", run.models[0].model_id)
 
 
 def test_unknown_run(sdk_zip: Path) -> None:
@@ -204,13 +212,38 @@ def test_nesting_restored_only_when_unambiguous() -> None:
     assert fmt.flatten_params({"a": {"b": 1, "c": {"d": 2}}, "e": {}}) == {"a|b": 1, "a|c|d": 2, "e": {}}
 
 
-def test_every_message_type_is_mapped_or_named() -> None:
+def _sdk_kinds() -> set[str]:
+    """Every message type, asset upload type and written message field of the installed
+    comet_ml, as coverage keys (``message:``, ``upload:``, ``field:``)."""
+    import inspect
+
+    import comet_ml.constants as c
     import comet_ml.messages as m  # the SDK's own list of message classes
 
-    types = {getattr(c, "type") for c in vars(m).values()
-             if isinstance(c, type) and issubclass(c, m.BaseMessage) and isinstance(getattr(c, "type", None), str)}
-    types.discard("close")  # an in-process signal, never written
-    assert types <= set(fmt.MAPPED) | set(fmt.NOT_CARRIED), types - set(fmt.MAPPED) - set(fmt.NOT_CARRIED)
+    kinds: set[str] = set()
+    classes = [k for k in vars(m).values()
+               if isinstance(k, type) and issubclass(k, m.BaseMessage) and isinstance(getattr(k, "type", None), str)]
+    for cls in classes:
+        kinds.add(f"message:{cls.type}")
+        if not cov.carried(cov.MESSAGES.get(cls.type, "")) or cls.type in ("html", "htmlOverride", "ws_msg"):
+            continue  # a kind not carried (or carried whole) needs no field table
+        for name in inspect.signature(cls.__init__).parameters:
+            if name in ("self", "message_id") or name.startswith("on_") or name.endswith("_callback"):
+                continue  # in-process callbacks: never written to an archive
+            kinds.add(f"field:{cls.type}.{name}")
+    kinds |= {f"upload:{v}" for k, v in vars(c).items()
+              if isinstance(v, str) and (k.startswith("ASSET_TYPE_") or k.endswith("_ASSET_TYPE"))}
+    return kinds
+
+
+def test_every_sdk_kind_is_mapped_or_declared_not_carried() -> None:
+    kinds = _sdk_kinds()
+    assert kinds - set(cov.COVERAGE) == set(), "classify these in backends/comet/coverage.py"
+    assert all(cov.carried(v) or v.startswith(cov.NOT_CARRIED_PREFIX) for v in cov.COVERAGE.values())
+    assert {"upload:histogram3d", "upload:visualization", "field:register_model.status",
+            "field:file_upload.metadata"} <= kinds
+    mapped, not_carried = cov.counts()
+    assert mapped + not_carried == len(cov.COVERAGE) and not_carried >= 10
 
 
 def test_sdk_environment_details_and_system_metrics_are_kept_apart(tmp_path: Path) -> None:
@@ -224,4 +257,5 @@ def test_sdk_environment_details_and_system_metrics_are_kept_apart(tmp_path: Pat
     assert set(run.metrics) == {"loss", "acc", "weird", "epoch"}
     assert any(k.startswith("sys.") for k in run.system_metrics)
     assert all(k.startswith("sys.") for k in run.system_metrics)
-    assert {f"comet:{k}" for k in kinds & set(fmt.NOT_CARRIED)} | {"comet:metric:process duration"} == set(run.unread)
+    not_carried = {k for k in kinds if not cov.carried(cov.MESSAGES[k])}
+    assert {f"comet:{k}" for k in not_carried} | {"comet:metric:process duration"} == set(run.unread)

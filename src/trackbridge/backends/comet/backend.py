@@ -41,10 +41,12 @@ COMET_FEATURES = Features(
     run_deletion=True,
     version_deletion=False,  # a duplicate version left by two copies at once stays (reported by check)
     idempotent_create=True,  # experiment keys derived from the source run
-    # not written natively yet: the engine keeps them as files / declares them
-    stages=False,
-    artifact_meta=False,
-    media_kinds=frozenset(),
+    model_metadata=True,  # in the model files' upload metadata (params as Comet shows them)
+    stages=True,  # the version's Comet status
+    artifact_meta=True,  # in the asset's upload metadata
+    # the kinds comet_ml logs natively and the readers give back exactly; html is read
+    # (log_html) but Comet's one HTML tab has no series key or steps to write it back
+    media_kinds=frozenset({"histogram", "image", "text", "audio", "video"}),
 )
 
 
@@ -102,7 +104,11 @@ class CometOfflineBackend(Backend):
 
 
 #: Comet's cloud: what a live experiment cannot set is kept by the engine in tags.
-COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion")
+#: Model metadata, stages, asset metadata and media are written and read through the
+#: offline archive only so far: the live writer and the cloud reader do not carry them
+#: (the engine keeps them as files or declares them).
+COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion",
+                                              "model_metadata", "stages", "artifact_meta", "media_kinds")
 
 
 class CometBackend(Backend):

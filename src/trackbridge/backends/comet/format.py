@@ -1,9 +1,8 @@
 """What a Comet offline archive holds, and how each part maps to the canonical run.
 
-One table, read by the reader, the writer and the lead's ``plan``: every message
-type the SDK writes to ``messages.json`` (comet_ml 3.58, ``comet_ml/messages.py``)
-is either *mapped* (:data:`MAPPED`) or *not carried* with a reason
-(:data:`NOT_CARRIED`).  Nothing here imports comet_ml.
+The table of every message type, upload type and field the SDK writes (mapped or
+not carried, with the reason) is :mod:`~trackbridge.backends.comet.coverage`; this
+module holds the rules the reader and the writers share.  Nothing here imports comet_ml.
 
 Decisions (also in ``docs/backends/comet.md``):
 
@@ -25,11 +24,15 @@ Decisions (also in ``docs/backends/comet.md``):
   (``trackbridge.notes``), the run status (``trackbridge.status``) and summary values
   (``trackbridge.summary.<key>``, JSON).
 * experiment.json ``tags`` -> labels; ``start_time``/``stop_time`` -> the run's times.
-* ``file_upload`` of type ``asset`` -> artifact at its ``fileName``; other user file
-  types (images, audio, text samples...) -> artifact ``<type>/<fileName>``;
-  ``model-element`` -> files of the logged model ``groupingName``; ``source_code``
-  (the SDK's automatic copy of the launching script) is not carried.
-* ``register_model`` -> registry versions (semver, status as stage, tags);
+* ``file_upload`` of type ``asset`` -> artifact at its ``fileName``, its ``metadata``
+  -> ``artifact_meta``; ``histogram3d``, ``visualization``, ``text-sample``, ``audio``
+  and ``video`` -> media series; other user file types (curves, confusion matrices...)
+  -> artifact ``<type>/<fileName>``; ``model-element`` -> files of the logged model
+  ``groupingName`` (one name per model: the writer numbers repeated names), its
+  ``metadata`` -> the model's params and metadata; ``source_code`` (the SDK's automatic
+  copy of the launching script) is not carried.
+* ``register_model`` -> registry versions (semver, status as stage, tags), pointing at
+  the experiment model ``model_name`` (its files), never at the registry name;
   ``remote_model`` -> a logged model without files (its URIs are not copied).
 """
 from __future__ import annotations
@@ -41,40 +44,25 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-#: message type -> canonical field it feeds.
-MAPPED: dict[str, str] = {
-    "parameter_msg": "params (curr_step/curr_epoch are SDK bookkeeping, not carried)",
-    "metric_msg": "metric series (epoch -> series 'epoch'; sys.* -> system metrics; 'process duration' not carried)",
-    "log_other": "key/value tags; SDK others are bookkeeping (Name -> run name); trackbridge.* -> notes/status/summary",
-    "file_upload": "artifacts (asset, other user types under <type>/), model files (model-element)",
-    "register_model": "registry versions (semver, status -> stage, tags)",
-    "remote_model": "a logged model (name only)",
-    "ws_msg": "only its log_other part (legacy SDKs), as log_other",
-}
+from trackbridge.backends.comet import coverage as cov
+#: upload types that are not carried (the rest are artifacts, model files or media).
+NOT_CARRIED_UPLOADS = frozenset(k for k, v in cov.UPLOADS.items() if not cov.carried(v))
 
-#: message type -> why trackbridge does not copy it (``plan`` lists these).
-NOT_CARRIED: dict[str, str] = {
-    "remote_file": "a link to a file stored elsewhere (log_remote_asset): no bytes to copy",
-    "os_packages": "environment details the SDK collects itself, not run data",
-    "graph": "model graph text for Comet's Graph tab: no canonical field",
-    "system_details": "environment details the SDK collects itself (OS, host, Python, command)",
-    "cloud_details": "cloud-metadata details the SDK probes itself",
-    "file_name": "the launching script's file name, recorded by the SDK",
-    "html": "Comet's HTML tab (log_html): no canonical field",
-    "htmlOverride": "Comet's HTML tab (log_html with clear=True): no canonical field",
-    "installed_packages": "environment details the SDK collects itself (pip list)",
-    "gpu_static_info": "environment details the SDK collects itself",
-    "git_metadata": "git details the SDK collects itself",
-    "system_info": "log_system_info: environment details, kept apart from user data",
-    "standard_output": "console output the SDK captures, not run data",
-    "log_dependency": "environment details (log_dependency)",
-    "3d-image": "3D point clouds for Comet's panels: no canonical field",
-}
+#: upload types read as media series: upload type -> canonical kind.
+MEDIA_UPLOADS: dict[str, str] = {"histogram3d": "histogram", "visualization": "image", "text-sample": "text",
+                                 "audio": "audio", "video": "video"}
 
-#: upload types that are not carried (the rest are artifacts or model files).
-NOT_CARRIED_UPLOADS: dict[str, str] = {
-    "source_code": "the SDK's automatic copy of the launching script",
-}
+#: Keys trackbridge adds to a file_upload's ``metadata`` (Comet keeps an asset's metadata
+#: as a JSON object; the rest of the object stays the user's):
+#: on an asset, the full ``RunRecord.artifact_meta`` entry of its path where it holds more
+#: than ``{"metadata": ...}`` (a W&B artifact's type, description, aliases; a folder);
+ARTIFACT_META_KEY = "trackbridge.artifact_meta"
+#: on a model's files, the logged model's name, metrics, tags, type, status and flavors
+#: (its params are the metadata's own keys, as Comet shows them);
+MODEL_META_KEY = "trackbridge.model"
+#: on a media file, what Comet's upload has no field for: the series key (text, audio),
+#: caption, meta, file name, and a histogram's exact bins where Comet's cannot hold them.
+MEDIA_META_KEY = "trackbridge.media"
 
 #: params the SDK logs itself (step counters).
 SDK_PARAMS = frozenset({"curr_step", "curr_epoch"})
@@ -132,6 +120,32 @@ SOURCE_PLATFORM_TAG = "trackbridge.source.platform"
 SOURCE_RUN_TAG = "trackbridge.source.run_id"
 SOURCE_USER_TAG = "trackbridge.source.user"
 SOURCE_PARENT_TAG = "trackbridge.source.parent_run_id"
+
+
+def asset_metadata(file_name: str, path: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The upload metadata of asset ``file_name`` for the ``artifact_meta`` entry of
+    ``path`` (the file itself or a folder above it): Comet's own metadata is the entry's
+    ``metadata``; the rest of the entry (and the folder it is about) goes under
+    :data:`ARTIFACT_META_KEY`, unless the entry is a file's metadata alone."""
+    native = entry.get("metadata")
+    if file_name == path and set(entry) == {"metadata"} and isinstance(native, dict) and native:
+        return dict(native)
+    kept: dict[str, Any] = {k: v for k, v in entry.items() if k != "metadata"}
+    if "metadata" in entry:
+        kept["metadata"] = {} if isinstance(native, dict) else native  # {}: Comet's own metadata is it
+    return {**(native if isinstance(native, dict) else {}), ARTIFACT_META_KEY: {"path": path, "entry": kept}}
+
+
+def model_id(key: str, model_name: str) -> str:
+    """The canonical id of an experiment's model: Comet names a model within its
+    experiment (offline there is no other id), so the id is the pair, unique everywhere."""
+    return f"{key}:{model_name}"
+
+
+def model_name_of(model_id: str | None, key: str) -> str | None:
+    """The inverse of :func:`model_id` for a model of experiment ``key``, else ``None``."""
+    prefix = f"{key}:"
+    return model_id[len(prefix):] if model_id and model_id.startswith(prefix) else None
 
 
 def experiment_key(platform: str, run_id: str) -> str:

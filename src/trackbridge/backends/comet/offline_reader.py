@@ -21,8 +21,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.comet import coverage as cov
 from trackbridge.backends.comet import format as fmt
-from trackbridge.backends.comet.scan import ScannedRun, iter_points, scan
+from trackbridge.backends.comet.media import histogram_from_comet, image_meta
+from trackbridge.backends.comet.scan import MediaEntry, ScannedRun, iter_points, scan
 from trackbridge.backends.comet.zipsource import ArchiveFiles
 from trackbridge.errors import BackendError, ConfigError, RunNotFound
 from trackbridge.history import Row
@@ -31,6 +33,8 @@ from trackbridge.model import (
     DatasetInput,
     Experiment,
     LoggedModel,
+    MediaPoint,
+    MediaSeries,
     MetricPoint,
     MetricSummary,
     ModelVersion,
@@ -188,6 +192,8 @@ class CometOfflineReader(Reader):
                 inputs = [DatasetInput(**i) for i in json.loads(str(value))]
             elif key == fmt.SYSTEM_KEYS_OTHER:
                 system_keys = _json_or_text(value) if isinstance(_json_or_text(value), dict) else {}
+            elif key == fmt.ARTIFACT_META_KEY:
+                continue  # artifact metadata of paths with no file: read below
             elif key == fmt.NOTES_OTHER:
                 notes = fmt.other_as_tag(value)
             elif key == fmt.STATUS_OTHER:
@@ -209,8 +215,9 @@ class CometOfflineReader(Reader):
         parent = fmt.parent_key(tags)
         if parent is not None and not archives_of(run.path.parent, parent):
             parent = None
-        models = [LoggedModel(name=n, artifact_path=n) for n in run.models]
-        models += [LoggedModel(name=n, artifact_path=n) for n in run.remote_models if n not in run.models]
+        models = [_logged_model(run, n) for n in run.models]
+        models += [LoggedModel(name=n, artifact_path=n, model_id=fmt.model_id(run.key, n))
+                   for n in run.remote_models if n not in run.models]
         return RunRecord(
             platform=self.platform,
             run_id=run.key,
@@ -233,6 +240,8 @@ class CometOfflineReader(Reader):
             summary=summary,
             models=models,
             inputs=inputs,
+            media={key: MediaSeries(entries[-1].kind, len(entries)) for key, entries in run.media.items()},
+            artifact_meta=_artifact_meta(run, _json_or_text(run.others.get(fmt.ARTIFACT_META_KEY, "{}"))),
             unread=_unread(run),
         )
 
@@ -293,9 +302,22 @@ class CometOfflineReader(Reader):
         run = self._find(run_id)
         target = dst_dir.joinpath(*_safe_parts(model.artifact_path))
         target.mkdir(parents=True, exist_ok=True)
-        for entry in run.models.get(model.name, []):
+        for entry in run.models.get(model.artifact_path, []):  # the experiment model's name
             _extract(run.path, entry.member, target, entry.path)
         return target
+
+    def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
+        run = self._find(run_id)
+        for _entry, point in _media_points(run, key):
+            yield point
+
+    def download_media(self, run_id: str, key: str, point: MediaPoint, dst_dir: Path) -> Path:
+        """The file of the first point of series ``key`` equal to ``point``."""
+        run = self._find(run_id)
+        for entry, found in _media_points(run, key, files_only=True):
+            if found == point and entry.member is not None and found.file:
+                return _extract(run.path, entry.member, dst_dir, found.file)
+        raise RunNotFound(f"run {run_id} has no media point {point.file!r} at step {point.step} in {key!r}")
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:
         models: dict[str, RegisteredModel] = {}
@@ -308,7 +330,8 @@ class CometOfflineReader(Reader):
                 model.versions = [v for v in model.versions if v.version != reg.version]
                 model.versions.append(ModelVersion(
                     name=reg.registry_name, version=reg.version, run_id=run.key,
-                    artifact_path=reg.model_name, description=reg.description,
+                    artifact_path=reg.model_name, model_id=fmt.model_id(run.key, reg.model_name),
+                    description=reg.description,
                     tags=tags, aliases=aliases, stage=reg.status,
                 ))
         for model in models.values():
@@ -326,15 +349,90 @@ def _unread(run: ScannedRun) -> dict[str, str]:
     for kind, count in sorted(run.not_carried.items()):
         base, _, sub = kind.partition(":")
         if base == "file_upload":
-            reason = fmt.NOT_CARRIED_UPLOADS.get(sub, "the file is not in the archive")
+            reason = cov.reason(cov.UPLOADS, sub, "the file is not in the archive")
         elif base == "metric":
             reason = fmt.SDK_METRICS.get(sub, "SDK bookkeeping")
+        elif "." in base:
+            reason = cov.reason(cov.FIELDS, base, "a field this version of trackbridge does not know")
         else:
-            reason = fmt.NOT_CARRIED.get(base, "a message type this version of trackbridge does not know")
+            reason = cov.reason(cov.MESSAGES, base, "a message type this version of trackbridge does not know")
         out[f"comet:{kind}"] = f"{count} message(s): {reason}"
     if run.damage:
         out["comet:damaged-archive"] = f"read up to the damage only: {run.damage}"
     return out
+
+
+def _logged_model(run: ScannedRun, name: str) -> LoggedModel:
+    """An experiment model: its files' metadata are its params (as Comet shows them),
+    and what trackbridge kept under :data:`~trackbridge.backends.comet.format.MODEL_META_KEY`
+    is the rest of the logged model (its own name where names repeat in a run)."""
+    meta = dict(run.model_meta.get(name, {}))
+    kept = meta.pop(fmt.MODEL_META_KEY, None)
+    kept = kept if isinstance(kept, dict) else {}
+    return LoggedModel(
+        name=str(kept.get("name") or name), artifact_path=name, flavors=[str(f) for f in kept.get("flavors") or []],
+        model_id=fmt.model_id(run.key, name), params={str(k): fmt.other_as_tag(v) for k, v in meta.items()},
+        metrics={str(k): fmt.decode_float(v) for k, v in (kept.get("metrics") or {}).items()},
+        tags={str(k): str(v) for k, v in (kept.get("tags") or {}).items()},
+        model_type=kept.get("model_type"), status=kept.get("status"),
+    )
+
+
+def _artifact_meta(run: ScannedRun, loose: Any) -> dict[str, dict[str, Any]]:
+    """``artifact_meta``: each asset's metadata as ``{"metadata": ...}``, or the entry
+    trackbridge kept (for the asset or the folder above it, see
+    :func:`~trackbridge.backends.comet.format.asset_metadata`) with Comet's own metadata,
+    which a user may edit, as its ``metadata``; then the entries of paths with no file
+    (the other ARTIFACT_META_KEY)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, metadata in run.artifact_meta.items():
+        meta = dict(metadata)
+        kept = meta.pop(fmt.ARTIFACT_META_KEY, None)
+        if not isinstance(kept, dict) or not isinstance(kept.get("entry"), dict):
+            out[name] = {"metadata": meta}
+            continue
+        entry = dict(kept["entry"])
+        if isinstance(entry.get("metadata"), dict) or ("metadata" not in entry and meta):
+            entry["metadata"] = meta
+        out[str(kept.get("path") or name)] = entry
+    if isinstance(loose, dict):
+        out.update({str(k): dict(v) for k, v in loose.items() if isinstance(v, dict)})
+    return out
+
+
+def _media_points(run: ScannedRun, key: str, files_only: bool = False) -> Iterator[tuple[MediaEntry, MediaPoint]]:
+    """The points of series ``key`` with their entries, oldest first (the archive's order)."""
+    entries = run.media.get(key)
+    if entries is None:
+        raise RunNotFound(f"run {run.key} has no media series {key!r}")
+    files = ArchiveFiles(run.path)
+    try:
+        for entry in entries:
+            if files_only and entry.file is None:
+                continue
+            yield entry, _media_point(files, entry)
+    finally:
+        files.close()
+
+
+def _media_point(files: ArchiveFiles, entry: MediaEntry) -> MediaPoint:
+    """One point: the value from its file (histogram, text) or the file itself, its meta
+    from Comet's metadata (an image's from its header), what trackbridge kept winning."""
+    kept = entry.kept
+    data: Any = entry.data
+    meta: dict[str, Any] = dict(entry.metadata)
+    if entry.kind == "histogram":
+        data = kept["data"] if "data" in kept else histogram_from_comet(json.loads(files.read(str(entry.member))))
+    elif entry.kind == "text":
+        data = files.read(str(entry.member)).decode("utf-8", errors="replace")
+    elif entry.kind == "image" and entry.member is not None:
+        with files.open(entry.member) as fh:
+            head = fh.read(32)
+        meta = {**image_meta(head, PurePosixPath(entry.file or "").suffix.lstrip(".") or None), **meta}
+    if "meta" in kept and isinstance(kept["meta"], dict):
+        meta = dict(kept["meta"])
+    caption = kept.get("caption")
+    return MediaPoint(entry.step, entry.timestamp, entry.kind, data=data, file=entry.file, caption=None if caption is None else str(caption), meta=meta)
 
 
 def _json_or_text(value: Any) -> Any:

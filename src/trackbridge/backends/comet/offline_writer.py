@@ -29,7 +29,7 @@ import uuid
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from trackbridge.backends.base import UNLIMITED, Limits, Writer
@@ -41,7 +41,18 @@ from trackbridge.backends.comet.upload import DEFAULT_SAMPLING_SIZE
 from trackbridge.backends.comet.zipsource import ArchiveFiles
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
+from trackbridge.backends.comet.media import histogram_to_comet, image_meta
+from trackbridge.backends.comet.scan import TEXT_SERIES
+from trackbridge.model import (
+    DatasetInput,
+    LoggedModel,
+    MediaPoint,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunStatus,
+    now_ms,
+)
 
 #: What Comet takes (docs and the SDK's validators): keys <= 100 characters, a
 #: parameter value <= 1,000 characters once stringified.  Params are JSON values with
@@ -86,6 +97,16 @@ class _Run:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     #: (registry name, version) -> register_model payload, written when zipping.
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: experiment model names in use (a repeated logged-model name gets a numbered one).
+    model_names: set[str] = field(default_factory=set)
+    #: asset file names logged so far (where set_artifact_meta can put metadata).
+    assets: set[str] = field(default_factory=set)
+    #: path -> artifact_meta entry, put into the assets' upload messages when zipping
+    #: (the engine sets it after the files are logged).
+    asset_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: artifact_meta entries of paths with no asset: kept in the other ARTIFACT_META_KEY.
+    loose_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: int = 0
     dirty: bool = True
     #: finish_run has zipped it: later changes (the engine's final tags) are zipped at once.
     finished: bool = False
@@ -269,26 +290,122 @@ class CometOfflineWriter(Writer):
         with run.lock:
             for src, rel in _files_under(local_path, artifact_dir):
                 self._upload(run, src, "asset", {"fileName": rel})
+                run.assets.add(rel)
+
+    def set_artifact_meta(self, run_id: str, meta: Mapping[str, Mapping[str, Any]]) -> None:
+        """Comet keeps metadata per asset, in its upload message: each path's entry goes
+        into the uploads of the files at or under it when the archive is zipped (the
+        files came first); a path with no file is kept in the other ARTIFACT_META_KEY."""
+        run = self._open(run_id)
+        with run.lock:
+            for path, entry in meta.items():
+                path = path.strip("/")
+                if any(a == path or a.startswith(path + "/") for a in run.assets):
+                    run.asset_meta[path] = dict(entry)
+                else:
+                    run.loose_meta[path] = dict(entry)
+            if run.loose_meta:
+                self._other(run, fmt.ARTIFACT_META_KEY, json.dumps(run.loose_meta, sort_keys=True))
+            run.dirty = True
+        self._settle(run)
 
     def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
-        """Model files are ``model-element`` uploads grouped by the model's name."""
-        name = source.name
+        """Model files are ``model-element`` uploads grouped by an experiment model name:
+        the model's name, numbered (``model-2``...) where the run already has one of that
+        name, since Comet merges the files of one name into one model.  Every file's
+        metadata holds the model's params (Comet shows them) and, under MODEL_META_KEY,
+        its own name, metrics, tags, type, status and flavors."""
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:
+            grouping, n = source.name, 1
+            while grouping in run.model_names:
+                n += 1
+                grouping = f"{source.name}-{n}"
+            run.model_names.add(grouping)
+            kept = {"name": source.name, "metrics": {k: fmt.encode_float(v) for k, v in source.metrics.items()},
+                    "tags": dict(source.tags), "model_type": source.model_type, "status": source.status,
+                    "flavors": list(source.flavors)}
+            metadata = {**{str(k): str(v) for k, v in source.params.items()}, fmt.MODEL_META_KEY: kept}
             for src, rel in _files_under(local_dir, None):
-                self._upload(run, src, "model-element", {"fileName": rel, "groupingName": name,
-                                                         "type": "model-element"})
-        return LoggedModel(name=name, artifact_path=name)
+                self._upload(run, src, "model-element", {"fileName": rel, "groupingName": grouping,
+                                                         "type": "model-element"}, metadata)
+        return replace(source, artifact_path=grouping, model_id=fmt.model_id(run.key, grouping),
+                       params=dict(source.params), metrics=dict(source.metrics), tags=dict(source.tags),
+                       flavors=list(source.flavors))
 
-    def _upload(self, run: _Run, src: Path, upload_type: str, extra: dict[str, Any]) -> None:
+    # -- media ------------------------------------------------------------------------------
+
+    def log_media(self, run_id: str, key: str, points: Sequence[tuple[MediaPoint, Path | None]]) -> None:
+        """Each point as the upload comet_ml makes for it (``log_histogram_3d``,
+        ``log_image``, ``log_text``, ``log_audio``, ``log_video``) at its step and time;
+        what Comet's upload has no field for (a caption, the series key of a text, meta
+        an image's header does not give, a histogram's exact bins where Comet's differ)
+        goes under MEDIA_META_KEY in its metadata."""
+        run = self._open(run_id)
+        with run.lock:
+            for point, local in points:
+                self._media(run, key, point, local)
+
+    def _media(self, run: _Run, key: str, point: MediaPoint, local: Path | None) -> None:
+        kept: dict[str, Any] = {} if point.caption is None else {"caption": point.caption}
+        metadata: dict[str, Any] = dict(point.meta)
+        extra: dict[str, Any] = {"step": int(point.step)}
+        base = key.rsplit("/", 1)[-1]
+        if point.kind == "histogram":
+            doc, exact = histogram_to_comet(point.data or {})
+            if not exact:
+                kept["data"] = point.data
+            local = self._scratch(run, json.dumps(doc).encode())
+            upload_type = "histogram3d"
+            extra.update(fileName=key, epoch=None, type=upload_type, extension=None)
+        elif point.kind == "text":
+            if key != TEXT_SERIES:
+                kept["key"] = key
+            if local is None:
+                local = self._scratch(run, str(point.data if point.data is not None else "").encode("utf-8"))
+            upload_type = "text-sample"
+            extra.update(fileName="auto-generated-in-the-backend", epoch=None, type=upload_type, extension=None)
+        elif point.kind in ("image", "audio", "video") and local is not None:
+            if point.file and point.file != base:
+                kept["file"] = point.file
+            if point.kind == "image":
+                run.figures += 1
+                upload_type = "visualization"
+                extra.update(figName=key, figCounter=run.figures, imageId=uuid.uuid4().hex)
+                with open(local, "rb") as fh:
+                    head = fh.read(32)
+                derived = image_meta(head, PurePosixPath(point.file or base).suffix.lstrip(".") or None)
+                if derived != point.meta:
+                    kept["meta"] = point.meta
+                metadata = {}
+            else:
+                upload_type = point.kind
+                extra.update(fileName=key, epoch=None, type=upload_type)
+        else:
+            raise BackendError(f"comet-offline: media {key!r} of kind {point.kind!r} "
+                               f"{'has no file' if local is None else 'is not one Comet holds'}")
+        if kept:
+            metadata[fmt.MEDIA_META_KEY] = kept
+        self._upload(run, Path(local), upload_type, extra, metadata, int(point.timestamp))
+
+    def _scratch(self, run: _Run, data: bytes) -> Path:
+        """A file holding ``data`` in the run's staging folder (a histogram's JSON, a text)."""
+        path = run.dir / f"scratch-{uuid.uuid4().hex}"
+        path.write_bytes(data)
+        return path
+
+    def _upload(self, run: _Run, src: Path, upload_type: str, extra: dict[str, Any],
+                metadata: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
         run.files += 1
         member = f"file-{run.files:06d}"
         shutil.copyfile(src, run.dir / "files" / member)
         params = {"assetId": uuid.uuid4().hex, "context": None, "extension": src.suffix.lstrip(".") or None,
                   "overwrite": False, "runId": None, "step": None, **extra}
-        self._write(run, "file_upload", {"additional_params": params, "clean": True, "file_path": member,
-                                         "local_timestamp": now_ms(), "metadata": {}, "upload_type": upload_type})
+        self._write(run, "file_upload", {
+            "additional_params": params, "clean": True, "file_path": member,
+            "local_timestamp": now_ms() if timestamp is None else timestamp, "metadata": dict(metadata or {}),
+            "upload_type": upload_type})
 
     # -- registry ----------------------------------------------------------------------
 
@@ -321,7 +438,7 @@ class CometOfflineWriter(Writer):
             run.registrations[f"{version.name}\0{number}"] = {
                 "comment": version.description or None, "description": description or None,
                 "experiment_id": run.key,
-                "metadata": None, "model_name": version.artifact_path or version.name, "public": False,
+                "metadata": None, "model_name": _experiment_model(run, version), "public": False,
                 "registry_name": version.name, "stages": None, "status": version.stage,
                 "status_configuration": None, "tags": tags, "version": number,
                 # the uploader validates a string here and then uses its own workspace
@@ -333,17 +450,41 @@ class CometOfflineWriter(Writer):
 
     def set_model_alias(self, name: str, alias: str, version: str) -> None:
         """Comet has no aliases: kept as the version's tag ``alias:<name>``."""
+        run, reg = self._registration(name, version)
+        with run.lock:
+            if fmt.ALIAS_TAG_PREFIX + alias not in reg["tags"]:
+                reg["tags"].append(fmt.ALIAS_TAG_PREFIX + alias)
+                run.dirty = True
+        self._settle(run)
+
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """The stage is the version's Comet ``status`` (Production, Staging...)."""
+        run, reg = self._registration(name, version)
+        with run.lock:
+            if reg.get("status") != stage:
+                reg["status"] = stage
+                run.dirty = True
+        self._settle(run)
+
+    def _registration(self, name: str, version: str) -> tuple[_Run, dict[str, Any]]:
+        """The run holding version ``version`` of ``name`` and its register_model payload:
+        among the runs open here, else in the archive that registered it (reopened)."""
+        from trackbridge.backends.comet.offline_reader import CometOfflineReader
+
         number = semver(version)
+        slot = f"{name}\0{number}"
         for run in self._all_open():
             with run.lock:
-                reg = run.registrations.get(f"{name}\0{number}")
-                if reg is not None:
-                    if fmt.ALIAS_TAG_PREFIX + alias not in reg["tags"]:
-                        reg["tags"].append(fmt.ALIAS_TAG_PREFIX + alias)
-                        run.dirty = True
-                    self._settle(run)
-                    return
-        raise RunNotFound(f"model {name} version {number} was not registered by this writer")
+                if slot in run.registrations:
+                    return run, run.registrations[slot]
+        for model in CometOfflineReader(self.root, self.platform, recover=True).list_registered_models():
+            for found in model.versions:
+                if model.name == name and found.version == number and found.run_id:
+                    run = self._open(found.run_id)
+                    with run.lock:
+                        if slot in run.registrations:
+                            return run, run.registrations[slot]
+        raise RunNotFound(f"model {name} version {number} is in no archive of {self.root}")
 
     # -- committing ---------------------------------------------------------------------
 
@@ -391,7 +532,11 @@ class CometOfflineWriter(Writer):
             zf.writestr(EXPERIMENT_FILE, json.dumps(meta))
             with zf.open(MESSAGES_FILE, "w", force_zip64=True) as dst:
                 with open(run.dir / MESSAGES_FILE, "rb") as src:
-                    shutil.copyfileobj(src, dst, 1 << 20)
+                    if run.asset_meta:
+                        for raw in src:
+                            dst.write(_with_asset_meta(raw, run.asset_meta))
+                    else:
+                        shutil.copyfileobj(src, dst, 1 << 20)
                 next_id = run.next_id
                 for payload in run.registrations.values():
                     line = {"payload": {**payload, "message_id": next_id}, "type": "register_model"}
@@ -490,6 +635,46 @@ def _restore_state(run: _Run, msg: dict[str, Any]) -> None:
         epoch = (payload.get("metric") or {}).get("epoch")
         if epoch is not None:
             run.points.epoch = epoch
+    elif msg.get("type") == "file_upload":
+        extra = payload.get("additional_params") or {}
+        if payload.get("upload_type") == "model-element":
+            run.model_names.add(str(extra.get("groupingName")))
+        elif payload.get("upload_type") == "asset":
+            run.assets.add(str(extra.get("fileName")))
+        elif payload.get("upload_type") == "visualization":
+            run.figures += 1
+
+
+def _experiment_model(run: _Run, version: ModelVersion) -> str:
+    """The experiment model a version registers (Comet registers an experiment's model by
+    its name there, which is not the registry's name): the model the version's id names,
+    else the one at its artifact path, else the run's only model."""
+    named = fmt.model_name_of(version.model_id, run.key)
+    if named is not None:
+        return named
+    if version.artifact_path in run.model_names:
+        return version.artifact_path
+    if len(run.model_names) == 1:
+        return next(iter(run.model_names))
+    return version.artifact_path or version.name
+
+
+def _with_asset_meta(raw: bytes, meta: Mapping[str, dict[str, Any]]) -> bytes:
+    """A messages.json line, with the asset metadata of its file when it is an asset
+    upload at or under a path of ``meta`` (the deepest such path wins)."""
+    if b'"file_upload"' not in raw:
+        return raw
+    msg = json.loads(raw)
+    payload = msg.get("payload") or {}
+    name = str((payload.get("additional_params") or {}).get("fileName") or "")
+    if msg.get("type") != "file_upload" or payload.get("upload_type") != "asset":
+        return raw
+    paths = [p for p in meta if name == p or name.startswith(p + "/")]
+    if not paths:
+        return raw
+    path = max(paths, key=len)
+    payload["metadata"] = fmt.asset_metadata(name, path, meta[path])
+    return (json.dumps(msg, allow_nan=False) + "\n").encode()
 
 
 def _files_under(path: Path, artifact_dir: str | None) -> list[tuple[Path, str]]:

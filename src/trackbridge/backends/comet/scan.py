@@ -53,6 +53,25 @@ class RegisterEntry:
 
 
 @dataclass
+class MediaEntry:
+    """One media point of the archive: a file upload read as media, or an HTML message."""
+
+    kind: str
+    step: int
+    timestamp: int
+    #: the archive member holding its bytes (``None``: the value is ``data``).
+    member: str | None
+    #: its file name (the point's ``file``), for file-backed kinds.
+    file: str | None
+    #: the upload's metadata without trackbridge's key (the user's, as Comet shows it).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: what trackbridge stored under :data:`~trackbridge.backends.comet.format.MEDIA_META_KEY`.
+    kept: dict[str, Any] = field(default_factory=dict)
+    #: an inline value (HTML).
+    data: Any = None
+
+
+@dataclass
 class ScannedRun:
     path: Path
     meta: dict[str, Any]
@@ -69,6 +88,12 @@ class ScannedRun:
     derived_epoch: bool = False
     artifacts: dict[str, FileEntry] = field(default_factory=dict)
     models: dict[str, list[FileEntry]] = field(default_factory=dict)
+    #: experiment model name -> the metadata of its files (Comet gives each the same).
+    model_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: asset path -> its upload's metadata (the last upload of the path wins).
+    artifact_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: media key -> points in archive order.
+    media: dict[str, list[MediaEntry]] = field(default_factory=dict)
     remote_models: list[str] = field(default_factory=list)
     registrations: list[RegisterEntry] = field(default_factory=list)
     #: message types seen and not carried -> count (for plan).
@@ -250,6 +275,13 @@ def scan(path: Path, files: ArchiveFiles) -> ScannedRun:
                 description=str(payload.get("comment") or ""),
                 model_description=str(payload.get("description") or ""),
             ))
+            for name in ("stages", "metadata", "status_configuration"):
+                if payload.get(name):
+                    run.not_carried[f"register_model.{name}"] += 1
+        elif kind in ("html", "htmlOverride"):
+            series = run.media.setdefault("html", [])
+            series.append(MediaEntry("html", len(series), 0, None, None, data=str(payload.get(kind) or ""),
+                                     metadata={"override": True} if kind == "htmlOverride" else {}))
         elif kind == "remote_model":
             if payload.get("model_name") and payload["model_name"] not in run.remote_models:
                 run.remote_models.append(str(payload["model_name"]))
@@ -278,6 +310,7 @@ def _add_upload(run: ScannedRun, payload: dict[str, Any], names: set[str], files
     member = payload.get("file_path")
     upload_type = str(payload.get("upload_type") or "asset")
     extra = payload.get("additional_params") or {}
+    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
     if upload_type in fmt.NOT_CARRIED_UPLOADS:
         run.not_carried[f"file_upload:{upload_type}"] += 1
         return
@@ -285,17 +318,55 @@ def _add_upload(run: ScannedRun, payload: dict[str, Any], names: set[str], files
         run.not_carried["file_upload:missing-file"] += 1
         return
     file_name = str(extra.get("fileName") or member)
+    if upload_type in fmt.MEDIA_UPLOADS:
+        _add_media(run, payload, upload_type, str(member), dict(metadata))
+        return
     if upload_type == "model-element":
         model = str(extra.get("groupingName") or "model")
         entries = run.models.setdefault(model, [])
         entries[:] = [e for e in entries if e.path != file_name]
         entries.append(FileEntry(file_name, member, files.size(member)))
+        if metadata and model not in run.model_meta:
+            run.model_meta[model] = dict(metadata)
         return
     if upload_type != "asset":
         if file_name == "auto-generated-in-the-backend":
             file_name = str(extra.get("assetId") or member)
         file_name = f"{upload_type}/{file_name}"
     run.artifacts[file_name] = FileEntry(file_name, member, files.size(member))
+    if metadata:
+        run.artifact_meta[file_name] = dict(metadata)
+    else:
+        run.artifact_meta.pop(file_name, None)
+
+
+#: the series a text sample goes to when trackbridge did not name it (Comet's Text tab has one).
+TEXT_SERIES = "text"
+
+
+def _add_media(run: ScannedRun, payload: dict[str, Any], upload_type: str, member: str,
+               metadata: dict[str, Any]) -> None:
+    """A media upload: its series key is Comet's name for it (the histogram's or audio's
+    file name, the image's figure name; text samples have none: ``text``) unless
+    trackbridge stored the source's key."""
+    extra = payload.get("additional_params") or {}
+    kept = metadata.pop(fmt.MEDIA_META_KEY, None)
+    kept = kept if isinstance(kept, dict) else {}
+    kind = fmt.MEDIA_UPLOADS[upload_type]
+    if upload_type == "visualization":
+        name = str(extra.get("figName") or extra.get("fileName") or "image")
+    elif upload_type == "text-sample":
+        name = TEXT_SERIES
+    else:
+        name = str(extra.get("fileName") or upload_type)
+    key = str(kept.get("key") or name)
+    file = None
+    if kind not in ("histogram", "text"):
+        file = str(kept.get("file") or name.rsplit("/", 1)[-1])
+    step = extra.get("step")
+    run.media.setdefault(key, []).append(MediaEntry(
+        kind, int(step) if step is not None else 0, int(payload.get("local_timestamp") or 0), member, file,
+        metadata, kept))
 
 
 def iter_points(files: ArchiveFiles, keys: set[str], derived_epoch: bool,
