@@ -362,6 +362,9 @@ def _unread(run: ScannedRun) -> dict[str, str]:
     return out
 
 
+READY = "READY"
+
+
 def _logged_model(run: ScannedRun, name: str) -> LoggedModel:
     """An experiment model: its files' metadata are its params (as Comet shows them),
     and what trackbridge kept under :data:`~trackbridge.backends.comet.format.MODEL_META_KEY`
@@ -374,7 +377,9 @@ def _logged_model(run: ScannedRun, name: str) -> LoggedModel:
         model_id=fmt.model_id(run.key, name), params={str(k): fmt.other_as_tag(v) for k, v in meta.items()},
         metrics={str(k): fmt.decode_float(v) for k, v in (kept.get("metrics") or {}).items()},
         tags={str(k): str(v) for k, v in (kept.get("tags") or {}).items()},
-        model_type=kept.get("model_type"), status=kept.get("status"),
+        # a model comet_ml logged is its files, all in the archive: ready, as MLflow says of a
+        # model whose files are uploaded
+        model_type=kept.get("model_type"), status=kept["status"] if "status" in kept else READY,
     )
 
 
