@@ -350,3 +350,53 @@ def test_check_lists_a_destination_artifact_deleted_by_hand_with_the_other_diffe
     assert "artifact 'report.txt': cannot be read at the destination" in result.output
     assert "Errno" not in result.output and "0 errors" in result.output
     assert "param" in result.output and "changed" in result.output, "the other difference is listed too"
+
+
+def _secret_uri(url: str) -> str:
+    return url.replace("http://", f"http://alice:{SECRET}@", 1)
+
+
+def test_no_command_ever_shows_a_password_from_the_tracking_uri(isolated_env: Path, mlflow_server,  # noqa: ANN001
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Every command (with --json where it has it), against a real server whose URI carries
+    a password, and against an unreachable one (errors quote URLs): the password never shows."""
+    from trackbridge.cli import main as group
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _secret_uri(mlflow_server.url))
+    experiment = f"secret-{os.getpid()}-{time.monotonic_ns()}"
+    (isolated_env / "report.txt").write_text("r\n")
+    with caplog.at_level(logging.INFO):
+        with tb.start_run(project=experiment, name="r") as run:
+            run.log_metrics({"loss": 0.5}, step=0)
+            run.log_artifact(isolated_env / "report.txt")
+    assert run.remote_ids["mlflow"]
+    (isolated_env / "trackbridge.toml").write_text(
+        f'[remotes.prod]\nbackend = "mlflow"\ntracking_uri = "{_secret_uri(mlflow_server.url)}"\n')
+    commands = [
+        ["--help"], ["doctor"], ["doctor", "--json"], ["ls", "mlflow"], ["ls", "mlflow", "--json"],
+        ["ls", f"mlflow:{experiment}"], ["ls", f"mlflow:{experiment}", "--json"], ["ls", "prod"],
+        ["plan", f"mlflow:{experiment}", "dir:./out"], ["plan", f"mlflow:{experiment}", "dir:./out", "--json"],
+        ["copy", f"mlflow:{experiment}", "dir:./out"], ["copy", f"mlflow:{experiment}", "dir:./out", "--json"],
+        ["sync", f"mlflow:{experiment}", "dir:./out"], ["sync", f"mlflow:{experiment}", "dir:./out", "--json"],
+        ["check", f"mlflow:{experiment}", "dir:./out"], ["check", f"mlflow:{experiment}", "dir:./out", "--json"],
+        ["export", f"prod:{experiment}", "dir:./exported"], ["import", "dir:./exported", f"mlflow:{experiment}-back"],
+        ["check", "dir:./exported", f"mlflow:{experiment}-back", "--json"], ["ls", "mlflow:no-such-experiment"],
+        ["replay"], ["replay", "--dry-run"],
+    ]
+    seen = []
+    for args in commands:
+        result = _cli(*args)
+        seen.append(result.exit_code)
+        assert SECRET not in result.output, (args, result.output)
+        assert "Traceback" not in result.output, (args, result.output)
+    assert group.commands.keys() <= {args[0] for args in commands if not args[0].startswith("-")}, \
+        "a command was added: add it here"
+    assert seen.count(0) >= len(commands) - 1, list(zip(seen, commands))  # only the unknown experiment fails
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET}@127.0.0.1:9/")  # nothing listens
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    for args in (["ls", "mlflow"], ["ls", "mlflow:x"], ["doctor"]):  # copy/check would retry for 45 s first
+        result = _cli(*args)
+        assert SECRET not in result.output and "Traceback" not in result.output, (args, result.output)
+    assert "alice:***@127.0.0.1:9" in result.output or "alice:***@127.0.0.1:9" in _cli("ls", "mlflow").output
+    assert SECRET not in caplog.text
