@@ -151,3 +151,44 @@ def test_plan_warns_for_every_series_the_uploader_would_sample(tmp_path: Path) -
     assert plan.exit_code == 0, plan.stdout
     warnings = [line for line in plan.stdout.splitlines() if "uploader keeps" in line]
     assert len(warnings) == 1 and "'loss' has ~20,000 points" in warnings[0] and "15,000" in warnings[0]
+
+
+def test_registered_sklearn_model_through_comet_offline_loads_at_champion(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 4: MLflow -> comet-offline -> MLflow, ``models:/<name>@champion``
+    loads and predicts as the original (the Comet registration names the experiment's
+    model, whose files are the version's), and the version's stage comes back."""
+    import mlflow
+    import numpy as np
+    from mlflow import MlflowClient
+    from sklearn.linear_model import LogisticRegression
+
+    src_uri, dst_uri = f"sqlite:///{tmp_path / 'src.db'}", f"sqlite:///{tmp_path / 'dst.db'}"
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    mlflow.set_tracking_uri(src_uri)
+    client = MlflowClient(src_uri)
+    exp_id = client.create_experiment("grid", artifact_location=(tmp_path / "src-art").as_uri())
+    with mlflow.start_run(experiment_id=exp_id):
+        for c in (0.1, 10.0):  # two models of one name in one run, as autolog logs them
+            model = LogisticRegression(C=c).fit(x, y)
+            info = mlflow.sklearn.log_model(model, name="model", registered_model_name="clf", input_example=x[:2])
+    expected = model.predict(x)
+    client.set_registered_model_alias("clf", "champion", info.registered_model_version)
+    client.transition_model_version_stage("clf", info.registered_model_version, "Production")
+    set_remotes(monkeypatch, src=src_uri, dst=dst_uri)
+    comet = f"comet-offline:{tmp_path / 'comet'}"
+
+    _ok(invoke("copy", "src", comet, "--json"))
+    assert invoke("check", "src", comet).exit_code == 0
+    _ok(invoke("copy", comet, "dst", "--json"))
+    end_to_end = invoke("check", "src", "dst")
+    assert end_to_end.exit_code == 0, end_to_end.stdout
+
+    mlflow.set_tracking_uri(dst_uri)
+    loaded = mlflow.pyfunc.load_model("models:/clf@champion")
+    assert (loaded.predict(x) == expected).all()
+    champion = MlflowClient(dst_uri).get_model_version_by_alias("clf", "champion")
+    assert champion.current_stage == "Production"
+    [run] = [r for runs in runs_by_source(dst_uri).values() for r in runs]
+    assert len(MlflowClient(dst_uri).search_logged_models(experiment_ids=[run.info.experiment_id])) == 2
