@@ -111,8 +111,10 @@ def test_system_metrics_are_apart(sdk_run) -> None:  # noqa: F811
             stats_keys.update(i.key for i in record.stats.item)
     reader = _reader(run_dir)
     run = reader.get_run(exp["run_id"])
-    assert set(run.system_metrics) == stats_keys
-    for key in list(stats_keys)[:3]:
+    # named as MLflow names system metrics, never ordinary metrics
+    assert set(run.system_metrics) == {"system/" + k for k in stats_keys}
+    assert set(run.system_metrics).isdisjoint(run.metrics)
+    for key in sorted(run.system_metrics)[:3]:
         points = _series(reader, run.run_id, key)
         assert points and points[-1].value == run.system_metrics[key].value
 

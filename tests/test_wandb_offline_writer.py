@@ -49,7 +49,7 @@ def _write_run(root: Path, files_dir: Path) -> str:
             for i, (s, v) in enumerate(zip(STEPS, VALUES))]
     w.log_rows(run_id, rows[:3])
     w.log_rows(run_id, rows[3:])
-    w.log_system_metrics(run_id, [("cpu", MetricPoint(0, 12.5, T0 + 5)), ("cpu", MetricPoint(1, 13.5, T0 + 15))])
+    w.log_system_metrics(run_id, [("system/cpu", MetricPoint(0, 12.5, T0 + 5)), ("system/cpu", MetricPoint(1, 13.5, T0 + 15))])
     (files_dir / "sub").mkdir(parents=True)
     (files_dir / "sub" / "notes.txt").write_text("hello")
     (files_dir / "model").mkdir()
@@ -84,8 +84,8 @@ def test_reader_reads_back_exactly_what_the_writer_wrote(tmp_path: Path) -> None
     expected = [(s, "nan" if math.isnan(v) else v, T0 + 10 * i) for i, (s, v) in enumerate(zip(STEPS, VALUES))]
     assert _points(reader, run_id, "loss") == expected  # no point lost to repeated/backward steps
     assert _points(reader, run_id, "acc") == [(STEPS[i], i / 10, T0 + 10 * i) for i in (0, 2, 4)]
-    assert _points(reader, run_id, "cpu") == [(0, 12.5, T0 + 5), (1, 13.5, T0 + 15)]
-    assert set(run.metrics) == {"loss", "acc"} and set(run.system_metrics) == {"cpu"}
+    assert _points(reader, run_id, "system/cpu") == [(0, 12.5, T0 + 5), (1, 13.5, T0 + 15)]
+    assert set(run.metrics) == {"loss", "acc"} and set(run.system_metrics) == {"system/cpu"}
     assert [(a.path, a.size) for a in reader.list_artifacts(run_id)] == [("docs/notes.txt", 5)]
     assert [m.name for m in run.models] == ["clf"]
     got = reader.download_model(run_id, run.models[0], tmp_path / "dl")

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
 from trackbridge.backends.wandb.info import INFO, OFFLINE_INFO
+from trackbridge.backends.wandb.media import NATIVE_KINDS
 from trackbridge.errors import ConfigError
 
 #: W&B holds history as rows with one time each; tags are labels; no nesting, no
@@ -53,9 +54,13 @@ WANDB_FEATURES = Features(
 #: offline files carry the run's start time (the run record's ``start_time``) exactly;
 #: registry versions are links ``wandb sync`` replays, numbered from 1 for W&B's v0
 #: (:mod:`.registry`); an alias moves, but cannot be removed through the files.
+#: The files also hold what the canonical model has beyond series: media as the SDK's
+#: history values (:mod:`.media`), artifact metadata as W&B artifacts, logged models'
+#: metadata in their artifacts, a version's stage in config ``trackbridge.registry``.
 OFFLINE_FEATURES = Features(**{**WANDB_FEATURES.__dict__, "settable_start_time": True,
                                "system_metrics": True, "tag_deletion": True, "run_rename": True,
-                               "run_deletion": True})
+                               "run_deletion": True, "stages": True, "artifact_meta": True,
+                               "model_metadata": True, "media_kinds": NATIVE_KINDS})
 
 
 class WandbBackend(Backend):

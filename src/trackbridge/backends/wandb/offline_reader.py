@@ -10,9 +10,12 @@ Mapping (what the writer in :mod:`.offline_writer` writes, read back exactly):
   ``trackbridge.tags`` -> key/value tags; W&B group / job type -> tags
   ``wandb.group`` / ``wandb.job_type``; W&B tags -> labels (the last run record
   wins: tags edited after ``init`` are read);
-* history -> metric series: step = ``trackbridge/step`` when the row has it, else
-  ``_step``; timestamp = ``_timestamp`` in ms; non-numeric values (media, text) are
-  not metrics; ``stats`` records -> system metrics;
+* history -> metric series: step = ``trackbridge/step`` when the row has it, else the
+  value of the key's ``define_metric`` step metric (:mod:`.metrics`), else ``_step``;
+  timestamp = ``_timestamp`` in ms; the definitions -> tag ``wandb.define_metric``;
+  media values (``_type`` dicts) -> media series (:mod:`.media`), their files kept out
+  of the plain files; other non-numeric values (text, lists) -> ``unread``;
+  ``stats`` records -> system metrics ``system/<key>``;
 * summary -> summary: the values the user set (W&B's copies of the last history
   values are left out), last update wins;
 * config ``trackbridge.registry`` of every run -> registered models (:mod:`.registry`);
@@ -20,7 +23,9 @@ Mapping (what the writer in :mod:`.offline_writer` writes, read back exactly):
 * used artifacts (``use_artifact``) -> dataset inputs (``source_type`` ``wandb-artifact``);
 * run files (but wandb's own, e.g. ``requirements.txt``) -> artifacts at their path;
   logged W&B artifacts -> artifacts ``wandb-artifacts/<name>/<path>``, their files
-  read from the staged copies the log points at; ``model`` artifacts -> logged models.
+  read from the staged copies the log points at, their type, description, metadata
+  and aliases -> ``artifact_meta``; ``model`` artifacts -> logged models with their
+  metadata (:mod:`.artifacts`).
 
 A damaged file (truncated, bad CRC) gives every record before the damage; with
 ``strict`` the reader raises the :class:`~.txlog.TxlogError` (it names the byte
@@ -36,11 +41,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.wandb import media as wmedia
 from trackbridge.backends.wandb import rows as rowio
-from trackbridge.backends.wandb.scan import ScannedRun, scan
+from trackbridge.backends.wandb.artifacts import ARTIFACTS_PREFIX, TABLE_TYPE, logged_model, meta_of, model_paths
+from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, encode_tag
+from trackbridge.backends.wandb.scan import Artifact, ScannedRun, history_row, parse_record, scan
 from trackbridge.backends.wandb.ids import derived_run_id
 from trackbridge.backends.wandb.registry import REGISTRY_FILES_METADATA, assemble
 from trackbridge.backends.wandb.values import (
+    ARTIFACT_META_CONFIG_KEY,
+    ARTIFACT_PATHS_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
     JOB_TYPE_TAG,
@@ -63,6 +73,8 @@ from trackbridge.model import (
     DatasetInput,
     Experiment,
     LoggedModel,
+    MediaPoint,
+    MediaSeries,
     MetricPoint,
     RegisteredModel,
     RunRecord,
@@ -71,7 +83,6 @@ from trackbridge.model import (
 
 log = logging.getLogger(__name__)
 
-ARTIFACTS_PREFIX = "wandb-artifacts"
 #: the Artifact type the SDK writer keeps a run's files in (read back at their own paths).
 RUN_FILES_TYPE = "run-files"
 #: FilesItem.type WANDB: files the SDK writes itself, not the user's.
@@ -200,6 +211,8 @@ class WandbOfflineReader(Reader):
             tags[GROUP_TAG] = run.group
         if run.job_type:
             tags[JOB_TYPE_TAG] = run.job_type
+        if run.definitions and DEFINE_METRIC_TAG not in tags:
+            tags[DEFINE_METRIC_TAG] = encode_tag(run.definitions)
         end = None
         if run.exit_code is not None and run.start_time is not None:
             end = run.start_time + run.runtime * 1000 if run.runtime else run.last_timestamp
@@ -218,7 +231,7 @@ class WandbOfflineReader(Reader):
         inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
                   for i in run.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
         inputs += [used_artifact_input(a.name, a.type, a.server_id) for a in run.artifacts if a.used]
-        models = [LoggedModel(name=a.name, artifact_path=a.name, model_id=a.client_id or None) for a in self._models(run)]
+        models = [logged_model(a.name, path, a.client_id, a.metadata) for path, a in self._models(run)]
         return RunRecord(
             platform=self.platform,
             run_id=run.run_id,
@@ -240,17 +253,62 @@ class WandbOfflineReader(Reader):
             summary=run.user_summary(),
             inputs=inputs,
             models=models,
+            media={k: MediaSeries(kind, count) for k, (kind, count) in run.media.items()},
+            artifact_meta=self._artifact_meta(run),
+            unread=_unread(run),
         )
 
+    def _artifact_meta(self, run: ScannedRun) -> dict[str, dict]:
+        """Path -> type, description, metadata and aliases of the run's logged artifacts
+        (:mod:`.artifacts`), and what a writer kept in config for paths without one."""
+        out: dict[str, dict] = {}
+        kept = run.config.get(ARTIFACT_META_CONFIG_KEY)
+        if isinstance(kept, dict):
+            out.update({str(k): dict(v) for k, v in kept.items() if isinstance(v, dict)})
+        for path, art in self._models(run):
+            meta = meta_of(art.type, art.description, art.metadata, art.aliases, model=True)
+            if meta:
+                out[path] = meta
+        for art in self._plain_artifacts(run):
+            meta = meta_of(art.type, art.description, art.metadata, art.aliases)
+            if meta:
+                out[_artifact_path(run, art)] = meta
+        return out
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         run = self._find(run_id)
         system = key in run.system_metrics and key not in run.metrics
-        return self.series.pages(run.path, key, page_size, run.start_time, system=system)
+        return self.series.pages(run.path, key, page_size, run.start_time, system=system, rules=run.rules(),
+                                 system_key=run.system_key)
 
     def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
         """W&B's own rows, one pass over the file (not one per key)."""
         run = self._find(run_id)
-        return rowio.iter_rows(run.path, keys, run.start_time, run.history_offsets)
+        return rowio.iter_rows(run.path, keys, run.start_time, run.history_offsets, rules=run.rules())
+
+    def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
+        """The points of one media series (:mod:`.media`), from the rows that hold it."""
+        run = self._find(run_id)
+        offsets = run.media_offsets.get(key)
+        if not offsets:
+            return
+        rules, files_dir = run.rules(), run.path.parent / "files"
+        last_ts = run.start_time or 0
+        for _offset, data in rowio._records(run.path, offsets):
+            row = history_row(parse_record(data).history, rules)
+            value = row.media.get(key)
+            last_ts = row.timestamp if row.timestamp is not None else last_ts
+            if value is None or wmedia.kind_of(value) is None:
+                continue
+            for point in wmedia.points(value, row.step_of(key), last_ts):
+                yield wmedia.with_data(point, files_dir)
+
+    def download_media(self, run_id: str, key: str, point: MediaPoint, dst_dir: Path) -> Path:
+        """The point's file, from the run's ``files`` folder where the SDK put it."""
+        if not point.file:
+            raise BackendError(f"media {key!r} of run {run_id!r}: a {point.kind} point has no file")
+        run = self._find(run_id)
+        local = run.path.parent / "files" / PurePosixPath(point.file)
+        return _copy(local, dst_dir / PurePosixPath(point.file).name, point.file)
 
     # -- registry (:mod:`.registry`) ----------------------------------------------
 
@@ -266,25 +324,33 @@ class WandbOfflineReader(Reader):
     # -- files ------------------------------------------------------------------
 
     @staticmethod
-    def _models(run: ScannedRun) -> list:
-        return [a for a in run.artifacts if a.type == "model" and not a.used and REGISTRY_FILES_METADATA not in a.metadata]
+    def _models(run: ScannedRun) -> list[tuple[str, Artifact]]:
+        """(artifact path, artifact) of the run's logged models, in log order."""
+        found = [a for a in run.artifacts if a.type == "model" and not a.used and REGISTRY_FILES_METADATA not in a.metadata]
+        return list(zip(model_paths(a.name for a in found), found))
+
+    @staticmethod
+    def _plain_artifacts(run: ScannedRun) -> list[Artifact]:
+        """Logged artifacts whose files are the run's (not models, tables or run files)."""
+        return [a for a in run.artifacts if not a.used and a.type not in ("model", RUN_FILES_TYPE, TABLE_TYPE)]
 
     def _files(self, run: ScannedRun) -> dict[str, tuple[Path | None, int | None, str | None]]:
         """Canonical artifact path -> (local file, size, digest) of the run's files."""
         out: dict[str, tuple[Path | None, int | None, str | None]] = {}
         files_dir = run.path.parent / "files"
         for rel, kind in run.files:
-            if kind == WANDB_FILE_TYPE:
+            if kind == WANDB_FILE_TYPE or rel in run.media_files:
                 continue
             local = files_dir.joinpath(*PurePosixPath(rel).parts)
             out[rel] = (local, local.stat().st_size if local.is_file() else None, None)
         for art in run.artifacts:
-            if art.used or art.type == "model":  # models, and run files made a registry version
+            if art.used or art.type in ("model", TABLE_TYPE):  # models (and run files made a version), tables
                 continue
             # the files of a run written through the SDK are one Artifact of type run-files
-            prefix = "" if art.type == RUN_FILES_TYPE else f"{ARTIFACTS_PREFIX}/{art.name}/"
+            where = "" if art.type == RUN_FILES_TYPE else _artifact_where(run, art)
             for path, digest, size, local_path in art.entries:
-                out[prefix + path] = (Path(local_path) if local_path else None, size, _md5_digest(digest))
+                name = where if where and not where.endswith("/") else where + path  # one file, or a folder's
+                out[name] = (Path(local_path) if local_path else None, size, _md5_digest(digest))
         return out
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
@@ -299,10 +365,13 @@ class WandbOfflineReader(Reader):
         return _copy(entry[0], dst_dir / path, path)
 
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        """The files of the model artifact of ``model.model_id`` (else of its path)."""
         run = self._find(run_id)
-        art = next((a for a in reversed(self._models(run)) if a.name == model.name), None)
+        models = self._models(run)
+        art = next((a for _p, a in models if model.model_id and a.client_id == model.model_id), None) or \
+            next((a for p, a in models if p == model.artifact_path), None)
         if art is None:
-            raise BackendError(f"run {run_id!r} has no model artifact {model.name!r}")
+            raise BackendError(f"run {run_id!r} has no model artifact {model.artifact_path!r}")
         root = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
         for path, _digest, _size, local_path in art.entries:
             _copy(Path(local_path) if local_path else None, root.joinpath(*PurePosixPath(path).parts), path)
@@ -311,6 +380,26 @@ class WandbOfflineReader(Reader):
 
     def close(self) -> None:
         self.series.close()
+
+
+def _artifact_where(run: ScannedRun, art: Artifact) -> str:
+    """Where a logged artifact's files are in the run's listing (:mod:`.artifacts`): a
+    folder (ending with ``/``) or, for an artifact a writer made of one run file, that file."""
+    named = run.config.get(ARTIFACT_PATHS_CONFIG_KEY)
+    if isinstance(named, dict) and isinstance(named.get(art.name), str):
+        return named[art.name]
+    return f"{ARTIFACTS_PREFIX}/{art.name}/"
+
+
+def _artifact_path(run: ScannedRun, art: Artifact) -> str:
+    """The path a logged artifact's ``artifact_meta`` is keyed by."""
+    return _artifact_where(run, art).rstrip("/")
+
+
+def _unread(run: ScannedRun) -> dict[str, str]:
+    """What the run holds that the canonical model does not (``RunRecord.unread``)."""
+    return {f"history {key!r}": f"values that are neither numbers nor W&B media ({kind}) are not carried"
+            for key, kind in sorted(run.other_values.items())}
 
 
 def _int(value: str | None) -> int | None:

@@ -18,9 +18,23 @@ What goes where (the reader in :mod:`.offline_reader` reads exactly this back):
   ``_runtime`` seconds since the start;
 * summary -> Summary records (``key``); at close, W&B's usual copy of the last value of
   each series (``nested_key``, skipped where the user set that key);
-* system metrics -> Stats records (one per time, ``trackbridge/step`` among the items);
+* tag ``wandb.define_metric`` (:mod:`.metrics`) -> kept in config like other tags, and
+  its definitions written as Metric records again with ``trackbridge/step`` as the
+  x-axis (which holds the step the source's step metric gave), so the summaries they
+  ask for (``summary="min"``) are W&B's summaries here too (written at close);
+* system metrics -> Stats records (one per time, ``trackbridge/step`` among the items),
+  keys without their ``system/`` prefix (a key without one is named in config
+  ``trackbridge.system_keys``);
+* media points -> History records holding the SDK's dict for each (:mod:`.media`,
+  wandb-core's flattened form), their files under ``files/media/...`` + Files records;
 * files -> ``files/<path>`` + a Files record; models -> W&B ``model`` Artifact
-  records whose files are staged in ``trackbridge-staging/`` of the run dir;
+  records whose files are staged in ``trackbridge-staging/`` of the run dir, their
+  canonical metadata in the artifact's metadata (:mod:`.artifacts`);
+* artifact metadata of a path holding run files -> an Artifact record of those files
+  (type, description, metadata, aliases; ``wandb-artifacts/<name>`` is artifact
+  ``<name>``, another path is named in config ``trackbridge.artifact_paths``); of a
+  model's path -> that model's artifact; of any other path -> config
+  ``trackbridge.artifact_meta``;
 * registered versions and aliases -> the run's config ``trackbridge.registry``
   (:mod:`.registry`: what a link cannot say back), and ``LinkArtifactRequest`` records
   naming the model artifact's client id in a second log of the run,
@@ -53,7 +67,24 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.wandb import media as wmedia
 from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb.artifacts import (
+    ARTIFACTS_PREFIX,
+    LATEST,
+    PLAIN_TYPE,
+    logged_model,
+    model_metadata,
+    model_paths,
+)
+from trackbridge.backends.wandb.metrics import (
+    DEFINE_METRIC_TAG,
+    Aggregate,
+    aggregates_for,
+    decode_tag,
+    fill,
+    summary_spec,
+)
 from trackbridge.backends.wandb.ids import run_id_for, stable_id
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
@@ -70,6 +101,8 @@ from trackbridge.backends.wandb.registry import (
 )
 from trackbridge.backends.wandb.scan import scan
 from trackbridge.backends.wandb.values import (
+    ARTIFACT_META_CONFIG_KEY,
+    ARTIFACT_PATHS_CONFIG_KEY,
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
     INPUTS_CONFIG_KEY,
@@ -77,6 +110,8 @@ from trackbridge.backends.wandb.values import (
     REGISTRY_CONFIG_KEY,
     SOURCE_END_TIME_TAG,
     STEP_KEY,
+    SYSTEM_KEYS_CONFIG_KEY,
+    SYSTEM_PREFIX,
     TAGS_CONFIG_KEY,
     WANDB_CONFIG_KEY,
     encode,
@@ -84,7 +119,16 @@ from trackbridge.backends.wandb.values import (
 )
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row, points_to_rows
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
+from trackbridge.model import (
+    DatasetInput,
+    LoggedModel,
+    MediaPoint,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunStatus,
+    now_ms,
+)
 
 STAGING_DIR = "trackbridge-staging"
 EXIT_CODES = {RunStatus.FINISHED: 0, RunStatus.FAILED: 1, RunStatus.KILLED: 255}
@@ -134,8 +178,21 @@ class _Run:
     status: RunStatus = RunStatus.RUNNING
     end_time: int | None = None
     files: set[str] = field(default_factory=set)
-    #: model artifact name -> its client id (what a registry link names)
+    #: model artifact path (:func:`.artifacts.model_paths`) -> its client id (what a
+    #: registry link names)
     models: dict[str, str] = field(default_factory=dict)
+    #: names of the model artifacts, in log order (their paths follow from it)
+    model_names: list[str] = field(default_factory=list)
+    #: artifact metadata given for paths that hold no files yet (a model logged next)
+    pending_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: config ``trackbridge.artifact_paths`` and ``trackbridge.system_keys`` as written
+    artifact_paths: dict[str, str] = field(default_factory=dict)
+    system_keys: dict[str, str] = field(default_factory=dict)
+    #: config ``trackbridge.artifact_meta`` as written
+    config_meta: dict[str, Any] = field(default_factory=dict)
+    #: summaries ``define_metric`` asks for: the specs, and each key's running values
+    summary_specs: list[Any] = field(default_factory=list)
+    aggregates: dict[str, Aggregate | None] = field(default_factory=dict)
     #: artifacts made of run files for registry versions: name -> client id
     registry_files: dict[str, str] = field(default_factory=dict)
     #: the registry entries of this run's models (config ``trackbridge.registry``)
@@ -300,7 +357,14 @@ class WandbOfflineWriter(Writer):
         run.num = old.records
         run.files = {p for p, _kind in old.files}
         models = [a for a in old.artifacts if a.type == "model" and not a.used and a.client_id]
-        run.models = {a.name: a.client_id for a in models if REGISTRY_FILES_METADATA not in a.metadata}
+        logged = [a for a in models if REGISTRY_FILES_METADATA not in a.metadata]
+        run.model_names = [a.name for a in logged]
+        run.models = {path: a.client_id for path, a in zip(model_paths(run.model_names), logged)}
+        for name, key in ((ARTIFACT_PATHS_CONFIG_KEY, "artifact_paths"), (SYSTEM_KEYS_CONFIG_KEY, "system_keys"),
+                          (ARTIFACT_META_CONFIG_KEY, "config_meta")):
+            kept = old.config.get(name)
+            setattr(run, key, dict(kept) if isinstance(kept, dict) else {})
+        run.summary_specs = aggregates_for(decode_tag(run.tags.get(DEFINE_METRIC_TAG)))
         run.registry_files = {a.name: a.client_id for a in models if REGISTRY_FILES_METADATA in a.metadata}
         held = old.config.get(REGISTRY_CONFIG_KEY)
         run.registry = held if isinstance(held, dict) else {}
@@ -330,9 +394,23 @@ class WandbOfflineWriter(Writer):
             rest = {k: str(v) for k, v in tags.items() if k not in (GROUP_TAG, JOB_TYPE_TAG)}
             if meta:
                 self._write(run, self._run_record(run))
+            if DEFINE_METRIC_TAG in rest and rest[DEFINE_METRIC_TAG] != run.tags.get(DEFINE_METRIC_TAG):
+                self._define_metrics(run, decode_tag(rest[DEFINE_METRIC_TAG]))
             if rest:
                 run.tags.update(rest)
                 self._config(run, {TAGS_CONFIG_KEY: dict(run.tags)})
+
+    def _define_metrics(self, run: _Run, definitions: list[dict[str, Any]]) -> None:
+        """The source's ``define_metric`` definitions as Metric records, each with
+        ``trackbridge/step`` as its x-axis (it holds the step the source's step metric
+        gave: a row here has no value of that metric for every series it names)."""
+        pb = _pb()
+        for spec in definitions:
+            rec = pb.Record()
+            fill(rec.metric, spec, step_metric=STEP_KEY)
+            self._write(run, rec)
+        run.summary_specs = aggregates_for(definitions)
+        run.aggregates.clear()
 
     def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
         run = self._open(run_id)
@@ -397,6 +475,7 @@ class WandbOfflineWriter(Writer):
         with run.lock:
             start = run.start_time
             last = run.last_values
+            specs, aggregates = run.summary_specs, run.aggregates
             for row in rows:
                 rec = pb.Record()
                 history = rec.history
@@ -406,6 +485,13 @@ class WandbOfflineWriter(Writer):
                     item.nested_key.append(key)
                     item.value_json = encode(float(value))
                     last[key] = value
+                    if specs:
+                        agg = aggregates.get(key, False)
+                        if agg is False:
+                            spec = summary_spec(specs, key)
+                            agg = aggregates[key] = Aggregate(*spec) if spec and "none" not in spec[0] else None
+                        if agg is not None:
+                            agg.add(float(value))
                 for key, value in ((STEP_KEY, str(int(row.step))), ("_step", str(run.next_step)),
                                    ("_timestamp", repr(row.timestamp / 1000)),
                                    ("_runtime", repr(max(0, row.timestamp - start) / 1000))):
@@ -426,13 +512,18 @@ class WandbOfflineWriter(Writer):
         for key, p in points:
             groups.setdefault((p.timestamp, p.step), []).append((key, p.value))
         with run.lock:
+            unnamed = {k.removeprefix(SYSTEM_PREFIX): k for k, _p in points
+                       if not k.startswith(SYSTEM_PREFIX) and k not in run.system_keys.values()}
+            if unnamed:  # stats keys are read as system/<key>: these keep their own names
+                run.system_keys.update(unnamed)
+                self._config(run, {SYSTEM_KEYS_CONFIG_KEY: dict(run.system_keys)})
             for (ts, step), items in groups.items():
                 rec = pb.Record()
                 rec.stats.stats_type = pb.StatsRecord.StatsType.Value("SYSTEM")
                 rec.stats.timestamp.FromMilliseconds(ts)
                 for key, value in [*items, (STEP_KEY, step)]:
                     item = rec.stats.item.add()
-                    item.key = key
+                    item.key = key.removeprefix(SYSTEM_PREFIX)
                     item.value_json = encode(float(value))
                 self._write(run, rec)
 
@@ -461,26 +552,54 @@ class WandbOfflineWriter(Writer):
                 self._write(run, rec)
 
     def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
-        """A W&B ``model`` artifact named ``name`` holding the folder's files (staged
-        inside the run dir, where ``wandb sync`` uploads them from)."""
+        """A new W&B ``model`` artifact named ``source.name`` holding the folder's files
+        (staged inside the run dir, where ``wandb sync`` uploads them from), with the
+        model's metadata (:mod:`.artifacts`).  A name logged again is a new artifact at
+        path ``<name>#<n>``, never the same files."""
         name = source.name
         run = self._open(run_id)
         with run.lock:
-            client_id = self._model_record(run, local_dir, name)
-            run.models[name] = client_id
-        return LoggedModel(name=name, artifact_path=name, model_id=client_id)
+            path = model_paths([*run.model_names, name])[-1]
+            extra = run.pending_meta.pop(path, {})
+            metadata = model_metadata(source, extra.get("metadata"))
+            client_id = self._model_record(run, local_dir, name, metadata, key=path,
+                                           description=str(extra.get("description") or ""),
+                                           aliases=list(extra.get("aliases") or []))
+            run.model_names.append(name)
+            run.models[path] = client_id
+        made = logged_model(name, path, client_id, metadata)
+        made.flavors = list(source.flavors)
+        return made
 
-    def _model_record(self, run: _Run, local_dir: Path, name: str, metadata: Mapping[str, Any] | None = None) -> str:
-        """Stage ``local_dir``'s files and write the ``model`` Artifact record; its client id."""
-        pb = _pb()
+    def _model_record(self, run: _Run, local_dir: Path, name: str, metadata: Mapping[str, Any] | None = None,
+                      key: str | None = None, description: str = "", aliases: Sequence[str] = ()) -> str:
+        """Stage ``local_dir``'s files and write the ``model`` Artifact record; its client
+        id (fixed by the run, ``key`` (the model's path) and the files)."""
         files = [f for f in sorted(local_dir.rglob("*")) if f.is_file()] if local_dir.is_dir() else [local_dir]
         with run.lock:
             stage = run.dir / STAGING_DIR / f"{name}-{run.num}"
+            pairs = []
+            for f in files:
+                rel = f.relative_to(local_dir).as_posix() if local_dir.is_dir() else f.name
+                dst = stage / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dst)
+                pairs.append((rel, dst))
+            return self._artifact_record(run, name, "model", pairs, metadata, key or name, description, aliases)
+
+    def _artifact_record(self, run: _Run, name: str, kind: str, files: Sequence[tuple[str, Path]],
+                         metadata: Mapping[str, Any] | None, key: str, description: str = "",
+                         aliases: Sequence[str] = ()) -> str:
+        """Write an Artifact record of ``files`` ((path in the artifact, local file that
+        ``wandb sync`` uploads)); its client id."""
+        pb = _pb()
+        with run.lock:
             rec = pb.Record()
             art = rec.artifact
             art.run_id, art.project, art.entity = run.run_id, run.project, run.entity
-            art.type, art.name = "model", name
-            art.aliases.append("latest")
+            art.type, art.name = kind, name
+            art.description = description
+            art.aliases.extend([a for a in aliases if a != LATEST] + [LATEST])
             art.sequence_client_id = stable_id(f"trackbridge:sequence:{run.run_id}:{name}", 26)
             art.finalize = True
             if metadata:
@@ -492,11 +611,7 @@ class WandbOfflineWriter(Writer):
             cfg = manifest.storage_policy_config.add()
             cfg.key, cfg.value_json = "storageLayout", '"V2"'
             entries = []
-            for f in files:
-                rel = f.relative_to(local_dir).as_posix() if local_dir.is_dir() else f.name
-                dst = stage / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(f, dst)
+            for rel, dst in files:
                 digest = base64.b64encode(hashlib.md5(dst.read_bytes()).digest()).decode()
                 entry = manifest.contents.add()
                 entry.path, entry.digest, entry.size, entry.local_path = rel, digest, dst.stat().st_size, str(dst.resolve())
@@ -505,9 +620,86 @@ class WandbOfflineWriter(Writer):
             for rel, digest in sorted(entries):
                 hasher.update(f"{rel}:{digest}\n".encode())
             art.digest = hasher.hexdigest()
-            art.client_id = artifact_client_id(run.run_id, name, art.digest)
+            art.client_id = artifact_client_id(run.run_id, key, art.digest)
             self._write(run, rec)
         return art.client_id
+
+    def log_media(self, run_id: str, key: str, points: Sequence[tuple[MediaPoint, Path | None]]) -> None:
+        """One History record per point holding the SDK's dict (:mod:`.media`, in
+        wandb-core's flattened form: ``nested_key`` ``[key, field]``), at the point's
+        step and time; its file under ``files/media/`` with a Files record."""
+        run = self._open(run_id)
+        pb = _pb()
+        safe = "/".join(p for p in key.split("/") if p not in ("", ".", "..")) or "media"
+        with run.lock:
+            for point, local in points:
+                if point.kind not in wmedia.NATIVE_KINDS:
+                    raise InvalidValueError(f"media {key!r}: W&B has no {point.kind!r} media here")
+                try:
+                    value, rel = wmedia.history_value(safe, point, local, run.dir / "files")
+                except ValueError as exc:
+                    raise InvalidValueError(str(exc)) from None
+                if rel is not None:
+                    files = pb.Record()
+                    item = files.files.files.add()
+                    item.path, item.type = rel, pb.FilesItem.FileType.Value("MEDIA")
+                    self._write(run, files, flush=False)
+                    run.files.add(rel)
+                rec = pb.Record()
+                items = rec.history.item
+                for field_name, field_value in value.items():
+                    item = items.add()
+                    item.nested_key.extend([key, field_name])
+                    item.value_json = _json(field_value, key)
+                for name, text in ((STEP_KEY, str(int(point.step))), ("_step", str(run.next_step)),
+                                   ("_timestamp", repr(point.timestamp / 1000)),
+                                   ("_runtime", repr(max(0, point.timestamp - run.start_time) / 1000))):
+                    item = items.add()
+                    item.nested_key.append(name)
+                    item.value_json = text
+                rec.history.step.num = run.next_step
+                run.next_step += 1
+                self._write(run, rec, flush=False)
+            if run.stream is not None:
+                run.stream.flush()
+
+    def set_artifact_meta(self, run_id: str, meta: Mapping[str, Mapping[str, Any]]) -> None:
+        """Each path's type, description, metadata and aliases (module doc): an Artifact
+        record of the run's files there, the model logged there next, or config."""
+        run = self._open(run_id)
+        with run.lock:
+            kept: dict[str, Any] = {}
+            for path, given in meta.items():
+                path = path.strip("/")
+                files = sorted(f for f in run.files if f == path or f.startswith(path + "/"))
+                if not files:
+                    if path in run.models:
+                        kept[path] = dict(given)  # the model is logged: its record cannot change
+                    else:
+                        run.pending_meta[path] = dict(given)
+                    continue
+                name = path[len(ARTIFACTS_PREFIX) + 1:] if path.startswith(ARTIFACTS_PREFIX + "/") else ""
+                single = files == [path]
+                if not name or "/" in name or single:
+                    # where its files are: a folder ends with "/", a file is the artifact's one entry
+                    name, where = collection_name(path), path if single else path + "/"
+                    if run.artifact_paths.get(name) != where:
+                        run.artifact_paths[name] = where
+                        self._config(run, {ARTIFACT_PATHS_CONFIG_KEY: dict(run.artifact_paths)})
+                local = run.dir / "files"
+                pairs = [(PurePosixPath(f).name if f == path else f[len(path) + 1:], local / Path(*PurePosixPath(f).parts))
+                         for f in files]
+                metadata = given.get("metadata")
+                self._artifact_record(run, name, str(given.get("type") or PLAIN_TYPE), pairs,
+                                      metadata if isinstance(metadata, Mapping) else None, path,
+                                      str(given.get("description") or ""), list(given.get("aliases") or []))
+            if kept:
+                self._keep_meta(run, kept)
+
+    def _keep_meta(self, run: _Run, kept: Mapping[str, Any]) -> None:
+        """Metadata of paths no artifact here holds, in config ``trackbridge.artifact_meta``."""
+        run.config_meta.update(kept)
+        self._config(run, {ARTIFACT_META_CONFIG_KEY: dict(run.config_meta)})
 
     def _files_artifact(self, run: _Run, name: str, path: str) -> str:
         """The client id of artifact ``name`` of the run's files under ``path``
@@ -627,6 +819,20 @@ class WandbOfflineWriter(Writer):
                 located.entry.setdefault("aliases", {})[alias] = current.tick()
                 self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
 
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """W&B has no stages: the stage is kept in the version's entry of config
+        ``trackbridge.registry`` (:mod:`.registry`) and read back from there."""
+        with self._registry_lock:
+            located = self._registry().locate(name, version)
+            run = self._open(located.run_id)
+            located = self._registry().locate(name, version)
+            with run.lock:
+                if stage:
+                    located.entry["stage"] = stage
+                else:
+                    located.entry.pop("stage", None)
+                self._config(run, {REGISTRY_CONFIG_KEY: run.registry})
+
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         """Status and end time are kept; the Exit record is written by :meth:`close`
         (after the tags the engine sets last).  The file is closed meanwhile."""
@@ -673,13 +879,25 @@ class WandbOfflineWriter(Writer):
     def _finalise(self, run: _Run) -> None:
         pb = _pb()
         with run.lock:
-            auto = {k: v for k, v in run.last_values.items() if k not in run.summary_keys}
+            if run.pending_meta:  # given for paths that never got files nor a model
+                self._keep_meta(run, run.pending_meta)
+                run.pending_meta = {}
+            auto: dict[str, Any] = {}
+            for key, value in run.last_values.items():
+                if key in run.summary_keys:
+                    continue
+                agg = run.aggregates.get(key)
+                if agg is None and run.summary_specs:
+                    spec = summary_spec(run.summary_specs, key)
+                    if spec and "none" in spec[0]:
+                        continue  # define_metric(summary="none"): W&B keeps no summary
+                auto[key] = (agg.summary() or float(value)) if agg is not None else float(value)
             if auto:
                 rec = pb.Record()
                 for key, value in auto.items():
                     item = rec.summary.update.add()
                     item.nested_key.append(key)
-                    item.value_json = encode(float(value))
+                    item.value_json = _json(value, key)
                 self._write(run, rec)
             exit_record = None
             if run.status not in (RunStatus.RUNNING, RunStatus.SCHEDULED):

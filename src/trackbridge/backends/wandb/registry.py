@@ -13,7 +13,8 @@ the config key ``trackbridge.registry`` of the run that logged the model::
                       "description": "...", "tags": {...}, "meta_time": <ms>,
                       "versions": [{"artifact": "<artifact name>", "client_id": "...",
                                     "created": <ms>, "seq": <n>, "description": "...",
-                                    "tags": {...}, "aliases": {"<alias>": <ms>}}]}}
+                                    "tags": {...}, "aliases": {"<alias>": <ms>},
+                                    "stage": "<MLflow stage / Comet status>"}]}}
 
 Why per run: a run holds only the versions made from it, so registering or moving an
 alias never edits another run (a finished W&B run cannot be reopened offline).  The
@@ -127,7 +128,7 @@ def assemble(runs: Iterable[tuple[str, Mapping[str, Any]]]) -> Registry:
                                    run_id=run_id, model_id=str(entry.get("client_id") or "") or None,
                                    artifact_path=str(entry.get("path") or entry.get("artifact") or ""),
                                    description=str(entry.get("description") or ""), tags=_strs(entry.get("tags")),
-                                   creation_time=created or None)
+                                   stage=str(entry.get("stage") or "") or None, creation_time=created or None)
             model.versions.append(version)
             registry.located[(name, version.version)] = Located(version, run_id, entry, collection)
             for alias, when in (entry.get("aliases") or {}).items():

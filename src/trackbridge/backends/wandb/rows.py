@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from trackbridge.backends.wandb import txlog
-from trackbridge.backends.wandb.scan import HISTORY_FIELD, history_row, parse_record, record_field
+from trackbridge.backends.wandb.metrics import StepRules
+from trackbridge.backends.wandb.scan import HISTORY_FIELD, custom_steps, history_row, parse_record, record_field
 from trackbridge.backends.wandb.values import STEP_KEY, as_number, decode_history
 from trackbridge.backends.wandb.wire import MAX_HEADS, parse_head, varint
 from trackbridge.history import Row
@@ -49,14 +50,16 @@ def _records(path: Path, offsets: Iterable[int] | None = None) -> Iterator[tuple
 
 
 def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | None = None,
-              offsets: Iterable[int] | None = None) -> Iterator[Row]:
+              offsets: Iterable[int] | None = None, rules: StepRules | None = None) -> Iterator[Row]:
     """Every history row of ``path`` holding a number for one of ``keys`` (all keys when
     ``None``), values restricted to numbers of those keys.  A row without ``_timestamp``
-    takes the previous row's time (the run's start for the first).
+    takes the previous row's time (the run's start for the first).  Where ``rules`` give
+    keys of a row another step (``define_metric`` step metrics), the row is split in one
+    row per step.
 
     ``offsets``: where the history records start (:attr:`.scan.ScannedRun.history_offsets`
     of this very file), so the other two thirds of the log are not read again."""
-    shapes = RowShapes(keys)
+    shapes = RowShapes(keys, rules)
     last_ts = start_time or 0
     for _offset, data in _records(path, offsets):
         if not data or (offsets is None and record_field(data) != HISTORY_FIELD):
@@ -65,14 +68,23 @@ def iter_rows(path: Path, keys: Sequence[str] | None = None, start_time: int | N
         if ts is None:
             ts = last_ts
         last_ts = ts
-        if values:
+        if not values:
+            continue
+        steps = shapes.steps
+        if steps is None:
             yield Row(step, ts, values)
+            continue
+        split: dict[int, dict[str, float]] = {}
+        for key, value in values.items():
+            split.setdefault(steps.get(key, step), {})[key] = value
+        for at, part in split.items():
+            yield Row(at, ts, part)
 
 
 # -- history records from the wire (the shape :mod:`.wire` describes) ---------------
 
 #: what a history key is to :func:`decode_row` (decided once per key by :class:`RowShapes`).
-_SKIP, _METRIC, _WANDB_STEP, _TIME, _USER_STEP = range(5)
+_SKIP, _METRIC, _WANDB_STEP, _TIME, _USER_STEP, _STEP_METRIC = range(6)
 _ROLE_OF = {"_runtime": _SKIP, "_step": _WANDB_STEP, "_timestamp": _TIME, STEP_KEY: _USER_STEP}
 #: first bytes of the JSON texts ``float`` reads (numbers, ``NaN``, ``Infinity``).
 _NUMBER_START = frozenset(b"-0123456789NI")
@@ -83,9 +95,15 @@ class RowShapes:
     (see above) the key's role, the key, and the item's size.  Unwanted keys' values
     are never decoded; each key is decoded from UTF-8 once."""
 
-    def __init__(self, keys: Sequence[str] | None) -> None:
+    def __init__(self, keys: Sequence[str] | None, rules: StepRules | None = None) -> None:
         self.wanted = None if keys is None else set(keys)
         self.heads: dict[bytes, tuple[int, str, int]] = {}
+        #: ``define_metric`` step metrics of the run, when it has any (``None``: ``_step``)
+        self.rules = rules or None
+        #: step metric -> its last value, for rows that lack it
+        self.last_steps: dict[str, float] = {}
+        #: key -> step of the last row decoded, for its keys whose step is a step metric's
+        self.steps: dict[str, int] | None = None
 
     def learn(self, head: bytes) -> tuple[int, str, int] | None:
         """The head's (role, key, item size), or ``None`` if it is not the usual shape."""
@@ -94,6 +112,8 @@ class RowShapes:
             return None
         key, _nested, size = shape
         role = _ROLE_OF.get(key)
+        if role is None and self.rules is not None and key in self.rules.step_keys:
+            role = _STEP_METRIC
         if role is None:
             role = _METRIC if self.wanted is None or key in self.wanted else _SKIP
         if len(self.heads) >= MAX_HEADS:
@@ -122,13 +142,14 @@ def decode_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[st
         found = None  # odd bytes: protobuf decides (and raises what it raised before)
     if found is not None:
         return found
-    row = history_row(parse_record(data).history)
+    row = history_row(parse_record(data).history, shapes.rules, shapes.last_steps)
     values: dict[str, float] = {}
     for key, value in row.values.items():
         if shapes.wanted is None or key in shapes.wanted:
             number = value if value.__class__ is float else as_number(value)
             if number is not None:
                 values[key] = number
+    shapes.steps = row.steps
     return row.step, row.timestamp, values
 
 
@@ -146,6 +167,7 @@ def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str
         return None
     heads = shapes.heads
     values: dict[str, float] = {}
+    stepped: dict[str, float] | None = None
     ts = item_step = user_step = None
     while i < end and data[i] == 0x0A:  # the hot loop: one item a turn
         value_at = i + 7 + data[i + 3]
@@ -173,6 +195,14 @@ def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str
                 values[key] = number
             continue
         value = _json_value(raw)
+        if role == _STEP_METRIC:
+            if stepped is None:
+                stepped = {}
+            if isinstance(value, float):
+                stepped[key] = value
+                if shapes.wanted is None or key in shapes.wanted:
+                    values[key] = value
+            continue
         if role == _USER_STEP:
             user_step = value
         elif isinstance(value, (int, float)):
@@ -194,8 +224,12 @@ def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str
         return None
     if item_step is not None:
         wandb_step = item_step
-    step = int(user_step) if isinstance(user_step, (int, float)) and user_step == user_step else wandb_step
-    return step, ts, values
+    if isinstance(user_step, (int, float)) and user_step == user_step:
+        shapes.steps = None
+        return int(user_step), ts, values
+    shapes.steps = custom_steps(shapes.rules, list(values), stepped or {}, shapes.last_steps) \
+        if shapes.rules is not None else None
+    return wandb_step, ts, values
 
 
 def iter_stats(path: Path) -> Iterator[tuple[str, MetricPoint]]:
@@ -268,12 +302,13 @@ class _Spill:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _file_points(path: Path, start_time: int | None) -> Iterator[tuple[str, MetricPoint]]:
-    for row in iter_rows(path, None, start_time):
+def _file_points(path: Path, start_time: int | None, rules: StepRules | None,
+                 system_key: Callable[[str], str]) -> Iterator[tuple[str, MetricPoint]]:
+    for row in iter_rows(path, None, start_time, rules=rules):
         for key, value in row.values.items():
             yield key, MetricPoint(row.step, value, row.timestamp)
     for key, point in iter_stats(path):
-        yield "\0system\0" + key, point
+        yield "\0system\0" + system_key(key), point
 
 
 def _row_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:
@@ -319,14 +354,17 @@ class SeriesCache:
         self._spills: OrderedDict[tuple[str, int, int], _Spill] = OrderedDict()
         self._lock = threading.Lock()
 
-    def pages(self, path: Path, key: str, page_size: int, start_time: int | None,
-              system: bool = False) -> Iterator[list[MetricPoint]]:
+    def pages(self, path: Path, key: str, page_size: int, start_time: int | None, system: bool = False,
+              rules: StepRules | None = None,
+              system_key: Callable[[str], str] = lambda k: k) -> Iterator[list[MetricPoint]]:
+        """``key``'s points (``system``: a stats key, named by ``system_key``), the
+        file split on first use with ``rules`` (:func:`iter_rows`)."""
         stat = path.stat()
         ident = (str(path), stat.st_mtime_ns, stat.st_size)
         with self._lock:
             spill = self._spills.get(ident)
             if spill is None:
-                spill = _Spill(_file_points(path, start_time))
+                spill = _Spill(_file_points(path, start_time, rules, system_key))
                 self._spills[ident] = spill
                 while len(self._spills) > self._runs:
                     self._spills.popitem(last=False)[1].close()

@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trackbridge.backends.wandb import media as wmedia
 from trackbridge.backends.wandb import txlog, wire
+from trackbridge.backends.wandb.metrics import StepRules, definition
 from trackbridge.backends.wandb.values import (
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
     STEP_KEY,
+    SYSTEM_KEYS_CONFIG_KEY,
+    SYSTEM_PREFIX,
     as_number,
     decode,
     decode_history,
@@ -33,10 +37,11 @@ from trackbridge.model import MetricSummary
 #: protobuf field numbers of ``Record``'s oneof (read from the wire to skip records).
 HISTORY_FIELD = 2
 SUMMARY_FIELD = 3
+METRIC_FIELD = 12
 
-#: Record fields the scan reads (history, summary, config, files, stats, artifact, run,
-#: exit, use_artifact); the others are skipped unparsed.
-_WANTED = frozenset({2, 3, 5, 6, 7, 8, 17, 18, 25})
+#: Record fields the scan reads (history, summary, config, files, stats, artifact, metric,
+#: run, exit, use_artifact); the others are skipped unparsed.
+_WANTED = frozenset({2, 3, 5, 6, 7, 8, 12, 17, 18, 25})
 
 #: history keys W&B writes itself.
 INTERNAL_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
@@ -93,6 +98,7 @@ class Artifact:
     client_id: str = ""
     #: the server's id of a used artifact
     server_id: str = ""
+    description: str = ""
 
 
 @dataclass(slots=True)
@@ -121,6 +127,16 @@ class ScannedRun:
     last_step: int = -1
     files: list[tuple[str, int]] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
+    #: ``define_metric`` definitions of the user's (:mod:`.metrics`), in file order
+    definitions: list[dict[str, Any]] = field(default_factory=list)
+    #: media key -> [canonical kind, number of points]
+    media: dict[str, list[Any]] = field(default_factory=dict)
+    #: media key -> byte offsets of the history records holding it
+    media_offsets: dict[str, array] = field(default_factory=dict)
+    #: run files the media name (kept out of the run's plain files)
+    media_files: set[str] = field(default_factory=set)
+    #: history keys whose values are not numbers nor media (text, lists): not carried
+    other_values: dict[str, str] = field(default_factory=dict)
     damage: txlog.TxlogError | None = None
     records: int = 0
     #: where the exit record starts, and where the last intact record ends.
@@ -138,9 +154,27 @@ class ScannedRun:
         return kept if isinstance(kept, str) and kept else (self.project or "uncategorized")
 
     def user_summary(self) -> dict[str, Any]:
-        """Summary values set by the user, not the last values of history series."""
+        """Summary values set by the user, not W&B's copies of history values (a series'
+        last value, or the ``{"min": ...}`` its ``define_metric`` asks for; a media key's
+        last value)."""
+        copies = self.history_keys | self.media.keys()
+        tops = {k.split(".", 1)[0] for k in copies}
         return {k: v for k, (v, nested) in self.summary.items()
-                if not k.startswith("_") and k != STEP_KEY and not (nested and k in self.history_keys)}
+                if not k.startswith("_") and k != STEP_KEY and not (nested and (k in copies or k in tops))}
+
+    def rules(self) -> StepRules:
+        """The run's x-axis definitions (trackbridge's own ``trackbridge/step`` apart)."""
+        return StepRules(self.definitions, ignore=STEP_KEY)
+
+    def system_key(self, key: str) -> str:
+        """The canonical name of a stats key: ``system/<key>`` (MLflow's form too), or the
+        name a trackbridge writer kept for it."""
+        if key.startswith(SYSTEM_PREFIX):
+            return key
+        kept = self.config.get(SYSTEM_KEYS_CONFIG_KEY)
+        if isinstance(kept, dict) and isinstance(kept.get(key), str):
+            return kept[key]
+        return SYSTEM_PREFIX + key
 
 
 def ms(seconds: float) -> int:
@@ -159,18 +193,29 @@ def parse_record(data: bytes) -> Any:
 class RowValues:
     step: int
     timestamp: int | None
+    #: scalar values (numbers, text...): media are apart
     values: dict[str, Any]
     wandb_step: int
+    #: key -> its step where a ``define_metric`` step metric gives it another than ``step``
+    steps: dict[str, int] | None = None
+    #: media key -> its W&B dict (:mod:`.media`)
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def step_of(self, key: str) -> int:
+        return self.step if self.steps is None else self.steps.get(key, self.step)
 
 
-def history_row(history: Any) -> RowValues:
+def history_row(history: Any, rules: StepRules | None = None,
+                last_steps: dict[str, float] | None = None) -> RowValues:
     """Decode one ``HistoryRecord``: the user's step (``trackbridge/step`` when a
-    trackbridge writer put it there, else W&B's ``_step``), its time, its values.
-    The hot loop of every read: values are parsed inline (numbers by ``float``)."""
-    values: dict[str, Any] = {}
+    trackbridge writer put it there, else W&B's ``_step``, else for a key with a
+    ``define_metric`` step metric that metric's value: :mod:`.metrics`), its time, its
+    values, its media (:func:`.media.group`).  ``last_steps`` (step metric -> last value)
+    is updated by a caller reading rows in order, for rows that lack the step metric."""
     wandb_step = history.step.num
     ts: int | None = None
     user_step: Any = None
+    items: list[tuple[list[str], Any]] = []
     for item in history.item:
         nested = item.nested_key
         key = (nested[0] if len(nested) == 1 else ".".join(nested)) if nested else item.key
@@ -184,9 +229,11 @@ def history_row(history: Any) -> RowValues:
                 ts = int(round(value * 1000))
             continue
         raw = item.value_json
-        if raw and raw[0] in _NUMBER_START:
+        if len(nested) > 1:
+            value: Any = decode(item)  # exact JSON (a media field's ints stay ints)
+        elif raw and raw[0] in _NUMBER_START:
             try:
-                value: Any = float(raw)
+                value = float(raw)
             except ValueError:
                 value = decode_history(item)
         else:
@@ -194,9 +241,29 @@ def history_row(history: Any) -> RowValues:
         if key == STEP_KEY:
             user_step = value
             continue
-        values[key] = value
-    step = int(user_step) if isinstance(user_step, (int, float)) and user_step == user_step else wandb_step
-    return RowValues(step, ts, values, wandb_step)
+        items.append((list(nested) if len(nested) > 1 else [key], value))
+    values, media = wmedia.group(items)
+    if isinstance(user_step, (int, float)) and user_step == user_step:
+        return RowValues(int(user_step), ts, values, wandb_step, None, media)
+    steps = custom_steps(rules, [*values, *media], values, last_steps) if rules else None
+    return RowValues(wandb_step, ts, values, wandb_step, steps, media)
+
+
+def custom_steps(rules: StepRules, keys: list[str], values: dict[str, Any],
+                 last_steps: dict[str, float] | None) -> dict[str, int] | None:
+    """key -> step for the ``keys`` of a row whose x-axis is a step metric: its value in
+    the row, else its last value (``last_steps``); ``None`` when no key has one."""
+    seen = last_steps if last_steps is not None else {}
+    for name in rules.step_keys:
+        value = values.get(name)
+        if isinstance(value, float) and value == value:
+            seen[name] = value
+    steps: dict[str, int] = {}
+    for key in keys:
+        name = rules.step_metric(key)
+        if name is not None and name in seen:
+            steps[key] = int(seen[name])
+    return steps or None
 
 
 _NUMBER_START = frozenset("-0123456789NI")
@@ -226,9 +293,11 @@ def scan(path: Path) -> ScannedRun:
                 # only the keys here: values are decoded once, for the last row of each key
                 history_offsets.append(offset)
                 keys = _wire_history_keys(data, heads)
-                if keys is None:
-                    keys = [((nested[0] if len(nested) == 1 else ".".join(nested)) if (nested := item.nested_key)
-                             else item.key) for item in parse(data).history.item]
+                if keys is None:  # nested keys (media...) or dict values: decoded
+                    row = history_row(parse(data).history)
+                    keys = list(row.values)
+                    if row.media:
+                        _add_media(run, offset, row.media)
                 for key in keys:
                     last_at[key] = offset
                 continue
@@ -278,6 +347,10 @@ def scan(path: Path) -> ScannedRun:
                     run.files.append((item.path, int(item.type)))
             elif which == "artifact":
                 run.artifacts.append(_artifact(record.artifact))
+            elif which == "metric":
+                found = definition(record.metric)
+                if found is not None and found.get("name") != STEP_KEY and found.get("step_metric") != STEP_KEY:
+                    run.definitions.append(found)
             elif which == "use_artifact":
                 use = record.use_artifact
                 run.artifacts.append(Artifact(use.name, use.type, "", [], {}, [], used=True, server_id=use.id))
@@ -302,6 +375,8 @@ def _wire_history_keys(data: bytes, heads: wire.Heads) -> list[str] | None:
         if found is None:
             return None
         items, i = found
+        if any(data[value_at] == 0x7B for _k, _n, value_at, _e in items):
+            return None  # a dict value (media of an older writer): decoded by the caller
         if i < where[1] and data[i] == 0x12:  # HistoryStep
             size, i = wire.varint(data, i + 1)
             i += size
@@ -347,6 +422,7 @@ def _last_points(run: ScannedRun, last_at: dict[str, int]) -> None:
     if not offsets:
         return
     wanted: dict[int, list[str]] = {}
+    rules = run.rules()
     for key, offset in last_at.items():
         if key not in internal:
             wanted.setdefault(offset, []).append(key)
@@ -357,12 +433,15 @@ def _last_points(run: ScannedRun, last_at: dict[str, int]) -> None:
                 _at, data = next(txlog.iter_records(stream, str(run.path), start=offset))
             except (StopIteration, txlog.TxlogError):
                 continue
-            row = history_row(parse_record(data).history)
+            row = history_row(parse_record(data).history, rules)
             ts = row.timestamp if row.timestamp is not None else (run.start_time or 0)
             for key in wanted.get(offset, ()):
-                number = as_number(row.values.get(key))
+                value = row.values.get(key)
+                number = as_number(value)
                 if number is not None:
-                    run.metrics[key] = MetricSummary(key, number, row.step, ts)
+                    run.metrics[key] = MetricSummary(key, number, row.step_of(key), ts)
+                elif value is not None:
+                    run.other_values[key] = type(value).__name__
             if offset == run.history_offsets[-1]:
                 run.last_timestamp = ts
                 run.last_step = row.wandb_step
@@ -406,7 +485,8 @@ def _apply_stats(run: ScannedRun, rec: Any, counts: dict[str, int]) -> None:
     for key, value in items:
         n = counts.get(key, 0)
         counts[key] = n + 1
-        run.system_metrics[key] = MetricSummary(key, value, n if step is None else step, ts)
+        name = run.system_key(key)
+        run.system_metrics[name] = MetricSummary(name, value, n if step is None else step, ts)
 
 
 def _artifact(rec: Any) -> Artifact:
@@ -417,5 +497,18 @@ def _artifact(rec: Any) -> Artifact:
         metadata = json.loads(rec.metadata) if rec.metadata else {}
     except ValueError:
         metadata = {}
-    return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries, client_id=rec.client_id)
+    return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries, client_id=rec.client_id,
+                    description=rec.description)
+
+
+def _add_media(run: ScannedRun, offset: int, media: dict[str, dict[str, Any]]) -> None:
+    """Count a row's media values and note where they are and which files they name."""
+    for key, value in media.items():
+        kind = wmedia.kind_of(value)
+        if kind is None:
+            continue
+        run.media_files.update(wmedia.list_files(value))
+        found = run.media.setdefault(key, [kind, 0])
+        found[1] += len(wmedia.points(value, 0, 0))
+        run.media_offsets.setdefault(key, array("q")).append(offset)
 

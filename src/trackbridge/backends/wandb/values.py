@@ -24,9 +24,20 @@ EXPERIMENT_CONFIG_KEY = "trackbridge.experiment"
 INPUTS_CONFIG_KEY = "trackbridge.inputs"
 #: config key holding the registry entries of the run's models (:mod:`.registry`).
 REGISTRY_CONFIG_KEY = "trackbridge.registry"
+#: config key naming the canonical key of stats keys written without the ``system/``
+#: prefix readers give them (a source whose system metric keys lack it).
+SYSTEM_KEYS_CONFIG_KEY = "trackbridge.system_keys"
+#: config key: W&B artifact name -> the run path its files were at (``RunRecord.artifact_meta``
+#: of a path that is not ``wandb-artifacts/<name>``).
+ARTIFACT_PATHS_CONFIG_KEY = "trackbridge.artifact_paths"
+#: config key: metadata of paths no W&B artifact can hold (no files, no model there).
+ARTIFACT_META_CONFIG_KEY = "trackbridge.artifact_meta"
 #: config keys that are bookkeeping, never the user's params.
 BOOKKEEPING_CONFIG_KEYS = frozenset({WANDB_CONFIG_KEY, TAGS_CONFIG_KEY, EXPERIMENT_CONFIG_KEY, INPUTS_CONFIG_KEY,
-                                     REGISTRY_CONFIG_KEY})
+                                     REGISTRY_CONFIG_KEY, SYSTEM_KEYS_CONFIG_KEY, ARTIFACT_PATHS_CONFIG_KEY,
+                                     ARTIFACT_META_CONFIG_KEY})
+#: prefix of system metric keys (stats records hold them without it; MLflow names them so).
+SYSTEM_PREFIX = "system/"
 #: tags the engine keeps run fields in when a destination cannot set them; read back as fields.
 SOURCE_START_TIME_TAG = "trackbridge.source.start_time"
 SOURCE_END_TIME_TAG = "trackbridge.source.end_time"
