@@ -267,6 +267,16 @@ def multipart_file(body: bytes) -> bytes:
     return part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0]
 
 
+def multipart_field(body: bytes, name: str) -> str | None:
+    """A form field of a multipart/form-data body (the SDK sends an asset's metadata so)."""
+    boundary = body.split(b"\r\n", 1)[0]
+    for part in body.split(boundary)[1:]:
+        head, _, value = part.partition(b"\r\n\r\n")
+        if f'name="{name}"'.encode() in head:
+            return value.rsplit(b"\r\n", 1)[0].decode()
+    return None
+
+
 def uploaded_metrics(recorder: Recorder) -> dict[str, list[tuple[int, Any, int]]]:
     """name -> [(step, value, timestamp)] of every metric the uploader sent, in order."""
     out: dict[str, list[tuple[int, Any, int]]] = {}
@@ -334,9 +344,12 @@ class CloudStandIn(Recorder):
         elif path.endswith("/status-report/offline-metadata"):
             e["start"], e["end"], e["running"] = b.get("startTimestamp") or e["start"], b.get("endTimestamp"), False
         elif path.endswith("/asset/upload"):
+            metadata = json.loads(multipart_field(body, "metadata") or "{}")
+            if q.get("groupingName"):
+                metadata["groupingName"] = q["groupingName"]
             e["assets"].append({"fileName": q.get("fileName"), "assetId": q.get("assetId"),
                                 "type": q.get("type") or "asset", "data": multipart_file(body),
-                                "metadata": {"groupingName": q["groupingName"]} if q.get("groupingName") else None})
+                                "metadata": metadata or None})
 
     # -- the API ---------------------------------------------------------------------
 

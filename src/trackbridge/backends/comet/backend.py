@@ -104,11 +104,11 @@ class CometOfflineBackend(Backend):
 
 
 #: Comet's cloud: what a live experiment cannot set is kept by the engine in tags.
-#: Model metadata, stages, asset metadata and media are written and read through the
-#: offline archive only so far: the live writer and the cloud reader do not carry them
-#: (the engine keeps them as files or declares them).
+#: Stages, asset metadata and media are written and read through the offline archive
+#: only so far: the live writer and the cloud reader do not carry them (the engine
+#: keeps them as files or declares them).  Model metadata goes with the model's files.
 COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion",
-                                              "model_metadata", "stages", "artifact_meta", "media_kinds")
+                                              "stages", "artifact_meta", "media_kinds")
 
 
 class CometBackend(Backend):

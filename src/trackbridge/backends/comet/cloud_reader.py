@@ -49,6 +49,21 @@ ARTIFACT_TYPES = frozenset({"asset", "image", "audio", "video", "text-sample", "
 
 
 
+#: the key of a model file's asset metadata that names its experiment model.
+GROUPING = "groupingName"
+
+
+def _metadata(asset: Mapping[str, Any]) -> dict[str, Any]:
+    """An asset's metadata (Comet gives it as JSON text or an object)."""
+    value = asset.get("metadata")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def _float(value: Any) -> float:
     return fmt.decode_float(value) if value is not None else float("nan")
 
@@ -206,7 +221,7 @@ class CometCloudReader(Reader):
                                   int(m.get("timestampCurrent") or 0))
             (system if fmt.is_system_metric(m["name"]) else metrics)[name] = point
         parent = fmt.parent_key(tags)
-        models = [LoggedModel(name=n, artifact_path=n) for n in self._call("reading models", exp.get_model_names) or []]
+        models = self._models(key, self._call("reading models", exp.get_model_names) or [])
         return RunRecord(
             platform=self.platform, run_id=key, experiment=project or meta.get("projectName") or "",
             experiment_id=f"{workspace}/{project}", name=meta.get("experimentName") or others.get("Name"),
@@ -255,12 +270,22 @@ class CometCloudReader(Reader):
                 return out
         raise RunNotFound(f"Comet experiment {run_id} has no asset {path!r}")
 
+    def _models(self, key: str, names: list[str]) -> list[LoggedModel]:
+        """The experiment's models, each with the metadata of its first file (where the
+        writers keep a logged model's params and the rest, see ``format.model_metadata``)."""
+        first: dict[str, dict[str, Any]] = {}
+        for a in self._assets(key):
+            if a.get("type") == "model-element":
+                meta = _metadata(a)
+                first.setdefault(str(meta.pop(GROUPING, "")), meta)
+        return [fmt.logged_model(key, n, first.get(n, {})) for n in names]
+
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
         target = dst_dir.joinpath(*model.artifact_path.split("/"))
         target.mkdir(parents=True, exist_ok=True)
         exp = self._experiment(run_id)
         for a in self._assets(run_id):
-            if a.get("type") == "model-element" and (a.get("metadata") or {}).get("groupingName", model.name) == model.name:
+            if a.get("type") == "model-element" and _metadata(a).get(GROUPING) == model.artifact_path:
                 data = self._call(f"downloading model file {a['fileName']}", exp.get_asset, a["assetId"],
                                   return_type="binary")
                 out = target.joinpath(*a["fileName"].split("/"))

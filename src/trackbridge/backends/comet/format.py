@@ -45,6 +45,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trackbridge.backends.comet import coverage as cov
+from trackbridge.model import LoggedModel
 #: upload types that are not carried (the rest are artifacts, model files or media).
 NOT_CARRIED_UPLOADS = frozenset(k for k, v in cov.UPLOADS.items() if not cov.carried(v))
 
@@ -134,6 +135,47 @@ def asset_metadata(file_name: str, path: str, entry: Mapping[str, Any]) -> dict[
     if "metadata" in entry:
         kept["metadata"] = {} if isinstance(native, dict) else native  # {}: Comet's own metadata is it
     return {**(native if isinstance(native, dict) else {}), ARTIFACT_META_KEY: {"path": path, "entry": kept}}
+
+
+#: what Comet's model is when comet_ml logged it: its files, all uploaded (MLflow says READY).
+READY = "READY"
+
+
+def experiment_model_name(name: str, used: set[str]) -> str:
+    """The experiment model a new logged model ``name`` goes to: ``name``, numbered
+    (``model-2``...) where the run already has one, since Comet merges one name's files
+    into one model.  Adds it to ``used``."""
+    grouping, n = name, 1
+    while grouping in used:
+        n += 1
+        grouping = f"{name}-{n}"
+    used.add(grouping)
+    return grouping
+
+
+def model_metadata(model: LoggedModel) -> dict[str, Any]:
+    """The metadata of a logged model's files: its params as the metadata's own keys (as
+    Comet shows model metadata), the rest of the model under :data:`MODEL_META_KEY`."""
+    kept = {"name": model.name, "metrics": {k: encode_float(v) for k, v in model.metrics.items()},
+            "tags": dict(model.tags), "model_type": model.model_type, "status": model.status,
+            "flavors": list(model.flavors)}
+    return {**{str(k): str(v) for k, v in model.params.items()}, MODEL_META_KEY: kept}
+
+
+def logged_model(key: str, grouping: str, metadata: Mapping[str, Any]) -> LoggedModel:
+    """The inverse of :func:`model_metadata` for experiment ``key``'s model ``grouping``;
+    a model comet_ml logged (no trackbridge key) has its metadata as params and is READY."""
+    meta = dict(metadata)
+    kept = meta.pop(MODEL_META_KEY, None)
+    kept = kept if isinstance(kept, dict) else {}
+    return LoggedModel(
+        name=str(kept.get("name") or grouping), artifact_path=grouping,
+        flavors=[str(f) for f in kept.get("flavors") or []], model_id=model_id(key, grouping),
+        params={str(k): other_as_tag(v) for k, v in meta.items()},
+        metrics={str(k): decode_float(v) for k, v in (kept.get("metrics") or {}).items()},
+        tags={str(k): str(v) for k, v in (kept.get("tags") or {}).items()},
+        model_type=kept.get("model_type"), status=kept["status"] if "status" in kept else READY,
+    )
 
 
 def model_id(key: str, model_name: str) -> str:

@@ -26,7 +26,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -75,6 +75,8 @@ def reachable(url: str, timeout: float) -> bool:
 class _Live:
     experiment: Any
     points: RunPoints = field(default_factory=RunPoints)
+    #: experiment model names in use (a repeated logged-model name gets a numbered one).
+    model_names: set[str] = field(default_factory=set)
 
 
 class CometLiveWriter(Writer):
@@ -404,10 +406,14 @@ class CometLiveWriter(Writer):
             return self._off().log_model(run_id, local_dir, source)
         local_dir = Path(local_dir)
         files = [local_dir] if local_dir.is_file() else sorted(p for p in local_dir.rglob("*") if p.is_file())
+        grouping = fmt.experiment_model_name(name, live.model_names)
+        metadata = fmt.model_metadata(source)
         for f in files:
             rel = f.name if f == local_dir else f.relative_to(local_dir).as_posix()
-            live.experiment.log_model(name, str(f), file_name=rel)
-        return LoggedModel(name=name, artifact_path=name)
+            live.experiment.log_model(grouping, str(f), file_name=rel, metadata=metadata)
+        return replace(source, artifact_path=grouping, model_id=fmt.model_id(run_id, grouping),
+                       params=dict(source.params), metrics=dict(source.metrics), tags=dict(source.tags),
+                       flavors=list(source.flavors))
 
     def register_model(self, model: RegisteredModel) -> None:
         with self._lock:
@@ -429,10 +435,12 @@ class CometLiveWriter(Writer):
                       comment=version.description or None,
                       tags=fmt.encode_version_tags(version.tags, list(version.aliases), model_tags),
                       status=version.stage or None)
+        # Comet registers an experiment's model by its name there (not the registry's)
+        model = fmt.model_name_of(version.model_id, run_id) or version.artifact_path or version.name
         if ended is not None:  # the engine registers after the run ended: through the REST API
-            ended.register_model(version.artifact_path or version.name, **kwargs)
+            ended.register_model(model, **kwargs)
         else:
-            live.experiment.register_model(version.artifact_path or version.name, **kwargs)
+            live.experiment.register_model(model, **kwargs)
         with self._lock:
             self._versions.setdefault(version.name, []).append(number)
         return ModelVersion(**{**{s: getattr(version, s) for s in version.__slots__}, "version": number})

@@ -215,7 +215,7 @@ class CometOfflineReader(Reader):
         parent = fmt.parent_key(tags)
         if parent is not None and not archives_of(run.path.parent, parent):
             parent = None
-        models = [_logged_model(run, n) for n in run.models]
+        models = [fmt.logged_model(run.key, n, run.model_meta.get(n, {})) for n in run.models]
         models += [LoggedModel(name=n, artifact_path=n, model_id=fmt.model_id(run.key, n))
                    for n in run.remote_models if n not in run.models]
         return RunRecord(
@@ -360,27 +360,6 @@ def _unread(run: ScannedRun) -> dict[str, str]:
     if run.damage:
         out["comet:damaged-archive"] = f"read up to the damage only: {run.damage}"
     return out
-
-
-READY = "READY"
-
-
-def _logged_model(run: ScannedRun, name: str) -> LoggedModel:
-    """An experiment model: its files' metadata are its params (as Comet shows them),
-    and what trackbridge kept under :data:`~trackbridge.backends.comet.format.MODEL_META_KEY`
-    is the rest of the logged model (its own name where names repeat in a run)."""
-    meta = dict(run.model_meta.get(name, {}))
-    kept = meta.pop(fmt.MODEL_META_KEY, None)
-    kept = kept if isinstance(kept, dict) else {}
-    return LoggedModel(
-        name=str(kept.get("name") or name), artifact_path=name, flavors=[str(f) for f in kept.get("flavors") or []],
-        model_id=fmt.model_id(run.key, name), params={str(k): fmt.other_as_tag(v) for k, v in meta.items()},
-        metrics={str(k): fmt.decode_float(v) for k, v in (kept.get("metrics") or {}).items()},
-        tags={str(k): str(v) for k, v in (kept.get("tags") or {}).items()},
-        # a model comet_ml logged is its files, all in the archive: ready, as MLflow says of a
-        # model whose files are uploaded
-        model_type=kept.get("model_type"), status=kept["status"] if "status" in kept else READY,
-    )
 
 
 def _artifact_meta(run: ScannedRun, loose: Any) -> dict[str, dict[str, Any]]:

@@ -318,15 +318,8 @@ class CometOfflineWriter(Writer):
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:
-            grouping, n = source.name, 1
-            while grouping in run.model_names:
-                n += 1
-                grouping = f"{source.name}-{n}"
-            run.model_names.add(grouping)
-            kept = {"name": source.name, "metrics": {k: fmt.encode_float(v) for k, v in source.metrics.items()},
-                    "tags": dict(source.tags), "model_type": source.model_type, "status": source.status,
-                    "flavors": list(source.flavors)}
-            metadata = {**{str(k): str(v) for k, v in source.params.items()}, fmt.MODEL_META_KEY: kept}
+            grouping = fmt.experiment_model_name(source.name, run.model_names)
+            metadata = fmt.model_metadata(source)
             for src, rel in _files_under(local_dir, None):
                 self._upload(run, src, "model-element", {"fileName": rel, "groupingName": grouping,
                                                          "type": "model-element"}, metadata)
