@@ -4,6 +4,7 @@ recorder standing in for Comet)."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import tracemalloc
 import zipfile
@@ -240,3 +241,80 @@ def test_tags_after_finish_are_on_disk_without_flush(tmp_path: Path, model_dir: 
     w.set_tags(run_id, {"trackbridge.complete": "marker"})  # no flush, no close
     assert CometOfflineBackend({"path": str(tmp_path / "dest")}).reader().get_run(run_id).tags[
         "trackbridge.complete"] == "marker"
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+
+def _write_rich(root: Path, model_dir: Path, tmp: Path) -> str:
+    """A run with what issue 14 found lost: asset metadata (a file's and a folder's), two
+    models of one name with metadata, media of every native kind, a version's status."""
+    from trackbridge.model import MediaPoint, RegisteredModel
+
+    w = CometOfflineBackend({"path": str(root), "workspace": "ws"}).writer()
+    run_id = w.create_run(w.ensure_experiment("proj"), name="rich", start_time=1_700_000_000_000, tags=SOURCE_TAGS)
+    (tmp / "data").mkdir()
+    (tmp / "data" / "rows.csv").write_text("a\n1\n")
+    (tmp / "notes.txt").write_text("n")
+    w.log_artifact(run_id, tmp / "data", "dataset")
+    w.log_artifact(run_id, tmp / "notes.txt")
+    w.set_artifact_meta(run_id, {"notes.txt": {"metadata": {"author": "ana"}},
+                                 "dataset": {"type": "dataset", "metadata": {"rows": 1}, "aliases": ["v1"]}})
+    for c in ("0.1", "1.0"):
+        w.log_model(run_id, model_dir, LoggedModel("clf", "clf", params={"C": c}, metrics={"acc": 0.5},
+                                                   tags={"fit": c}, model_type="classifier", status="READY"))
+    (tmp / "img.png").write_bytes(PNG)
+    (tmp / "clip.wav").write_bytes(b"RIFF....WAVE")
+    w.log_media(run_id, "weights", [(MediaPoint(s, 1_700_000_000_100 + s, "histogram",
+                                                data={"bins": [0.0, 0.5, 1.0], "values": [s, 2]}), None)
+                                    for s in range(2)])
+    w.log_media(run_id, "val/examples", [(MediaPoint(0, 1_700_000_000_200, "image", file="img.png", caption="cat",
+                                                     meta={"format": "png", "width": 1, "height": 1}), tmp / "img.png")])
+    w.log_media(run_id, "log", [(MediaPoint(3, 1_700_000_000_300, "text", data="hello"), None)])
+    w.log_media(run_id, "speech", [(MediaPoint(1, 1_700_000_000_400, "audio", file="clip.wav",
+                                                meta={"sample_rate": 8000}), tmp / "clip.wav")])
+    w.register_model(RegisteredModel("registry-clf", "d"))
+    made = w.create_model_version(ModelVersion(name="registry-clf", version="", run_id=run_id, artifact_path="clf",
+                                               model_id=f"{run_id}:clf-2"), run_id)
+    w.set_version_stage("registry-clf", made.version, "Production")
+    w.finish_run(run_id, RunStatus.FINISHED, 1_700_000_099_000)
+    w.close()
+    return run_id
+
+
+def test_rich_archive_reads_back_and_passes_comets_own_tools(tmp_path: Path, model_dir: Path,
+                                                             recorder: h.Recorder) -> None:
+    run_id = _write_rich(tmp_path / "dest", model_dir, tmp_path)
+    reader = CometOfflineBackend({"path": str(tmp_path / "dest")}).reader()
+    run = reader.get_run(run_id)
+    assert run.artifact_meta == {"notes.txt": {"metadata": {"author": "ana"}},
+                                 "dataset": {"type": "dataset", "metadata": {"rows": 1}, "aliases": ["v1"]}}
+    assert [(m.name, m.artifact_path, m.params, m.tags["fit"]) for m in run.models] == [
+        ("clf", "clf", {"C": "0.1"}, "0.1"), ("clf", "clf-2", {"C": "1.0"}, "1.0")]
+    assert {k: (s.kind, s.count) for k, s in run.media.items()} == {
+        "weights": ("histogram", 2), "val/examples": ("image", 1), "log": ("text", 1), "speech": ("audio", 1)}
+    assert [p.data for p in reader.iter_media(run_id, "weights")] == [{"bins": [0.0, 0.5, 1.0], "values": [s, 2]}
+                                                                       for s in range(2)]
+    [image] = reader.iter_media(run_id, "val/examples")
+    assert (image.caption, image.file, image.meta) == ("cat", "img.png", {"format": "png", "width": 1, "height": 1})
+    assert reader.download_media(run_id, "val/examples", image, tmp_path / "dl").read_bytes() == PNG
+    [version] = next(iter(reader.list_registered_models())).versions
+    assert (version.stage, version.artifact_path) == ("Production", "clf-2")
+
+    archive = tmp_path / "dest" / f"{run_id}.zip"
+    offline = h.run_python("import sys\nfrom comet_ml.scripts.comet import main\nmain(['offline', '--csv', sys.argv[1]])\n",
+                           str(archive), env=h.child_env(tmp_path / "home"))
+    assert offline.returncode == 0 and "invalid" not in (offline.stdout + offline.stderr).lower(), offline.stderr
+    done = h.comet_upload(archive, recorder, tmp_path / "home")
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "invalid" not in out.lower() and "Number of uploaded experiments: 1" in out, out
+    uploads = [r for r in recorder.requests if r["path"].endswith("/asset/upload")]
+    kinds = sorted({(r["query"].get("type") or ["asset"])[0] for r in uploads})
+    assert {"histogram3d", "audio", "model-element", "text-sample"} <= set(kinds), kinds
+    assert any(r["path"].endswith("/visualization/upload") or "figName" in r["query"] for r in recorder.requests)
+    metadata = [json.loads(h.multipart_field(r["body"], "metadata") or "{}") for r in uploads
+                if (r["query"].get("fileName") or [""])[0] == "notes.txt"]
+    assert metadata == [{"author": "ana"}]
+    [reg] = recorder.bodies("/registry-model/item/create")
+    assert (reg["status"], reg["experimentModelName"]) == ("Production", "clf-2")
