@@ -400,3 +400,101 @@ def test_no_command_ever_shows_a_password_from_the_tracking_uri(isolated_env: Pa
         assert SECRET not in result.output and "Traceback" not in result.output, (args, result.output)
     assert "alice:***@127.0.0.1:9" in result.output or "alice:***@127.0.0.1:9" in _cli("ls", "mlflow").output
     assert SECRET not in caplog.text
+
+
+# -- 7. every command against ordinary mistakes --------------------------------------------
+
+#: words of a fix: every error line says what to do, not only what went wrong.
+FIX_WORDS = ("Check", "Fix", "fix", "Choose", "Point", "restore", "remove", "Add", "pass", "use", "Re-create",
+             "lists them", "List them", "Install")
+
+
+def _good_archive(root: Path) -> None:
+    """A real archive with one finished run, written by the archive's own writer."""
+    from trackbridge.model import MetricPoint, RunStatus
+
+    writer = get_backend("dir", {"path": str(root)}).writer()
+    run_id = writer.create_run(writer.ensure_experiment("exp"), name="r", start_time=1_000)
+    writer.log_metrics(run_id, [("loss", MetricPoint(0, 0.5, 1_000))])
+    writer.finish_run(run_id, RunStatus.FINISHED, end_time=2_000)
+    writer.close()
+
+
+def _commands(src: str, dst: str) -> list[list[str]]:
+    """Every command that reads ``src`` (and writes ``dst``), with --json where it has it."""
+    out = [["ls", src], ["ls", src, "--json"]]
+    for command in ("plan", "copy", "sync", "check", "export"):
+        out += [[command, src, dst], [command, src, dst, "--json"]]
+    if src.startswith("dir:"):
+        out += [["import", src, dst]]
+    return out
+
+
+_CONFIG_MISTAKES = {
+    "binary .env": (".env", bytes(range(256)) * 8, ".env"),
+    "unclosed quote in .env": (".env", b'TRACKBRIDGE_BACKEND="wandb\n', ".env:1"),
+    "bad toml": ("trackbridge.toml", b"backend = \n", "trackbridge.toml"),
+    "binary toml": ("trackbridge.toml", bytes(range(128, 256)), "trackbridge.toml"),
+}
+
+
+def _assert_refused(result: Result, args: list[str], thing: str, isolated_env: Path) -> None:
+    text = result.output
+    assert result.exit_code != 0, (args, text)
+    assert "Traceback" not in text and SECRET not in text, (args, text)
+    assert not isinstance(result.exception, (AssertionError, AttributeError, TypeError, KeyError, NameError)), \
+        (args, repr(result.exception))
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, (args, text)
+    assert thing in errors[0] and any(word in errors[0] for word in FIX_WORDS), (args, errors[0])
+    assert not (isolated_env / "out").exists(), (args, "half-written destination")
+
+
+@pytest.mark.parametrize("mistake", sorted(_CONFIG_MISTAKES))
+def test_every_command_refuses_a_broken_config_file(isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    mistake: str) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET}@127.0.0.1:9/")
+    _good_archive(isolated_env / "good")
+    name, content, thing = _CONFIG_MISTAKES[mistake]
+    (isolated_env / name).write_bytes(content)
+    for args in [["doctor"], ["doctor", "--json"], ["replay"], ["replay", "--dry-run"],
+                 *_commands("dir:./good", "dir:./out")]:
+        _assert_refused(_cli(*args), args, thing, isolated_env)
+
+
+@pytest.mark.parametrize(("source", "thing"), [
+    ("dir:./nope", "nope"),
+    ("wandb-offline:./nope", "nope"),
+    ("comet-offline:./nope", "nope"),
+    ("dir:./afile", "afile"),
+    ("dir:./garbage", "archive.json"),
+    ("comet-offline:./cgarbage", "x.zip"),
+    ("dir:./empty", "no run"),
+    ("prod:exp", "'prod'"),
+    ("mlflow:no-such-experiment", "no-such-experiment"),
+])
+def test_every_command_refuses_a_bad_source(isolated_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                            source: str, thing: str) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{isolated_env / 'store' / 'mlflow.db'}")
+    (isolated_env / "afile").write_text("x")
+    (isolated_env / "garbage").mkdir()
+    (isolated_env / "garbage" / "archive.json").write_bytes(bytes(range(256)))
+    (isolated_env / "cgarbage").mkdir()
+    (isolated_env / "cgarbage" / "x.zip").write_bytes(bytes(range(256)) * 4)
+    (isolated_env / "empty").mkdir()
+    with tb.start_run(project="exists", backend="mlflow") as run:  # the store has a run, not this experiment
+        run.log_metrics({"loss": 0.5}, step=0)
+    for args in _commands(source, "dir:./out"):
+        if args[0] == "ls" and thing == "no run":
+            continue  # listing an empty folder is no mistake
+        _assert_refused(_cli(*args), args, thing, isolated_env)
+
+
+def test_every_writing_command_refuses_a_read_only_destination(isolated_env: Path) -> None:
+    _good_archive(isolated_env / "good")
+    target = unwritable(isolated_env)
+    for args in (["copy", "dir:./good", f"dir:{target}"], ["sync", "dir:./good", f"dir:{target}"],
+                 ["export", "dir:./good", f"dir:{target}"], ["import", "dir:./good", f"dir:{target}"],
+                 ["copy", "dir:./good", f"dir:{target}", "--json"]):
+        _assert_refused(_cli(*args), args, target, isolated_env)
+        assert not Path(target).exists()

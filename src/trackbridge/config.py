@@ -132,11 +132,16 @@ def load_dotenv_file(path: Path, override: bool = False) -> list[str]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's table; any way it cannot be read is one ConfigError naming it."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid TOML: {exc}. Fix it (the README shows an example).") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8). Fix it or remove it.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
 
 
 def load_file_config(cwd: Path) -> tuple[dict[str, Any], str]:

@@ -87,7 +87,8 @@ def parse_remote(arg: str, config: Config) -> RemoteSpec:
         where = f"the config file {config.remotes_origin}" if config.remotes_origin else "a config file (none found)"
         raise UnknownBackendError(
             f"unknown remote {name!r}: not a [remotes.{name}] entry in {where}, "
-            f"not set by {ENV_PREFIX}{name.upper()}_BACKEND, and not a backend name. Known: {', '.join(known)}"
+            f"not set by {ENV_PREFIX}{name.upper()}_BACKEND, and not a backend name. Add a [remotes.{name}] "
+            f"table with backend = \"...\" to trackbridge.toml, or use one of: {', '.join(known)}"
         )
     backend = options.pop("backend")
     return RemoteSpec(name, backend, _resolve_secrets(name, options), experiment)

@@ -122,13 +122,16 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn trackbridge errors into a one-line message and exit code 2."""
+    """Turn trackbridge errors, and a file or folder the system refuses (permissions, a
+    full disk) that no backend turned into one, into a one-line message and exit code 2."""
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except TrackbridgeError as exc:
             fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}. Check the path and its permissions.")
     return wrapper
 
 
