@@ -18,8 +18,10 @@ Why this shape (see ``docs/archive-format.md``, "Metrics"):
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -193,13 +195,43 @@ def _corrupt(part: Path, exc: Exception) -> BackendError:
     )
 
 
-def read_index(part: Path) -> list[dict]:
-    """The series index from a part's footer (no data pages are read)."""
+@dataclass(frozen=True)
+class _Footer:
+    """A part opened once, with its series index: reading a run's keys one at a time
+    would otherwise open the part (parse a footer of one row group per key) once per
+    key, quadratic in the number of keys."""
+
+    file: pq.ParquetFile
+    index: list[dict]
+    #: key -> its row groups in this part.
+    groups: dict[str, list[int]]
+    #: one reader of the open file at a time (a copy's reader threads share parts).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@functools.lru_cache(maxsize=8)
+def _footer_of(path: str, _mtime_ns: int, _size: int, _inode: int) -> _Footer:
+    file = pq.ParquetFile(path)
+    index = json.loads((file.schema_arrow.metadata or {})[INDEX_KEY])
+    groups: dict[str, list[int]] = {}
+    for entry in index:
+        groups.setdefault(entry["key"], []).append(entry["row_group"])
+    return _Footer(file, index, groups)
+
+
+def _footer(part: Path) -> _Footer:
+    """The footer of ``part``, cached by the file's identity (a part is only ever renamed
+    into place whole, so a changed file is a new entry, never a stale one)."""
     try:
-        metadata = pq.read_schema(part).metadata or {}
-        return json.loads(metadata[INDEX_KEY])
+        st = part.stat()
+        return _footer_of(str(part), st.st_mtime_ns, st.st_size, st.st_ino)
     except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
         raise _corrupt(part, exc) from None
+
+
+def read_index(part: Path) -> list[dict]:
+    """The series index from a part's footer (no data pages are read)."""
+    return _footer(part).index
 
 
 def summaries(metrics_dir: Path) -> tuple[dict[str, MetricSummary], dict[str, MetricSummary]]:
@@ -224,23 +256,27 @@ def iter_history(metrics_dir: Path, key: str, page_size: int) -> Iterator[list[M
         raise ValueError("page_size must be at least 1")
     page: list[MetricPoint] = []
     for part in list_parts(metrics_dir):
-        groups = [e["row_group"] for e in read_index(part) if e["key"] == key]
+        footer = _footer(part)
+        groups = footer.groups.get(key)
         if not groups:
             continue
-        try:
-            batches = pq.ParquetFile(part).iter_batches(
-                batch_size=page_size, row_groups=groups, columns=_COLUMNS)
-            for batch in batches:
-                steps, values, stamps = (batch.column(c).to_pylist() for c in _COLUMNS)
-                points = list(map(MetricPoint, steps, values, stamps))
-                while points:
-                    room = page_size - len(page)
-                    page.extend(points[:room])
-                    points = points[room:]
-                    if len(page) == page_size:
-                        yield page
-                        page = []
-        except (pa.ArrowException, OSError) as exc:
-            raise _corrupt(part, exc) from None
+        batches = footer.file.iter_batches(batch_size=page_size, row_groups=groups, columns=_COLUMNS)
+        while True:
+            try:
+                with footer.lock:  # a batch at a time: a series can be millions of points
+                    batch = next(batches, None)
+            except (pa.ArrowException, OSError) as exc:
+                raise _corrupt(part, exc) from None
+            if batch is None:
+                break
+            steps, values, stamps = (batch.column(c).to_pylist() for c in _COLUMNS)
+            points = list(map(MetricPoint, steps, values, stamps))
+            while points:
+                room = page_size - len(page)
+                page.extend(points[:room])
+                points = points[room:]
+                if len(page) == page_size:
+                    yield page
+                    page = []
     if page:
         yield page
