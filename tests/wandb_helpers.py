@@ -572,3 +572,64 @@ def write_registered(root: Path, files_dir: Path) -> tuple[list[str], str]:
         w.finish_run(r, RunStatus.FINISHED, T0_REG + 5000)
     w.close()
     return runs, "fraud-model-v2"
+
+
+# -- a run as users write it with media, define_metric, artifacts and models (issue 14) --
+
+RICH_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time, pathlib
+    import numpy as np
+    import wandb
+
+    out = pathlib.Path(sys.argv[1])
+    rng = np.random.default_rng(7)
+    # a short stats interval: the SDK samples system metrics while the epochs run
+    run = wandb.init(project="rich", name="rich-run", config={"lr": 0.1}, dir=str(out),
+                     settings=wandb.Settings(x_stats_sampling_interval=0.1))
+    run.define_metric("epoch")
+    run.define_metric("val/*", step_metric="epoch", summary="min")
+    expected = {"run_id": run.id, "train": [], "val_loss": [], "hist": [], "captions": [], "images": []}
+    for epoch in range(3):
+        for i in range(4):
+            run.log({"train/loss": 1.0 / (1 + epoch * 4 + i)})
+            expected["train"].append(1.0 / (1 + epoch * 4 + i))
+        counts, edges = np.histogram(rng.normal(size=200), bins=6)
+        img = (rng.random((8, 6, 3)) * 255).astype("uint8")
+        run.log({"epoch": epoch, "val/loss": 0.5 / (epoch + 1),
+                 "weights": wandb.Histogram(np_histogram=(counts, edges)),
+                 "val/examples": wandb.Image(img, caption=f"epoch {epoch}")})
+        expected["val_loss"].append([epoch, 0.5 / (epoch + 1)])
+        expected["hist"].append({"bins": edges.tolist(), "values": counts.tolist()})
+        expected["captions"].append(f"epoch {epoch}")
+        time.sleep(0.25)
+    table = wandb.Table(columns=["a", "b"], data=[[1, "x"], [2, "y"]])
+    run.log({"preds": table})
+    (out / "d.csv").write_text("a,b\\n1,2\\n")
+    art = wandb.Artifact("dataset-a", type="dataset", description="training rows", metadata={"rows": 1, "src": "x"})
+    art.add_file(str(out / "d.csv"))
+    run.log_artifact(art, aliases=["best", "first"])
+    for c in (1, 2):
+        (out / f"model-{c}").mkdir()
+        (out / f"model-{c}" / "model.pkl").write_bytes(f"weights C={c}".encode())
+        run.log_model(str(out / f"model-{c}"), name="clf")
+    run.finish()
+    (out / "expected.json").write_text(json.dumps(expected))
+    """
+)
+
+
+def make_rich_run(root: Path) -> tuple[Path, dict[str, Any]]:
+    """Run :data:`RICH_SCRIPT` with the real SDK; return the run dir and ``expected``."""
+    root.mkdir(parents=True, exist_ok=True)
+    script = root / "make_rich.py"
+    script.write_text(RICH_SCRIPT)
+    subprocess.run([sys.executable, str(script), str(root)], env=sdk_env(root), check=True, timeout=300, cwd=root)
+    (run_dir,) = (root / "wandb").glob("offline-run-*")
+    return run_dir, json.loads((root / "expected.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def sdk_rich_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The rich SDK run, shared by the session (read-only: copy it before damaging it)."""
+    return make_rich_run(tmp_path_factory.mktemp("wandb-rich-run"))

@@ -47,10 +47,14 @@ def model_paths(names: Iterable[str]) -> list[str]:
     return out
 
 
-def logged_model(name: str, path: str, client_id: str | None, metadata: Mapping[str, Any]) -> LoggedModel:
-    """The canonical model of a ``model`` artifact."""
+def logged_model(name: str, path: str, client_id: str | None, metadata: Mapping[str, Any],
+                 committed: bool = False) -> LoggedModel:
+    """The canonical model of a ``model`` artifact.  One the SDK logged (no canonical
+    metadata in it) is ``READY`` once committed (``finalize``), as MLflow says of a model
+    whose files are all there."""
     kept = metadata.get(MODEL_METADATA_KEY)
-    kept = kept if isinstance(kept, Mapping) else {}
+    if not isinstance(kept, Mapping):
+        kept = {"status": "READY"} if committed else {}
     return LoggedModel(
         name=name, artifact_path=path, model_id=client_id or None,
         flavors=[str(f) for f in kept.get("flavors") or []],
@@ -87,7 +91,7 @@ def meta_of(kind: str, description: str, metadata: Mapping[str, Any], aliases: I
     user = {k: v for k, v in metadata.items() if k != MODEL_METADATA_KEY}
     if user:
         out["metadata"] = user
-    kept = [a for a in aliases if a != LATEST]
+    kept = sorted({a for a in aliases if a != LATEST})  # a set at W&B: no order to keep
     if kept:
         out["aliases"] = kept
     return out

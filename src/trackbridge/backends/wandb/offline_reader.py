@@ -231,7 +231,7 @@ class WandbOfflineReader(Reader):
         inputs = [DatasetInput(**{k: v for k, v in i.items() if k in DatasetInput.__slots__})
                   for i in run.config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
         inputs += [used_artifact_input(a.name, a.type, a.server_id) for a in run.artifacts if a.used]
-        models = [logged_model(a.name, path, a.client_id, a.metadata) for path, a in self._models(run)]
+        models = [logged_model(a.name, path, a.client_id, a.metadata, a.committed) for path, a in self._models(run)]
         return RunRecord(
             platform=self.platform,
             run_id=run.run_id,

@@ -99,6 +99,8 @@ class Artifact:
     #: the server's id of a used artifact
     server_id: str = ""
     description: str = ""
+    #: the artifact is complete (``finalize``): W&B commits it
+    committed: bool = False
 
 
 @dataclass(slots=True)
@@ -375,8 +377,6 @@ def _wire_history_keys(data: bytes, heads: wire.Heads) -> list[str] | None:
         if found is None:
             return None
         items, i = found
-        if any(data[value_at] == 0x7B for _k, _n, value_at, _e in items):
-            return None  # a dict value (media of an older writer): decoded by the caller
         if i < where[1] and data[i] == 0x12:  # HistoryStep
             size, i = wire.varint(data, i + 1)
             i += size
@@ -442,6 +442,8 @@ def _last_points(run: ScannedRun, last_at: dict[str, int]) -> None:
                     run.metrics[key] = MetricSummary(key, number, row.step_of(key), ts)
                 elif value is not None:
                     run.other_values[key] = type(value).__name__
+            if row.media and not run.media.keys() >= row.media.keys():
+                _media_pass(run)  # media as one dict value (older writers), met only now
             if offset == run.history_offsets[-1]:
                 run.last_timestamp = ts
                 run.last_step = row.wandb_step
@@ -498,7 +500,27 @@ def _artifact(rec: Any) -> Artifact:
     except ValueError:
         metadata = {}
     return Artifact(rec.name, rec.type, rec.digest, list(rec.aliases), metadata, entries, client_id=rec.client_id,
-                    description=rec.description)
+                    description=rec.description, committed=rec.finalize)
+
+
+def _media_pass(run: ScannedRun) -> None:
+    """Find the media of every history row again, decoding each (the usual pass reads
+    only the keys of rows of one-part keys, where an older writer put a media dict)."""
+    run.media.clear()
+    run.media_offsets.clear()
+    run.media_files.clear()
+    with open(run.path, "rb") as stream:
+        for offset in run.history_offsets:
+            stream.seek(offset)
+            try:
+                _at, data = next(txlog.iter_records(stream, str(run.path), start=offset))
+            except (StopIteration, txlog.TxlogError):
+                continue
+            row = history_row(parse_record(data).history)
+            if row.media:
+                _add_media(run, offset, row.media)
+    for key in run.media:
+        run.other_values.pop(key, None)
 
 
 def _add_media(run: ScannedRun, offset: int, media: dict[str, dict[str, Any]]) -> None:

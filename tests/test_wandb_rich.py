@@ -1,0 +1,187 @@
+"""Issue 14 on W&B: a run written by the real wandb SDK the way users write it
+(``define_metric`` with a step metric and ``summary="min"``, a histogram and a captioned
+image per epoch, a table, an artifact with type/description/metadata/aliases, two
+models of one name, system metrics) reads into the canonical model without loss or
+fake series, copies to ``wandb-offline:``, ``dir:`` and MLflow with ``check`` passing,
+and ``check`` fails, naming it, when a media point or the artifact metadata is damaged
+at the destination by hand."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpus import invoke, set_remotes
+from wandb_helpers import sdk_rich_run, wandb_file  # noqa: F401  (fixture)
+
+from trackbridge.backends import get_backend
+from trackbridge.backends.wandb import txlog
+
+
+def _reader(path: Path):  # noqa: ANN202 - a WandbOfflineReader
+    return get_backend("wandb-offline", {"path": str(path)}).reader()
+
+
+def _ok(result) -> dict:  # noqa: ANN001 - click's Result
+    data = json.loads(result.stdout)
+    assert data["ok"], data["errors"]
+    return data
+
+
+def test_reader_gives_what_the_sdk_logged(sdk_rich_run, tmp_path: Path) -> None:  # noqa: F811
+    run_dir, exp = sdk_rich_run
+    reader = _reader(run_dir)
+    run = reader.get_run(exp["run_id"])
+    # media are media, never metric series (no `.width`, `nrows`...)
+    assert set(run.metrics) == {"epoch", "train/loss", "val/loss"}
+    assert {k: (s.kind, s.count) for k, s in run.media.items()} == {
+        "weights": ("histogram", 3), "val/examples": ("image", 3), "preds": ("table", 1)}
+    # the custom x-axis is the series' step, declared in the run's tag
+    val = [(p.step, p.value) for page in reader.iter_metric_history(run.run_id, "val/loss") for p in page]
+    assert val == [tuple(v) for v in exp["val_loss"]]
+    assert [p.value for page in reader.iter_metric_history(run.run_id, "train/loss") for p in page] == exp["train"]
+    assert json.loads(run.tags["wandb.define_metric"]) == [
+        {"name": "epoch"}, {"glob": "val/*", "step_metric": "epoch", "summary": ["min"]}]
+    assert run.summary == {}  # W&B's {"min": ...} copy of val/loss is the series', not the user's
+    rows = list(reader.iter_rows(run.run_id, ["val/loss", "epoch"]))
+    assert sorted((r.step, r.values["val/loss"]) for r in rows if "val/loss" in r.values) == \
+        [tuple(v) for v in exp["val_loss"]]
+    # one histogram per epoch, every one; captions per point; the table's rows
+    hist = list(reader.iter_media(run.run_id, "weights"))
+    assert [p.data for p in hist] == exp["hist"]
+    assert [p.step for p in hist] == [4, 9, 14]  # not under val/*: W&B's _step (4 train rows an epoch)
+    images = list(reader.iter_media(run.run_id, "val/examples"))
+    assert [p.caption for p in images] == exp["captions"] and [p.step for p in images] == [0, 1, 2]
+    assert all(p.meta == {"format": "png", "width": 6, "height": 8} for p in images)
+    local = reader.download_media(run.run_id, "val/examples", images[1], tmp_path / "m")
+    assert local.read_bytes()[:4] == b"\x89PNG"
+    assert local.read_bytes() == (run_dir / "files" / images[1].file).read_bytes()
+    (table,) = reader.iter_media(run.run_id, "preds")
+    assert table.data == {"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]} and table.file is None
+    # media files are the media's, not plain files; the artifact keeps its metadata
+    assert [a.path for a in reader.list_artifacts(run.run_id)] == ["wandb-artifacts/dataset-a/d.csv"]
+    assert run.artifact_meta == {"wandb-artifacts/dataset-a": {
+        "type": "dataset", "description": "training rows", "metadata": {"rows": 1, "src": "x"},
+        "aliases": ["best", "first"]}}
+    # two models of one name stay two, each with its own bytes
+    assert [(m.name, m.artifact_path, m.status) for m in run.models] == [("clf", "clf", "READY"), ("clf", "clf#2", "READY")]
+    assert len({m.model_id for m in run.models}) == 2
+    got = [(reader.download_model(run.run_id, m, tmp_path / str(n)) / "model.pkl").read_bytes()
+           for n, m in enumerate(run.models)]
+    assert got == [b"weights C=1", b"weights C=2"]
+    # system metrics (the SDK's stats records) apart, named as MLflow names them
+    assert run.system_metrics and all(k.startswith("system/") for k in run.system_metrics)
+    assert not set(run.system_metrics) & set(run.metrics)
+    assert run.unread == {}
+
+
+def _copy_checks(src: str, dst: str) -> None:
+    copied = _ok(invoke("copy", src, dst, "--json"))
+    assert copied["stats"]["runs_created"] == 1
+    checked = invoke("check", src, dst)
+    assert checked.exit_code == 0, checked.stdout
+    assert _ok(invoke("copy", src, dst, "--json"))["stats"]["runs_created"] == 0
+
+
+def _rewrite(path: Path, change: Callable[[Any], bool]) -> None:
+    """Rewrite a ``.wandb`` file with ``change`` applied to each record (it returns whether
+    it changed one): damage by hand, as an edit at the destination would."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    records, changed = [], 0
+    for _offset, data in txlog.read_file(path):
+        record = pb.Record.FromString(data)
+        changed += bool(change(record))
+        records.append(record.SerializeToString())
+    assert changed == 1
+    with open(path, "w+b") as stream:
+        log = txlog.LogWriter(stream)
+        for data in records:
+            log.write(data)
+
+
+def _bump_histogram(record: Any) -> bool:
+    """Add one to the first count of the first histogram of a history record."""
+    if record.WhichOneof("record_type") != "history":
+        return False
+    for item in record.history.item:
+        if list(item.nested_key) == ["weights", "values"]:
+            values = json.loads(item.value_json)
+            item.value_json = json.dumps([values[0] + 1, *values[1:]])
+            return True
+    return False
+
+
+def _first(change: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """``change`` applied to the first record it changes only."""
+    done = False
+
+    def once(record: Any) -> bool:
+        nonlocal done
+        if done:
+            return False
+        done = change(record)
+        return done
+    return once
+
+
+def test_copy_to_wandb_offline_checks_equal_and_damage_fails(sdk_rich_run, tmp_path: Path) -> None:  # noqa: F811
+    run_dir, exp = sdk_rich_run
+    src, dst = f"wandb-offline:{run_dir.parent}", f"wandb-offline:{tmp_path / 'copy'}"
+    _copy_checks(src, dst)
+    reader = _reader(tmp_path / "copy")
+    (copy,) = list(reader.list_runs("rich"))
+    assert {k: (s.kind, s.count) for k, s in copy.media.items()} == {
+        "weights": ("histogram", 3), "val/examples": ("image", 3), "preds": ("table", 1)}
+    assert [p.caption for p in reader.iter_media(copy.run_id, "val/examples")] == exp["captions"]
+    assert copy.artifact_meta["wandb-artifacts/dataset-a"]["aliases"] == ["best", "first"]
+    assert copy.tags["wandb.define_metric"] == _reader(run_dir).get_run(exp["run_id"]).tags["wandb.define_metric"]
+    # W&B's summary of val/loss is again the minimum the definition asks for
+    from trackbridge.backends.wandb.scan import scan
+
+    assert scan(wandb_file(next((tmp_path / "copy").glob("offline-run-*")))).summary["val/loss"][0] == \
+        {"min": min(v for _s, v in exp["val_loss"])}
+
+    # damage: one image's bytes, one histogram count, the artifact's description
+    image = next(p for p in reader.iter_media(copy.run_id, "val/examples"))
+    copy_dir = next((tmp_path / "copy").glob("offline-run-*"))
+    (copy_dir / "files" / image.file).write_bytes(b"\x89PNG not the image")
+    out = invoke("check", src, dst).stdout
+    assert "media 'val/examples' point 0 (step 0): file content differ" in out, out
+    _rewrite(wandb_file(copy_dir), _first(_bump_histogram))
+    out = invoke("check", src, dst).stdout
+    assert "media 'weights' point 0 (step 4): data differ" in out, out
+
+    def describe(record: Any) -> bool:
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.name == "dataset-a":
+            record.artifact.description = "edited by hand"
+            return True
+        return False
+
+    _rewrite(wandb_file(copy_dir), describe)
+    out = invoke("check", src, dst).stdout
+    assert "artifact metadata" in out and "edited by hand" in out, out
+
+
+def test_copy_to_dir_and_mlflow_checks_equal(sdk_rich_run, tmp_path: Path, sqlite_uri: str,  # noqa: F811
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir, _exp = sdk_rich_run
+    src = f"wandb-offline:{run_dir.parent}"
+    _copy_checks(src, f"dir:{tmp_path / 'archive'}")
+    set_remotes(monkeypatch, dst=sqlite_uri)
+    _copy_checks(src, "dst")
+    # and back into W&B from MLflow (media kept there as files, native again here)
+    _copy_checks("dst", f"wandb-offline:{tmp_path / 'back'}")
+    reader = _reader(tmp_path / "back")
+    (back,) = list(reader.list_runs("rich"))
+    assert {k: s.kind for k, s in back.media.items()} == {"weights": "histogram", "val/examples": "image",
+                                                         "preds": "table"}
+    first = next(reader.iter_media(back.run_id, "val/examples"))
+    digest = hashlib.sha256(reader.download_media(back.run_id, "val/examples", first, tmp_path / "d").read_bytes())
+    source = _reader(run_dir.parent)
+    (orig,) = list(source.list_runs("rich"))
+    original = next(source.iter_media(orig.run_id, "val/examples"))
+    assert digest.hexdigest() == hashlib.sha256((run_dir / "files" / original.file).read_bytes()).hexdigest()
