@@ -498,3 +498,18 @@ def test_every_writing_command_refuses_a_read_only_destination(isolated_env: Pat
                  ["copy", "dir:./good", f"dir:{target}", "--json"]):
         _assert_refused(_cli(*args), args, target, isolated_env)
         assert not Path(target).exists()
+
+
+def test_plan_counts_an_experiment_the_destination_renames(isolated_env: Path) -> None:
+    """W&B project names cannot hold '/': experiment team/proj/exp becomes project
+    team-proj-exp, which plan lists and counts as a rename."""
+    with tb.start_run(project="team/proj/exp", name="r") as run:
+        run.log_metrics({"loss": 1.0}, step=0)
+    result = _cli("plan", "mlflow", "wandb-offline:./w")
+    assert result.exit_code == 0, result.output
+    assert "rename    experiment 'team/proj/exp' -> 'team-proj-exp'" in result.output
+    assert re.search(r"^renamed 1,", result.output, re.M), result.output
+    data = json.loads(_cli("plan", "mlflow", "wandb-offline:./w", "--json").stdout)
+    assert data["experiment_renames"] == {"team/proj/exp": "team-proj-exp"}
+    assert _cli("copy", "mlflow", "wandb-offline:./w").exit_code == 0
+    assert _cli("check", "mlflow", "wandb-offline:./w").exit_code == 0

@@ -494,6 +494,12 @@ class Backend(abc.ABC):
         """Where this remote points, with secrets masked (for logs and ``doctor``)."""
         return self.name
 
+    def experiment_name(self, name: str) -> str:
+        """The name experiment ``name`` gets here, when the platform's naming rules change
+        it (W&B project names cannot hold ``/``): ``plan`` lists the difference as a rename.
+        Readers find the experiment again by either name.  Default: unchanged."""
+        return name
+
     def diagnose(self) -> list[str]:
         """One-line facts for ``trackbridge doctor`` (which credential would be used,
         where the remote resolves to, an install problem and its repair), without a

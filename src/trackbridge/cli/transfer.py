@@ -146,7 +146,14 @@ def _echo(line: str) -> None:
 _SYMBOL = {Action.CREATE: "+", Action.RESUME: "~", Action.UPDATE: "*", Action.CHANGED: "?", Action.UNCHANGED: "="}
 
 
-def render_plan(plan: Plan) -> None:
+def experiment_renames(plan: Plan, dst: Backend) -> dict[str, str]:
+    """Destination experiments whose name the destination changes (W&B: ``team/proj/exp``
+    becomes project ``team-proj-exp``): name -> the name it gets there."""
+    names = set(plan.experiments) | {run.dst_experiment for run in plan.runs}
+    return {name: dst.experiment_name(name) for name in sorted(names) if dst.experiment_name(name) != name}
+
+
+def render_plan(plan: Plan, renames: dict[str, str]) -> None:
     """rclone-like lines, then what changes to fit the destination, then totals."""
     for run in plan.runs:
         send = ", ".join(run.delta.describe()) if run.action.writes else ""
@@ -178,6 +185,8 @@ def render_plan(plan: Plan) -> None:
             _echo(f"  alias     {model.src.name}@{alias} -> source v{version_number}")
         for alias in model.remove_aliases:
             _echo(f"  unalias   {model.src.name}@{alias} (removed at the source)")
+    for old, new in renames.items():
+        _echo(f"  rename    experiment {old!r} -> {new!r} (the destination's naming rules; found again by either name)")
     for line in plan.transformations:
         _echo(f"  note      {line}")
     t = plan.totals()
@@ -192,7 +201,7 @@ def render_plan(plan: Plan) -> None:
            if t["tags_to_delete"] or t["renames"] else "")
         + f"\nregistry: {t['model_versions']} versions to create, {t['aliases']} aliases to set, "
         f"{t['aliases_to_remove']} aliases to remove"
-        + f"\nrenamed {t['renamed']}, truncated {t['truncated']}, dropped {t['dropped']}, "
+        + f"\nrenamed {t['renamed'] + len(renames)}, truncated {t['truncated']}, dropped {t['dropped']}, "
         f"kept elsewhere {t['kept_elsewhere']}, errors {t['errors']}"
     )
 
@@ -241,7 +250,8 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
         if ledger is not None:
             ledger.close()
     if outcome is None:
-        print_json(plan.to_json()) if as_json else render_plan(plan)
+        renames = experiment_renames(plan, dst_backend)
+        print_json({**plan.to_json(), "experiment_renames": renames}) if as_json else render_plan(plan, renames)
         raise SystemExit(1 if plan.totals()["errors"] else 0)
     _print_outcome(outcome, as_json)
     if outcome.ok and not as_json:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
 from trackbridge.backends.wandb.info import INFO, OFFLINE_INFO
 from trackbridge.backends.wandb.media import NATIVE_KINDS
+from trackbridge.backends.wandb.values import project_name
 from trackbridge.errors import ConfigError
 
 #: W&B holds history as rows with one time each; tags are labels; no nesting, no
@@ -115,6 +116,9 @@ class WandbBackend(Backend):
         url = self.options.get("base_url") or os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
         return f"wandb:{url}"
 
+    def experiment_name(self, name: str) -> str:
+        return project_name(name)
+
 
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
@@ -155,6 +159,9 @@ class WandbOfflineBackend(Backend):
 
     def describe(self) -> str:
         return f"wandb-offline:{self.path}"
+
+    def experiment_name(self, name: str) -> str:
+        return project_name(name)
 
     def next_steps(self) -> list[str]:
         """The ``wandb sync`` line that uploads the run folders here (with an account:
