@@ -40,6 +40,8 @@ SINGLE_KINDS = {
     "histogram": "histogram",
     "image-file": "image",
     "table-file": "table",
+    # a table logged with log_mode="INCREMENTAL": each point holds the rows added then
+    "incremental-table-file": "table",
     "audio-file": "audio",
     "video-file": "video",
     "html-file": "html",
