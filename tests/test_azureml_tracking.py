@@ -158,8 +158,10 @@ def test_registry_versions_stages_and_native_aliases(azureml_workspace: AzureWor
     writer = backend.writer()
     writer.register_model(RegisteredModel(name, description="a model ✓", tags={"owner": "ü"}))
     v1 = writer.create_model_version(ModelVersion(name, "1", artifact_path="model", description="first",
-                                                  tags={"v": "1"}, aliases=["champion"], stage="Production"), run_id)
-    v2 = writer.create_model_version(ModelVersion(name, "2", artifact_path="model", stage="Staging"), run_id)
+                                                  tags={"v": "1"}, aliases=["champion"]), run_id)
+    v2 = writer.create_model_version(ModelVersion(name, "2", artifact_path="model"), run_id)
+    writer.set_version_stage(name, v1.version, "Production")
+    writer.set_version_stage(name, v2.version, "Staging")
     writer.set_model_alias(name, "champion", v2.version)  # moves
     [model] = [m for m in backend.reader().list_registered_models() if m.name == name]
     assert (model.description, model.tags) == ("a model ✓", {"owner": "ü"})

@@ -35,8 +35,13 @@ class AzureMLBackend(MlflowBackend):
     info: ClassVar[BackendInfo] = INFO
     features: ClassVar[Features] = replace(
         # mlflow.user is set by Azure to the caller's identity: the source's user is
-        # kept in trackbridge.source.user by the engine.
-        MlflowBackend.features.disable("settable_user"),
+        # kept in trackbridge.source.user by the engine.  Logged models' own params,
+        # metrics, tags, type and status: Microsoft's MLflow support matrices do not list
+        # MLflow 3 logged models, and a workspace without their API keeps a model as
+        # files of the run (the writer's fallback), where none of them fit: declared
+        # not kept (they are written where the API answers).  Stages are supported
+        # (``how-to-manage-models-mlflow.md``): inherited.
+        MlflowBackend.features.disable("settable_user", "model_metadata"),
         system_tag_prefixes=SYSTEM_TAG_PREFIXES,
     )
 

@@ -22,7 +22,8 @@ batch upload) or from the errors users met (mlflow/mlflow#11462
   the run's files ``trackbridge/fields/`` with a pointer in the tag
   (:mod:`~trackbridge.backends.azureml.fields`);
 * registry: versions only from ``runs:/`` of this workspace; MLflow stages are
-  carried (``transition_model_version_stage``); aliases are set natively and,
+  carried (``transition_model_version_stage``, the MLflow writer's
+  ``set_version_stage``); aliases are set natively and,
   where the workspace refuses the alias API, kept as recorded version tags
   ``trackbridge.alias.<alias>`` (read back as aliases by the reader).
 """
@@ -37,6 +38,7 @@ from typing import Any
 from trackbridge.backends.azureml import fields as long_fields
 from trackbridge.backends.azureml.service import (
     ALIAS_TAG_PREFIX,
+    HISTORY_PAGE,
     KEPT_USER,
     METRICS_PER_BATCH,
     PLATFORM,
@@ -84,6 +86,8 @@ def _is_alias_refusal(exc: BaseException) -> bool:
 
 class AzureMLWriter(MlflowWriter):
     """Writes runs and registry entries into one Azure ML workspace."""
+
+    history_page = HISTORY_PAGE
 
     def __init__(self, connection: MlflowConnection, platform: str = PLATFORM, aliases: str = "auto") -> None:
         super().__init__(connection, platform)
@@ -179,15 +183,12 @@ class AzureMLWriter(MlflowWriter):
     # -- registry -----------------------------------------------------------
 
     def create_model_version(self, version: ModelVersion, run_id: str | None) -> ModelVersion:
-        """MLflow's version creation; then the stage, then the aliases (natively or as tags)."""
+        """MLflow's version creation, then the aliases (natively or as tags).  The stage
+        is set by the engine afterwards (:meth:`set_version_stage`), as for MLflow."""
         aliases = list(version.aliases)
         if run_id and not version.model_id and version.source.startswith("models:/"):
             version = self._as_run_model(version, run_id)
         created = super().create_model_version(replace(version, aliases=[]), run_id)
-        if version.stage and version.stage not in ("None", ""):
-            with translated(f"move {version.name} v{created.version} to stage {version.stage}"):
-                self._client.transition_model_version_stage(version.name, created.version, version.stage)
-            created = replace(created, stage=version.stage)
         for alias in aliases:
             self.set_model_alias(version.name, alias, created.version)
         return replace(created, aliases=sorted(aliases))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from trackbridge.backends.mlflow.convert import metric_point, metric_value_from_store
@@ -102,13 +102,17 @@ def unread_of_models(entities: Iterable[Any], run_id: str) -> dict[str, str]:
     return out
 
 
-def metric_points(run: Any, metrics: Mapping[str, float]) -> tuple[list[tuple[str, float, int, int]], dict[str, int]]:
+def metric_points(run: Any, metrics: Mapping[str, float],
+                  find: Callable[[str, float], tuple[int, int] | None] | None = None,
+                  ) -> tuple[list[tuple[str, float, int, int]], dict[str, int]]:
     """(key, value, timestamp, step) to log for a model's ``metrics`` in ``run``, and
-    ``{key: timestamp}`` of those the run does not hold yet.
+    ``{key: timestamp}`` of those the run does not hold.
 
-    A metric equal to the run's latest point of its key (what autolog logs for its
-    model) reuses that point's step and time, so logging it changes nothing in the
-    run's history; the others are new points at step 0, now."""
+    A metric equal to a point the run has reuses that point's time and step, so logging
+    it changes nothing in the run's history: the run's latest point of the key, else
+    what ``find(key, value)`` finds in the run's history (``mlflow.<flavor>.log_model``
+    links the run's points at the model's step, usually 0, not the latest).  The
+    others are new points at step 0, now."""
     latest = {m.key: m for m in run.data._metric_objs}
     points: list[tuple[str, float, int, int]] = []
     added: dict[str, int] = {}
@@ -116,9 +120,12 @@ def metric_points(run: Any, metrics: Mapping[str, float]) -> tuple[list[tuple[st
         mine = latest.get(key)
         if mine is not None and float_key(metric_value_from_store(mine.value)) == float_key(value):
             points.append((key, float(value), int(mine.timestamp), int(mine.step)))
-        else:
+            continue
+        found = find(key, value) if find is not None and mine is not None else None
+        if found is None:
             added[key] = now_ms()
-            points.append((key, float(value), added[key], 0))
+            found = (added[key], 0)
+        points.append((key, float(value), *found))
     return points, added
 
 

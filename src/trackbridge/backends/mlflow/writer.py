@@ -28,6 +28,7 @@ from trackbridge.backends.mlflow.convert import (
     TAG_RUN_NAME,
     TAG_USER,
     dataset_input_to_mlflow,
+    metric_value_from_store,
     model_version_from_mlflow,
 )
 from trackbridge.backends.mlflow.logged_models import (
@@ -39,7 +40,15 @@ from trackbridge.backends.mlflow.logged_models import (
 from trackbridge.backends.mlflow.errors import is_duplicate, is_not_found, translated
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model_files import model_flavors
-from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+from trackbridge.model import (
+    DatasetInput,
+    LoggedModel,
+    MetricPoint,
+    ModelVersion,
+    RegisteredModel,
+    RunStatus,
+    float_key,
+)
 
 #: estimated JSON bytes around one entity in a ``log_batch`` body (field names, step, timestamp).
 _BATCH_OVERHEAD = 64
@@ -118,6 +127,9 @@ def _metric_sizer() -> Callable[[tuple[str, MetricPoint]], int]:
 
 class MlflowWriter(Writer):
     """Writes runs into one MLflow tracking location."""
+
+    #: points per request when looking through a run's history for a model's metric.
+    history_page = 1000
 
     def __init__(self, connection: MlflowConnection, platform: str = PLATFORM) -> None:
         self.connection = connection
@@ -313,8 +325,10 @@ class MlflowWriter(Writer):
         params = [(k, str(v)) for k, v in source.params.items()]
         with translated(f"log model {source.name!r}", run_id):
             run = self._client.get_run(run_id)
-            points, added = metric_points(run, source.metrics)
             sql_store = self._sql_store()
+            # a SQL store takes model metrics alone: no need to find the run's points
+            find = None if sql_store is not None else lambda key, value: self._find_point(run_id, key, value)
+            points, added = metric_points(run, source.metrics, find)
             tags = dict(source.tags)
             if added and sql_store is None:
                 tags[TAG_RUN_METRICS] = json.dumps(added, sort_keys=True)
@@ -347,6 +361,19 @@ class MlflowWriter(Writer):
         else ``None`` (a server: only with a point of the run)."""
         store = self._client._tracking_client.store
         return store if hasattr(store, "_log_model_metrics") else None
+
+    def _find_point(self, run_id: str, key: str, value: float) -> tuple[int, int] | None:
+        """(timestamp, step) of the run's first point of ``key`` equal to ``value``, or ``None``."""
+        store = self._client._tracking_client.store
+        wanted, token = float_key(value), None
+        while True:
+            page = store.get_metric_history(run_id, key, max_results=self.history_page, page_token=token)
+            for point in page:
+                if float_key(metric_value_from_store(point.value)) == wanted:
+                    return int(point.timestamp), int(point.step)
+            token = getattr(page, "token", None)
+            if not token:
+                return None
 
     def _log_model_metrics(self, run: Any, model_id: str, points: Sequence[tuple[str, float, int, int]],
                            sql_store: Any) -> None:
