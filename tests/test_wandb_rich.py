@@ -185,3 +185,32 @@ def test_copy_to_dir_and_mlflow_checks_equal(sdk_rich_run, tmp_path: Path, sqlit
     (orig,) = list(source.list_runs("rich"))
     original = next(source.iter_media(orig.run_id, "val/examples"))
     assert digest.hexdigest() == hashlib.sha256((run_dir / "files" / original.file).read_bytes()).hexdigest()
+
+
+def test_wandb_sync_accepts_the_copy_with_its_media_and_artifact(sdk_rich_run, tmp_path: Path) -> None:  # noqa: F811
+    """W&B's own Go ``wandb sync`` uploads what the writer made of the rich run: media as
+    the SDK's history values with their files, the artifact with its metadata."""
+    from wandb_helpers import WandbRecorder, wandb_sync
+
+    run_dir, exp = sdk_rich_run
+    _ok(invoke("copy", f"wandb-offline:{run_dir.parent}", f"wandb-offline:{tmp_path / 'copy'}", "--json"))
+    recorder = WandbRecorder().start()
+    try:
+        result = wandb_sync(list((tmp_path / "copy").glob("offline-run-*")), recorder.url, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (run_id,) = recorder.upserts
+        history = recorder.history(run_id)
+        hist = [h["weights"] for h in history if "weights" in h]
+        assert [{"bins": h["bins"], "values": h["values"]} for h in hist] == exp["hist"]
+        assert all(h["_type"] == "histogram" for h in hist)
+        images = [h["val/examples"] for h in history if "val/examples" in h]
+        assert [i["caption"] for i in images] == exp["captions"] and all(i["_type"] == "image-file" for i in images)
+        uploaded = {path.split(f"/upload/{run_id}/", 1)[-1] for path in recorder.uploads}
+        assert {i["path"] for i in images} <= uploaded
+        tables = [h["preds"] for h in history if "preds" in h]
+        assert tables and tables[0]["_type"] == "table-file" and tables[0]["path"] in uploaded
+        made = [a for a in recorder.artifacts.values() if a.get("artifactCollectionName") == "dataset-a"]
+        assert made and made[0].get("description") == "training rows"
+        assert json.loads(made[0].get("metadata") or "{}") == {"rows": 1, "src": "x"}
+    finally:
+        recorder.stop()

@@ -13,7 +13,7 @@ so every W&B form maps them the same way.
 * Another logged artifact's files are the run's files ``wandb-artifacts/<name>/...``
   (or the path config ``trackbridge.artifact_paths`` names, for an artifact a writer made
   of a run folder), and that path's ``artifact_meta`` is ``{"type", "description",
-  "metadata", "aliases"}`` (the empty ones left out; the type :data:`PLAIN_TYPE` a
+  "metadata", "aliases", "tags"}`` (the empty ones left out; the type :data:`PLAIN_TYPE` a
   writer gives metadata without a type is left out too).
 * ``run_table`` artifacts are where the SDK also keeps a logged ``wandb.Table``: they are
   the table's media point (:mod:`.media`), not files of the run.
@@ -80,7 +80,7 @@ def model_metadata(model: LoggedModel, extra: Mapping[str, Any] | None = None) -
 
 
 def meta_of(kind: str, description: str, metadata: Mapping[str, Any], aliases: Iterable[str],
-            model: bool = False) -> dict[str, Any]:
+            tags: Iterable[str] = (), model: bool = False) -> dict[str, Any]:
     """An artifact's ``artifact_meta`` entry (empty fields left out; a model's type is
     implied, and its canonical metadata is the model's own)."""
     out: dict[str, Any] = {}
@@ -94,4 +94,7 @@ def meta_of(kind: str, description: str, metadata: Mapping[str, Any], aliases: I
     kept = sorted({a for a in aliases if a != LATEST})  # a set at W&B: no order to keep
     if kept:
         out["aliases"] = kept
+    labels = sorted(set(tags))
+    if labels:
+        out["tags"] = labels
     return out

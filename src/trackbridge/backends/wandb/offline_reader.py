@@ -266,11 +266,11 @@ class WandbOfflineReader(Reader):
         if isinstance(kept, dict):
             out.update({str(k): dict(v) for k, v in kept.items() if isinstance(v, dict)})
         for path, art in self._models(run):
-            meta = meta_of(art.type, art.description, art.metadata, art.aliases, model=True)
+            meta = meta_of(art.type, art.description, art.metadata, art.aliases, art.tags, model=True)
             if meta:
                 out[path] = meta
         for art in self._plain_artifacts(run):
-            meta = meta_of(art.type, art.description, art.metadata, art.aliases)
+            meta = meta_of(art.type, art.description, art.metadata, art.aliases, art.tags)
             if meta:
                 out[_artifact_path(run, art)] = meta
         return out
@@ -398,8 +398,7 @@ def _artifact_path(run: ScannedRun, art: Artifact) -> str:
 
 def _unread(run: ScannedRun) -> dict[str, str]:
     """What the run holds that the canonical model does not (``RunRecord.unread``)."""
-    return {f"history {key!r}": f"values that are neither numbers nor W&B media ({kind}) are not carried"
-            for key, kind in sorted(run.other_values.items())}
+    return {f"history {key!r}": f"{why}: not carried" for key, why in sorted(run.other_values.items())}
 
 
 def _int(value: str | None) -> int | None:

@@ -564,7 +564,8 @@ class WandbOfflineWriter(Writer):
             metadata = model_metadata(source, extra.get("metadata"))
             client_id = self._model_record(run, local_dir, name, metadata, key=path,
                                            description=str(extra.get("description") or ""),
-                                           aliases=list(extra.get("aliases") or []))
+                                           aliases=list(extra.get("aliases") or []),
+                                           tags=[str(t) for t in extra.get("tags") or []])
             run.model_names.append(name)
             run.models[path] = client_id
         made = logged_model(name, path, client_id, metadata)
@@ -572,7 +573,8 @@ class WandbOfflineWriter(Writer):
         return made
 
     def _model_record(self, run: _Run, local_dir: Path, name: str, metadata: Mapping[str, Any] | None = None,
-                      key: str | None = None, description: str = "", aliases: Sequence[str] = ()) -> str:
+                      key: str | None = None, description: str = "", aliases: Sequence[str] = (),
+                      tags: Sequence[str] = ()) -> str:
         """Stage ``local_dir``'s files and write the ``model`` Artifact record; its client
         id (fixed by the run, ``key`` (the model's path) and the files)."""
         files = [f for f in sorted(local_dir.rglob("*")) if f.is_file()] if local_dir.is_dir() else [local_dir]
@@ -585,11 +587,12 @@ class WandbOfflineWriter(Writer):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, dst)
                 pairs.append((rel, dst))
-            return self._artifact_record(run, name, "model", pairs, metadata, key or name, description, aliases)
+            return self._artifact_record(run, name, "model", pairs, metadata, key or name, description, aliases,
+                                         tags)
 
     def _artifact_record(self, run: _Run, name: str, kind: str, files: Sequence[tuple[str, Path]],
                          metadata: Mapping[str, Any] | None, key: str, description: str = "",
-                         aliases: Sequence[str] = ()) -> str:
+                         aliases: Sequence[str] = (), tags: Sequence[str] = ()) -> str:
         """Write an Artifact record of ``files`` ((path in the artifact, local file that
         ``wandb sync`` uploads)); its client id."""
         pb = _pb()
@@ -600,6 +603,7 @@ class WandbOfflineWriter(Writer):
             art.type, art.name = kind, name
             art.description = description
             art.aliases.extend([a for a in aliases if a != LATEST] + [LATEST])
+            art.tags.extend(tags)
             art.sequence_client_id = stable_id(f"trackbridge:sequence:{run.run_id}:{name}", 26)
             art.finalize = True
             if metadata:
@@ -692,7 +696,8 @@ class WandbOfflineWriter(Writer):
                 metadata = given.get("metadata")
                 self._artifact_record(run, name, str(given.get("type") or PLAIN_TYPE), pairs,
                                       metadata if isinstance(metadata, Mapping) else None, path,
-                                      str(given.get("description") or ""), list(given.get("aliases") or []))
+                                      str(given.get("description") or ""), list(given.get("aliases") or []),
+                                      [str(t) for t in given.get("tags") or []])
             if kept:
                 self._keep_meta(run, kept)
 
