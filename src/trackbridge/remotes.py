@@ -88,7 +88,7 @@ def parse_remote(arg: str, config: Config) -> RemoteSpec:
         raise UnknownBackendError(
             f"unknown remote {name!r}: not a [remotes.{name}] entry in {where}, "
             f"not set by {ENV_PREFIX}{name.upper()}_BACKEND, and not a backend name. Add a [remotes.{name}] "
-            f"table with backend = \"...\" to trackbridge.toml, or use one of: {', '.join(known)}"
+            f"table with backend = \"...\" to trackbridge.toml, or use a known one. Known: {', '.join(known)}"
         )
     backend = options.pop("backend")
     return RemoteSpec(name, backend, _resolve_secrets(name, options), experiment)
