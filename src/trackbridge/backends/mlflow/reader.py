@@ -211,9 +211,11 @@ class MlflowReader(Reader):
         return self._record(run, self._experiment_name(exp_id), models.get(run_id, []))
 
     def _record(self, run: Any, experiment_name: str, models: list[Any]) -> RunRecord:
-        """``models``: the run's MLflow 3 logged models, as MLflow returns them."""
+        """``models``: the run's MLflow 3 logged models, as MLflow returns them (read in the
+        order they were logged: a destination without model ids pairs by that order)."""
         url = self.connection.run_url(run.info.experiment_id, run.info.run_id)
         run_id = run.info.run_id
+        models = sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id))
         paths = model_paths(models)
         logged = [logged_model_from_mlflow(m, self._model_flavors(m), paths[m.model_id]) for m in models]
         record = run_to_record(run, experiment_name, url, logged, self.platform, unread_of_models(models, run_id))
