@@ -513,3 +513,9 @@ def test_plan_counts_an_experiment_the_destination_renames(isolated_env: Path) -
     assert data["experiment_renames"] == {"team/proj/exp": "team-proj-exp"}
     assert _cli("copy", "mlflow", "wandb-offline:./w").exit_code == 0
     assert _cli("check", "mlflow", "wandb-offline:./w").exit_code == 0
+
+
+def test_trackbridge_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="trackbridge"):
+        logging.getLogger("trackbridge").warning("backend at %s failed", f"https://bob:{SECRET}@h/x?api_key={SECRET}")
+    assert SECRET not in caplog.text and "bob:***@h/x?api_key=***" in caplog.text

@@ -12,9 +12,13 @@ Quickstart::
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+from trackbridge.redact import MaskingFilter
 from trackbridge.version import __version__
+
+logging.getLogger("trackbridge").addFilter(MaskingFilter())
 
 __all__ = [
     "__version__",

@@ -12,6 +12,7 @@ used as user name), and the value of query parameters whose name says secret
 """
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -51,3 +52,16 @@ def mask_all(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(mask_all(v) for v in value)
     return value
+
+
+class MaskingFilter(logging.Filter):
+    """Masks every record of the ``trackbridge`` logger (installed by the package): a
+    warning quoting a backend's error may quote its URL.  Costs one format per record,
+    and trackbridge logs only warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
