@@ -27,6 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.wandb.artifacts import ARTIFACTS_PREFIX, TABLE_TYPE, logged_model, meta_of, model_paths
+from trackbridge.backends.wandb.media import kind_of
 from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
@@ -36,6 +38,7 @@ from trackbridge.backends.wandb.registry import (
     linked_models,
 )
 from trackbridge.backends.wandb.values import (
+    ARTIFACT_META_CONFIG_KEY,
     BOOKKEEPING_CONFIG_KEYS,
     EXPERIMENT_CONFIG_KEY,
     GROUP_TAG,
@@ -72,7 +75,6 @@ WANDB_OWN_FILES = frozenset({
     "config.yaml", "wandb-summary.json", "wandb-metadata.json", "requirements.txt", "output.log",
     "diff.patch", "wandb-history.jsonl", "wandb-events.jsonl", "conda-environment.yaml",
 })
-ARTIFACTS_PREFIX = "wandb-artifacts"
 #: the tag the facade marks its runs with (and looks them up by after a lost answer).
 LOCAL_ID_TAG = "trackbridge.local_run_id"
 RUN_FILES_TYPE = "run-files"
@@ -311,15 +313,40 @@ class WandbCloudReader(Reader):
                   for i in config.get(INPUTS_CONFIG_KEY) or [] if isinstance(i, dict)]
         inputs += [used_artifact_input(a.name, a.type, str(a.id or "")) for a in self._used(run)]
         experiment = config.get(EXPERIMENT_CONFIG_KEY) if isinstance(config.get(EXPERIMENT_CONFIG_KEY), str) else project
+        models = self._models(run)
+        artifact_meta = {str(k): dict(v) for k, v in (config.get(ARTIFACT_META_CONFIG_KEY) or {}).items()
+                         if isinstance(v, dict)}
+        for path, art in models:
+            meta = meta_of(art.type, art.description or "", art.metadata or {}, art.aliases or (), art.tags or (),
+                           model=True)
+            if meta:
+                artifact_meta[path] = meta
+        for art in self._artifacts(run):
+            if art.type not in ("model", RUN_FILES_TYPE, TABLE_TYPE):
+                meta = meta_of(art.type, art.description or "", art.metadata or {}, art.aliases or (), art.tags or ())
+                if meta:
+                    artifact_meta[f"{ARTIFACTS_PREFIX}/{art.name.split(':')[0]}"] = meta
+        # media are listed by type in the run's history keys; this reader does not fetch them
+        types = (run._attrs.get("historyKeys") or {}).get("keys") or {}
+        unread = {f"media {key!r}": "W&B cloud media are not read by the wandb reader: copy the run's offline "
+                                    "folder (wandb-offline:) to keep them"
+                  for key, info in types.items() if any(kind_of({"_type": t.get("type")})
+                                                        for t in (info or {}).get("typeCounts") or [])}
         return RunRecord(
             platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
             name=run.name or None, status=status,
             start_time=_int(tags.get(SOURCE_START_TIME_TAG)) or _iso_ms(run._attrs.get("createdAt")), end_time=end,
             user=user, url=getattr(run, "url", None), params=params, tags=tags, labels=list(run.tags or []),
             notes=run.notes or None, metrics=metrics, summary=summary, inputs=inputs,
-            models=[LoggedModel(name=a.name.split(":")[0], artifact_path=a.name.split(":")[0]) for a in self._artifacts(run)
-                    if a.type == "model" and REGISTRY_FILES_METADATA not in (a.metadata or {})],
+            models=[logged_model(a.name.split(":")[0], path, None, a.metadata or {}, True)
+                    for path, a in models],
+            artifact_meta=artifact_meta, unread=unread,
         )
+
+    def _models(self, run: Any) -> list[tuple[str, Any]]:
+        """(artifact path, artifact) of the run's logged models (:mod:`.artifacts`)."""
+        found = [a for a in self._artifacts(run) if a.type == "model" and REGISTRY_FILES_METADATA not in (a.metadata or {})]
+        return list(zip(model_paths(a.name.split(":")[0] for a in found), found))
 
     # -- history ------------------------------------------------------------------
 
@@ -370,7 +397,7 @@ class WandbCloudReader(Reader):
                 continue
             out[f.name] = ("file", f, f.size)
         for art in self._artifacts(run):
-            if art.type == "model":
+            if art.type in ("model", TABLE_TYPE):
                 continue
             name = art.name.split(":")[0]
             prefix = "" if art.type == RUN_FILES_TYPE else f"{ARTIFACTS_PREFIX}/{name}/"
@@ -407,8 +434,8 @@ class WandbCloudReader(Reader):
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
         run = self.api_run(run_id)
         root = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
-        for art in self._artifacts(run):
-            if art.type == "model" and art.name.split(":")[0] == model.name:
+        for path, art in self._models(run):
+            if path == model.artifact_path:
                 try:
                     art.download(root=str(root))
                 except Exception as exc:  # noqa: BLE001

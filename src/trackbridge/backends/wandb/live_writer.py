@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from trackbridge.backends.base import Limits, Writer
+from trackbridge.backends.wandb.artifacts import logged_model, model_metadata, model_paths
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
 from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
@@ -122,7 +123,8 @@ class _Live:
     #: exit code once ``finish_run`` was called; the SDK run is finished a moment later
     exit_code: int | None = None
     timer: threading.Timer | None = None
-    #: model artifacts logged by the run, by name (what registry links link)
+    #: model artifacts logged by the run, by path (:func:`.artifacts.model_paths`: what
+    #: registry links link)
     models: dict[str, Any] = field(default_factory=dict)
     #: the registry entries of the run's models (config ``trackbridge.registry``)
     registry: dict[str, Any] = field(default_factory=dict)
@@ -218,7 +220,8 @@ class WandbLiveWriter(Writer):
         with self._lock:
             live = self._runs.setdefault(run_id, live)
         try:
-            live.models.update({a.name.split(":")[0]: a for a in found.logged_artifacts() if a.type == "model"})
+            logged = [a for a in found.logged_artifacts() if a.type == "model"]
+            live.models.update(zip(model_paths(a.name.split(":")[0] for a in logged), logged))
         except Exception as exc:  # noqa: BLE001 - the SDK raises several kinds
             raise BackendError(f"could not list the artifacts of W&B run {run_id}: {exc}") from exc
         return live
@@ -378,17 +381,23 @@ class WandbLiveWriter(Writer):
                 live.files.append((stage / local_path.name, (base / local_path.name).as_posix()))
 
     def log_model(self, run_id: str, local_dir: Path, source: LoggedModel) -> LoggedModel:
-        """A W&B ``model`` artifact (what ``run.log_model`` logs), kept for registry links."""
+        """A new W&B ``model`` artifact (what ``run.log_model`` logs) with the model's
+        metadata (:mod:`.artifacts`), kept for registry links; a name logged again is a
+        new artifact at path ``<name>#<n>``."""
         name = source.name
         wandb = _wandb()
         with self._use(run_id) as live:
-            artifact = wandb.Artifact(name, type="model")
+            path = model_paths([*(p.split("#")[0] for p in live.models), name])[-1]
+            metadata = model_metadata(source)
+            artifact = wandb.Artifact(name, type="model", metadata=metadata)
             if local_dir.is_dir():
                 artifact.add_dir(str(local_dir))
             else:
                 artifact.add_file(str(local_dir))
-            live.models[name] = logged = live.run.log_artifact(artifact)
-        return LoggedModel(name=name, artifact_path=name, model_id=_client_id(logged))
+            live.models[path] = logged = live.run.log_artifact(artifact)
+        made = logged_model(name, path, _client_id(logged), metadata)
+        made.flavors = list(source.flavors)
+        return made
 
     # -- registry (module doc of :mod:`.registry`) -----------------------------------
 
