@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +29,16 @@ from trackbridge.mapping import MAPPING_TAG
 from trackbridge.redact import mask
 
 SECRET = "s3cretPW"
+
+
+@pytest.fixture(autouse=True)
+def restore_environ() -> Iterator[None]:
+    """A command reading a test's .env sets os.environ itself (as it does for users):
+    undone here, so no test hands its variables to the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _cli(*args: str) -> Result:

@@ -96,17 +96,19 @@ def load_dotenv_file(path: Path, override: bool = False) -> list[str]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DotenvError(path, None, f"cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
+        raise DotenvError(path, None,
+                          f"cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
     try:
-        if b"\0" in raw:
-            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
         text = raw.decode("utf-8")
+        bad_at = raw.find(b"\0")  # valid UTF-8 may still be a binary file
     except UnicodeDecodeError as exc:
+        text, bad_at = "", exc.start
+    if bad_at >= 0:
         raise DotenvError(
             path, None,
-            f"is not a text file (byte {exc.start} is not UTF-8 text). A .env file holds KEY=value lines: "
+            f"is not a text file (byte {bad_at} is not UTF-8 text). A .env file holds KEY=value lines: "
             "fix it, or remove it (or point TRACKBRIDGE_DOTENV at the right file).",
-        ) from None
+        )
     for binding in parse_stream(io.StringIO(text)):
         line = binding.original.line
         if binding.error:
@@ -141,7 +143,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (not UTF-8). Fix it or remove it.") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
+        raise ConfigError(
+            f"{path}: cannot be read ({exc.strerror or exc}). Fix its permissions or remove it.") from None
 
 
 def load_file_config(cwd: Path) -> tuple[dict[str, Any], str]:

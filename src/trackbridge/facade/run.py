@@ -6,8 +6,9 @@ key or value (``None`` as a metric, an unserialisable param, a missing file) is 
 caller's bug, but the README promises that nothing is raised into a training loop:
 under the default ``on_error="spool"`` it is refused alone (the rest of the call is
 logged), warned about once per key, counted in :attr:`Run.rejected` and recorded in
-the run's ``trackbridge.mapping`` tag; ``on_error="raise"`` raises it at the call.  The remote run is
-created asynchronously too, so ``start_run`` does not hang when a server is down.
+the run's ``trackbridge.mapping`` tag; ``on_error="raise"`` raises it at the call.
+The remote run is created asynchronously too, so ``start_run`` does not hang when a
+server is down.
 """
 from __future__ import annotations
 
@@ -177,7 +178,8 @@ class Run:
         """Final values of the run that are not a series (W&B ``run.summary``, Comet
         "others"): numbers, strings, bools, None, lists and dicts of them.  Merged with
         earlier calls, last value per key wins.  NaN/±inf are allowed (kept as JSON's
-        ``NaN``/``Infinity``, as metrics keep them); anything else raises here."""
+        ``NaN``/``Infinity``, as metrics keep them); anything else is refused (raised
+        here under ``on_error="raise"``)."""
         self._check()
         self._each(Channel.add_summary, values, "summary")
 
