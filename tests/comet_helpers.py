@@ -435,6 +435,20 @@ class CloudStandIn(Recorder):
                     if f"i-{v['version']}" == q.get("modelItemId") and q.get("stage") not in v["tags"]:
                         v["tags"].append(q["stage"])
             return 200, {}
+        if rest == "registry-model/item/details":
+            r = next((r for r in self.registry if r["name"] == q.get("modelName")), None)
+            v = next((v for v in (r or {}).get("versions", []) if v["version"] == q.get("version")), None)
+            if v is None:
+                return 400, {"msg": "not found", "code": 400, "sdk_error_code": 0}
+            return 200, {"registryModelItemId": f"i-{r['name']}-{v['version']}", "version": v["version"],
+                         "status": v["status"], "tags": v["tags"], "comment": v["comment"],
+                         "experimentKey": v.get("experimentKey")}
+        if rest == "write/registry-model/item/status" and isinstance(body, dict):
+            for r in self.registry:
+                for v in r["versions"]:
+                    if f"i-{r['name']}-{v['version']}" == body.get("modelItemId"):
+                        v["status"] = body.get("status")
+            return 200, {}
         if rest == "registry-model":
             return 200, {"registryModels": [{"registryModelId": "rm-1", "modelName": r["name"],
                                              "workspaceId": "w-1", "isPublic": False} for r in self.registry]}

@@ -104,11 +104,11 @@ class CometOfflineBackend(Backend):
 
 
 #: Comet's cloud: what a live experiment cannot set is kept by the engine in tags.
-#: Stages, asset metadata and media are written and read through the offline archive
-#: only so far: the live writer and the cloud reader do not carry them (the engine
-#: keeps them as files or declares them).  Model metadata goes with the model's files.
+#: Asset metadata and media are written and read through the offline archive only so
+#: far: the live writer and the cloud reader do not carry them (the engine keeps them as
+#: files).  Model metadata goes with the model's files; stages are the registry status.
 COMET_CLOUD_FEATURES = COMET_FEATURES.disable("settable_start_time", "settable_end_time", "run_deletion",
-                                              "stages", "artifact_meta", "media_kinds")
+                                              "artifact_meta", "media_kinds")
 
 
 class CometBackend(Backend):

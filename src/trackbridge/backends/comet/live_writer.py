@@ -478,6 +478,24 @@ class CometLiveWriter(Writer):
         model = api.get_model(self.workspace or api.get_default_workspace(), name)
         model.add_tag(semver(version), fmt.ALIAS_TAG_PREFIX + alias)
 
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """The stage is the version's Comet status, set through the registry API (a version
+        of a run that went to the offline archive: in the archive).  Comet cannot clear a
+        status, so ``None`` leaves a version as it is."""
+        with self._lock:
+            offline = self._offline
+        if offline is not None:
+            try:
+                return offline.set_version_stage(name, version, stage)
+            except RunNotFound:
+                pass
+        if stage is None:
+            return
+        import comet_ml
+
+        api = comet_ml.API(api_key=self.api_key)
+        api.get_model(self.workspace or api.get_default_workspace(), name).set_status(semver(version), stage)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def flush(self) -> None:
