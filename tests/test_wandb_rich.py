@@ -214,3 +214,91 @@ def test_wandb_sync_accepts_the_copy_with_its_media_and_artifact(sdk_rich_run, t
         assert json.loads(made[0].get("metadata") or "{}") == {"rows": 1, "src": "x"}
     finally:
         recorder.stop()
+
+
+T0 = 1_700_000_000_000
+
+
+def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> None:
+    """What ``wandb-offline:`` declares native comes back exactly: every media kind, the
+    metadata of a folder, a file, a model path and a path without files, a stage, the
+    define_metric tag with W&B's summary again, system keys with and without prefix."""
+    from trackbridge.model import LoggedModel, MediaPoint, MetricPoint, ModelVersion, RegisteredModel, RunStatus
+
+    backend = get_backend("wandb-offline", {"path": str(tmp_path / "w")})
+    w = backend.writer()
+    run = w.create_run(w.ensure_experiment("kinds"), name="k", start_time=T0,
+                       tags={"trackbridge.source.platform": "x", "trackbridge.source.run_id": "r1"})
+    definitions = '[{"glob":"val/*","step_metric":"epoch","summary":["min","max"]}]'
+    w.set_tags(run, {"wandb.define_metric": definitions})
+    w.log_metrics(run, [("val/loss", MetricPoint(i, v, T0 + i)) for i, v in enumerate([0.5, 0.2, 0.3])])
+    w.log_system_metrics(run, [("system/cpu", MetricPoint(0, 1.0, T0)), ("gpu_util", MetricPoint(0, 2.0, T0))])
+    files = tmp_path / "f"
+    (files / "data").mkdir(parents=True)
+    (files / "data" / "a.csv").write_text("a\n1\n")
+    (files / "report.txt").write_text("r")
+    w.log_artifact(run, files / "data")
+    w.log_artifact(run, files / "report.txt")
+    blobs = {}
+    points: dict[str, list] = {
+        "h": [(MediaPoint(0, T0, "histogram", data={"bins": [0, 1, 2], "values": [3, 4]}), None)],
+        "t": [(MediaPoint(1, T0 + 1, "table", data={"columns": ["x"], "data": [[1], [2]]}, meta={"log_mode": "IMMUTABLE"}), None)],
+        "p": [(MediaPoint(2, T0 + 2, "plotly", data={"data": [], "layout": {"title": "t"}}), None)],
+    }
+    for kind, suffix in (("image", ".png"), ("audio", ".wav"), ("video", ".mp4"), ("html", ".html"),
+                         ("object3d", ".pts.json"), ("molecule", ".pdb")):
+        local = tmp_path / f"{kind}{suffix}"
+        local.write_bytes(kind.encode() * 3)
+        blobs[kind] = local.read_bytes()
+        points[kind] = [(MediaPoint(3, T0 + 3, kind, file=local.name, caption=f"{kind} one", meta={"k": 1}), local),
+                        (MediaPoint(3, T0 + 3, kind, file=local.name, caption=None), local)]
+    for key, given in points.items():
+        w.log_media(run, key, given)
+    w.set_artifact_meta(run, {"data": {"type": "dataset", "description": "d", "metadata": {"n": 1}, "aliases": ["a"],
+                                       "tags": ["t1"]},
+                              "report.txt": {"metadata": {"from": "comet"}},
+                              "clf": {"description": "the model", "aliases": ["best"]},
+                              "nowhere": {"metadata": {"x": 1}}})
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / "model.pkl").write_bytes(b"m")
+    logged = [w.log_model(run, model_dir, LoggedModel("clf", "clf", params={"C": str(c)}, metrics={"s": c},
+                                                      tags={"trackbridge.source.model_id": f"src-{c}"},
+                                                      model_type="classifier", status="READY"))
+              for c in (1, 2)]
+    w.finish_run(run, RunStatus.FINISHED, T0 + 100)
+    w.register_model(RegisteredModel("reg"))
+    made = [w.create_model_version(ModelVersion("reg", "", run_id=run, artifact_path=m.artifact_path,
+                                                model_id=m.model_id), run) for m in logged]
+    w.set_version_stage("reg", made[0].version, "Archived")
+    w.set_version_stage("reg", made[1].version, "Production")
+    w.close()
+
+    reader = backend.reader()
+    got = reader.get_run(run)
+    assert got.tags["wandb.define_metric"] == definitions
+    assert set(got.system_metrics) == {"system/cpu", "gpu_util"}
+    assert {k: (s.kind, s.count) for k, s in got.media.items()} == {k: (v[0][0].kind, len(v)) for k, v in points.items()}
+    for key, given in points.items():
+        back = list(reader.iter_media(run, key))
+        for (want, local), have in zip(given, back):
+            assert (have.step, have.timestamp, have.kind, have.data, have.caption, have.meta) == \
+                (want.step, want.timestamp, want.kind, want.data, want.caption, want.meta), key
+            if local is not None:
+                assert reader.download_media(run, key, have, tmp_path / "dl" / key).read_bytes() == blobs[key]
+    assert got.artifact_meta == {"data": {"type": "dataset", "description": "d", "metadata": {"n": 1},
+                                          "aliases": ["a"], "tags": ["t1"]},
+                                 "report.txt": {"metadata": {"from": "comet"}},
+                                 "clf": {"description": "the model", "aliases": ["best"]},
+                                 "nowhere": {"metadata": {"x": 1}}}
+    assert sorted(a.path for a in reader.list_artifacts(run)) == ["data/a.csv", "report.txt"]
+    assert [(m.artifact_path, m.params, m.metrics, m.tags, m.model_type, m.status) for m in got.models] == [
+        ("clf", {"C": "1"}, {"s": 1.0}, {"trackbridge.source.model_id": "src-1"}, "classifier", "READY"),
+        ("clf#2", {"C": "2"}, {"s": 2.0}, {"trackbridge.source.model_id": "src-2"}, "classifier", "READY")]
+    (reg,) = list(reader.list_registered_models())
+    assert [(v.version, v.model_id, v.stage) for v in reg.versions] == [
+        ("1", logged[0].model_id, "Archived"), ("2", logged[1].model_id, "Production")]
+    from trackbridge.backends.wandb.scan import scan
+
+    summary = scan(wandb_file(next((tmp_path / "w").glob("offline-run-*")))).summary
+    assert summary["val/loss"][0] == {"min": 0.2, "max": 0.5}
