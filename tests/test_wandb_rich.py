@@ -302,3 +302,40 @@ def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> No
 
     summary = scan(wandb_file(next((tmp_path / "w").glob("offline-run-*")))).summary
     assert summary["val/loss"][0] == {"min": 0.2, "max": 0.5}
+
+
+def test_older_writers_media_and_values_no_kind_holds(tmp_path: Path) -> None:
+    """A media dict as one value (older writers), text values and a W&B type no canonical
+    kind holds: media, or declared in ``unread``, never metrics and never silent."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_dir = tmp_path / "wandb" / "offline-run-20240101_000000-old1"
+    run_dir.mkdir(parents=True)
+    records = []
+    rec = pb.Record()
+    rec.run.run_id, rec.run.project = "old1", "legacy"
+    rec.run.start_time.FromMilliseconds(T0)
+    records.append(rec)
+    for step in range(3):
+        rec = pb.Record()
+        for path, value in ((["_step"], step), (["_timestamp"], T0 / 1000 + step), (["loss"], 1.0 / (step + 1)),
+                            (["hist"], {"_type": "histogram", "bins": [0, 1, 2], "values": [step, 1]}),
+                            (["note"], f"text {step}"),
+                            (["plot", "_type"], "bokeh-file"), (["plot", "width"], 3)):
+            item = rec.history.item.add()
+            item.nested_key.extend(path)
+            item.value_json = json.dumps(value)
+        rec.history.step.num = step
+        records.append(rec)
+    with open(run_dir / "run-old1.wandb", "w+b") as stream:
+        log = txlog.LogWriter(stream)
+        for n, rec in enumerate(records, start=1):
+            rec.num = n
+            log.write(rec.SerializeToString())
+    reader = _reader(tmp_path / "wandb")
+    run = reader.get_run("old1")
+    assert set(run.metrics) == {"loss"}
+    assert {k: (s.kind, s.count) for k, s in run.media.items()} == {"hist": ("histogram", 3)}
+    assert [p.data["values"] for p in reader.iter_media("old1", "hist")] == [[0, 1], [1, 1], [2, 1]]
+    assert set(run.unread) == {"history 'note'", "history 'plot'"}
+    assert "bokeh-file" in run.unread["history 'plot'"] and "str" in run.unread["history 'note'"]
