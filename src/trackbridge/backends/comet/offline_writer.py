@@ -34,15 +34,14 @@ from typing import IO, Any
 
 from trackbridge.backends.base import UNLIMITED, Limits, Writer
 from trackbridge.backends.comet import format as fmt
+from trackbridge.backends.comet.media import histogram_to_comet, image_meta
 from trackbridge.backends.comet.offline_reader import STAGING_DIR, archives_of
 from trackbridge.backends.comet.points import CometPoint, RunPoints
-from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, read_meta
+from trackbridge.backends.comet.scan import EXPERIMENT_FILE, MESSAGES_FILE, TEXT_SERIES, read_meta
 from trackbridge.backends.comet.upload import DEFAULT_SAMPLING_SIZE
 from trackbridge.backends.comet.zipsource import ArchiveFiles
 from trackbridge.errors import BackendError, InvalidValueError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.backends.comet.media import histogram_to_comet, image_meta
-from trackbridge.backends.comet.scan import TEXT_SERIES
 from trackbridge.model import (
     DatasetInput,
     LoggedModel,
@@ -106,6 +105,7 @@ class _Run:
     asset_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: artifact_meta entries of paths with no asset: kept in the other ARTIFACT_META_KEY.
     loose_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: images logged so far (comet_ml numbers them: figCounter).
     figures: int = 0
     dirty: bool = True
     #: finish_run has zipped it: later changes (the engine's final tags) are zipped at once.
@@ -381,9 +381,12 @@ class CometOfflineWriter(Writer):
         if kept:
             metadata[fmt.MEDIA_META_KEY] = kept
         self._upload(run, Path(local), upload_type, extra, metadata, int(point.timestamp))
+        if Path(local).parent == run.dir:  # a scratch file, copied into the archive's files
+            Path(local).unlink()
 
     def _scratch(self, run: _Run, data: bytes) -> Path:
-        """A file holding ``data`` in the run's staging folder (a histogram's JSON, a text)."""
+        """A file holding ``data`` in the run's staging folder (a histogram's JSON, a text),
+        removed once uploaded."""
         path = run.dir / f"scratch-{uuid.uuid4().hex}"
         path.write_bytes(data)
         return path
