@@ -3,7 +3,8 @@ experiment with the real comet_ml SDK: params, metrics per epoch, an asset with
 metadata, a histogram and an image per epoch, a text sample, a model, and registry
 versions with a status.  The reader's canonical output is asserted against what the
 script logged; copies to ``dir:``, MLflow and another ``comet-offline:`` folder pass
-``check``; metadata or a status damaged at the destination makes ``check`` fail naming it."""
+``check``; asset metadata, a model param, a status, a histogram count or an image
+byte damaged at the destination makes ``check`` fail naming it."""
 from __future__ import annotations
 
 import json
@@ -157,14 +158,15 @@ def test_sweep_copies_and_checks_equal(sweep: tuple[Path, dict], tmp_path: Path,
     assert _ok(invoke("copy", source, dest, "--json"))["stats"]["runs_created"] == 0
 
 
-def _rewrite(archive: Path, change) -> None:  # noqa: ANN001 - a callable on one message
-    """Edit an archive's messages.json by hand (what a damaged copy would hold)."""
+def _rewrite(archive: Path, change) -> None:  # noqa: ANN001 - a callable on (message, members)
+    """Edit an archive by hand (what a damaged copy would hold): ``change`` sees each
+    message of messages.json and the archive's files by name, and may edit both."""
     with zipfile.ZipFile(archive) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     lines = []
     for raw in members["messages.json"].splitlines():
         msg = json.loads(raw)
-        change(msg)
+        change(msg, members)
         lines.append(json.dumps(msg))
     members["messages.json"] = ("\n".join(lines) + "\n").encode()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -172,19 +174,45 @@ def _rewrite(archive: Path, change) -> None:  # noqa: ANN001 - a callable on one
             zf.writestr(name, data)
 
 
-def _asset_metadata(msg: dict) -> None:
+def _upload(msg: dict, upload_type: str) -> dict | None:
     payload = msg["payload"]
-    if msg["type"] == "file_upload" and payload.get("upload_type") == "asset":
+    return payload if msg["type"] == "file_upload" and payload.get("upload_type") == upload_type else None
+
+
+def _asset_metadata(msg: dict, _members: dict) -> None:
+    if (payload := _upload(msg, "asset")) is not None:
         payload["metadata"] = {**payload["metadata"], "rows": 7}
 
 
-def _status(msg: dict) -> None:
+def _model_param(msg: dict, _members: dict) -> None:
+    if (payload := _upload(msg, "model-element")) is not None:
+        payload["metadata"] = {**payload["metadata"], "depth": 99}
+
+
+def _status(msg: dict, _members: dict) -> None:
     if msg["type"] == "register_model" and msg["payload"]["status"] == "Production":
         msg["payload"]["status"] = "Archived"
 
 
-@pytest.mark.parametrize(("damage", "named"), [(_asset_metadata, "artifact metadata: source"),
-                                                 (_status, "stage: source 'Production' != destination 'Archived'")])
+def _histogram_count(msg: dict, members: dict) -> None:
+    if (payload := _upload(msg, "histogram3d")) is not None and payload["additional_params"]["step"] == 1:
+        doc = json.loads(members[payload["file_path"]])
+        doc["index_values"][0][1] += 1
+        members[payload["file_path"]] = json.dumps(doc).encode()
+
+
+def _image_bytes(msg: dict, members: dict) -> None:
+    if (payload := _upload(msg, "visualization")) is not None and payload["additional_params"]["step"] == 2:
+        members[payload["file_path"]] += b"!"
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (_asset_metadata, "artifact metadata: source"),
+    (_model_param, "params: source"),
+    (_status, "stage: source 'Production' != destination 'Archived'"),
+    (_histogram_count, "media 'weights' point 1 (step 1): data differ"),
+    (_image_bytes, "media 'val/sample' point 2 (step 2): file content differ"),
+])
 def test_damage_at_the_destination_fails_check_naming_it(sweep: tuple[Path, dict], tmp_path: Path,
                                                          damage, named: str) -> None:  # noqa: ANN001
     folder, _ = sweep
