@@ -16,7 +16,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -314,7 +314,7 @@ class CometOfflineReader(Reader):
     def download_media(self, run_id: str, key: str, point: MediaPoint, dst_dir: Path) -> Path:
         """The file of the first point of series ``key`` equal to ``point``."""
         run = self._find(run_id)
-        for entry, found in _media_points(run, key, files_only=True):
+        for entry, found in _media_points(run, key, lambda e: e.step == point.step and e.member is not None):
             if found == point and entry.member is not None and found.file:
                 return _extract(run.path, entry.member, dst_dir, found.file)
         raise RunNotFound(f"run {run_id} has no media point {point.file!r} at step {point.step} in {key!r}")
@@ -384,15 +384,17 @@ def _artifact_meta(run: ScannedRun, loose: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _media_points(run: ScannedRun, key: str, files_only: bool = False) -> Iterator[tuple[MediaEntry, MediaPoint]]:
-    """The points of series ``key`` with their entries, oldest first (the archive's order)."""
+def _media_points(run: ScannedRun, key: str, only: Callable[[MediaEntry], bool] | None = None,
+                  ) -> Iterator[tuple[MediaEntry, MediaPoint]]:
+    """The points of series ``key`` with their entries, oldest first (the archive's order);
+    ``only``: the entries worth reading (a download looks at its step's alone)."""
     entries = run.media.get(key)
     if entries is None:
         raise RunNotFound(f"run {run.key} has no media series {key!r}")
     files = ArchiveFiles(run.path)
     try:
         for entry in entries:
-            if files_only and entry.file is None:
+            if only is not None and not only(entry):
                 continue
             yield entry, _media_point(files, entry)
     finally:
