@@ -215,7 +215,9 @@ class WandbOfflineReader(Reader):
             tags[DEFINE_METRIC_TAG] = encode_tag(run.definitions)
         end = None
         if run.exit_code is not None and run.start_time is not None:
-            end = run.start_time + run.runtime * 1000 if run.runtime else run.last_timestamp
+            # the exit record's runtime is whole seconds, cut down: never before the last row
+            end = max(run.start_time + run.runtime * 1000, run.last_timestamp or 0) if run.runtime \
+                else run.last_timestamp
             # the exit record holds whole seconds; a copy keeps the exact time in a tag
             kept = _int(tags.get(SOURCE_END_TIME_TAG))
             if kept is not None:
