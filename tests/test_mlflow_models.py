@@ -81,3 +81,15 @@ def test_version_stages_move_and_read_back(backend: MlflowBackend, tmp_path: Pat
         (versions[0], "Production", logged.model_id), (versions[1], "Archived", logged.model_id)]
     writer.set_version_stage(name, versions[1], None)
     assert reader.get_registered_model(name).versions[1].stage is None
+
+
+def test_a_logged_model_named_like_an_mlflow_2_model_folder_gets_its_own_path(backend: MlflowBackend,
+                                                                             tmp_path: Path) -> None:
+    writer, reader = backend.writer(), backend.reader()
+    run_id = writer.create_run(writer.ensure_experiment(f"legacy-{uuid.uuid4().hex[:8]}"), start_time=T0)
+    writer.log_artifact(run_id, _folder(tmp_path / "old", b"old"), "model")
+    writer.set_tags(run_id, {"mlflow.log-model.history": '[{"artifact_path": "model", "flavors": {"sklearn": {}}}]'})
+    made = writer.log_model(run_id, _folder(tmp_path / "new", b"new"), LoggedModel("model", "model"))
+    assert [(m.name, m.artifact_path) for m in reader.get_run(run_id).models] == [
+        ("model", "model"), ("model", f"model-{made.model_id}")]
+    assert made.artifact_path == f"model-{made.model_id}"

@@ -67,13 +67,14 @@ def _metric_order(metric: Any) -> tuple[int, int, float]:
     return int(metric.step or 0), int(metric.timestamp or 0), -math.inf if math.isnan(value) else value
 
 
-def model_paths(entities: Iterable[Any]) -> dict[str, str]:
-    """model id -> ``artifact_path`` for one run's logged models, unique within the run.
+def model_paths(entities: Iterable[Any], taken: Iterable[str] = ()) -> dict[str, str]:
+    """model id -> ``artifact_path`` for one run's logged models, unique within the run
+    and apart from the paths ``taken`` (the run's MLflow 2 model folders).
 
     The first model of a name (by creation time) keeps the name, so a run with one
     model per name reads as before; each later one gets ``<name>-<model id>``, the
     same on every read."""
-    taken: set[str] = set()
+    taken = set(taken)
     paths: dict[str, str] = {}
     for entity in sorted(entities, key=lambda e: (e.creation_timestamp or 0, e.model_id)):
         path = entity.name if entity.name not in taken else f"{entity.name}-{entity.model_id}"

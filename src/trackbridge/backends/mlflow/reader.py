@@ -36,6 +36,8 @@ from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.convert import (
     PLATFORM,
+    TAG_MODEL_HISTORY,
+    legacy_models,
     metric_point,
     metric_value_from_store,
     registered_model_from_mlflow,
@@ -216,7 +218,7 @@ class MlflowReader(Reader):
         url = self.connection.run_url(run.info.experiment_id, run.info.run_id)
         run_id = run.info.run_id
         models = sorted(models, key=lambda m: (m.creation_timestamp or 0, m.model_id))
-        paths = model_paths(models)
+        paths = model_paths(models, (m.artifact_path for m in legacy_models(run.data.tags.get(TAG_MODEL_HISTORY))))
         logged = [logged_model_from_mlflow(m, self._model_flavors(m), paths[m.model_id]) for m in models]
         record = run_to_record(run, experiment_name, url, logged, self.platform, unread_of_models(models, run_id))
         drop_run_points_of_models(record, models)

@@ -27,7 +27,9 @@ from trackbridge.backends.mlflow.convert import (
     TAG_PARENT,
     TAG_RUN_NAME,
     TAG_USER,
+    TAG_MODEL_HISTORY,
     dataset_input_to_mlflow,
+    legacy_models,
     metric_value_from_store,
     model_version_from_mlflow,
 )
@@ -352,8 +354,9 @@ class MlflowWriter(Writer):
                 self._client.finalize_logged_model(model.model_id, LoggedModelStatus(source.status or "READY"))
             self._client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
             stored = self._client.get_logged_model(model.model_id)
-            paths = model_paths(self._client.search_logged_models(
-                [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"))
+            paths = model_paths(
+                self._client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"),
+                (m.artifact_path for m in legacy_models(run.data.tags.get(TAG_MODEL_HISTORY))))
         return logged_model_from_mlflow(stored, model_flavors(local_dir), paths.get(stored.model_id))
 
     def _sql_store(self) -> Any:
