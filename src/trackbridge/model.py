@@ -17,6 +17,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+# On a copied logged model (its tags, or wherever its platform keeps them): the id of the
+# model it was copied from, and of the first model of its chain of copies (A -> dir: -> B).
+# Models are paired by these ids, never by name: autolog logs a model called ``model`` on
+# every fit, so one run can hold several of one name.
+from trackbridge.provenance_tags import ORIGIN_MODEL_ID, SOURCE_MODEL_ID
+
 #: Bumped whenever the mapping rules between platforms change, recorded on every
 #: copied run so that a later ``check`` knows which rules produced it.
 MAPPING_VERSION = "1"
@@ -99,13 +105,6 @@ class DatasetInput:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-#: On a copied logged model (its tags, or wherever its platform keeps them): the id of
-#: the model it was copied from.  Models are paired by id, never by name: autolog logs
-#: a model called ``model`` on every fit, so one run can hold several of one name.
-SOURCE_MODEL_ID = "trackbridge.source.model_id"
-#: ... and the id of the first model of a chain of copies (A -> dir: -> B), so a copy of
-#: a copy is recognised as A's.
-ORIGIN_MODEL_ID = "trackbridge.origin.model_id"
 
 
 @dataclass(slots=True)

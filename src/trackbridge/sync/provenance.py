@@ -21,35 +21,29 @@ from dataclasses import dataclass, field
 from trackbridge.backends.base import Reader
 from trackbridge.mapping import MAPPING_TAG, param_to_str
 from trackbridge.model import MAPPING_VERSION, ArtifactInfo, MetricSummary, RunRecord, float_key
+from trackbridge.provenance_tags import (  # re-exported: the engine's names for them
+    CLAIM,
+    COMPLETE,
+    DUPLICATE_OF,
+    MAPPING_VERSION_TAG,
+    ORIGIN_PLATFORM,
+    ORIGIN_RUN_ID,
+    ORIGIN_VERSION,
+    SOURCE_END_TIME,
+    SOURCE_PARENT,
+    SOURCE_PLATFORM,
+    SOURCE_RUN_ID,
+    SOURCE_START_TIME,
+    SOURCE_URL,
+    SOURCE_USER,
+    SOURCE_VERSION,
+)
 
-SOURCE_PLATFORM = "trackbridge.source.platform"
-SOURCE_RUN_ID = "trackbridge.source.run_id"
-SOURCE_URL = "trackbridge.source.url"
-MAPPING_VERSION_TAG = "trackbridge.mapping_version"
-#: written last; value = the source fingerprint the run was completed from.
-COMPLETE = "trackbridge.complete"
-#: on destination model versions: the source version number, and that of the first
-#: version in a chain of copies (A -> Comet's semver -> B still matches A's numbers).
-SOURCE_VERSION = "trackbridge.source.version"
-ORIGIN_VERSION = "trackbridge.origin.version"
-#: the first run of a chain of copies (A -> dir: -> B): equal to the source for a
-#: direct copy.  Lets ``check A B`` and ``copy A B`` recognise B's runs after an
-#: export/import round trip, so nothing is duplicated.
-ORIGIN_PLATFORM = "trackbridge.origin.platform"
-ORIGIN_RUN_ID = "trackbridge.origin.run_id"
-
-#: run fields a destination cannot set, kept as tags (ms as decimal strings for times).
-SOURCE_START_TIME = "trackbridge.source.start_time"
-SOURCE_END_TIME = "trackbridge.source.end_time"
-SOURCE_USER = "trackbridge.source.user"
-SOURCE_PARENT = "trackbridge.source.parent_run_id"
-
-#: on a run an invocation created: that invocation's id.  Two invocations copying the
-#: same source run at once (an overlapping cron mirror, two machines) both create a
-#: copy; they agree on one winner (:func:`winner`), and the other copy is removed.
-CLAIM = "trackbridge.claim"
-#: on a losing copy the destination cannot delete: the winner's id (never indexed).
-DUPLICATE_OF = "trackbridge.duplicate_of"
+# What they mean here: every copied run carries SOURCE_* and ORIGIN_* (written at create,
+# so a half-written run is findable) and, written last, COMPLETE = the source fingerprint.
+# CLAIM names the invocation that created a copy; two invocations copying one source run
+# at once agree on one winner (:func:`winner`) and the loser is removed, or marked
+# DUPLICATE_OF where the destination cannot delete runs.
 
 #: tags trackbridge owns on a destination run; never copied from a source and
 #: never compared by ``check`` (a copy of a copy gets *our* provenance).

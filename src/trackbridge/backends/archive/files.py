@@ -30,15 +30,19 @@ def tmp_name(final: Path) -> Path:
     return final.with_name(f"{final.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
 
 
-def atomic_write(final: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``final`` through ``write(fileobj)`` so that it appears complete or not at all."""
+def atomic_write(final: Path, write: Callable[[IO[bytes]], None], durable: bool = True) -> None:
+    """Write ``final`` through ``write(fileobj)`` so that it appears complete or not at all.
+
+    The rename alone survives a killed process (the kernel keeps the bytes); ``durable``
+    also survives a machine crash (``fsync`` before the rename), at a few ms a file."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(final)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -54,8 +58,8 @@ def dump_json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, indent=1, allow_nan=True).encode("utf-8")
 
 
-def write_json(final: Path, data: Any) -> None:
-    atomic_write(final, lambda fh: fh.write(dump_json(data)))
+def write_json(final: Path, data: Any, durable: bool = True) -> None:
+    atomic_write(final, lambda fh: fh.write(dump_json(data)), durable)
 
 
 def read_json(path: Path) -> Any:

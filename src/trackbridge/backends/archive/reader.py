@@ -5,15 +5,18 @@ reader sees what any writer (this process or another) has committed.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from trackbridge.backends.archive import metrics, runs
 from trackbridge.backends.archive.files import read_json, relative_parts
 from trackbridge.backends.archive.layout import RUN_FILE, Layout, open_archive, valid_id
 from trackbridge.backends.archive.registry import Registry
+from trackbridge.backends.archive.source_index import SourceIndex
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
+from trackbridge.provenance_tags import SOURCE_RUN_ID
 from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RegisteredModel, RunRecord
 
 
@@ -35,6 +38,8 @@ class ArchiveReader(Reader):
     def __init__(self, root: Path) -> None:
         self.layout = open_archive(root, create=False)
         self.registry = Registry(self.layout)
+        self._indexes: dict[Path, SourceIndex] = {}
+        self._indexes_lock = threading.Lock()
 
     def list_experiments(self) -> Iterator[Experiment]:
         return list_experiments(self.layout)
@@ -51,15 +56,37 @@ class ArchiveReader(Reader):
             candidates = [runs_dir / r for r in run_filter.run_ids if valid_id(r)]
         else:
             candidates = sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []
-        for run_dir in candidates:
-            if not (valid_id(run_dir.name) and (run_dir / RUN_FILE).is_file()):
-                continue
-            try:
-                record = runs.to_record(run_dir, runs.load(run_dir), exp.name)
-            except RunNotFound:  # deleted while we were listing
-                continue
+        for record, run_dir in self._records(candidates, exp.name):
             if run_filter is None or run_filter.matches(record):  # the filter needs no metrics
                 yield runs.add_metric_summaries(record, run_dir)
+
+    def _records(self, run_dirs: list[Path], experiment: str) -> Iterator[tuple[RunRecord, Path]]:
+        """Records of the runs in ``run_dirs`` that exist (their URL from one resolved
+        parent: resolving each run folder cost more than reading its ``run.json``)."""
+        parents: dict[Path, Path] = {}
+        for run_dir in run_dirs:
+            if not (valid_id(run_dir.name) and (run_dir / RUN_FILE).is_file()):
+                continue
+            if run_dir.parent not in parents:
+                parents[run_dir.parent] = run_dir.parent.resolve()
+            try:
+                data = runs.load(run_dir)
+            except RunNotFound:  # deleted while we were listing
+                continue
+            yield runs.to_record(run_dir, data, experiment, parents[run_dir.parent] / run_dir.name), run_dir
+
+    def find_runs(self, experiment: str, tags: Mapping[str, str]) -> list[RunRecord]:
+        """Copies of a source run through the :class:`SourceIndex` (the engine asks this
+        several times per copied run); other look-ups scan the experiment."""
+        source = tags.get(SOURCE_RUN_ID)
+        exp = self.get_experiment(experiment) if source else None
+        if exp is None:
+            return super().find_runs(experiment, tags)
+        runs_dir = self.layout.experiment_dir(exp.id) / "runs"
+        with self._indexes_lock:
+            index = self._indexes.setdefault(runs_dir, SourceIndex(runs_dir))
+        return [record for record, _dir in self._records(index.runs_of(source), exp.name)
+                if all(record.tags.get(k) == v for k, v in tags.items())]
 
     def get_run(self, run_id: str) -> RunRecord:
         run_dir = self.layout.find_run(run_id)

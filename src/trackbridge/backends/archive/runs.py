@@ -39,13 +39,14 @@ def load(run_dir: Path) -> dict[str, Any]:
         raise RunNotFound(f"run {run_dir.name!r} is no longer in the archive ({run_dir} is gone)") from None
 
 
-def save(run_dir: Path, data: dict[str, Any]) -> None:
-    write_json(run_dir / RUN_FILE, data)
+def save(run_dir: Path, data: dict[str, Any], durable: bool = True) -> None:
+    write_json(run_dir / RUN_FILE, data, durable)
 
 
-def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord:
+def to_record(run_dir: Path, data: dict[str, Any], experiment: str, resolved: Path | None = None) -> RunRecord:
     """A :class:`RunRecord` from ``run.json`` alone: metric summaries are left empty
-    so a listing can filter runs before paying for :func:`add_metric_summaries`."""
+    so a listing can filter runs before paying for :func:`add_metric_summaries`.
+    ``resolved``: ``run_dir`` already resolved (its URL), when the caller knows it."""
     return RunRecord(
         platform=PLATFORM,
         run_id=data["run_id"],
@@ -57,7 +58,7 @@ def to_record(run_dir: Path, data: dict[str, Any], experiment: str) -> RunRecord
         end_time=data.get("end_time"),
         user=data.get("user"),
         parent_run_id=data.get("parent_run_id"),
-        url=run_dir.resolve().as_uri(),
+        url=(resolved or run_dir.resolve()).as_uri(),
         params=data.get("params", {}),
         tags=data.get("tags", {}),
         labels=data.get("labels", []),

@@ -29,6 +29,7 @@ from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 from trackbridge.model_files import model_flavors
+from trackbridge.provenance_tags import COMPLETE
 
 #: default number of buffered points per run before a metrics part is written (~6 MB).
 DEFAULT_PART_POINTS = 250_000
@@ -127,13 +128,13 @@ class ArchiveWriter(Writer):
                 run = self._runs[run_id] = _OpenRun(self.layout.find_run(run_id))
             return run
 
-    def _update(self, run_id: str, change: Callable[[dict[str, Any]], None]) -> None:
+    def _update(self, run_id: str, change: Callable[[dict[str, Any]], None], durable: bool = False) -> None:
         """Read-modify-write ``run.json`` under the run's lock (atomic replace on disk)."""
         run = self._open(run_id)
         with run.lock:
             data = runs.load(run.dir)
             change(data)
-            runs.save(run.dir, data)
+            runs.save(run.dir, data, durable)
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         run = self._open(run_id)
@@ -148,7 +149,7 @@ class ArchiveWriter(Writer):
                 still_open = final in (RunStatus.RUNNING, RunStatus.SCHEDULED)
                 data["end_time"] = end_time if end_time is not None or still_open else now_ms()
 
-            self._update(run_id, finish)
+            self._update(run_id, finish, durable=True)  # the end of a run logged live
 
     def delete_run(self, run_id: str) -> None:
         run = self._open(run_id)
@@ -171,7 +172,10 @@ class ArchiveWriter(Writer):
         self._update(run_id, lambda data: data["params"].update(params))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        self._update(run_id, lambda data: data["tags"].update(tags))
+        """``run.json`` is rewritten whole on every change; only the write that completes a
+        copy (the marker, written last) is made durable against a machine crash: with it
+        everything before is on disk too, and without it the copy is simply resumed."""
+        self._update(run_id, lambda data: data["tags"].update(tags), durable=bool(tags.get(COMPLETE)))
 
     def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
         def remove(data: dict[str, Any]) -> None:
