@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from corpus import invoke, set_remotes
-from wandb_helpers import sdk_rich_run, wandb_file  # noqa: F401  (fixture)
+from wandb_helpers import sdk_rich_run, sdk_sockets, wandb_file  # noqa: F401  (fixtures)
 
 from trackbridge.backends import get_backend
 from trackbridge.backends.wandb import txlog
@@ -339,3 +339,14 @@ def test_older_writers_media_and_values_no_kind_holds(tmp_path: Path) -> None:
     assert [p.data["values"] for p in reader.iter_media("old1", "hist")] == [[0, 1], [1, 1], [2, 1]]
     assert set(run.unread) == {"history 'note'", "history 'plot'"}
     assert "bokeh-file" in run.unread["history 'plot'"] and "str" in run.unread["history 'note'"]
+
+
+def test_copy_into_wandb_through_the_sdk_checks_equal(sdk_rich_run, tmp_path: Path,  # noqa: F811
+                                                      sdk_sockets) -> None:  # noqa: F811
+    """The ``wandb`` destination (the SDK, offline here): media kept as trackbridge's files,
+    artifact metadata in its file, models with their metadata; ``check`` passes."""
+    import os
+
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    run_dir, _exp = sdk_rich_run
+    _copy_checks(f"wandb-offline:{run_dir.parent}", "wandb")

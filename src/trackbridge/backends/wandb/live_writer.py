@@ -46,6 +46,7 @@ from typing import Any
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb.artifacts import logged_model, model_metadata, model_paths
 from trackbridge.backends.wandb.ids import derived_run_id, run_id_for
+from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, decode_tag
 from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
@@ -329,7 +330,15 @@ class WandbLiveWriter(Writer):
             live.run.config.update(dict(params), allow_val_change=True)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Tags in config ``trackbridge.tags``; a ``wandb.define_metric`` tag is also
+        declared again (:mod:`.metrics`), x-axis ``trackbridge/step``, so W&B keeps the
+        summaries it asks for."""
         with self._use(run_id) as live:
+            if DEFINE_METRIC_TAG in tags and tags[DEFINE_METRIC_TAG] != live.tags.get(DEFINE_METRIC_TAG):
+                for spec in decode_tag(tags[DEFINE_METRIC_TAG]):
+                    live.run.define_metric(str(spec.get("name") or spec.get("glob")), step_metric=STEP_KEY,
+                                           summary=",".join(spec.get("summary") or ()) or None,
+                                           goal=spec.get("goal") or None, hidden=bool(spec.get("hidden")) or None)
             live.tags.update({k: str(v) for k, v in tags.items()})
             live.run.config.update({TAGS_CONFIG_KEY: dict(live.tags)}, allow_val_change=True)
 
