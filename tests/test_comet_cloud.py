@@ -26,7 +26,8 @@ EXPERIMENT = {
     "tags": ["baseline", "gpu"],
     "metrics": {"loss": [(i, 1.0 / (i + 1), 1_700_000_000_000 + i) for i in range(N)],
                 "odd": [(0, "NaN", 5), (1, "Infinity", 6)], "sys.cpu.percent.avg": [(0, 12.5, 7)]},
-    "assets": [{"fileName": "docs/report.txt", "assetId": "a1", "type": "asset", "data": b"report body"},
+    "assets": [{"fileName": "docs/report.txt", "assetId": "a1", "type": "asset", "data": b"report body",
+                "metadata": '{"pages": 3, "lang": "en"}'},  # log_asset(..., metadata=...): Comet gives JSON text
                {"fileName": "weights.bin", "assetId": "a2", "type": "model-element", "data": b"\x00\x01\x02",
                 "metadata": {"groupingName": "clf"}},
                {"fileName": "train.py", "assetId": "a3", "type": "source_code", "data": b"print()"}],
@@ -78,7 +79,9 @@ def test_assets_models_and_registry(cloud: h.CloudStandIn, tmp_path: Path) -> No
     assert [(a.path, a.size) for a in reader.list_artifacts(KEY)] == [("docs/report.txt", 11)]
     got = reader.download_artifact(KEY, "docs/report.txt", tmp_path)
     assert got == tmp_path / "docs" / "report.txt" and got.read_bytes() == b"report body"
-    [model] = reader.get_run(KEY).models
+    run = reader.get_run(KEY)
+    assert run.artifact_meta == {"docs/report.txt": {"metadata": {"pages": 3, "lang": "en"}}}
+    [model] = run.models
     folder = reader.download_model(KEY, model, tmp_path / "m")
     assert (folder / "weights.bin").read_bytes() == b"\x00\x01\x02"
     [reg] = list(reader.list_registered_models())

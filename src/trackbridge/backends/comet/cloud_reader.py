@@ -205,7 +205,7 @@ class CometCloudReader(Reader):
                     summary[name[len(fmt.SUMMARY_PREFIX):]] = json.loads(str(value))
                 except ValueError:
                     summary[name[len(fmt.SUMMARY_PREFIX):]] = value
-            elif name != fmt.SYSTEM_KEYS_OTHER:
+            elif name not in (fmt.SYSTEM_KEYS_OTHER, fmt.ARTIFACT_META_KEY):
                 tags[name] = fmt.other_as_tag(value)
         if status is None:
             status = (RunStatus.RUNNING if meta.get("running") else
@@ -222,6 +222,8 @@ class CometCloudReader(Reader):
             (system if fmt.is_system_metric(m["name"]) else metrics)[name] = point
         parent = fmt.parent_key(tags)
         models = self._models(key, self._call("reading models", exp.get_model_names) or [])
+        assets = [(a["fileName"], _metadata(a)) for a in self._assets(key) if a.get("type", "asset") == "asset"]
+        loose = others.get(fmt.ARTIFACT_META_KEY)
         return RunRecord(
             platform=self.platform, run_id=key, experiment=project or meta.get("projectName") or "",
             experiment_id=f"{workspace}/{project}", name=meta.get("experimentName") or others.get("Name"),
@@ -231,6 +233,8 @@ class CometCloudReader(Reader):
             params=raw_params, tags=tags,
             labels=list(self._call("reading tags", exp.get_tags) or []), notes=notes, metrics=metrics,
             system_metrics=system, summary=summary, inputs=inputs, models=models,
+            artifact_meta=fmt.artifact_meta([(n, m) for n, m in assets if m],
+                                            json.loads(str(loose)) if loose else {}),
         )
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:

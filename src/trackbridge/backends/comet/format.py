@@ -41,7 +41,7 @@ import hashlib
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trackbridge.backends.comet import coverage as cov
@@ -176,6 +176,28 @@ def logged_model(key: str, grouping: str, metadata: Mapping[str, Any]) -> Logged
         tags={str(k): str(v) for k, v in (kept.get("tags") or {}).items()},
         model_type=kept.get("model_type"), status=kept["status"] if "status" in kept else READY,
     )
+
+
+def artifact_meta(assets: Iterable[tuple[str, Mapping[str, Any]]], loose: Any) -> dict[str, dict[str, Any]]:
+    """``RunRecord.artifact_meta`` from (asset file name, its upload metadata) pairs: each
+    asset's metadata as ``{"metadata": ...}``, or the entry :func:`asset_metadata` kept
+    (for the asset or the folder above it) with Comet's own metadata, which a user may
+    edit, as its ``metadata``; then ``loose``, the entries of paths with no file (the
+    other :data:`ARTIFACT_META_KEY`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, metadata in assets:
+        meta = dict(metadata)
+        kept = meta.pop(ARTIFACT_META_KEY, None)
+        if not isinstance(kept, dict) or not isinstance(kept.get("entry"), dict):
+            out[name] = {"metadata": meta}
+            continue
+        entry = dict(kept["entry"])
+        if isinstance(entry.get("metadata"), dict) or ("metadata" not in entry and meta):
+            entry["metadata"] = meta
+        out[str(kept.get("path") or name)] = entry
+    if isinstance(loose, dict):
+        out.update({str(k): dict(v) for k, v in loose.items() if isinstance(v, dict)})
+    return out
 
 
 def model_id(key: str, model_name: str) -> str:

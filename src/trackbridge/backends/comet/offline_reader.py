@@ -241,7 +241,8 @@ class CometOfflineReader(Reader):
             models=models,
             inputs=inputs,
             media={key: MediaSeries(entries[-1].kind, len(entries)) for key, entries in run.media.items()},
-            artifact_meta=_artifact_meta(run, _json_or_text(run.others.get(fmt.ARTIFACT_META_KEY, "{}"))),
+            artifact_meta=fmt.artifact_meta(run.artifact_meta.items(),
+                                            _json_or_text(run.others.get(fmt.ARTIFACT_META_KEY, "{}"))),
             unread=_unread(run),
         )
 
@@ -359,28 +360,6 @@ def _unread(run: ScannedRun) -> dict[str, str]:
         out[f"comet:{kind}"] = f"{count} message(s): {reason}"
     if run.damage:
         out["comet:damaged-archive"] = f"read up to the damage only: {run.damage}"
-    return out
-
-
-def _artifact_meta(run: ScannedRun, loose: Any) -> dict[str, dict[str, Any]]:
-    """``artifact_meta``: each asset's metadata as ``{"metadata": ...}``, or the entry
-    trackbridge kept (for the asset or the folder above it, see
-    :func:`~trackbridge.backends.comet.format.asset_metadata`) with Comet's own metadata,
-    which a user may edit, as its ``metadata``; then the entries of paths with no file
-    (the other ARTIFACT_META_KEY)."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, metadata in run.artifact_meta.items():
-        meta = dict(metadata)
-        kept = meta.pop(fmt.ARTIFACT_META_KEY, None)
-        if not isinstance(kept, dict) or not isinstance(kept.get("entry"), dict):
-            out[name] = {"metadata": meta}
-            continue
-        entry = dict(kept["entry"])
-        if isinstance(entry.get("metadata"), dict) or ("metadata" not in entry and meta):
-            entry["metadata"] = meta
-        out[str(kept.get("path") or name)] = entry
-    if isinstance(loose, dict):
-        out.update({str(k): dict(v) for k, v in loose.items() if isinstance(v, dict)})
     return out
 
 
