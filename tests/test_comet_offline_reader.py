@@ -259,3 +259,26 @@ def test_sdk_environment_details_and_system_metrics_are_kept_apart(tmp_path: Pat
     assert all(k.startswith("sys.") for k in run.system_metrics)
     not_carried = {k for k in kinds if not cov.carried(cov.MESSAGES[k])}
     assert {f"comet:{k}" for k in not_carried} | {"comet:metric:process duration"} == set(run.unread)
+
+
+def test_a_damaged_histogram_file_names_the_archive_and_the_point(tmp_path: Path) -> None:
+    from trackbridge.backends.comet.media import bin_edges
+    from trackbridge.model import MediaPoint
+
+    w = CometOfflineBackend({"path": str(tmp_path / "a")}).writer()
+    run_id = w.create_run("p", name="r", start_time=1)
+    comets_own = {"bins": list(bin_edges()[1000:1002]), "values": [2]}  # held by the file alone
+    w.log_media(run_id, "weights", [(MediaPoint(4, 5, "histogram", data=comets_own), None)])
+    w.finish_run(run_id, RunStatus.FINISHED, 9)
+    w.close()
+    archive = tmp_path / "a" / f"{run_id}.zip"
+    with zipfile.ZipFile(archive) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    [hist] = [m["payload"]["file_path"] for m in h.messages(archive) if m["type"] == "file_upload"]
+    members[hist] = b"{not json"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    reader = _reader(tmp_path / "a")
+    with pytest.raises(DamagedArchiveError, match=f"{run_id}.zip: media 'weights' at step 4"):
+        list(reader.iter_media(run_id, "weights"))

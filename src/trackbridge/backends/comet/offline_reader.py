@@ -375,7 +375,12 @@ def _media_points(run: ScannedRun, key: str, only: Callable[[MediaEntry], bool] 
         for entry in entries:
             if only is not None and not only(entry):
                 continue
-            yield entry, _media_point(files, entry)
+            try:
+                point = _media_point(files, entry)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                raise DamagedArchiveError(f"comet-offline archive {run.path}: media {key!r} at step {entry.step} "
+                                          f"({entry.member}) cannot be read ({exc})") from None
+            yield entry, point
     finally:
         files.close()
 
@@ -397,7 +402,8 @@ def _media_point(files: ArchiveFiles, entry: MediaEntry) -> MediaPoint:
     if "meta" in kept and isinstance(kept["meta"], dict):
         meta = dict(kept["meta"])
     caption = kept.get("caption")
-    return MediaPoint(entry.step, entry.timestamp, entry.kind, data=data, file=entry.file, caption=None if caption is None else str(caption), meta=meta)
+    return MediaPoint(entry.step, entry.timestamp, entry.kind, data=data, file=entry.file,
+                      caption=None if caption is None else str(caption), meta=meta)
 
 
 def _json_or_text(value: Any) -> Any:
