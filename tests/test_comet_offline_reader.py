@@ -282,3 +282,23 @@ def test_a_damaged_histogram_file_names_the_archive_and_the_point(tmp_path: Path
     reader = _reader(tmp_path / "a")
     with pytest.raises(DamagedArchiveError, match=f"{run_id}.zip: media 'weights' at step 4"):
         list(reader.iter_media(run_id, "weights"))
+
+
+def test_histograms_convert_exactly_where_comets_bins_can_hold_them() -> None:
+    from comet_ml.data_structure import Histogram
+
+    from trackbridge.backends.comet.media import bin_edges, histogram_from_comet, histogram_to_comet
+
+    assert bin_edges() == tuple(Histogram().values)  # the SDK's own edges, bit for bit
+    sdk = Histogram()
+    sdk.add([-2.5, -0.001, 0.0, 0.0, 3.0, 3.01, 1e6])
+    data = histogram_from_comet(sdk.to_json())
+    assert sum(data["values"]) == 7 and len(data["bins"]) == len(data["values"]) + 1
+    doc, exact = histogram_to_comet(data)  # a histogram that came from Comet goes back as it was
+    assert exact and doc["index_values"] == sdk.to_json()["index_values"]
+    assert histogram_from_comet(doc) == data
+    wandb_like = {"bins": [0.0, 0.5, 1.0], "values": [3, 1]}  # other bins: re-binned, not exact
+    doc, exact = histogram_to_comet(wandb_like)
+    assert not exact and sum(c for _, c in doc["index_values"]) == 4
+    assert histogram_to_comet({"bins": [], "values": []}) == (histogram_to_comet({})[0], True)
+    assert histogram_from_comet({"index_values": []}) == {"bins": [], "values": []}
