@@ -12,6 +12,7 @@ import functools
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -31,6 +32,7 @@ from trackbridge.sync.engine import Options, Outcome, SyncEngine, target_of
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.plan import Action, Plan, Selection
 from trackbridge.sync.progress import summary_table
+from trackbridge.sync.shard import Shard
 
 REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or a path remote (dir:PATH, wandb-offline:PATH, comet-offline:PATH) (see 'trackbridge --help')."
 
@@ -75,7 +77,8 @@ def _selection(src: RemoteSpec, dst: RemoteSpec, opts: dict[str, Any]) -> Select
     rename = _pairs(opts["rename_experiment"], "--rename-experiment")
     if dst.experiment and rename:
         raise click.UsageError("give either DST:EXPERIMENT or --rename-experiment, not both")
-    return Selection(experiments, run_filter, rename, into=dst.experiment)
+    shard = Shard.parse(opts["shard"]) if opts.get("shard") else None
+    return Selection(experiments, run_filter, rename, into=dst.experiment, shard=shard)
 
 
 def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, Backend, Any]:
@@ -113,6 +116,9 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Write source experiment OLD into destination experiment NEW (repeatable)."),
         click.option("--transfers", default=4, show_default=True, type=click.IntRange(1, 64),
                      help="Runs processed in parallel."),
+        click.option("--shard", metavar="I/N",
+                     help="Only part I (0-based) of N of the selected runs, for N workers copying at once "
+                          "(a run goes with its parent). The registry is left to one last run without --shard."),
         click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout."),
         click.option("--allow-empty", is_flag=True,
                      help="A source holding no run is not an error (by default it is: a mistyped path "
@@ -230,10 +236,25 @@ def _print_outcome(outcome: Outcome, as_json: bool) -> None:
 # -- commands -------------------------------------------------------------------
 
 
+def _report_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--report", type=click.Path(dir_okay=False, writable=True, path_type=Path), metavar="FILE.html",
+                        help="Also write a self-contained HTML report a person can look at (no network when "
+                             "opened; credentials masked).")(fn)
+
+
+def _described(spec: RemoteSpec, backend: Backend) -> str:
+    """A remote as the report names it: as typed, and where it points (masked)."""
+    where = backend.describe()
+    return mask(str(spec) if where in (str(spec), spec.remote) else f"{spec} ({where})")
+
+
 def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: bool, max_delete: int,
-              exact_points: bool, opts: dict[str, Any]) -> None:
+              exact_points: bool, opts: dict[str, Any], report: Path | None = None) -> None:
     src, dst, src_backend, dst_backend, config = _open(src_arg, dst_arg)
     selection = _selection(src, dst, opts)
+    if selection.shard is not None and delete:
+        raise ConfigError("--delete cannot be combined with --shard: a shard sees only its part of the source. "
+                          "Delete in the last run without --shard.")
     as_json = opts["as_json"]
     reporter = reporter_for(err_console, quiet=as_json or dry_run)
     ledger = None if dry_run else Ledger.in_home(config.home)
@@ -251,6 +272,12 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
             ledger.close()
     if outcome is None:
         renames = experiment_renames(plan, dst_backend)
+        if report is not None:
+            from trackbridge.report import write_plan_report  # only when asked: the report's modules
+
+            write_plan_report(report, plan, renames, source=_described(src, src_backend),
+                              destination=_described(dst, dst_backend))
+            err_console.print(f"report: {report}", markup=False, highlight=False)
         print_json({**plan.to_json(), "experiment_renames": renames}) if as_json else render_plan(plan, renames)
         raise SystemExit(1 if plan.totals()["errors"] else 0)
     _print_outcome(outcome, as_json)
@@ -267,9 +294,10 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
               help="Plan as 'copy' (never touches finished runs) or 'sync' (updates changed runs).")
 @click.option("--delete", is_flag=True, help="Also list destination runs whose source run is gone.")
 @click.option("--exact-points", is_flag=True, help="Count metric points exactly (streams every series).")
+@_report_option
 @selection_options
 @_guard
-def plan(src: str, dst: str, mode: str, delete: bool, exact_points: bool, **opts: Any) -> None:
+def plan(src: str, dst: str, mode: str, delete: bool, exact_points: bool, report: Path | None, **opts: Any) -> None:
     """Show what copy/sync from SRC to DST would do, writing nothing.
 
     Per run: + create, ~ resume (half-written by an interrupted copy),
@@ -278,7 +306,8 @@ def plan(src: str, dst: str, mode: str, delete: bool, exact_points: bool, **opts
     truncated or dropped to fit DST, deletions (with --delete), registry
     versions and aliases, and totals (runs, metric points, artifact bytes).
     """
-    _transfer(mode, src, dst, dry_run=True, delete=delete, max_delete=0, exact_points=exact_points, opts=opts)
+    _transfer(mode, src, dst, dry_run=True, delete=delete, max_delete=0, exact_points=exact_points, opts=opts,
+              report=report)
 
 
 plan.help = (plan.help or "") + "\n\n" + REMOTES_HELP
@@ -344,9 +373,10 @@ def _print_check(report: CheckReport, as_json: bool) -> None:
 @click.argument("dst")
 @click.option("--no-download", is_flag=True,
               help="Compare artifacts by listing (path, size, known digests) without downloading them.")
+@_report_option
 @selection_options
 @_guard
-def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
+def check(src: str, dst: str, no_download: bool, report: Path | None, **opts: Any) -> None:
     """Verify DST against SRC value by value; exit 1 on any difference.
 
     \b
@@ -363,14 +393,25 @@ def check(src: str, dst: str, no_download: bool, **opts: Any) -> None:
     src_spec, dst_spec, src_backend, dst_backend, _config = _open(src, dst)
     selection = _selection(src_spec, dst_spec, opts)
     writer = dst_backend.writer()
+    collector = None
+    if report is not None:
+        from trackbridge.report import ReportCollector  # only when asked: check alone pays nothing
+
+        collector = ReportCollector()
     checker = Checker(src_backend.reader(), dst_backend.reader(), target_of(src_backend, dst_backend, writer.limits),
-                      download=not no_download, workers=opts["transfers"])
+                      download=not no_download, workers=opts["transfers"], collector=collector)
     with vendor_output_to_stderr():
-        report = checker.check(selection)
-        if not (report.findings or opts["allow_empty"]):
+        result = checker.check(selection)
+        if not (result.findings or opts["allow_empty"]):
             require_runs(src_spec, src_backend, selection.experiments)
-    _print_check(report, opts["as_json"])
-    raise SystemExit(0 if report.ok else 1)
+    _print_check(result, opts["as_json"])
+    if report is not None and collector is not None:
+        from trackbridge.report import write_check_report
+
+        write_check_report(report, result, collector, source=_described(src_spec, src_backend),
+                           destination=_described(dst_spec, dst_backend))
+        err_console.print(f"report: {report}", markup=False, highlight=False)
+    raise SystemExit(0 if result.ok else 1)
 
 
 def _require_dir(arg: str, which: str) -> None:

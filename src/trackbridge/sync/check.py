@@ -23,16 +23,26 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trackbridge.backends.base import Reader
 from trackbridge.errors import TrackbridgeError
 from trackbridge.history import increasing_steps, merge_rows, series_from_rows
 from trackbridge.mapping import MAPPING_FILE, TRUNCATE, MappingRecord
-from trackbridge.model import ArtifactInfo, DatasetInput, LoggedModel, MediaPoint, MetricPoint, RunRecord, float_key
+from trackbridge.model import (
+    ArtifactInfo,
+    DatasetInput,
+    LoggedModel,
+    MediaPoint,
+    MediaSeries,
+    MetricPoint,
+    RegisteredModel,
+    RunRecord,
+    float_key,
+)
 from trackbridge.model_files import is_model_file, mask_ids
 from trackbridge.sync.delta import model_prefixes
-from trackbridge.sync.fit import KEPT_FIELDS, Target, fit_run
+from trackbridge.sync.fit import KEPT_FIELDS, FittedRun, Target, fit_run
 from trackbridge.sync.models import model_key, pair_models
 from trackbridge.sync.plan import Planner, Selection
 from trackbridge.sync.points import PointIndex, iter_points
@@ -172,16 +182,46 @@ def _timeless(pages: Iterable[list[MetricPoint]]) -> Iterator[list[MetricPoint]]
         yield [MetricPoint(p.step, p.value, 0) for p in page]
 
 
+PageFactory = Callable[[], Iterable[list[MetricPoint]]]
+
+
+class SeriesObserver(Protocol):
+    def wrap(self, src: PageFactory, dst: PageFactory) -> tuple[PageFactory, PageFactory]: ...
+
+    def done(self, diff: SeriesDiff) -> None: ...
+
+
+class CheckCollector(Protocol):
+    """What the checker hands, as it goes, to whoever builds a report of the check
+    (``check --report``: :class:`trackbridge.report.collect.ReportCollector`), so the
+    report needs no second read of the series.  Called from the checker's threads."""
+
+    def fields(self, run_id: str, fitted: FittedRun,
+               compared: dict[str, tuple[dict[str, str], dict[str, str]]]) -> None: ...
+
+    def series(self, run_id: str, key: str) -> SeriesObserver: ...
+
+    def files(self, run_id: str, src_listed: list[ArtifactInfo], dst_listed: list[ArtifactInfo]) -> None: ...
+
+    def media(self, run_id: str, src_media: dict[str, MediaSeries], dst_media: dict[str, MediaSeries]) -> None: ...
+
+    def run(self, finding: Finding, src: RunRecord, dst: RunRecord | None) -> None: ...
+
+    def model(self, finding: Finding, src: RegisteredModel, dst: RegisteredModel | None) -> None: ...
+
+
 class Checker:
     """Compares the selected source runs with their destination copies."""
 
     def __init__(self, src: Reader, dst: Reader, target: Target, *,
                  download: bool = True, workers: int = 4, long_values: str = TRUNCATE,
-                 retry: Retry | None = None) -> None:
+                 retry: Retry | None = None, collector: CheckCollector | None = None) -> None:
         self.src, self.dst, self.target = src, dst, target
         self.download, self.workers = download, max(1, workers)
         self.long_values = long_values
         self.retry = retry or Retry()
+        #: ``None`` (the default) costs nothing: every hook below is behind one ``if``.
+        self.collector = collector
 
     def check(self, selection: Selection) -> CheckReport:
         report = CheckReport()
@@ -197,13 +237,19 @@ class Checker:
                     best = index.best(run.run_id)
                     if best is not None:
                         run_map[run.run_id] = best.run_id
-        if self.target.can("registry"):
+        if self.target.can("registry") and selection.shard is None:  # a shard copies no registry
             report.findings.extend(self._check_registry({r.run_id for r in selected}, run_map))
         return report
 
     # -- runs -----------------------------------------------------------------
 
     def _guarded(self, src: RunRecord, index: DestIndex) -> Finding:
+        finding = self._checked(src, index)
+        if self.collector is not None:
+            self.collector.run(finding, src, index.best(src.run_id))
+        return finding
+
+    def _checked(self, src: RunRecord, index: DestIndex) -> Finding:
         label = f"{src.experiment}/{src.name or src.run_id}"
         dst = index.best(src.run_id)
         if dst is None:
@@ -245,7 +291,8 @@ class Checker:
         if can("nested_runs") and "parent_run_id" not in recorded.dropped:
             _differs(details, "parent run", parent or src.parent_run_id, dst.parent_run_id)
 
-        self._compare_mapping(details, "param", fitted.comparable(fitted.params), fitted.comparable(dst.params))
+        params = fitted.comparable(fitted.params), fitted.comparable(dst.params)
+        self._compare_mapping(details, "param", *params)
         # tags the destination platform writes itself are not the user's, unless the source had them
         own = self.target.features.system_tag_prefixes
         dst_tags = {k: v for k, v in dst.tags.items()
@@ -257,6 +304,8 @@ class Checker:
         expected_tags = dict(fitted.tags)
         expected_tags.update({k: "" for k in fitted.labels if k in dst_tags})
         self._compare_mapping(details, "tag", expected_tags, dst_tags)
+        if self.collector is not None:
+            self.collector.fields(src.run_id, fitted, {"param": params, "tag": (expected_tags, dst_tags)})
         if can("inputs"):
             _differs(details, "dataset inputs", sorted(map(_input_key, src.inputs)), sorted(map(_input_key, dst.inputs)))
         if can("summary"):
@@ -285,11 +334,15 @@ class Checker:
             if dst_key not in dst_keys:
                 details.append(f"metric {key!r} missing")
                 continue
-            diff = compare_series(
+            pages: tuple[PageFactory, PageFactory] = (
                 lambda: view(self._expected_history(src, key, keys)),
-                lambda: view(self.retry.iterate(lambda: self.dst.iter_metric_history(dst.run_id, dst_key))),
-                keep,
-            )
+                lambda: view(self.retry.iterate(lambda: self.dst.iter_metric_history(dst.run_id, dst_key))))
+            observer = self.collector.series(src.run_id, key) if self.collector is not None else None
+            if observer is not None:
+                pages = observer.wrap(*pages)
+            diff = compare_series(*pages, keep)
+            if observer is not None:
+                observer.done(diff)
             if not diff.equal:
                 examples = ", ".join(f"(step {p.step}, {p.value}, t={p.timestamp})" for p in diff.examples)
                 details.append(f"metric {key!r}: {diff.src_count} points at source, {diff.dst_count} at destination, "
@@ -313,6 +366,8 @@ class Checker:
         skip = model_prefixes(src.models)
         src_listed = self.retry.call(lambda: list(self.src.list_artifacts(src.run_id)))
         dst_listed = self.retry.call(lambda: list(self.dst.list_artifacts(dst.run_id)))
+        if self.collector is not None:
+            self.collector.files(src.run_id, src_listed, dst_listed)
         self._compare_rich(details, src, dst, src_listed, dst_listed)
         src_files = {a.path: a for a in plain_files(src_listed) if not a.path.startswith(skip)}
         dst_files = {a.path: a for a in plain_files(dst_listed) if not a.path.startswith(skip)}
@@ -361,6 +416,8 @@ class Checker:
         _differs(details, "artifact metadata", left.artifact_meta(src, src_listed),
                  right.artifact_meta(dst, dst_listed))
         src_media, dst_media = left.media(src, src_listed), right.media(dst, dst_listed)
+        if self.collector is not None:
+            self.collector.media(src.run_id, src_media, dst_media)
         for key in sorted(dst_media.keys() - src_media.keys()):
             details.append(f"media {key!r} only at the destination")
         timed = self.target.can("timestamps")
@@ -441,6 +498,8 @@ class Checker:
             label = f"model {src.name}"
             if dst is None:
                 findings.append(Finding(MISSING, "model", label, src.name))
+                if self.collector is not None:
+                    self.collector.model(findings[-1], src, None)
                 continue
             details: list[str] = []
             _differs(details, "description", src.description or "", dst.description or "")
@@ -470,4 +529,6 @@ class Checker:
                         details.append(f"alias {alias!r}: points to {aliases.get(alias)} at the destination, "
                                        f"expected {copy.version} (source version {version.version})")
             findings.append(Finding(DIFFERS if details else EQUAL, "model", label, src.name, dst.name, details))
+            if self.collector is not None:
+                self.collector.model(findings[-1], src, dst)
         return findings

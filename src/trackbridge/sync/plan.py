@@ -42,6 +42,7 @@ from trackbridge.sync.provenance import (
 from trackbridge.sync.registry import ModelPlan, plan_registry
 from trackbridge.sync.retry import Retry
 from trackbridge.sync.rich import ARTIFACT_META_FILE, RichView, plain_files
+from trackbridge.sync.shard import Shard
 
 
 #: what ``sync`` does not bring up to date, said plainly wherever it skips unchanged runs.
@@ -75,6 +76,8 @@ class Selection:
     rename: dict[str, str] = field(default_factory=dict)
     #: every selected source experiment goes into this one destination experiment.
     into: str | None = None
+    #: only this part of the selected runs (``--shard i/n``, :mod:`.shard`).
+    shard: Shard | None = None
 
     def destination_of(self, experiment: str) -> str:
         return self.into or self.rename.get(experiment, experiment)
@@ -233,6 +236,8 @@ class Planner:
             if dst_name not in indexes:
                 indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
             runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+            if selection.shard is not None:
+                runs = selection.shard.keep(runs)
             yield dst_name, tags, indexes[dst_name], runs
 
     def plan(self, selection: Selection) -> Plan:
@@ -253,7 +258,12 @@ class Planner:
             if run.dst is not None:
                 plan.known[run.src.run_id] = run.dst.run_id
         self._orphans(plan, indexes)
-        self._registry(plan)
+        if selection.shard is not None:
+            plan.transformations.append(
+                f"registry: not copied by shard {selection.shard}; run the same command once without --shard "
+                "after every shard has finished (its runs are then unchanged) to copy the registry in source order")
+        else:
+            self._registry(plan)
         if self.mode == "sync" and plan.count(Action.UNCHANGED):
             plan.transformations.append(SYNC_BLIND_SPOTS)
         plan.transformations.extend(self._uploader_warnings(plan))
