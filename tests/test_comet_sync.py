@@ -49,11 +49,16 @@ def test_mlflow_to_comet_offline_to_mlflow_checks_against_the_original(tmp_path:
     assert all(len(v) == 1 for v in runs_by_source(sqlite_uri).values())
 
 
-def test_sdk_archive_copies_out_and_checks_equal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["dir", "comet-offline"])
+def test_sdk_archive_copies_out_and_checks_equal(tmp_path: Path, kind: str) -> None:
+    """Into dir: and into another Comet folder (its html, a kind Comet's archive holds but
+    trackbridge cannot write back natively, goes through the engine's media layout)."""
     archive = h.sdk_archive(tmp_path / "sdk")
-    comet, out = f"comet-offline:{archive.parent}", f"dir:{tmp_path / 'out'}"
+    comet, out = f"comet-offline:{archive.parent}", f"{kind}:{tmp_path / 'out'}"
     plan = invoke("copy", comet, out, "--dry-run")
     assert plan.exit_code == 0, plan.stdout
+    assert "'media:html'" in plan.stdout, plan.stdout  # declared: as files at both
+    assert ("'media:text'" in plan.stdout) == (kind == "dir"), plan.stdout  # native in Comet
     copied = _ok(invoke("copy", comet, out, "--json"))
     assert copied["stats"]["runs_created"] == 1
     checked = invoke("check", comet, out)
