@@ -245,7 +245,7 @@ def _report_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _described(spec: RemoteSpec, backend: Backend) -> str:
     """A remote as the report names it: as typed, and where it points (masked)."""
     where = backend.describe()
-    return mask(str(spec) if where in (str(spec), spec.remote) else f"{spec} ({where})")
+    return mask(where if where.startswith(str(spec)) else f"{spec} ({where})")
 
 
 def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: bool, max_delete: int,
