@@ -127,6 +127,21 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda f, d: d(f), reversed(decorators), fn)
 
 
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where copy/sync run: here, or as Ray tasks (docs/scaling.md)."""
+    decorators = [
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="ray: copy the runs as --shards Ray tasks (retried by Ray), then copy the registry here. "
+                          "Needs pip install 'trackbridge[ray]'."),
+        click.option("--shards", default=8, show_default=True, type=click.IntRange(1, 100_000),
+                     help="With --executor ray: how many parts (tasks) the runs are split into."),
+        click.option("--ray-address", metavar="ADDRESS",
+                     help="With --executor ray: an existing cluster (ray://HOST:10001, or 'auto'); "
+                          "default: a local Ray instance on 127.0.0.1."),
+    ]
+    return functools.reduce(lambda f, d: d(f), reversed(decorators), fn)
+
+
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn trackbridge errors, and a file or folder the system refuses (permissions, a
     full disk) that no backend turned into one, into a one-line message and exit code 2."""
@@ -212,13 +227,47 @@ def render_plan(plan: Plan, renames: dict[str, str]) -> None:
     )
 
 
-def _print_outcome(outcome: Outcome, as_json: bool) -> None:
+def _open_pair(src_arg: str, dst_arg: str) -> tuple[Backend, Backend]:
+    """Source and destination opened from the command line's remotes (in a Ray worker)."""
+    _src, _dst, src_backend, dst_backend, _config = _open(src_arg, dst_arg)
+    return src_backend, dst_backend
+
+
+def _run_executor(src_arg: str, dst_arg: str, selection: Selection, options: Options,
+                  opts: dict[str, Any]) -> list[dict[str, Any]]:
+    """``--executor ray``: the selection's shards as Ray tasks first (each line printed as
+    it ends); the caller's own pass then finds their runs unchanged and copies the registry."""
+    if opts.get("executor", "local") == "local":
+        return []
+    if selection.shard is not None:
+        raise ConfigError("--executor ray makes the shards itself: drop --shard")
+    from trackbridge.sync.ray_executor import run_shards  # Ray only when asked for
+
+    count = opts["shards"]
+
+    def done(index: int, result: dict[str, Any]) -> None:
+        stats = result.get("stats", {})
+        state = "ok" if result.get("ok") else "failed: " + "; ".join(result.get("errors", []))[:300]
+        err_console.print(mask(f"shard {index}/{count}: {stats.get('runs_created', 0)} created, "
+                               f"{stats.get('points', 0):,} points, {state}"), markup=False, highlight=False)
+
+    return run_shards(functools.partial(_open_pair, src_arg, dst_arg), selection, options, count,
+                      address=opts.get("ray_address"), on_done=done)
+
+
+def _print_outcome(outcome: Outcome, as_json: bool, shards: list[dict[str, Any]] | None = None) -> None:
     """The summary, then finished runs that changed at the source and were left alone
     (copy's promise: reported, so a copy in cron does not hide that a mirror is stale),
-    then errors."""
+    then errors.  ``shards``: what the executor's tasks did before this pass."""
     changed = [run for run in outcome.plan.runs if run.action is Action.CHANGED]
+    for shard in shards or []:
+        outcome.errors.extend(shard.get("errors", []))
+        outcome.stats.add(**{k: v for k, v in shard.get("stats", {}).items()
+                             if isinstance(v, int) and k not in ("runs_selected",)})
     if as_json:
         data = outcome.to_json()
+        if shards:
+            data["shards"] = shards
         data["changed"] = [{"src_run_id": run.src.run_id, "name": run.src.name, "experiment": run.src.experiment,
                             "dst_experiment": run.dst_experiment} for run in changed]
         print_json(data)
@@ -261,6 +310,7 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
     options = Options(mode=mode, transfers=opts["transfers"], dry_run=dry_run, delete=delete,
                       max_delete=max_delete, exact_points=exact_points)
     engine = SyncEngine(src_backend, dst_backend, options, ledger=ledger, reporter=reporter)
+    shards = _run_executor(src_arg, dst_arg, selection, options, opts) if not dry_run else []
     try:
         with vendor_output_to_stderr():
             plan = engine.plan(selection)
@@ -280,7 +330,7 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
             err_console.print(f"report: {report}", markup=False, highlight=False)
         print_json({**plan.to_json(), "experiment_renames": renames}) if as_json else render_plan(plan, renames)
         raise SystemExit(1 if plan.totals()["errors"] else 0)
-    _print_outcome(outcome, as_json)
+    _print_outcome(outcome, as_json, shards)
     if outcome.ok and not as_json:
         for step in dst_backend.next_steps():
             err_console.print(f"next: {step}", markup=False, highlight=False)
@@ -319,6 +369,7 @@ plan.help = (plan.help or "") + "\n\n" + REMOTES_HELP
 @click.option("--dry-run", is_flag=True, help="Print the plan (same as 'trackbridge plan --mode copy'); write nothing.")
 @click.option("--exact-points", is_flag=True, help="With --dry-run: count metric points exactly.")
 @selection_options
+@executor_options
 @_guard
 def copy(src: str, dst: str, dry_run: bool, exact_points: bool, **opts: Any) -> None:
     """Copy runs from SRC to DST that DST does not have yet; never deletes.
@@ -340,6 +391,7 @@ def copy(src: str, dst: str, dry_run: bool, exact_points: bool, **opts: Any) -> 
               help="With --delete: refuse (and delete nothing) if more runs than this would be deleted.")
 @click.option("--exact-points", is_flag=True, help="With --dry-run: count metric points exactly.")
 @selection_options
+@executor_options
 @_guard
 def sync(src: str, dst: str, dry_run: bool, delete: bool, max_delete: int, exact_points: bool, **opts: Any) -> None:
     """Make DST mirror SRC: create new runs, send only the delta of changed runs
