@@ -350,3 +350,42 @@ def test_copy_into_wandb_through_the_sdk_checks_equal(sdk_rich_run, tmp_path: Pa
     Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
     run_dir, _exp = sdk_rich_run
     _copy_checks(f"wandb-offline:{run_dir.parent}", "wandb")
+
+
+def test_cloud_reader_after_wandb_sync_makes_no_fake_series(sdk_rich_run, tmp_path: Path,  # noqa: F811
+                                                            monkeypatch: pytest.MonkeyPatch, sdk_sockets) -> None:  # noqa: F811
+    """The SDK's own run uploaded by ``wandb sync`` and read through ``wandb.Api`` (the
+    recorder serving it): media are no metric series and, not fetched by this reader,
+    are declared in ``unread``; the artifact's metadata and both models are read."""
+    import gc
+    import shutil
+
+    import wandb
+    from wandb_helpers import WandbRecorder, wandb_sync
+
+    run_dir, exp = sdk_rich_run
+    copy = tmp_path / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    rec = WandbRecorder().start()
+    try:
+        assert wandb_sync([copy], rec.url, cwd=tmp_path).returncode == 0
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+        monkeypatch.setenv("WANDB_BASE_URL", rec.url)
+        monkeypatch.setenv("WANDB_API_KEY", "local-" + "0" * 40)
+        cloud = get_backend("wandb", {"base_url": rec.url, "entity": "recorder", "mode": "online"}).reader()
+        (run,) = list(cloud.list_runs("rich"))
+        assert set(run.metrics) == {"epoch", "train/loss", "val/loss"}
+        # W&B lists each history key's types; the stand-in says "number" for all, so here
+        # they are found by the media the summary holds ("val/examples" is not: W&B made
+        # its summary {"min": ...} per field, as define_metric("val/*", summary="min") asks)
+        assert {"media 'weights'", "media 'preds'"} <= set(run.unread)
+        # the definitions W&B keeps in config _wandb.m: the same tag, the same steps
+        offline = _reader(run_dir).get_run(exp["run_id"])
+        assert run.tags["wandb.define_metric"] == offline.tags["wandb.define_metric"]
+        val = [(p.step, p.value) for page in cloud.iter_metric_history(run.run_id, "val/loss") for p in page]
+        assert val == [tuple(v) for v in exp["val_loss"]]
+        assert run.summary == {}
+    finally:
+        gc.collect()
+        wandb.teardown()
+        rec.stop()

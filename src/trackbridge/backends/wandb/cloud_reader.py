@@ -29,6 +29,8 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb.artifacts import ARTIFACTS_PREFIX, TABLE_TYPE, logged_model, meta_of, model_paths
 from trackbridge.backends.wandb.media import kind_of
+from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, SUMMARY_FIELDS, StepRules, encode_tag
+from trackbridge.backends.wandb.scan import custom_steps
 from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
@@ -51,6 +53,7 @@ from trackbridge.backends.wandb.values import (
     STEP_KEY,
     TAGS_CONFIG_KEY,
     UNFINISHED_TAG,
+    WANDB_CONFIG_KEY,
     as_number,
     flat_str,
     project_name,
@@ -118,6 +121,64 @@ def row_of(row: Mapping[str, Any]) -> Row | None:
     if not values or not isinstance(step, (int, float)):
         return None
     return Row(int(step), int(round(ts * 1000)) if isinstance(ts, (int, float)) else 0, values)
+
+
+def rows_of(row: Mapping[str, Any], rules: StepRules | None, last_steps: dict[str, float]) -> list[Row]:
+    """:func:`row_of`, split in one row per step where ``define_metric`` step metrics give
+    keys of the row their own step (:mod:`.metrics`; never in rows a trackbridge writer
+    made, which carry ``trackbridge/step``)."""
+    found = row_of(row)
+    if found is None or not rules or STEP_KEY in row:
+        return [found] if found is not None else []
+    steps = custom_steps(rules, list(found.values), found.values, last_steps)
+    if not steps:
+        return [found]
+    split: dict[int, dict[str, float]] = {}
+    for key, value in found.values.items():
+        split.setdefault(steps.get(key, found.step), {})[key] = value
+    return [Row(at, found.timestamp, part) for at, part in split.items()]
+
+
+#: ``MetricRecord`` field numbers W&B keeps a run's definitions by (config ``_wandb.m``).
+_M_NAME, _M_GLOB, _M_STEP, _M_STEP_INDEX, _M_OPTIONS, _M_SUMMARY, _M_GOAL = "1", "2", "4", "5", "6", "7", "8"
+
+
+def definitions_of(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's ``define_metric`` definitions as :mod:`.metrics` holds them, from W&B's
+    config ``_wandb.m`` (each a MetricRecord by field number; ``step_metric`` by its
+    1-based index in that list); trackbridge's own ``trackbridge/step`` apart."""
+    wandb_config = config.get(WANDB_CONFIG_KEY)
+    m = wandb_config.get("m") if isinstance(wandb_config, Mapping) else None
+    if not isinstance(m, list):
+        return []
+    out = []
+    for entry in m:
+        if not isinstance(entry, Mapping):
+            continue
+        spec: dict[str, Any] = {}
+        if entry.get(_M_NAME):
+            spec["name"] = str(entry[_M_NAME])
+        elif entry.get(_M_GLOB):
+            spec["glob"] = str(entry[_M_GLOB])
+        else:
+            continue
+        step = entry.get(_M_STEP)
+        index = entry.get(_M_STEP_INDEX)
+        if not step and isinstance(index, int) and 1 <= index <= len(m) and isinstance(m[index - 1], Mapping):
+            step = m[index - 1].get(_M_NAME)
+        if step:
+            spec["step_metric"] = str(step)
+        summary = [SUMMARY_FIELDS[n - 1] for n in entry.get(_M_SUMMARY) or [] if isinstance(n, int) and 1 <= n <= 8]
+        if summary:
+            spec["summary"] = summary
+        goal = {1: "minimize", 2: "maximize"}.get(entry.get(_M_GOAL))  # type: ignore[arg-type]
+        if goal:
+            spec["goal"] = goal
+        if 2 in (entry.get(_M_OPTIONS) or []):
+            spec["hidden"] = True
+        if spec.get("name") != STEP_KEY and spec.get("step_metric") != STEP_KEY:
+            out.append(spec)
+    return out
 
 
 class WandbCloudReader(Reader):
@@ -290,10 +351,14 @@ class WandbCloudReader(Reader):
             tags[GROUP_TAG] = run.group
         if run.job_type:
             tags[JOB_TYPE_TAG] = run.job_type
+        definitions = definitions_of(_raw_config(run))
+        if definitions and DEFINE_METRIC_TAG not in tags:
+            tags[DEFINE_METRIC_TAG] = encode_tag(definitions)
         params = {k: v for k, v in config.items()
                   if k not in BOOKKEEPING_CONFIG_KEYS}
         summary_all = dict(getattr(run.summary, "_json_dict", {}) or {})
-        history_keys = set(((run._attrs.get("historyKeys") or {}).get("keys") or {}))
+        history_types = (run._attrs.get("historyKeys") or {}).get("keys") or {}
+        history_keys = set(history_types)
         summary = {k: v for k, v in summary_all.items()
                    if not k.startswith("_") and k != STEP_KEY and k not in history_keys}
         last_step = _int(summary_all.get(STEP_KEY, summary_all.get("_step"))) or 0
@@ -302,6 +367,8 @@ class WandbCloudReader(Reader):
         metrics = {}
         for key in history_keys - INTERNAL_KEYS:
             number = as_number(summary_all.get(key))
+            if number is None:
+                number = _defined_summary(summary_all.get(key), (history_types.get(key) or {}).get("typeCounts"))
             if number is not None:
                 metrics[key] = MetricSummary(key, number, last_step, last_ms)
         status = RunStatus.RUNNING if unfinished else STATES.get(str(run.state).lower(), RunStatus.FAILED)
@@ -326,12 +393,13 @@ class WandbCloudReader(Reader):
                 meta = meta_of(art.type, art.description or "", art.metadata or {}, art.aliases or (), art.tags or ())
                 if meta:
                     artifact_meta[f"{ARTIFACTS_PREFIX}/{art.name.split(':')[0]}"] = meta
-        # media are listed by type in the run's history keys; this reader does not fetch them
-        types = (run._attrs.get("historyKeys") or {}).get("keys") or {}
+        # media: typed in the run's history keys, and the summary holds each one's last value;
+        # this reader does not fetch them
+        media = {key for key, info in history_types.items()
+                 if any(kind_of({"_type": t.get("type")}) for t in (info or {}).get("typeCounts") or [])}
+        media |= {key for key, value in summary_all.items() if kind_of(value)}
         unread = {f"media {key!r}": "W&B cloud media are not read by the wandb reader: copy the run's offline "
-                                    "folder (wandb-offline:) to keep them"
-                  for key, info in types.items() if any(kind_of({"_type": t.get("type")})
-                                                        for t in (info or {}).get("typeCounts") or [])}
+                                    "folder (wandb-offline:) to keep them" for key in sorted(media)}
         return RunRecord(
             platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
             name=run.name or None, status=status,
@@ -352,11 +420,11 @@ class WandbCloudReader(Reader):
 
     def _scan(self, run_id: str) -> Iterator[Row]:
         run = self.api_run(run_id)
+        rules = StepRules(definitions_of(_raw_config(run)), ignore=STEP_KEY)
+        last_steps: dict[str, float] = {}
         try:
             for raw in run.scan_history(page_size=int(self.options.get("page_size", 1000))):
-                row = row_of(raw)
-                if row is not None:
-                    yield row
+                yield from rows_of(raw, rules, last_steps)
         except Exception as exc:  # noqa: BLE001
             raise _error(exc, f"scan the history of W&B run {run_id}") from exc
 
@@ -442,6 +510,27 @@ class WandbCloudReader(Reader):
                     raise _error(exc, f"download model {model.name} of W&B run {run_id}") from exc
                 return root
         raise BackendError(f"W&B run {run_id!r} has no model artifact {model.name!r}")
+
+
+def _raw_config(run: Any) -> Mapping[str, Any]:
+    """The run's config with W&B's own ``_wandb`` key (``wandb.Api`` keeps it apart)."""
+    raw = getattr(run, "rawconfig", None)
+    return raw if isinstance(raw, Mapping) else {}
+
+
+def _defined_summary(value: Any, type_counts: Any) -> float | None:
+    """A number for a series whose summary ``define_metric(summary=...)`` made a dict
+    (``{"min": ...}``): its ``last`` if kept, else another of its values.  Only an
+    estimate of the latest point (the reader's listing does not scan the history; a
+    difference only makes ``sync`` compare the series' points), but the series is listed."""
+    if not isinstance(value, dict) or not any(isinstance(t, dict) and t.get("type") == "number"
+                                              for t in type_counts or []):
+        return None
+    for name in ("last", "max", "min", "mean", "first", "best"):
+        number = as_number(value.get(name))
+        if number is not None:
+            return number
+    return None
 
 
 def _error(exc: Exception, doing: str) -> BackendError:

@@ -85,6 +85,8 @@ def kind_of(value: Any) -> str | None:
     if not isinstance(value, dict):
         return None
     t = value.get("_type")
+    if not isinstance(t, str):
+        return None
     return SINGLE_KINDS.get(t) or (LIST_KINDS[t][0] if t in LIST_KINDS else None)
 
 
