@@ -400,6 +400,9 @@ class WandbCloudReader(Reader):
         media |= {key for key, value in summary_all.items() if kind_of(value)}
         unread = {f"media {key!r}": "W&B cloud media are not read by the wandb reader: copy the run's offline "
                                     "folder (wandb-offline:) to keep them" for key in sorted(media)}
+        if run._attrs.get("systemMetrics") not in (None, "", "{}", {}):
+            unread["system metrics"] = ("W&B cloud system metrics are not read by the wandb reader: copy the run's "
+                                        "offline folder (wandb-offline:) to keep them")
         return RunRecord(
             platform=self.platform, run_id=run.id, experiment=experiment, experiment_id=project,
             name=run.name or None, status=status,
