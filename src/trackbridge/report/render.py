@@ -43,10 +43,13 @@ def _t(value: Any) -> str:
     return html.escape(mask(str(value)), quote=True)
 
 
-def _json(data: Any) -> str:
-    """JSON for a ``<script type="application/json">`` block: masked, and no ``<`` that
-    could close the block early."""
-    text = json.dumps(mask_all(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def _json(view: dict[str, Any]) -> str:
+    """A run's JSON for its ``<script type="application/json">`` block: every string
+    masked (the series' points are numbers: only their keys are walked), and no ``<``
+    that could close the block early."""
+    data = mask_all({k: v for k, v in view.items() if k != "series"})
+    data["series"] = [{**s, "k": mask(s["k"])} for s in view["series"]]
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c")
 
 
@@ -187,9 +190,10 @@ def render_plan(plan: Plan, renames: dict[str, str], *, source: str, destination
     writes = sum(1 for r in plan.runs if r.action.writes)
     verdict = (f"{plan.mode}: {writes} run(s) to write, {totals['unchanged']} unchanged, "
                f"{totals['errors']} error(s)")
-    body = ["<h2>Summary</h2>", _table(["", "count"], ([_t(k.replace("_", " ")), _t(f"{v:,}" if isinstance(v, int)
-                                                                                     and not isinstance(v, bool) else v)]
-                                                        for k, v in totals.items()))]
+    shown = {k: f"{v:,}" for k, v in totals.items() if k != "points_exact"}
+    if not totals["points_exact"]:
+        shown["points"] = f"~{totals['points']:,} (estimate from the last step of each series; --exact-points counts)"
+    body = ["<h2>Summary</h2>", _table(["", "count"], ([_t(k.replace("_", " ")), _t(v)] for k, v in shown.items()))]
     actions = [a.value for a in Action]
     body.append("<h3>Per experiment</h3>" + _table(
         ["experiment", "runs", *actions, "declared"],
