@@ -93,3 +93,6 @@ def test_a_logged_model_named_like_an_mlflow_2_model_folder_gets_its_own_path(ba
     assert [(m.name, m.artifact_path) for m in reader.get_run(run_id).models] == [
         ("model", "model"), ("model", f"model-{made.model_id}")]
     assert made.artifact_path == f"model-{made.model_id}"
+    # a source without a model status (W&B, Comet): READY for MLflow, none read back
+    assert made.status is None and reader.get_run(run_id).models[1].status is None
+    assert MlflowClient(backend.tracking_uri).get_logged_model(made.model_id).status == "READY"

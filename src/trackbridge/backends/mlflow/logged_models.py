@@ -27,6 +27,10 @@ from trackbridge.model import LoggedModel, RunRecord, float_key, now_ms
 #: fluent ``register_model`` (not by ``MlflowClient``): derived from the registry, so
 #: not one of the model's tags (a copy gets its own where its versions are made).
 TAG_MODEL_VERSIONS = "mlflow.modelVersions"
+#: on a logged model whose source had no status (W&B, Comet): MLflow needs one to use the
+#: model, so it is READY, and the reader gives back the source's "none" (value ``unset``).
+TAG_NO_STATUS = "trackbridge.model_status"
+NO_STATUS = "unset"
 #: on a logged model written over REST: ``{metric key: timestamp}`` of the points its
 #: metrics added to its run (which the run did not have).
 TAG_RUN_METRICS = "trackbridge.model_metrics_in_run"
@@ -34,10 +38,13 @@ TAG_RUN_METRICS = "trackbridge.model_metrics_in_run"
 
 def logged_model_from_mlflow(entity: Any, flavors: list[str], artifact_path: str | None = None) -> LoggedModel:
     """An MLflow 3 ``LoggedModel`` (kept outside the run's artifacts) with its own params,
-    tags (but :data:`TAG_MODEL_VERSIONS`), type, status and the latest value of each
-    metric logged against it.
+    tags (but :data:`TAG_MODEL_VERSIONS`), type, status (none where the writer recorded
+    :data:`TAG_NO_STATUS`) and the latest value of each metric logged against it.
     ``artifact_path`` is where a copy keeps its files (:func:`model_paths`)."""
     status = entity.status
+    status = str(getattr(status, "value", status)) if status is not None else None
+    if status == "READY" and (entity.tags or {}).get(TAG_NO_STATUS) == NO_STATUS:
+        status = None
     return LoggedModel(
         name=entity.name,
         artifact_path=artifact_path or entity.name,
@@ -47,7 +54,7 @@ def logged_model_from_mlflow(entity: Any, flavors: list[str], artifact_path: str
         metrics=latest_model_metrics(entity.metrics or []),
         tags={k: v for k, v in (entity.tags or {}).items() if k != TAG_MODEL_VERSIONS},
         model_type=entity.model_type or None,
-        status=str(getattr(status, "value", status)) if status is not None else None,
+        status=status,
     )
 
 

@@ -34,6 +34,8 @@ from trackbridge.backends.mlflow.convert import (
     model_version_from_mlflow,
 )
 from trackbridge.backends.mlflow.logged_models import (
+    NO_STATUS,
+    TAG_NO_STATUS,
     TAG_RUN_METRICS,
     logged_model_from_mlflow,
     metric_points,
@@ -318,8 +320,8 @@ class MlflowWriter(Writer):
         ``source_run_id``, ``source``'s tags, params and type, files uploaded to the
         model's own location, its metrics logged against it
         (:func:`~trackbridge.backends.mlflow.logged_models.metric_points`), finalised
-        with ``source``'s status (READY unless it says otherwise), and linked as the
-        run's output (what ``mlflow.<flavor>.log_model`` does).  Returned as stored."""
+        with ``source``'s status (READY where it has none, recorded so that it reads back
+        as none), and linked as the run's output (what ``mlflow.<flavor>.log_model`` does).  Returned as stored."""
         from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
         local_dir = Path(local_dir)
@@ -332,6 +334,8 @@ class MlflowWriter(Writer):
             find = None if sql_store is not None else lambda key, value: self._find_point(run_id, key, value)
             points, added = metric_points(run, source.metrics, find)
             tags = dict(source.tags)
+            if source.status is None:
+                tags[TAG_NO_STATUS] = NO_STATUS
             if added and sql_store is None:
                 tags[TAG_RUN_METRICS] = json.dumps(added, sort_keys=True)
             model = self._client.create_logged_model(
