@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install system clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,13 +27,19 @@ demo: $(STAMP)
 	$(BIN)/trackbridge copy mlflow:quickstart dir:./demo-archive
 	$(BIN)/trackbridge copy mlflow:quickstart wandb-offline:./demo-wandb
 	$(BIN)/trackbridge copy mlflow:quickstart comet-offline:./demo-comet
-	$(BIN)/trackbridge check mlflow:quickstart dir:./demo-archive
+	$(BIN)/trackbridge check mlflow:quickstart dir:./demo-archive --report demo-report.html
+	@echo "report of that check (open it in a browser): $(CURDIR)/demo-report.html"
 	$(BIN)/trackbridge check mlflow:quickstart wandb-offline:./demo-wandb
 	$(BIN)/trackbridge check mlflow:quickstart comet-offline:./demo-comet
 	$(BIN)/python examples/demo_next_steps.py dir:./demo-archive wandb-offline:./demo-wandb comet-offline:./demo-comet
 
-## The test suite: real MLflow (embedded sqlite and servers on 127.0.0.1), no network.
-test: $(STAMP)
+## The distribution's packages the suite runs for real (Chromium, PostgreSQL), if missing.
+system:
+	bash .ci/system-packages
+
+## The test suite: real MLflow (embedded sqlite, servers on 127.0.0.1 on sqlite and on
+## PostgreSQL), a headless browser, no network.
+test: $(STAMP) system
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -41,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sync_mlflow.py
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns .trackbridge demo-archive demo-wandb demo-comet
+	rm -rf $(VENV) mlflow.db mlruns .trackbridge demo-archive demo-wandb demo-comet demo-report.html

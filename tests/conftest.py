@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import MlflowServer  # noqa: E402
+from servers import MlflowServer, Postgres  # noqa: E402
 
 # Set before anything imports mlflow/wandb/comet, for the whole session.
 _QUIET_ENV = {
@@ -95,6 +95,22 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 def mlflow_server_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A second, independent server: the destination of MLflow → MLflow copies."""
     server = MlflowServer(tmp_path_factory.mktemp("mlflow-server-b")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL for the session (the distribution's server; databases per use)."""
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_pg(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` whose store is PostgreSQL, as team servers run."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server-pg"), backend_uri=postgres.uri("mlflow")).start()
     yield server
     server.stop()
 

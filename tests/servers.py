@@ -1,16 +1,20 @@
-"""Real ``mlflow server`` processes on 127.0.0.1 for tests and benchmarks.
+"""Real ``mlflow server`` processes on 127.0.0.1 for tests and benchmarks, on sqlite or
+on a real PostgreSQL (the distribution's server, as team servers run).
 
-Started on a free port with their own sqlite store and artifact folder, stopped
+Started on a free port with their own store and artifact folder, stopped
 by process group (the server forks uvicorn workers).  ``kill()`` and ``start()``
 again on the same port and store simulate a server that dies mid-run.
 """
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -22,14 +26,64 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class MlflowServer:
-    """One ``mlflow server`` with a sqlite backend under ``root``."""
+def postgres_bin() -> Path | None:
+    """The distribution's PostgreSQL programs (``/usr/lib/postgresql/<major>/bin``), newest first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]), reverse=True)
+    return Path(found[0]).parent if found else None
 
-    def __init__(self, root: Path, port: int | None = None, workers: int = 1) -> None:
+
+class Postgres:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 only, trust auth, in a folder of its own.
+
+    PostgreSQL refuses to run as root: as root (CI, these machines) it runs as the
+    distribution's ``postgres`` user, which owns the cluster's folder (made directly
+    under the system's temp folder: pytest's are closed to other users)."""
+
+    def __init__(self) -> None:
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+        self.bin = bin_dir
+        self.root = Path(tempfile.mkdtemp(prefix="tb-postgres-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+
+    def _run(self, *cmd: str) -> subprocess.CompletedProcess[str]:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        return subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=120, check=True)
+
+    def start(self) -> "Postgres":
+        self.data.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.data, "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data} -c fsync=off -c max_connections=200"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.data / "log"),
+                  "-w", "start")
+        return self
+
+    def uri(self, database: str) -> str:
+        """A new database's SQLAlchemy URI (MLflow's ``--backend-store-uri``)."""
+        self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database)
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class MlflowServer:
+    """One ``mlflow server`` with a sqlite backend under ``root``, or the database
+    ``backend_uri`` (PostgreSQL)."""
+
+    def __init__(self, root: Path, port: int | None = None, workers: int = 1, backend_uri: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.workers = workers
+        self.backend_uri = backend_uri or f"sqlite:///{self.root / 'mlflow.db'}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +101,7 @@ class MlflowServer:
         cmd = [
             str(mlflow_bin), "server",
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", str(self.root / "artifacts"),
             "--workers", str(self.workers),
         ]
