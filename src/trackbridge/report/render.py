@@ -173,12 +173,21 @@ def _registry(collector: ReportCollector) -> str:
                 row.append((a, b, bad))
             any_bad = any(bad for _a, _b, bad in row)
             cls = state if state != "differs" or any_bad else ""
-            tds = [f'<td class="{"none" if a is None else "val"}">{"—" if a is None else _t(a)}</td>' for a, _b, _x in row]
-            tds += [f'<td class="{"bad " if bad else ""}{"none" if b is None else "val"}">{"—" if b is None else _t(b)}'
-                    "</td>" for _a, b, bad in row]
+            tds = [_registry_cell(j, a, False) for j, (a, _b, _x) in enumerate(row)]
+            tds += [_registry_cell(j, b, bad) for j, (_a, b, bad) in enumerate(row)]
             out.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
         out.append("</tbody></table></div>")
     return "".join(out)
+
+
+def _registry_cell(column: int, value: str | None, bad: bool) -> str:
+    """One cell of the registry table; a run id shortened (whole in its tooltip)."""
+    cls = ("bad " if bad else "") + ("none" if value is None else "val") + (" desc" if column == 4 else "")
+    if value is None:
+        return f'<td class="{cls}">—</td>'
+    if column == 1 and len(value) > 12:
+        return f'<td class="{cls}" title="{_t(value)}">{_t(value[:10])}…</td>'
+    return f'<td class="{cls}">{_t(value)}</td>'
 
 
 # -- plan -------------------------------------------------------------------------

@@ -106,7 +106,9 @@ def _mentioned(details: list[str], prefix: str) -> bool:
 def run_view(run: RunData) -> dict[str, Any]:
     """Everything one run's expanded section shows."""
     details = run.finding.details
-    out: dict[str, Any] = {"details": details, "series": [series_view(s) for s in run.series.values()]}
+    series = [series_view(s) for s in run.series.values()]
+    series.sort(key=lambda s: (not (s["miss"] or s["extra"]), s["k"]))  # differing series drawn first
+    out: dict[str, Any] = {"details": details, "series": series}
     if run.fitted is not None:
         out["declared"] = declared(run.fitted.record.to_json(), run.fitted.errors)
     if run.fitted is not None and run.dst is not None:

@@ -76,10 +76,11 @@
       box.appendChild(h("p", "none", "no drawable point"));
       return;
     }
-    var data = align([s.s, s.d || s.s, s.x]);
-    var width = Math.max(320, Math.min(900, (parent.clientWidth || 760) - 8));
+    var marked = s.x[0].length > 0;
+    var data = align(marked ? [s.s, s.d || s.s, s.x] : [s.s, s.d || s.s]);
+    var width = Math.max(320, Math.min(540, Math.floor(((parent.clientWidth || 1000) - 24) / 2)));
     var opts = {
-      width: width, height: 200,
+      width: width, height: 180,
       scales: {x: {time: false}},
       legend: {live: false},
       cursor: {drag: {x: true, y: false}},
@@ -87,12 +88,14 @@
         {label: "step"},
         {label: "source", stroke: COLORS.source, width: 2, spanGaps: true},
         {label: s.d ? "destination" : "destination (same)", stroke: COLORS.destination, width: 1.5, dash: [6, 4],
-         spanGaps: true},
-        {label: "differs (examples)", stroke: COLORS.differs, fill: COLORS.differs, width: 0,
-         paths: function () { return null; }, points: {show: true, size: 9, fill: COLORS.differs}}
+         spanGaps: true}
       ],
       axes: [{label: "step", size: 40}, {size: 60}]
     };
+    if (marked) {
+      opts.series.push({label: "differs (examples)", stroke: COLORS.differs, fill: COLORS.differs, width: 0,
+                        paths: function () { return null; }, points: {show: true, size: 9, fill: COLORS.differs}});
+    }
     new uPlot(opts, data, box);
   }
 
@@ -117,14 +120,15 @@
     }
     if (d.series.length || (d.nodst && d.nodst.length) || (d.onlydst && d.onlydst.length)) {
       var m = part(body, "Metrics: source (solid) and destination (dashed); at most 200 points drawn per side");
-      d.series.forEach(function (s) { chart(m, s); });
+      var charts = m.appendChild(h("div", "charts"));
+      d.series.forEach(function (s) { chart(charts, s); });
       if (d.nodst && d.nodst.length) m.appendChild(h("p", "bad", "missing at the destination: " + d.nodst.join(", ")));
       if (d.onlydst && d.onlydst.length) m.appendChild(h("p", "bad", "only at the destination: " + d.onlydst.join(", ")));
     }
     [["param", "Params"], ["tag", "Tags"], ["files", "Artifacts"], ["media", "Media series"],
      ["models", "Logged models"]].forEach(function (k) {
-      if (d[k[0]] && d[k[0]].length) table(part(body, k[1]), [k[1] === "Artifacts" ? "path" : "key", "source", "destination"],
-                                            d[k[0]]);
+      var first = {files: "path", models: "model", media: "series"}[k[0]] || "key";
+      if (d[k[0]] && d[k[0]].length) table(part(body, k[1]), [first, "source", "destination"], d[k[0]]);
     });
   }
 
