@@ -318,3 +318,22 @@ def test_rich_archive_reads_back_and_passes_comets_own_tools(tmp_path: Path, mod
     assert metadata == [{"author": "ana"}]
     [reg] = recorder.bodies("/registry-model/item/create")
     assert (reg["status"], reg["experimentModelName"]) == ("Production", "clf-2")
+
+
+def test_metadata_with_nan_is_written_as_comet_writes_it(tmp_path: Path) -> None:
+    """Comet wants strict JSON in an upload's metadata: NaN/inf go as the SDK's text
+    instead of failing the copy (and read back as that text, which check shows)."""
+    from trackbridge.model import MediaPoint
+
+    w = CometOfflineBackend({"path": str(tmp_path / "dest")}).writer()
+    run_id = w.create_run("proj", name="r", start_time=1)
+    (tmp_path / "a.txt").write_text("a")
+    w.log_artifact(run_id, tmp_path / "a.txt")
+    w.set_artifact_meta(run_id, {"a.txt": {"metadata": {"score": math.nan, "ok": 1.0}}})
+    w.log_media(run_id, "log", [(MediaPoint(0, 1, "text", data="t", meta={"loss": math.inf}), None)])
+    w.finish_run(run_id, RunStatus.FINISHED, 2)
+    w.close()
+    run = CometOfflineBackend({"path": str(tmp_path / "dest")}).reader().get_run(run_id)
+    assert run.artifact_meta == {"a.txt": {"metadata": {"score": "NaN", "ok": 1.0}}}
+    reader = CometOfflineBackend({"path": str(tmp_path / "dest")}).reader()
+    assert [p.meta for p in reader.iter_media(run_id, "log")] == [{"loss": "Infinity"}]

@@ -298,6 +298,19 @@ def encode_float(value: float) -> Any:
     return value
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and ±inf floats as the SDK writes them (:func:`encode_float`):
+    an upload's metadata must be strict JSON for Comet, and a float that is not would
+    make the whole copy fail; the value then reads back as that text (``check`` shows it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return encode_float(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def other_as_tag(value: Any) -> str:
     """Others are shown as text by Comet; a non-string value is kept as JSON text."""
     return value if isinstance(value, str) else json.dumps(value)

@@ -400,7 +400,7 @@ class CometOfflineWriter(Writer):
                   "overwrite": False, "runId": None, "step": None, **extra}
         self._write(run, "file_upload", {
             "additional_params": params, "clean": True, "file_path": member,
-            "local_timestamp": now_ms() if timestamp is None else timestamp, "metadata": dict(metadata or {}),
+            "local_timestamp": now_ms() if timestamp is None else timestamp, "metadata": fmt.json_safe(dict(metadata or {})),
             "upload_type": upload_type})
 
     # -- registry ----------------------------------------------------------------------
@@ -669,7 +669,7 @@ def _with_asset_meta(raw: bytes, meta: Mapping[str, dict[str, Any]]) -> bytes:
     if not paths:
         return raw
     path = max(paths, key=len)
-    payload["metadata"] = fmt.asset_metadata(name, path, meta[path])
+    payload["metadata"] = fmt.json_safe(fmt.asset_metadata(name, path, meta[path]))
     return (json.dumps(msg, allow_nan=False) + "\n").encode()
 
 
