@@ -30,6 +30,11 @@ class MissingDependencyError(ConfigError):
     """The vendor SDK for a backend is not installed."""
 
 
+class ReadOnlyBackendError(ConfigError):
+    """A read-only source (``BackendInfo.read_only``: TensorBoard event files, exports of a
+    closed service) named where something would be written: refused before any work."""
+
+
 class InvalidKeyError(TrackbridgeError, ValueError):
     """A metric/param/tag key the destination cannot take, or two keys that collide."""
 

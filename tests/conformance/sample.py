@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from trackbridge import media_layout
 from trackbridge.backends.base import Features, Writer
@@ -28,6 +29,10 @@ class Sample:
     #: key -> every point written, in order
     series: dict[str, list[MetricPoint]] = field(default_factory=dict)
     system: dict[str, list[MetricPoint]] = field(default_factory=dict)
+    #: params as a seeded (read-only) backend gives them back, when its vendor's tool
+    #: shapes them (TensorBoard's hparams: flat, numbers as floats); ``None``: the writer
+    #: contract's params (``write_sample``).
+    params: dict[str, Any] | None = None
 
 
 def series(n: int = POINTS) -> dict[str, list[MetricPoint]]:

@@ -7,7 +7,10 @@ import sys
 from cases import Case
 
 from trackbridge.backends import backend_class, infos
-from trackbridge.backends.base import Backend, Features, Limits
+import pytest
+
+from trackbridge.backends.base import Backend, Features, Limits, ReadOnlyBackend
+from trackbridge.errors import ReadOnlyBackendError
 
 
 def test_backend_declares_info_and_features_without_connecting(case: Case, backend: Backend) -> None:
@@ -19,6 +22,12 @@ def test_backend_declares_info_and_features_without_connecting(case: Case, backe
 
 
 def test_writer_declares_its_limits_and_platform(backend: Backend) -> None:
+    if backend.info.read_only:  # declared once: the info, and the class that opens no writer
+        assert isinstance(backend, ReadOnlyBackend)
+        with pytest.raises(ReadOnlyBackendError, match=f"^{backend.name}: is a read-only source"):
+            backend.writer()
+        assert backend.reader().platform == backend.name
+        return
     writer = backend.writer()
     assert isinstance(writer.limits, Limits)
     assert writer.limits.max_metrics_per_batch >= 1
@@ -35,7 +44,8 @@ def test_features_can_be_switched_off_one_by_one(backend: Backend) -> None:
 def test_import_trackbridge_and_the_backend_loads_no_vendor_sdk(backend: Backend) -> None:
     module = type(backend).__module__
     code = ("import sys, trackbridge, importlib; importlib.import_module(%r); "
-            "print(' '.join(m for m in ('mlflow', 'wandb', 'comet_ml', 'azure.ai.ml', 'azureml', 'pyarrow') "
+            "print(' '.join(m for m in ('mlflow', 'wandb', 'comet_ml', 'azure.ai.ml', 'azureml', 'pyarrow', "
+            "'tensorboard', 'tensorboardX', 'trackio') "
             "if m in sys.modules))" % module)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

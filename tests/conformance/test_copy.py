@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cases import Case
+from cases import Case, seed_sample, writable
 from sample import write_sample
 
 from trackbridge.backends.archive.backend import ArchiveBackend
@@ -59,6 +59,7 @@ def _has_registry(backend: Backend) -> bool:
 
 
 def test_copy_into_the_backend_checks_equal_and_a_second_copy_adds_nothing(backend: Backend, tmp_path: Path) -> None:
+    writable(backend)
     src, sample = _source(tmp_path, with_model=_has_registry(backend))
     selection = Selection(experiments=[sample.experiment])
     first = SyncEngine(src, backend, Options(mode="copy")).run(selection)
@@ -76,6 +77,7 @@ def test_copy_into_the_backend_checks_equal_and_a_second_copy_adds_nothing(backe
 
 
 def test_the_completion_marker_is_written_last(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    writable(backend)
     src, sample = _source(tmp_path, with_model=False)
     recording = Recording(backend.writer())
     monkeypatch.setattr(backend, "writer", lambda: recording)
@@ -96,10 +98,8 @@ def test_the_completion_marker_is_written_last(backend: Backend, tmp_path: Path,
         assert all(COMPLETE not in (t or {}) or not t[COMPLETE] for _n, t in calls[:-1])
 
 
-def test_copy_out_of_the_backend_checks_equal(backend: Backend, tmp_path: Path) -> None:
-    writer = backend.writer()
-    sample = write_sample(writer, tmp_path / "files", with_model=_has_registry(backend))
-    writer.close()
+def test_copy_out_of_the_backend_checks_equal(case: Case, backend: Backend, tmp_path: Path) -> None:
+    sample = seed_sample(case, backend, tmp_path / "files", with_model=_has_registry(backend))
     dst = ArchiveBackend({"path": str(tmp_path / "out-archive")})
     selection = Selection(experiments=[sample.experiment])
     outcome = SyncEngine(backend, dst, Options(mode="copy")).run(selection)
@@ -116,6 +116,7 @@ CRASH_POINTS = ["after_create", "mid_metrics", "after_metrics", "mid_artifacts",
 @pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_copy_killed_at_each_crash_point_is_finished_by_the_next(case: Case, backend: Backend, tmp_path: Path,
                                                                     point: str) -> None:
+    writable(backend)
     if case.cli is None:
         pytest.skip(f"{case.id} cannot be reached from a child process")
     src, sample = _source(tmp_path, with_model=False)

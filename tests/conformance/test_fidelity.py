@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cases import writable
 from sample import write_rich_sample
 
 from trackbridge.backends.archive.backend import ArchiveBackend
@@ -26,6 +27,7 @@ def _source(tmp_path: Path) -> tuple[ArchiveBackend, str, str]:
 
 
 def test_rich_run_copies_in_checks_equal_and_declares_what_it_moves(backend: Backend, tmp_path: Path) -> None:
+    writable(backend)
     src, experiment, model = _source(tmp_path)
     selection = Selection(experiments=[experiment])
     target = target_of(src, backend, backend.writer().limits)

@@ -67,6 +67,11 @@ def path_remotes() -> frozenset[str]:
     return frozenset(name for name, info in infos().items() if info.path_remote)
 
 
+def path_remote_forms() -> list[str]:
+    """``name:PATH`` of every path remote, in registry order (the CLI's help lists these)."""
+    return [f"{name}:PATH" for name, info in infos().items() if info.path_remote]
+
+
 def backend_class(name: str) -> type[Backend]:
     """Import and return the class for ``name``; clear errors if unknown or not installed."""
     table = infos()

@@ -26,6 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, ClassVar
 
+from trackbridge.errors import ReadOnlyBackendError
 from trackbridge.history import Row, merge_rows, rows_to_points
 from trackbridge.model import (
     MEDIA_KINDS,
@@ -124,6 +125,8 @@ class Features:
     inputs: bool = True
     #: system metrics stored apart from user metrics (else as ordinary metrics).
     system_metrics: bool = True
+    #: a run's status (finished, failed, killed) is kept; TensorBoard's event files have none.
+    run_status: bool = True
     strictly_increasing_steps: bool = False
     #: history is stored as rows (W&B history, Comet steps): the engine sends
     #: :meth:`Writer.log_rows`, a run's series merged by step, instead of one key at a time.
@@ -200,6 +203,10 @@ class BackendInfo:
     path_remote: bool = False
     #: one line for ``doctor`` and ``--help``.
     summary: str = ""
+    #: ``True``: a source only (a format written by the vendor's own tools, such as
+    #: TensorBoard event files): the class is a :class:`ReadOnlyBackend`, it opens no
+    #: writer, and the CLI refuses it as a destination.
+    read_only: bool = False
 
     def sdk_version(self) -> str | None:
         """Installed version of :attr:`sdk_distribution` (read from package metadata,
@@ -478,6 +485,10 @@ class Backend(abc.ABC):
         info = cls.__dict__.get("info")
         if info is not None:
             cls.name = info.name
+            # one source of truth: the info says read-only exactly when the class cannot write
+            if info.read_only != issubclass(cls, ReadOnlyBackend):
+                raise TypeError(f"{cls.__name__}: info.read_only={info.read_only} but the class "
+                                f"{'is not' if info.read_only else 'is'} a ReadOnlyBackend")
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: dict[str, Any] = dict(options or {})
@@ -516,3 +527,22 @@ class Backend(abc.ABC):
     def sdk_version(cls) -> str | None:
         """Installed version of the vendor SDK, or ``None`` if it is not installed."""
         return cls.info.sdk_version()
+
+
+def read_only_message(name: str) -> str:
+    """The one line every refusal of a read-only backend ``name`` as a destination gives,
+    naming the backends that can be written (read from the registry, not listed here)."""
+    from trackbridge.backends import infos  # the registry imports this module
+
+    writable = sorted(f"{n}:PATH" if i.path_remote else n for n, i in infos().items() if not i.read_only)
+    return (f"{name}: is a read-only source; copy from it into a backend that can be written "
+            f"({', '.join(writable)})")
+
+
+class ReadOnlyBackend(Backend):
+    """A backend that only reads (``BackendInfo.read_only``): a source for ``copy``,
+    ``sync`` and ``check``, never a destination, and no facade backend."""
+
+    def writer(self) -> Writer:
+        """Refused with one line that names the backend and what to copy into instead."""
+        raise ReadOnlyBackendError(read_only_message(self.name))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from trackbridge.backends import infos
-from trackbridge.backends.base import Backend
-from trackbridge.errors import ConfigError
+from trackbridge.backends.base import Backend, read_only_message
+from trackbridge.errors import ConfigError, ReadOnlyBackendError
 from trackbridge.remotes import RemoteSpec
 
 ALLOW_EMPTY_HINT = "If an empty source is intended, pass --allow-empty."
@@ -35,6 +35,14 @@ def require_path(spec: RemoteSpec) -> None:
             f"{spec.remote}:{spec.options['path']}: {path.absolute()} does not exist "
             f"(expected there: {_expected(spec)}). Check the path."
         )
+
+
+def require_writable(spec: RemoteSpec) -> None:
+    """A destination must be a backend that writes: a read-only source (``tensorboard:``)
+    is refused before anything is opened, in one line."""
+    info = infos().get(spec.backend)
+    if info is not None and info.read_only:
+        raise ReadOnlyBackendError(read_only_message(spec.remote))
 
 
 def require_runs(spec: RemoteSpec, backend: Backend, experiments: list[str] | None) -> None:

@@ -18,10 +18,11 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from trackbridge.backends import path_remote_forms
 from trackbridge.backends.base import Backend, RunFilter
 from trackbridge.cli.output import console, err_console, fail, print_json
 from trackbridge.cli.progress import reporter_for
-from trackbridge.cli.sources import require_path, require_runs
+from trackbridge.cli.sources import require_path, require_runs, require_writable
 from trackbridge.config import load_config
 from trackbridge.errors import ConfigError, TrackbridgeError
 from trackbridge.model import RunStatus
@@ -34,7 +35,8 @@ from trackbridge.sync.plan import Action, Plan, Selection
 from trackbridge.sync.progress import summary_table
 from trackbridge.sync.shard import Shard
 
-REMOTES_HELP = "SRC and DST are REMOTE[:EXPERIMENT] or a path remote (dir:PATH, wandb-offline:PATH, comet-offline:PATH) (see 'trackbridge --help')."
+REMOTES_HELP = (f"SRC and DST are REMOTE[:EXPERIMENT] or a path remote ({', '.join(path_remote_forms())}) "
+                "(see 'trackbridge --help').")
 
 
 # -- argument parsing -----------------------------------------------------------
@@ -85,6 +87,7 @@ def _open(src_arg: str, dst_arg: str) -> tuple[RemoteSpec, RemoteSpec, Backend, 
     config = load_config()
     src, dst = parse_remote(src_arg, config), parse_remote(dst_arg, config)
     require_path(src)
+    require_writable(dst)
     if src.backend == dst.backend and src.options == dst.options and not (
             src.experiment and dst.experiment and src.experiment != dst.experiment):
         raise ConfigError(
