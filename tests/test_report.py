@@ -1,7 +1,7 @@
 """``check --report`` and ``plan --report``: the HTML a person signs a migration off with.
 
-A small sweep is written into a real ``dir:`` archive, copied to another with the real
-engine, then one run is damaged by hand in the destination's files (a param in its
+A small sweep is written into a real ``dir:`` archive, all its runs but the last copied to
+another with the real engine (the last is missing there), then one run is damaged by hand in the destination's files (a param in its
 ``run.json``, one point in its Parquet part), as ``tests/conformance/test_check_damage.py``
 does.  The report is opened in a real headless Chromium (Debian's package, started here):
 the page must load with no console message, show the summary, mark the damaged run and
@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from trackbridge.backends.archive.backend import ArchiveBackend
+from trackbridge.backends.base import RunFilter
 from trackbridge.cli import main
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
 from trackbridge.report import ReportCollector
@@ -37,9 +38,10 @@ EXPERIMENT = "churn sweep"
 STEPS = 1_500
 
 
-def write_sweep(root: Path, files: Path, runs: int = 3, steps: int = STEPS) -> None:
+def write_sweep(root: Path, files: Path, runs: int = 4, steps: int = STEPS) -> None:
     """A small hyper-parameter sweep as people log it: params, tags (one a git URL with a
-    password in it), a loss and an accuracy curve, an artifact, a registered model."""
+    password in it), a loss and an accuracy curve, an artifact, a registered model.  The
+    last run is of a later cohort (tag ``cohort=b``), so a copy can leave it out."""
     writer = ArchiveBackend({"path": str(root)}).writer()
     exp = writer.ensure_experiment(EXPERIMENT)
     files.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,8 @@ def write_sweep(root: Path, files: Path, runs: int = 3, steps: int = STEPS) -> N
     for i in range(runs):
         lr = 0.1 / 10 ** i
         run = writer.create_run(exp, name=f"lr={lr:g}", start_time=T0 + i * 1000, user="ada",
-                                tags={"team": "churn", "git": f"https://ada:{SECRET}@git.example.com/churn.git"})
+                                tags={"team": "churn", "git": f"https://ada:{SECRET}@git.example.com/churn.git",
+                                      "cohort": "b" if i == runs - 1 else "a"})
         writer.log_params(run, {"lr": str(lr), "epochs": str(steps), "optimizer": "adam"})
         loss = [MetricPoint(s, math.exp(-s / (300 * (i + 1))) + 0.02 * math.sin(s / 9), T0 + s * 100)
                 for s in range(steps)]
@@ -93,11 +96,12 @@ def damage(dst: Path, name: str = "lr=0.01") -> None:
 
 @pytest.fixture(scope="module")
 def copied(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A sweep copied ``dir:`` -> ``dir:`` with the real engine, one run damaged after."""
+    """A sweep copied ``dir:`` -> ``dir:`` with the real engine but for its last run, one
+    run damaged after."""
     tmp = tmp_path_factory.mktemp("report")
     write_sweep(tmp / "src", tmp / "files")
     src, dst = ArchiveBackend({"path": str(tmp / "src")}), ArchiveBackend({"path": str(tmp / "dst")})
-    assert SyncEngine(src, dst, Options(mode="copy")).run(Selection()).ok
+    assert SyncEngine(src, dst, Options(mode="copy")).run(Selection(run_filter=RunFilter(tags={"cohort": "a"}))).ok
     damage(tmp / "dst")
     return tmp / "src", tmp / "dst"
 
@@ -152,6 +156,9 @@ def test_collecting_changes_no_finding_and_marks_what_differs(copied: tuple[Path
     equal = [r for r in collector.runs.values() if r.finding.symbol == "="]
     assert equal and all(s["d"] is None for r in equal for s in run_view(r)["series"])  # drawn once when equal
     assert {m.src.name for m in collector.models} == {"churn-model"}
+    (missing,) = [r for r in collector.runs.values() if r.finding.symbol == "+"]
+    view = run_view(missing)
+    assert view["nodst"] == ["loss", "val/acc"] and ["optimizer", "adam", None, MISSING] in view["param"]
 
 
 # -- the CLI and the page ---------------------------------------------------------
@@ -168,8 +175,8 @@ def pages(copied: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("pages")
     code, output = _cli("check", f"dir:{src}", f"dir:{dst}", "--report", str(out / "check.html"))
     assert code == 1, output  # one run differs
-    fresh = out / "fresh"  # a plan into an empty destination: everything would be sent
-    code, output = _cli("plan", f"dir:{src}", f"dir:{fresh}", "--report", str(out / "plan.html"))
+    fresh = out / "fresh"  # a plan into an empty W&B offline folder: all would be sent, some fields kept as tags
+    code, output = _cli("plan", f"dir:{src}", f"wandb-offline:{fresh}", "--report", str(out / "plan.html"))
     assert code == 0, output
     return out / "check.html", out / "plan.html"
 
@@ -183,7 +190,7 @@ def test_reports_are_self_contained_and_hold_no_secret(pages: tuple[Path, Path])
         assert not re.search(r"@import|<link\b|<iframe\b", text, re.IGNORECASE)
     check, plan = (p.read_text(encoding="utf-8") for p in pages)
     assert "uPlot" in check and "ada:***@git.example.com" in check
-    assert "lr=0.01" in plan and "create" in plan
+    assert "lr=0.01" in plan and "kept in tag trackbridge.source.end_time" in plan
 
 
 def _chromium() -> str:
@@ -193,12 +200,12 @@ def _chromium() -> str:
     return found
 
 
-def _browse(page: Path, tmp: Path, *extra: str) -> tuple[str, list[str]]:
+def _browse(page: Path, tmp: Path, *extra: str, fragment: str = "") -> tuple[str, list[str]]:
     """Chromium's DOM after the page's scripts ran, and every console line it logged."""
     proc = subprocess.run(
         [_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
          f"--user-data-dir={tmp / 'chromium-profile'}", "--no-first-run", "--disable-extensions",
-         "--window-size=1280,2000", *extra, page.as_uri()],
+         "--window-size=1280,2000", *extra, page.as_uri() + fragment],
         capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout, [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
@@ -208,15 +215,23 @@ def test_check_report_in_a_real_browser(pages: tuple[Path, Path], tmp_path: Path
     dom, console = _browse(pages[0], tmp_path, "--dump-dom")
     assert console == []  # no error, no warning, nothing logged
     summary = dom.split("<h2>Summary</h2>")[1].split("</table>")[0]
-    assert re.search(r"<td>runs</td><td class=\"num\">3</td><td class=\"num\">3</td>", summary)
-    points = 3 * (STEPS + STEPS // 10)
+    assert '<td>runs</td><td class="num">4</td><td class="num">3</td>' in summary
+    points = 3 * (STEPS + STEPS // 10)  # the missing run's series are not read
     assert f'<td>metric points</td><td class="num">{points:,}</td><td class="num">{points:,}</td>' in summary
     assert re.search(r'data-state="differs"[^>]*><summary><span class="badge differs">differs</span><b>'
                      r"churn sweep/lr=0.01</b>", dom)
-    assert "1 of 3 shown" not in dom and "3 of 3 shown" in dom  # the filter ran
+    assert re.search(r'data-state="missing"[^>]*><summary><span class="badge missing">', dom)
+    assert "4 of 4 shown" in dom  # the filter ran
     assert dom.count('class="uplot') >= 2  # the differing run was opened and its charts drawn
     assert re.search(r'<tr class="differs"><td class="key">optimizer</td><td class="bad val">adam</td>', dom)
     assert "1 missing · 1 extra" in dom
+
+    # the filter a person types (carried by the link here): "differs only" hides the equal runs
+    dom, console = _browse(pages[0], tmp_path, "--dump-dom", fragment="#only")
+    assert console == [] and "2 of 4 shown" in dom
+    assert len(re.findall(r'<details class="run"[^>]*data-state="equal"[^>]*hidden', dom)) == 2
+    dom, console = _browse(pages[0], tmp_path, "--dump-dom", fragment="#filter=lr%3D0.001")
+    assert console == [] and "1 of 4 shown" in dom
 
     shot = tmp_path / "report.png"
     _browse(pages[0], tmp_path, f"--screenshot={shot}")
@@ -226,5 +241,6 @@ def test_check_report_in_a_real_browser(pages: tuple[Path, Path], tmp_path: Path
 def test_plan_report_in_a_real_browser(pages: tuple[Path, Path], tmp_path: Path) -> None:
     dom, console = _browse(pages[1], tmp_path, "--dump-dom")
     assert console == []
-    assert "3 of 3 shown" in dom
-    assert dom.count('<span class="badge create">create</span>') == 3
+    assert "4 of 4 shown" in dom
+    assert dom.count('<span class="badge create">create</span>') == 4
+    assert "kept elsewhere" in dom

@@ -155,6 +155,10 @@
     });
   });
   if (filter) {
+    /* a link can carry the filter: report.html#filter=TEXT&only */
+    var hash = new URLSearchParams(location.hash.slice(1));
+    filter.value = hash.get("filter") || "";
+    only.checked = hash.has("only");
     filter.addEventListener("input", apply);
     only.addEventListener("change", apply);
     apply();
