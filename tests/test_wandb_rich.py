@@ -389,3 +389,19 @@ def test_cloud_reader_after_wandb_sync_makes_no_fake_series(sdk_rich_run, tmp_pa
         gc.collect()
         wandb.teardown()
         rec.stop()
+
+
+def test_through_comet_and_back_checks_equal_with_the_original(sdk_rich_run, tmp_path: Path) -> None:  # noqa: F811
+    """W&B -> comet-offline -> wandb-offline: media native at both (histograms, images), the
+    rest kept as each declares; the end checks equal against the SDK's own run."""
+    run_dir, exp = sdk_rich_run
+    src, comet, back = (f"wandb-offline:{run_dir.parent}", f"comet-offline:{tmp_path / 'comet'}",
+                        f"wandb-offline:{tmp_path / 'back'}")
+    _copy_checks(src, comet)
+    _copy_checks(comet, back)
+    checked = invoke("check", src, back)
+    assert checked.exit_code == 0, checked.stdout
+    reader = _reader(tmp_path / "back")
+    (run,) = list(reader.list_runs("rich"))
+    assert [p.caption for p in reader.iter_media(run.run_id, "val/examples")] == exp["captions"]
+    assert [p.data for p in reader.iter_media(run.run_id, "weights")] == exp["hist"]
