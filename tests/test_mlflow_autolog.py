@@ -149,3 +149,26 @@ def test_autolog_grid_search_copies_every_model_and_stage_and_check_catches_dama
     assert bad.exit_code != 0, bad.stdout
     assert f"({sorted(by_source)[0]}) tags" in bad.stdout and "damaged by hand" in bad.stdout, bad.stdout
     assert "version 1 (destination 1) stage: source 'Staging' != destination 'Archived'" in bad.stdout, bad.stdout
+
+
+def test_autolog_grid_search_through_the_archive_keeps_every_model(
+        source: Source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow -> dir: -> MLflow: the archive kept one model of a name before issue 14."""
+    dst_uri, archive = f"sqlite:///{tmp_path / 'dst.db'}", f"dir:{tmp_path / 'archive'}"
+    set_remotes(monkeypatch, src=source.uri, dst=dst_uri)
+    for a, b in (("src", archive), (archive, "dst")):
+        out = invoke("copy", a, b, "--json")
+        assert out.exit_code == 0, out.stdout + out.stderr
+        checked = invoke("check", a, b)
+        assert checked.exit_code == 0, checked.stdout
+
+    src, dst = MlflowClient(source.uri), MlflowClient(dst_uri)
+    [parent] = [r for runs in runs_by_source(dst_uri).values() for r in runs
+                if r.data.tags.get("trackbridge.origin.run_id") == source.parent]  # two hops away
+    theirs, mine = _models(src, source.parent), _models(dst, parent.info.run_id)
+    assert sorted(m.name for m in mine) == sorted(m.name for m in theirs)
+    assert sorted(_files(dst, m, tmp_path / "b" / m.model_id)["model.pkl"] for m in mine) == sorted(
+        _files(src, m, tmp_path / "a" / m.model_id)["model.pkl"] for m in theirs)
+    assert sorted(sorted(m.params.items()) for m in mine) == sorted(sorted(m.params.items()) for m in theirs)
+    assert {str(v.version): v.current_stage for v in dst.search_model_versions(f"name = '{REGISTERED}'")} == \
+        source.stages
