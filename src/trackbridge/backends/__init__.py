@@ -33,6 +33,7 @@ BUILTIN_INFO = (
     "trackbridge.backends.comet.info:INFO",
     "trackbridge.backends.comet.info:OFFLINE_INFO",
     "trackbridge.backends.azureml.info:INFO",
+    "trackbridge.backends.tensorboard.info:INFO",
 )
 
 
