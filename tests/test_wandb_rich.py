@@ -405,3 +405,28 @@ def test_through_comet_and_back_checks_equal_with_the_original(sdk_rich_run, tmp
     (run,) = list(reader.list_runs("rich"))
     assert [p.caption for p in reader.iter_media(run.run_id, "val/examples")] == exp["captions"]
     assert [p.data for p in reader.iter_media(run.run_id, "weights")] == exp["hist"]
+
+
+def test_rich_sample_into_wandb_through_the_sdk_keeps_stages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              sdk_sockets) -> None:  # noqa: F811
+    """The conformance suite's rich run (two models of one name with metadata, media,
+    artifact metadata, two versions with stages) copied into ``wandb`` (the SDK, offline
+    here): ``check`` passes and the stages read back from the registry entries."""
+    import os
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "conformance"))
+    from sample import write_rich_sample
+
+    from trackbridge.backends.archive.backend import ArchiveBackend
+
+    Path(os.environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+    src = ArchiveBackend({"path": str(tmp_path / "src")})
+    writer = src.writer()
+    sample = write_rich_sample(writer, tmp_path / "rich", src.features)
+    writer.close()
+    _copy_checks(f"dir:{tmp_path / 'src'}", "wandb")
+    reader = get_backend("wandb", {}).reader()
+    versions = next(m for m in reader.list_registered_models() if m.name == sample.model).versions
+    assert [v.stage for v in versions] == ["Archived", "Production"]
+    (run,) = list(reader.list_runs(sample.experiment))
+    assert sorted(m.params["C"] for m in run.models) == ["0.1", "1.0"]

@@ -46,8 +46,9 @@ WANDB_FEATURES = Features(
     run_deletion=False,
     version_deletion=False,
     idempotent_create=True,  # run ids derived from the source run (ids.py)
+    #: a version's stage is kept in its entry of config ``trackbridge.registry``
+    stages=True,
     # not written natively yet: the engine keeps them as files / declares them
-    stages=False,
     artifact_meta=False,
     media_kinds=frozenset(),
 )

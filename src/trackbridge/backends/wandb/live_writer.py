@@ -511,6 +511,18 @@ class WandbLiveWriter(Writer):
             located.entry.setdefault("aliases", {})[alias] = current.tick()
             live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
 
+    def set_version_stage(self, name: str, version: str, stage: str | None) -> None:
+        """W&B has no stages: the stage is kept in the version's entry of config
+        ``trackbridge.registry`` (:mod:`.registry`) of its run, still open in a copy."""
+        located = self._registry().locate(name, version)
+        with self._use(located.run_id) as live:
+            located = self._registry().locate(name, version)
+            if stage:
+                located.entry["stage"] = stage
+            else:
+                located.entry.pop("stage", None)
+            live.run.config.update({REGISTRY_CONFIG_KEY: live.registry}, allow_val_change=True)
+
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         """Logs the run's files as one Artifact and finishes the SDK run ``finish_grace``
         seconds (default 2) after the last call on it: a copy sets its completion tag just
