@@ -142,6 +142,8 @@ def test_autolog_grid_search_copies_every_model_and_stage_and_check_catches_dama
 
     damaged = by_source[sorted(by_source)[0]]
     dst.set_logged_model_tags(damaged.model_id, {"estimator_name": "damaged by hand"})
+    failed = sorted(by_source)[1]
+    dst.finalize_logged_model(by_source[failed].model_id, "FAILED")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         dst.transition_model_version_stage(REGISTERED, "1", "Archived")
@@ -149,6 +151,7 @@ def test_autolog_grid_search_copies_every_model_and_stage_and_check_catches_dama
     assert bad.exit_code != 0, bad.stdout
     assert f"({sorted(by_source)[0]}) tags" in bad.stdout and "damaged by hand" in bad.stdout, bad.stdout
     assert "version 1 (destination 1) stage: source 'Staging' != destination 'Archived'" in bad.stdout, bad.stdout
+    assert f"({failed}) status: source 'READY' != destination 'FAILED'" in bad.stdout, bad.stdout
 
 
 def test_autolog_grid_search_through_the_archive_keeps_every_model(
