@@ -17,6 +17,7 @@ from typing import Any
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.mlflow import rest_batch
+from trackbridge.backends.mlflow.bulk import BulkMetrics
 from trackbridge.backends.mlflow.connection import MlflowConnection, is_http
 from trackbridge.backends.mlflow.convert import (
     TAG_SUMMARY,
@@ -140,6 +141,7 @@ class MlflowWriter(Writer):
         self.platform = platform
         self.limits = mlflow_limits()
         self._rest: Any = _UNKNOWN
+        self._bulk_metrics: Any = _UNKNOWN
 
     @property
     def _client(self) -> Any:
@@ -240,10 +242,21 @@ class MlflowWriter(Writer):
             return
         from mlflow.entities import Metric
 
+        bulk = self._bulk()
         for batch in batches:
+            if bulk is not None:
+                with translated(f"log {len(batch)} metric points", run_id):
+                    if bulk.log(run_id, batch):
+                        continue
             entities = [Metric(key, float(p.value), int(p.timestamp), int(p.step)) for key, p in batch]
             with translated(f"log {len(entities)} metric points", run_id):
                 self._client.log_batch(run_id, metrics=entities, synchronous=True)
+
+    def _bulk(self) -> BulkMetrics | None:
+        """The multi-row insert path of an in-process SQL store (:mod:`.bulk`), looked up once."""
+        if self._bulk_metrics is _UNKNOWN:
+            self._bulk_metrics = BulkMetrics.open(self._client._tracking_client.store)
+        return self._bulk_metrics  # type: ignore[return-value]
 
     def _rest_store(self) -> Any:
         """MLflow's ``RestStore`` behind an http(s) tracking URI, else ``None`` (looked up once)."""
