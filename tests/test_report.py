@@ -27,7 +27,7 @@ from trackbridge.cli import main
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
 from trackbridge.report import ReportCollector
 from trackbridge.report.downsample import BUCKETS, Downsampler
-from trackbridge.report.views import DIFFERS, MISSING, run_view
+from trackbridge.report.views import DIFFERS, MISSING
 from trackbridge.sync.check import Checker
 from trackbridge.sync.engine import Options, SyncEngine, target_of
 from trackbridge.sync.plan import Selection
@@ -147,17 +147,18 @@ def test_collecting_changes_no_finding_and_marks_what_differs(copied: tuple[Path
     assert not collected.ok
 
     (damaged,) = [r for r in collector.runs.values() if r.finding.symbol == "*"]
-    view = run_view(damaged)
+    view = json.loads(damaged.view)
     assert ["optimizer", "adam", "sgd", DIFFERS] in view["param"]
+    assert damaged.points == (STEPS + STEPS // 10,) * 2 and damaged.params == (3, 3)
     (loss,) = [s for s in view["series"] if s["k"] == "loss"]
     assert (loss["sc"], loss["dc"], loss["miss"], loss["extra"]) == (STEPS, STEPS, 1, 1)
     assert loss["x"][0] == [700]  # the damaged point, marked on the chart
     assert loss["d"] is not None and len(loss["s"][0]) <= 2 * BUCKETS
     equal = [r for r in collector.runs.values() if r.finding.symbol == "="]
-    assert equal and all(s["d"] is None for r in equal for s in run_view(r)["series"])  # drawn once when equal
+    assert equal and all(s["d"] is None for r in equal for s in json.loads(r.view)["series"])  # drawn once when equal
     assert {m.src.name for m in collector.models} == {"churn-model"}
     (missing,) = [r for r in collector.runs.values() if r.finding.symbol == "+"]
-    view = run_view(missing)
+    view = json.loads(missing.view)
     assert view["nodst"] == ["loss", "val/acc"] and ["optimizer", "adam", None, MISSING] in view["param"]
 
 

@@ -14,26 +14,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge.model import ArtifactInfo, MediaSeries, MetricPoint, RegisteredModel, RunRecord
+from trackbridge.report.data import ModelData, RunData, RunDigest, SeriesData
 from trackbridge.report.downsample import Downsampler
+from trackbridge.report.views import digest
 from trackbridge.sync.check import Finding, SeriesDiff
 from trackbridge.sync.fit import FittedRun
 from trackbridge.sync.rich import plain_files
 
 Pages = Callable[[], Iterable[list[MetricPoint]]]
-
-
-@dataclass
-class SeriesData:
-    """One metric key of one run: points for drawing and the true counts beside them."""
-
-    key: str
-    source: Downsampler = field(default_factory=Downsampler)
-    destination: Downsampler = field(default_factory=Downsampler)
-    diff: SeriesDiff | None = None
 
 
 class SeriesTap:
@@ -59,38 +50,16 @@ class SeriesTap:
         self.data.diff = diff
 
 
-@dataclass
-class RunData:
-    """One checked run: its finding and everything the report shows of it."""
-
-    finding: Finding
-    src: RunRecord
-    dst: RunRecord | None = None
-    fitted: FittedRun | None = None
-    #: kind ("param", "tag") -> (expected at the destination, found there).
-    fields: dict[str, tuple[dict[str, str], dict[str, str]]] = field(default_factory=dict)
-    series: dict[str, SeriesData] = field(default_factory=dict)
-    src_files: list[ArtifactInfo] = field(default_factory=list)
-    dst_files: list[ArtifactInfo] = field(default_factory=list)
-    src_media: dict[str, MediaSeries] = field(default_factory=dict)
-    dst_media: dict[str, MediaSeries] = field(default_factory=dict)
-
-
-@dataclass
-class ModelData:
-    """One registered model: its finding, the source entry and the destination's."""
-
-    finding: Finding
-    src: RegisteredModel
-    dst: RegisteredModel | None
-
-
 class ReportCollector:
-    """Implements the checker's collector hooks (see :class:`trackbridge.sync.check.Checker`)."""
+    """Implements the checker's collector hooks (see :class:`trackbridge.sync.check.Checker`).
+
+    What the hooks see of a run is gathered in a :class:`RunData` until the checker is
+    done with the run, then reduced to a :class:`RunDigest` at once (on the checker's
+    thread), so memory grows by a digest per run, not by its records and series."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.runs: dict[str, RunData] = {}
+        self.runs: dict[str, RunDigest] = {}
         self.models: list[ModelData] = []
         self._pending: dict[str, dict[str, Any]] = {}
 
@@ -118,12 +87,15 @@ class ReportCollector:
         entry["src_media"], entry["dst_media"] = dict(src_media), dict(dst_media)
 
     def run(self, finding: Finding, src: RunRecord, dst: RunRecord | None) -> None:
-        """A run is done (compared, missing or failed): gather what the other hooks saw."""
+        """A run is done (compared, missing or failed): digest what the other hooks saw."""
         with self._lock:
             entry = self._pending.pop(src.run_id, {"fields": {}, "series": {}})
-            self.runs[src.run_id] = RunData(finding, src, dst, entry.get("fitted"), entry["fields"], entry["series"],
-                                            entry.get("src_files", []), entry.get("dst_files", []),
-                                            entry.get("src_media", {}), entry.get("dst_media", {}))
+        data = RunData(finding, src, dst, entry.get("fitted"), entry["fields"], entry["series"],
+                       entry.get("src_files", []), entry.get("dst_files", []),
+                       entry.get("src_media", {}), entry.get("dst_media", {}))
+        summary = digest(data)
+        with self._lock:
+            self.runs[src.run_id] = summary
 
     def model(self, finding: Finding, src: RegisteredModel, dst: RegisteredModel | None) -> None:
         with self._lock:

@@ -10,7 +10,6 @@ through :func:`trackbridge.redact.mask` (no password or token of a URL is writte
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trackbridge.redact import mask, mask_all
+from trackbridge.redact import mask
 from trackbridge.report.collect import ReportCollector
 from trackbridge.report.views import (
     STATE,
@@ -26,7 +25,6 @@ from trackbridge.report.views import (
     plan_experiments,
     plan_run_view,
     registry_view,
-    run_view,
     summarise,
 )
 from trackbridge.sync.check import CheckReport
@@ -41,16 +39,6 @@ def _asset(name: str) -> str:
 def _t(value: Any) -> str:
     """Text for the page: credentials masked, HTML escaped."""
     return html.escape(mask(str(value)), quote=True)
-
-
-def _json(view: dict[str, Any]) -> str:
-    """A run's JSON for its ``<script type="application/json">`` block: every string
-    masked (the series' points are numbers: only their keys are walked), and no ``<``
-    that could close the block early."""
-    data = mask_all({k: v for k, v in view.items() if k != "series"})
-    data["series"] = [{**s, "k": mask(s["k"])} for s in view["series"]]
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("<", "\\u003c")
 
 
 def _num(n: int) -> str:
@@ -110,7 +98,7 @@ def _run_row(i: int, state: str, badge: str, label: str, ids: str, note: str, se
 
 def render_check(report: CheckReport, collector: ReportCollector, *, source: str, destination: str) -> str:
     """The check report's HTML."""
-    runs = check_runs(report, collector)
+    runs = check_runs(report, collector.runs)
     summary = summarise(runs, collector.models)
     counts = report.to_json()["counts"]
     verdict = ("every run and registered model is equal" if report.ok else
@@ -135,14 +123,12 @@ def render_check(report: CheckReport, collector: ReportCollector, *, source: str
     rows = []
     for i, run in enumerate(runs):
         f = run.finding
-        view = run_view(run)
-        n_declared = len(view.get("declared", []))
         note = "; ".join(x for x in (f"{len(f.details)} difference(s)" if f.details else "",
-                                     f"{n_declared} declared transformation(s)" if n_declared else "") if x)
+                                     f"{run.declared} declared transformation(s)" if run.declared else "") if x)
         ids = f"{f.src_id} → {f.dst_id}" if f.dst_id else f.src_id
         search = " ".join([f.label, ids, STATE[f.symbol], *f.details])[:2000]
         rows.append(_run_row(i, STATE[f.symbol], STATE[f.symbol], f.label, ids, note, search))
-        rows.append(f'<script type="application/json" id="d{i}">{_json(view)}</script>')
+        rows.append(f'<script type="application/json" id="d{i}">{run.view}</script>')
     body += _run_list(rows, len(runs), "differs only")
     return _page("trackbridge check report", _header("check", source, destination, verdict, report.ok), body,
                  charts=True)
@@ -150,7 +136,7 @@ def render_check(report: CheckReport, collector: ReportCollector, *, source: str
 
 def _registry(collector: ReportCollector) -> str:
     """Registered models: each source version beside its copy; differing cells marked."""
-    run_map = {r.src.run_id: r.finding.dst_id for r in collector.runs.values()}
+    run_map = {src_id: r.finding.dst_id for src_id, r in collector.runs.items()}
     out = ["<h2>Registry</h2>"]
     head = ["version", "run", "stage", "aliases", "description"]
     for model in sorted(collector.models, key=lambda m: m.src.name):

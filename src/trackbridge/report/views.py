@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint
-from trackbridge.report.collect import ModelData, ReportCollector, RunData, SeriesData
+from trackbridge.redact import mask, mask_all
+from trackbridge.report.data import ModelData, RunData, RunDigest, SeriesData
 from trackbridge.sync.check import DIFFERS as SYM_DIFFERS
 from trackbridge.sync.check import EQUAL as SYM_EQUAL
 from trackbridge.sync.check import ERROR as SYM_ERROR
@@ -151,6 +152,36 @@ def run_view(run: RunData) -> dict[str, Any]:
     return out
 
 
+def encode(view: dict[str, Any]) -> str:
+    """A run's section as the JSON its ``<script type="application/json">`` block holds:
+    every string masked (the series' points are numbers: only their keys are walked),
+    and no ``<`` that could close the block early."""
+    data = mask_all({k: v for k, v in view.items() if k != "series"})
+    data["series"] = [{**s, "k": mask(s["k"])} for s in view["series"]]
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c")
+
+
+def digest(run: RunData) -> RunDigest:
+    """What the report keeps of a run once it is checked: counts and its encoded section."""
+    out = RunDigest(run.finding, run.src.experiment)
+    if run.fitted is not None:
+        out.declared = sum(len(v) for v in run.fitted.record.to_json().values())
+    compared = [s.diff for s in run.series.values() if s.diff is not None]
+    out.points = sum(d.src_count for d in compared), sum(d.dst_count for d in compared)
+    out.uncounted_series = sum(1 for k in run.src.all_metric_keys() if k not in run.series)
+    if run.dst is None:
+        out.params = len(run.src.params), 0
+        out.models = len(run.src.models), 0
+    else:
+        expected, found = run.fields.get("param", ({}, {}))
+        out.params = len(expected), len(found)
+        out.artifacts = len(run.src_files), len(run.dst_files)
+        out.models = len(run.src.models), len(run.dst.models)
+    out.view = encode(run_view(run))
+    return out
+
+
 @dataclass
 class Totals:
     """One side's counts for the summary."""
@@ -174,33 +205,22 @@ class Summary:
     uncounted_series: int = 0
 
 
-def summarise(runs: list[RunData], models: list[ModelData]) -> Summary:
+def summarise(runs: list[RunDigest], models: list[ModelData]) -> Summary:
     summary = Summary()
     s, d = summary.source, summary.destination
     for run in runs:
-        exp = summary.experiments[run.src.experiment]
+        exp = summary.experiments[run.experiment]
         exp["runs"] += 1
         exp[STATE[run.finding.symbol]] += 1
+        exp["declared"] += run.declared
         s.runs += 1
-        s.models += len(run.src.models)
-        if run.fitted is not None:
-            exp["declared"] += sum(len(v) for v in run.fitted.record.to_json().values())
-        for series in run.series.values():
-            if series.diff is not None:
-                s.points += series.diff.src_count
-                d.points += series.diff.dst_count
-        if run.dst is None:
-            s.params += len(run.src.params)
-            summary.uncounted_series += len(run.src.all_metric_keys())
-            continue
-        d.runs += 1
-        d.models += len(run.dst.models)
-        expected, found = run.fields.get("param", ({}, {}))
-        s.params += len(expected)
-        d.params += len(found)
-        s.artifacts += len(run.src_files)
-        d.artifacts += len(run.dst_files)
-        summary.uncounted_series += sum(1 for k in run.src.all_metric_keys() if k not in run.series)
+        d.runs += run.finding.dst_id is not None
+        for side, i in ((s, 0), (d, 1)):
+            side.points += run.points[i]
+            side.params += run.params[i]
+            side.artifacts += run.artifacts[i]
+            side.models += run.models[i]
+        summary.uncounted_series += run.uncounted_series
     for model in models:
         s.registered += 1
         s.versions += len(model.src.versions)
@@ -236,11 +256,11 @@ def registry_view(model: ModelData) -> dict[str, Any]:
             "rows": rows}
 
 
-def check_runs(report: CheckReport, collector: ReportCollector) -> list[RunData]:
+def check_runs(report: CheckReport, runs: dict[str, RunDigest]) -> list[RunDigest]:
     """The checked runs in the order the page lists them: differing first, then errors,
     missing, equal; by label within each."""
-    runs = [collector.runs[f.src_id] for f in report.findings if f.kind == "run" and f.src_id in collector.runs]
-    return sorted(runs, key=lambda r: (ORDER[r.finding.symbol], r.finding.label))
+    found = [runs[f.src_id] for f in report.findings if f.kind == "run" and f.src_id in runs]
+    return sorted(found, key=lambda r: (ORDER[r.finding.symbol], r.finding.label))
 
 
 def plan_run_view(run: RunPlan) -> dict[str, Any]:
