@@ -76,7 +76,12 @@ def _run_dir(dst: Path, name: str) -> Path:
 
 
 def damage(dst: Path, name: str = "lr=0.01") -> None:
-    """Change a param in ``run.json`` and one loss value in the run's Parquet part, by hand."""
+    """Change a param in ``run.json`` and one loss value in the run's Parquet part, and the
+    stage of the first registry version, by hand."""
+    version = next(dst.glob("registry/*/versions/1.json"))
+    data = json.loads(version.read_text(encoding="utf-8"))
+    data["stage"] = "Staging"
+    version.write_text(json.dumps(data), encoding="utf-8")
     run_json = _run_dir(dst, name) / "run.json"
     data = json.loads(run_json.read_text(encoding="utf-8"))
     data["params"]["optimizer"] = "sgd"
@@ -223,6 +228,9 @@ def test_check_report_in_a_real_browser(pages: tuple[Path, Path], tmp_path: Path
                      r"churn sweep/lr=0.01</b>", dom)
     assert re.search(r'data-state="missing"[^>]*><summary><span class="badge missing">', dom)
     assert "4 of 4 shown" in dom  # the filter ran
+    registry = dom.split("<h2>Registry</h2>")[1].split("<h2>")[0]
+    assert '<span class="badge differs">differs</span>churn-model' in registry
+    assert '<td class="val">Archived</td>' in registry and '<td class="bad val">Staging</td>' in registry
     assert dom.count('class="uplot') >= 2  # the differing run was opened and its charts drawn
     assert re.search(r'<tr class="differs"><td class="key">optimizer</td><td class="bad val">adam</td>', dom)
     assert "1 missing · 1 extra" in dom
