@@ -8,7 +8,6 @@ run (:class:`Plugins`), as TensorBoard itself does.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,9 +156,3 @@ def hparams(value: Any, plugin_data_class: Any) -> tuple[dict[str, Any], int | N
     if value.tag == SESSION_END:
         return {}, int(data.session_end_info.status)
     return {}, None
-
-
-def values_of(event: Any) -> Iterator[Any]:
-    """The summary values of an event (none for file versions, graphs, session logs)."""
-    if event.HasField("summary"):
-        yield from event.summary.value

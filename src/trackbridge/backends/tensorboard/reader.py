@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from array import array
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.tensorboard import events
 from trackbridge.backends.tensorboard.protos import protos
-from trackbridge.backends.tensorboard.records import iter_records
+from trackbridge.backends.tensorboard.records import mapped, record_at, walk
 from trackbridge.errors import RunNotFound
 from trackbridge.model import (
     ArtifactInfo,
@@ -52,15 +53,23 @@ def is_event_file(name: str) -> bool:
     return "tfevents" in name
 
 
-def _ms(wall_time: float) -> int:
-    return round(wall_time * 1000)
-
-
 @dataclass
 class _Series:
     kind: str  # "scalar" or a media kind
     count: int = 0
-    last: MetricSummary | None = None
+    #: (step, value, ms) of the latest scalar point (a summary is made only when listed)
+    last: tuple[int, float, int] | None = None
+    #: (file number, byte offsets of the records holding the series' values), in order:
+    #: 8 bytes a point, so reading a series touches only its own records.
+    spans: list[tuple[int, array]] = field(default_factory=list)
+
+    def at(self, file_number: int, offset: int) -> None:
+        """Remember that the record at ``offset`` of file ``file_number`` holds a value."""
+        if not self.spans or self.spans[-1][0] != file_number:
+            self.spans.append((file_number, array("q")))
+        offsets = self.spans[-1][1]
+        if not offsets or offsets[-1] != offset:
+            offsets.append(offset)
 
 
 @dataclass
@@ -137,19 +146,32 @@ class TensorboardReader(Reader):
     def _scan(self, files: list[Path]) -> RunScan:
         event_class, hparams_class = protos()
         scan = RunScan(files)
-        for path in files:
-            for _offset, data in iter_records(path):
-                event = event_class.FromString(data)
-                at = _ms(event.wall_time)
-                scan.start = at if scan.start is None else min(scan.start, at)
-                scan.end = at if scan.end is None else max(scan.end, at)
-                if event.HasField("graph_def") or event.HasField("meta_graph_def"):
-                    scan.unread["graph"] = "TensorBoard graphs are not part of the canonical run"
-                for value in events.values_of(event):
-                    self._scan_value(scan, value, event.step, at, hparams_class)
+        first = last = None
+        for number, path in enumerate(files):
+            with mapped(path) as view:
+                for offset, data in walk(view, path):
+                    event = event_class.FromString(data)
+                    at = round(event.wall_time * 1000)
+                    first = at if first is None or at < first else first
+                    last = at if last is None or at > last else last
+                    values = event.summary.value
+                    if not values and (event.HasField("graph_def") or event.HasField("meta_graph_def")):
+                        scan.unread["graph"] = "TensorBoard graphs are not part of the canonical run"
+                    for value in values:
+                        if value.WhichOneof("value") == "simple_value":  # most values: the short way
+                            series = scan.series.get(value.tag)
+                            if series is None:
+                                series = scan.series[value.tag] = _Series("scalar")
+                            series.count += 1
+                            series.last = (event.step, float(value.simple_value), at)
+                            series.at(number, offset)
+                        else:
+                            self._scan_value(scan, value, event.step, at, hparams_class, (number, offset))
+        scan.start, scan.end = first, last
         return scan
 
-    def _scan_value(self, scan: RunScan, value: Any, step: int, at: int, hparams_class: Any) -> None:
+    def _scan_value(self, scan: RunScan, value: Any, step: int, at: int, hparams_class: Any,
+                    where: tuple[int, int]) -> None:
         plugin = scan.plugins.of(value)
         if plugin == events.HPARAMS_PLUGIN:
             params, status = events.hparams(value, hparams_class)
@@ -161,29 +183,33 @@ class TensorboardReader(Reader):
         if number is not None:
             series = scan.series.setdefault(value.tag, _Series("scalar"))
             series.count += 1
-            series.last = MetricSummary(value.tag, number, step, at)
+            series.last = (step, number, at)
+            series.at(*where)
             return
         found = events.media(value, plugin)
         if found:
             series = scan.series.setdefault(value.tag, _Series(found[0].kind))
             series.count += len(found)
+            series.at(*where)
             return
         scan.unread[f"tag:{value.tag}"] = (f"{plugin or value.WhichOneof('value')} values are not part of the "
                                            "canonical run")
 
     def _matching(self, scan: RunScan, key: str) -> Iterator[tuple[Path, int, Any, Any]]:
-        """``(file, offset, event, value)`` of every value of tag ``key``, in order; records
-        without the tag's bytes are skipped undecoded."""
-        event_class = protos().event
-        needle = key.encode("utf-8")
-        for path in scan.files:
-            for offset, data in iter_records(path):
-                if needle not in data:
-                    continue
-                event = event_class.FromString(data)
-                for value in events.values_of(event):
-                    if value.tag == key:
-                        yield path, offset, event, value
+        """``(file, offset, event, value)`` of every value of tag ``key``, in order, read at
+        the offsets the scan found them (no other record is read)."""
+        series = scan.series.get(key)
+        if series is None:
+            return
+        from_string = protos().event.FromString
+        for number, offsets in series.spans:
+            path = scan.files[number]
+            with mapped(path) as view:
+                for offset in offsets:
+                    event = from_string(record_at(view, offset))
+                    for value in event.summary.value:
+                        if value.tag == key:
+                            yield path, offset, event, value
 
     # -- Reader --------------------------------------------------------------------
 
@@ -221,21 +247,38 @@ class TensorboardReader(Reader):
             platform=self.platform, run_id=run_id, experiment=self.experiment, experiment_id=self.experiment,
             name=name, status=scan.status, start_time=scan.start, end_time=scan.end, parent_run_id=parent,
             url=(self.root / run_id).resolve().as_uri(), params=dict(scan.params),
-            metrics={k: s.last for k, s in scan.series.items() if s.kind == "scalar" and s.last is not None},
+            metrics={k: MetricSummary(k, s.last[1], s.last[0], s.last[2])
+                     for k, s in scan.series.items() if s.kind == "scalar" and s.last is not None},
             media={k: MediaSeries(s.kind, s.count) for k, s in scan.series.items() if s.kind != "scalar"},
             unread=dict(scan.unread))
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        """Read at the offsets the scan found, in one tight loop: this is where a million
+        points go (``benchmarks/tensorboard_read.py``)."""
         scan = self.scan(run_id)
+        series = scan.series.get(key)
+        if series is None or series.kind != "scalar":
+            return
+        plugin = scan.plugins.get(key, "")
+        from_string = protos().event.FromString
         page: list[MetricPoint] = []
-        for _path, _offset, event, value in self._matching(scan, key):
-            number = events.scalar(value, scan.plugins.of(value))
-            if number is None:
-                continue
-            page.append(MetricPoint(event.step, number, _ms(event.wall_time)))
-            if len(page) >= page_size:
-                yield page
-                page = []
+        for number, offsets in series.spans:
+            with mapped(scan.files[number]) as view:
+                for offset in offsets:
+                    event = from_string(record_at(view, offset))
+                    for value in event.summary.value:
+                        if value.tag != key:
+                            continue
+                        if value.WhichOneof("value") == "simple_value":
+                            got: float | None = float(value.simple_value)
+                        else:
+                            got = events.scalar(value, plugin)
+                            if got is None:
+                                continue
+                        page.append(MetricPoint(event.step, got, round(event.wall_time * 1000)))
+                    if len(page) >= page_size:
+                        yield page
+                        page = []
         if page:
             yield page
 
@@ -246,7 +289,7 @@ class TensorboardReader(Reader):
             for index, item in enumerate(events.media(value, scan.plugins.of(value)) or ()):
                 ordinal = len(where)
                 where.append((path, offset, index))
-                yield MediaPoint(event.step, _ms(event.wall_time), item.kind, data=item.data,
+                yield MediaPoint(event.step, round(event.wall_time * 1000), item.kind, data=item.data,
                                  file=f"{ordinal}.{item.extension}" if item.payload is not None else None,
                                  meta=item.meta or {})
         with self._lock:
@@ -264,10 +307,10 @@ class TensorboardReader(Reader):
             with self._lock:
                 where = self._media_at[(run_id, key)]
         path, offset, index = where[ordinal]
-        _offset, data = next(iter_records(path, offset))
+        with mapped(path) as view:
+            event = protos().event.FromString(record_at(view, offset))
         scan = self.scan(run_id)
-        event = protos().event.FromString(data)
-        value = next(v for v in events.values_of(event) if v.tag == key)
+        value = next(v for v in event.summary.value if v.tag == key)
         item = (events.media(value, scan.plugins.of(value)) or [])[index]
         dst_dir.mkdir(parents=True, exist_ok=True)
         local = dst_dir / point.file

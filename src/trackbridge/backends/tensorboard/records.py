@@ -13,11 +13,13 @@ from __future__ import annotations
 import mmap
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from trackbridge.errors import BackendError
 
 _HEADER = struct.Struct("<QI")
+_LENGTH = struct.Struct("<Q")
 
 
 class DamagedEventFileError(BackendError):
@@ -46,18 +48,33 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def iter_records(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
-    """``(offset, data)`` of every whole record of ``path`` from byte ``start``, in order."""
+@contextmanager
+def mapped(path: Path) -> Iterator[mmap.mmap | bytes]:
+    """The file's bytes, memory-mapped (an empty file: no bytes; mmap refuses those)."""
     with path.open("rb") as handle:
-        size = handle.seek(0, 2)
-        if size <= start:
+        if handle.seek(0, 2) == 0:
+            yield b""
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            yield from _walk(view, size, start, path)
+            yield view
 
 
-def _walk(view: mmap.mmap, size: int, pos: int, path: Path) -> Iterator[tuple[int, bytes]]:
-    known: dict[bytes, bool] = {}  # header bytes already verified (lengths repeat: scalars are alike)
+def iter_records(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(offset, data)`` of every whole record of ``path`` from byte ``start``, in order."""
+    with mapped(path) as view:
+        yield from walk(view, path, start)
+
+
+def record_at(view: mmap.mmap | bytes, offset: int) -> bytes:
+    """The data of the record at ``offset`` (one :func:`walk` found, so already verified)."""
+    (length,) = _LENGTH.unpack_from(view, offset)
+    return view[offset + 12:offset + 12 + length]
+
+
+def walk(view: mmap.mmap | bytes, path: Path, pos: int = 0) -> Iterator[tuple[int, bytes]]:
+    """``(offset, data)`` of every whole record of ``view`` (the bytes of ``path``) from ``pos``."""
+    size = len(view)
+    known: set[bytes] = set()  # headers already verified (lengths repeat: scalars are alike)
     unpack = _HEADER.unpack_from
     while pos + 12 <= size:
         length, crc = unpack(view, pos)
@@ -67,7 +84,7 @@ def _walk(view: mmap.mmap, size: int, pos: int, path: Path) -> Iterator[tuple[in
                 raise DamagedEventFileError(
                     f"{path}: not a TensorBoard event file, or damaged at byte {pos} (the record length's "
                     "checksum does not match). Every event before that byte was read.")
-            known[header] = True
+            known.add(header)
         end = pos + 12 + length + 4
         if end > size:
             return  # cut short at the end: a writer still writing
