@@ -27,8 +27,10 @@ from trackbridge.cli import main
 from trackbridge.model import MetricPoint, ModelVersion, RegisteredModel, RunStatus
 from trackbridge.report import ReportCollector
 from trackbridge.report.downsample import BUCKETS, Downsampler
-from trackbridge.report.views import DIFFERS, MISSING
-from trackbridge.sync.check import Checker
+from trackbridge.provenance_tags import SOURCE_VERSION
+from trackbridge.report.data import ModelData
+from trackbridge.report.views import DIFFERS, MISSING, registry_view
+from trackbridge.sync.check import Checker, Finding
 from trackbridge.sync.engine import Options, SyncEngine, target_of
 from trackbridge.sync.plan import Selection
 
@@ -165,6 +167,23 @@ def test_collecting_changes_no_finding_and_marks_what_differs(copied: tuple[Path
     (missing,) = [r for r in collector.runs.values() if r.finding.symbol == "+"]
     view = json.loads(missing.view)
     assert view["nodst"] == ["loss", "val/acc"] and ["optimizer", "adam", None, MISSING] in view["param"]
+
+
+def test_registry_marks_only_what_check_compares_there() -> None:
+    """A destination without stages and with an alias of its own (W&B's ``latest``): the
+    stage it could not keep and that alias are not differences; a version of a run not
+    checked is shown, not judged."""
+    src = RegisteredModel("m", versions=[
+        ModelVersion("m", "1", run_id="a", stage="Production", aliases=["champion"]),
+        ModelVersion("m", "2", run_id="b")])
+    dst = RegisteredModel("m", versions=[
+        ModelVersion("m", "1", run_id="A", aliases=["champion", "latest"], tags={SOURCE_VERSION: "1"})])
+    model = ModelData(Finding("=", "model", "model m", "m", "m"), src, dst)
+    kept = registry_view(model, {"a": "A"}, stages=False, reserved_aliases=frozenset({"latest"}))["rows"]
+    assert [(r["state"], r["dst"] and r["dst"][2:4]) for r in kept] == [("", ["(not kept)", "champion"]),
+                                                                         ("unchecked", None)]
+    staged = registry_view(model, {"a": "A"})["rows"][0]
+    assert staged["state"] == "differs" and staged["bad"] == [False, False, True, True, False]
 
 
 # -- the CLI and the page ---------------------------------------------------------

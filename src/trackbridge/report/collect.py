@@ -21,7 +21,7 @@ from trackbridge.report.data import ModelData, RunData, RunDigest, SeriesData
 from trackbridge.report.downsample import Downsampler
 from trackbridge.report.views import digest
 from trackbridge.sync.check import Finding, SeriesDiff
-from trackbridge.sync.fit import FittedRun
+from trackbridge.sync.fit import FittedRun, Target
 from trackbridge.sync.rich import plain_files
 
 Pages = Callable[[], Iterable[list[MetricPoint]]]
@@ -57,7 +57,12 @@ class ReportCollector:
     done with the run, then reduced to a :class:`RunDigest` at once (on the checker's
     thread), so memory grows by a digest per run, not by its records and series."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Target | None = None) -> None:
+        """``target``: the destination as the checker sees it, so the registry section
+        marks only what ``check`` compares there (no stage where it keeps none, no alias
+        it manages itself)."""
+        self.stages = target is None or target.can("stages")
+        self.reserved_aliases: frozenset[str] = target.features.reserved_aliases if target is not None else frozenset()
         self._lock = threading.Lock()
         self.runs: dict[str, RunDigest] = {}
         self.models: list[ModelData] = []

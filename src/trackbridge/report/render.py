@@ -138,30 +138,20 @@ def _registry(collector: ReportCollector) -> str:
     """Registered models: each source version beside its copy; differing cells marked."""
     run_map = {src_id: r.finding.dst_id for src_id, r in collector.runs.items()}
     out = ["<h2>Registry</h2>"]
-    head = ["version", "run", "stage", "aliases", "description"]
+    head = "".join(f"<th>{h}</th>" for h in ("version", "run", "stage", "aliases", "description"))
     for model in sorted(collector.models, key=lambda m: m.src.name):
-        view = registry_view(model)
+        view = registry_view(model, run_map, stages=collector.stages, reserved_aliases=collector.reserved_aliases)
         out.append(f'<div class="registry-model"><h3><span class="badge {view["state"]}">{view["state"]}</span>'
                    f'{_t(view["name"])}</h3>')
         if view["details"]:
             out.append('<ul class="details">' + "".join(f"<li>{_t(x)}</li>" for x in view["details"]) + "</ul>")
-        cells = ["".join(f"<th>{h}</th>" for h in head)]
         out.append('<table class="cmp"><thead><tr><th colspan="5">source</th><th colspan="5">destination</th></tr>'
-                   f"<tr>{cells[0]}{cells[0]}</tr></thead><tbody>")
-        for src, dst in view["rows"]:
-            state = "missing" if dst is None else "extra" if src is None else "differs"
-            row = []
-            for j in range(5):
-                a = src[j] if src else None
-                b = dst[j] if dst else None
-                expected = run_map.get(a, a) if j == 1 else a
-                bad = (state == "missing" or state == "extra") or (j > 0 and expected != b)
-                row.append((a, b, bad))
-            any_bad = any(bad for _a, _b, bad in row)
-            cls = state if state != "differs" or any_bad else ""
-            tds = [_registry_cell(j, a, False) for j, (a, _b, _x) in enumerate(row)]
-            tds += [_registry_cell(j, b, bad) for j, (_a, b, bad) in enumerate(row)]
-            out.append(f'<tr class="{cls}">' + "".join(tds) + "</tr>")
+                   f"<tr>{head}{head}</tr></thead><tbody>")
+        for row in view["rows"]:
+            src, dst = row["src"] or [None] * 5, row["dst"] or [None] * 5
+            tds = [_registry_cell(j, value, False) for j, value in enumerate(src)]
+            tds += [_registry_cell(j, value, bad) for j, (value, bad) in enumerate(zip(dst, row["bad"]))]
+            out.append(f'<tr class="{row["state"]}">' + "".join(tds) + "</tr>")
         out.append("</tbody></table></div>")
     return "".join(out)
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint
+from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint, ModelVersion
 from trackbridge.redact import mask, mask_all
 from trackbridge.report.data import ModelData, RunData, RunDigest, SeriesData
 from trackbridge.sync.check import DIFFERS as SYM_DIFFERS
@@ -230,28 +230,47 @@ def summarise(runs: list[RunDigest], models: list[ModelData]) -> Summary:
     return summary
 
 
-def registry_view(model: ModelData) -> dict[str, Any]:
-    """Source versions beside the destination's copies: run, stage, aliases, description."""
+def _version_cells(version: ModelVersion, aliases: list[str], stages: bool) -> list[str]:
+    stage = (version.stage or "") if stages else "(not kept)"
+    return [version.version, version.run_id or "", stage, ", ".join(sorted(aliases)), version.description or ""]
+
+
+def registry_view(model: ModelData, run_map: dict[str, str | None], *, stages: bool = True,
+                  reserved_aliases: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Source versions beside the destination's copies (version, run, stage, aliases,
+    description), each destination cell marked where ``check`` would find it differing:
+    the run compared with the copy of the version's run (``run_map``: source run id ->
+    destination run id, for the checked runs), stages only where the destination keeps
+    them, aliases but those the destination manages itself (``reserved_aliases``).
+
+    Rows: ``{"src": cells | None, "dst": cells | None, "bad": [bool] * 5, "state": str}``,
+    state ``""`` (equal), ``differs``, ``missing``, ``extra`` or ``unchecked`` (a version
+    of a run that was not checked: check leaves it alone, and so does the page)."""
     copies = dest_versions_by_source(model.dst)
-    aliases = dest_aliases(model.dst)
     by_version: dict[str, list[str]] = defaultdict(list)
-    for alias, version in aliases.items():
-        by_version[version].append(alias)
+    for alias, number in dest_aliases(model.dst).items():
+        if alias not in reserved_aliases:
+            by_version[number].append(alias)
     rows = []
     paired = set()
     for version in model.src.versions:
         copy = copies.get(version.version)
-        if copy is not None:
-            paired.add(copy.version)
-        src_cells = [version.version, version.run_id or "", version.stage or "", ", ".join(sorted(version.aliases)),
-                     version.description or ""]
-        dst_cells = [copy.version, copy.run_id or "", copy.stage or "", ", ".join(sorted(by_version[copy.version])),
-                     copy.description or ""] if copy is not None else None
-        rows.append([src_cells, dst_cells])
+        src = _version_cells(version, [a for a in version.aliases if a not in reserved_aliases], True)
+        if version.run_id not in run_map:
+            rows.append({"src": src, "dst": None, "bad": [False] * 5, "state": "unchecked"})
+            continue
+        if copy is None:
+            rows.append({"src": src, "dst": None, "bad": [True] * 5, "state": "missing"})
+            continue
+        paired.add(copy.version)
+        dst = _version_cells(copy, by_version[copy.version], stages)
+        expected = [dst[0], run_map[version.run_id] or "", src[2] if stages else dst[2], src[3], src[4]]
+        bad = [a != b for a, b in zip(expected, dst)]
+        rows.append({"src": src, "dst": dst, "bad": bad, "state": "differs" if any(bad) else ""})
     for version in model.dst.versions if model.dst is not None else []:
-        if version.version not in paired:
-            rows.append([None, [version.version, version.run_id or "", version.stage or "",
-                                ", ".join(sorted(by_version[version.version])), version.description or ""]])
+        if version.version not in paired and version.version not in {c.version for c in copies.values()}:
+            rows.append({"src": None, "dst": _version_cells(version, by_version[version.version], stages),
+                         "bad": [True] * 5, "state": "extra"})
     return {"name": model.src.name, "state": STATE[model.finding.symbol], "details": model.finding.details,
             "rows": rows}
 
