@@ -145,7 +145,7 @@ def test_copy_to_wandb_offline_checks_equal_and_damage_fails(sdk_rich_run, tmp_p
     assert scan(wandb_file(next((tmp_path / "copy").glob("offline-run-*")))).summary["val/loss"][0] == \
         {"min": min(v for _s, v in exp["val_loss"])}
 
-    # damage: one image's bytes, one histogram count, the artifact's description
+    # damage: one image's bytes, one histogram count, the artifact's description, a model's status
     image = next(p for p in reader.iter_media(copy.run_id, "val/examples"))
     copy_dir = next((tmp_path / "copy").glob("offline-run-*"))
     (copy_dir / "files" / image.file).write_bytes(b"\x89PNG not the image")
@@ -164,6 +164,18 @@ def test_copy_to_wandb_offline_checks_equal_and_damage_fails(sdk_rich_run, tmp_p
     _rewrite(wandb_file(copy_dir), describe)
     out = invoke("check", src, dst).stdout
     assert "artifact metadata" in out and "edited by hand" in out, out
+
+    def fail_model(record: Any) -> bool:
+        if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "model":
+            metadata = json.loads(record.artifact.metadata)
+            metadata["trackbridge.model"]["status"] = "FAILED"
+            record.artifact.metadata = json.dumps(metadata)
+            return True
+        return False
+
+    _rewrite(wandb_file(copy_dir), _first(fail_model))
+    out = invoke("check", src, dst).stdout
+    assert "status: source 'READY' != destination 'FAILED'" in out, out
 
 
 def test_copy_to_dir_and_mlflow_checks_equal(sdk_rich_run, tmp_path: Path, sqlite_uri: str,  # noqa: F811
