@@ -448,12 +448,13 @@ def check(src: str, dst: str, no_download: bool, report: Path | None, **opts: An
     src_spec, dst_spec, src_backend, dst_backend, _config = _open(src, dst)
     selection = _selection(src_spec, dst_spec, opts)
     writer = dst_backend.writer()
+    target = target_of(src_backend, dst_backend, writer.limits)
     collector = None
     if report is not None:
         from trackbridge.report import ReportCollector  # only when asked: check alone pays nothing
 
-        collector = ReportCollector()
-    checker = Checker(src_backend.reader(), dst_backend.reader(), target_of(src_backend, dst_backend, writer.limits),
+        collector = ReportCollector(target)
+    checker = Checker(src_backend.reader(), dst_backend.reader(), target,
                       download=not no_download, workers=opts["transfers"], collector=collector)
     with vendor_output_to_stderr():
         result = checker.check(selection)
