@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from trackbridge.mapping import param_to_str
 from trackbridge.model import ArtifactInfo, LoggedModel, MetricPoint, ModelVersion
 from trackbridge.redact import mask, mask_all
 from trackbridge.report.data import ModelData, RunData, RunDigest, SeriesData
@@ -79,8 +80,9 @@ def _describe_file(info: ArtifactInfo | None) -> str | None:
     if info is None:
         return None
     size = f"{info.size:,} B" if info.size is not None else "size unknown"
-    return f"{size} · {info.digest[:23]}…" if info.digest and len(info.digest) > 24 else \
-        f"{size} · {info.digest}" if info.digest else size
+    if not info.digest:
+        return size
+    return f"{size} · {info.digest[:23]}…" if len(info.digest) > 24 else f"{size} · {info.digest}"
 
 
 def _describe_model(model: LoggedModel | None) -> str | None:
@@ -124,7 +126,7 @@ def run_view(run: RunData) -> dict[str, Any]:
         out[kind] = [[k, shown(expected.get(k)), shown(found.get(k)), _state(k, expected, found)]
                      for k in sorted(expected.keys() | found.keys())]
     if run.dst is None:
-        out["param"] = [[k, str(v), None, MISSING] for k, v in sorted(run.src.params.items())]
+        out["param"] = [[k, param_to_str(k, v), None, MISSING] for k, v in sorted(run.src.params.items())]
     src_files = {a.path: a for a in run.src_files}
     dst_files = {a.path: a for a in run.dst_files}
     out["files"] = []
