@@ -270,7 +270,9 @@ def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> No
                                        "tags": ["t1"]},
                               "report.txt": {"metadata": {"from": "comet"}},
                               "clf": {"description": "the model", "aliases": ["best"]},
-                              "nowhere": {"metadata": {"x": 1}}})
+                              "nowhere": {"metadata": {"x": 1}},
+                              # what an artifact would not give back exactly is kept as given
+                              "data/a.csv": {"aliases": ["z", "a"], "step": 3, "metadata": {}}})
     model_dir = tmp_path / "m"
     model_dir.mkdir()
     (model_dir / "model.pkl").write_bytes(b"m")
@@ -302,7 +304,8 @@ def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> No
                                           "aliases": ["a"], "tags": ["t1"]},
                                  "report.txt": {"metadata": {"from": "comet"}},
                                  "clf": {"description": "the model", "aliases": ["best"]},
-                                 "nowhere": {"metadata": {"x": 1}}}
+                                 "nowhere": {"metadata": {"x": 1}},
+                                 "data/a.csv": {"aliases": ["z", "a"], "step": 3, "metadata": {}}}
     assert sorted(a.path for a in reader.list_artifacts(run)) == ["data/a.csv", "report.txt"]
     assert [(m.artifact_path, m.params, m.metrics, m.tags, m.model_type, m.status) for m in got.models] == [
         ("clf", {"C": "1"}, {"s": 1.0}, {"trackbridge.source.model_id": "src-1"}, "classifier", "READY"),

@@ -74,6 +74,7 @@ from trackbridge.backends.wandb.artifacts import (
     LATEST,
     PLAIN_TYPE,
     logged_model,
+    meta_of,
     model_metadata,
     model_paths,
 )
@@ -560,7 +561,7 @@ class WandbOfflineWriter(Writer):
         run = self._open(run_id)
         with run.lock:
             path = model_paths([*run.model_names, name])[-1]
-            extra = run.pending_meta.pop(path, {})
+            extra = run.pending_meta.pop(path, {})  # only what the artifact gives back exactly
             metadata = model_metadata(source, extra.get("metadata"))
             client_id = self._model_record(run, local_dir, name, metadata, key=path,
                                            description=str(extra.get("description") or ""),
@@ -668,17 +669,19 @@ class WandbOfflineWriter(Writer):
                 run.stream.flush()
 
     def set_artifact_meta(self, run_id: str, meta: Mapping[str, Mapping[str, Any]]) -> None:
-        """Each path's type, description, metadata and aliases (module doc): an Artifact
-        record of the run's files there, the model logged there next, or config."""
+        """Each path's type, description, metadata, aliases and tags (module doc): an
+        Artifact record of the run's files there, the model logged there next, or config
+        (also for metadata an artifact would not give back exactly: other fields, aliases
+        out of order, an empty description...)."""
         run = self._open(run_id)
         with run.lock:
             kept: dict[str, Any] = {}
             for path, given in meta.items():
                 path = path.strip("/")
                 files = sorted(f for f in run.files if f == path or f.startswith(path + "/"))
-                if not files:
-                    if path in run.models:
-                        kept[path] = dict(given)  # the model is logged: its record cannot change
+                if not files or not _as_artifact(given, model=False):
+                    if files or path in run.models or not _as_artifact(given, model=True):
+                        kept[path] = dict(given)  # config keeps it as given (a logged model cannot change)
                     else:
                         run.pending_meta[path] = dict(given)
                     continue
@@ -922,6 +925,18 @@ class WandbOfflineWriter(Writer):
             run.stream.close()
             run.stream = None
             run.log = None
+
+
+def _as_artifact(given: Mapping[str, Any], model: bool) -> bool:
+    """Whether a W&B artifact (a model's, with ``model``) gives ``given`` back exactly as
+    the readers read it (:func:`.artifacts.meta_of`)."""
+    metadata, aliases, tags = given.get("metadata", {}), given.get("aliases", []), given.get("tags", [])
+    if not (isinstance(metadata, Mapping) and isinstance(aliases, list) and isinstance(tags, list)
+            and all(isinstance(a, str) for a in [*aliases, *tags])
+            and isinstance(given.get("description", ""), str) and isinstance(given.get("type", ""), str)):
+        return False
+    kind = "model" if model else str(given.get("type") or PLAIN_TYPE)
+    return meta_of(kind, given.get("description", ""), metadata, aliases, tags, model=model) == dict(given)
 
 
 def _int(value: str | None) -> int | None:
