@@ -1,11 +1,12 @@
 """``check --report`` and ``plan --report``: the HTML a person signs a migration off with.
 
 A small sweep is written into a real ``dir:`` archive, all its runs but the last copied to
-another with the real engine (the last is missing there), then one run is damaged by hand in the destination's files (a param in its
-``run.json``, one point in its Parquet part), as ``tests/conformance/test_check_damage.py``
-does.  The report is opened in a real headless Chromium (Debian's package, started here):
-the page must load with no console message, show the summary, mark the damaged run and
-its cells, and reference nothing outside itself.
+another with the real engine (the last is missing there), then one run is damaged by hand
+in the destination's files (a param in its ``run.json``, one point in its Parquet part, a
+version's stage), as ``tests/conformance/test_check_damage.py`` does.  The report is
+opened in a real headless Chromium (Debian's package, started here): the page must load
+with no console message, show the summary, mark the damaged run and its cells, and
+reference nothing outside itself.
 """
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ class ReportCollector:
         with self._lock:
             return self._pending.setdefault(run_id, {"fields": {}, "series": {}})
 
-    def fields(self, run_id: str, fitted: FittedRun, compared: dict[str, tuple[dict[str, str], dict[str, str]]]) -> None:
+    def fields(self, run_id: str, fitted: FittedRun,
+               compared: dict[str, tuple[dict[str, str], dict[str, str]]]) -> None:
         """The fitted view of a run and the params/tags as compared (expected, found)."""
         entry = self._entry(run_id)
         entry["fitted"] = fitted

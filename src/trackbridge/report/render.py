@@ -111,8 +111,9 @@ def render_check(report: CheckReport, collector: ReportCollector, *, source: str
     body = ["<h2>Summary</h2>",
             _table(["", "source", "destination"], ([_t(a), _num(b), _num(c)] for a, b, c in totals))]
     if summary.uncounted_series:
-        body.append(f'<p class="meta">{summary.uncounted_series} metric series missing at the destination are '
-                    "not read, so their source points are not counted.</p>")
+        body.append(f'<p class="meta">{_num(summary.uncounted_series)} source metric series have no copy at the '
+                    "destination (in missing runs, or missing from a run): check does not read them, so their "
+                    "points are not counted above.</p>")
     states = ["equal", "differs", "missing", "error", "declared"]
     body.append("<h3>Per experiment</h3>" + _table(
         ["experiment", "runs", *states],

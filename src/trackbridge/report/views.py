@@ -147,10 +147,11 @@ def run_view(run: RunData) -> dict[str, Any]:
         pairs, extra = pair_models(run.src.models, run.dst.models)
         for model, copy in pairs:
             label = f"{model.name} ({model_key(model)})"
-            state = MISSING if copy is None else DIFFERS if _mentioned(details, f"model {model.name!r} ({model_key(model)})") \
-                else SAME
+            named = _mentioned(details, f"model {model.name!r} ({model_key(model)})")
+            state = MISSING if copy is None else DIFFERS if named else SAME
             out["models"].append([label, _describe_model(model), _describe_model(copy), state])
-        out["models"] += [[f"{m.name} ({m.model_id or m.artifact_path})", None, _describe_model(m), EXTRA] for m in extra]
+        out["models"] += [[f"{m.name} ({m.model_id or m.artifact_path})", None, _describe_model(m), EXTRA]
+                          for m in extra]
     return out
 
 
