@@ -253,7 +253,7 @@ def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> No
     w.log_artifact(run, files / "report.txt")
     blobs = {}
     points: dict[str, list] = {
-        "h": [(MediaPoint(0, T0, "histogram", data={"bins": [0, 1, 2], "values": [3, 4]}), None)],
+        "h": [(MediaPoint(0, T0, "histogram", data={"bins": [0, 1, 2], "values": [3, 4]}, meta={"values": "x"}), None)],
         "t": [(MediaPoint(1, T0 + 1, "table", data={"columns": ["x"], "data": [[1], [2]]}, meta={"log_mode": "IMMUTABLE"}), None)],
         "p": [(MediaPoint(2, T0 + 2, "plotly", data={"data": [], "layout": {"title": "t"}}), None)],
     }
@@ -262,7 +262,8 @@ def test_writer_round_trips_every_native_kind_and_metadata(tmp_path: Path) -> No
         local = tmp_path / f"{kind}{suffix}"
         local.write_bytes(kind.encode() * 3)
         blobs[kind] = local.read_bytes()
-        points[kind] = [(MediaPoint(3, T0 + 3, kind, file=local.name, caption=f"{kind} one", meta={"k": 1}), local),
+        points[kind] = [(MediaPoint(3, T0 + 3, kind, file=local.name, caption=f"{kind} one",
+                                    meta={"k": 1, "size": 9, "path": "elsewhere"}), local),  # W&B's own names too
                         (MediaPoint(3, T0 + 3, kind, file=local.name, caption=None), local)]
     for key, given in points.items():
         w.log_media(run, key, given)

@@ -64,6 +64,9 @@ DATA_FILE_KINDS = frozenset({"table", "plotly"})
 #: fields that follow from the file or name it, never kept in ``meta``.
 DERIVED = frozenset({"_type", "path", "sha256", "size", "caption", "ncols", "nrows", "artifact_path",
                      "_latest_artifact_path"})
+#: key of the fields of a point's ``meta`` that the W&B dict keeps for itself (``size``,
+#: ``path``... given by another platform): written apart, read back into ``meta``.
+KEPT_META = "trackbridge.meta"
 #: canonical kind -> (``_type`` written, media sub-folder, file suffix when the source names none).
 WRITTEN = {
     "histogram": ("histogram", "", ""),
@@ -143,14 +146,17 @@ def points(value: dict[str, Any], step: int, timestamp: int) -> list[MediaPoint]
 
 
 def _single(kind: str, value: dict[str, Any], step: int, timestamp: int) -> MediaPoint:
-    meta = {k: v for k, v in value.items() if k not in DERIVED}
+    own = DERIVED | {"bins", "values"} if kind == "histogram" else DERIVED
+    meta = {k: v for k, v in value.items() if k not in own}
+    kept = meta.pop(KEPT_META, None)
+    if isinstance(kept, dict):
+        meta.update(kept)
     caption = value.get("caption")
     caption = None if caption is None else str(caption)
     if kind == "histogram":
         data = {"bins": value.get("bins"), "values": value.get("values")} if "bins" in value else \
-            {k: v for k, v in value.items() if k != "_type"}
-        return MediaPoint(step, timestamp, kind, data=data, meta={k: v for k, v in meta.items()
-                                                                  if k not in ("bins", "values")})
+            {k: v for k, v in value.items() if k not in ("_type", KEPT_META)}
+        return MediaPoint(step, timestamp, kind, data=data, meta=meta)
     return MediaPoint(step, timestamp, kind, file=str(value.get("path") or "") or None, caption=caption, meta=meta)
 
 
@@ -176,9 +182,14 @@ def history_value(key: str, point: MediaPoint, local: Path | None, files_dir: Pa
     """The SDK's history dict for ``point`` and the run file it wrote (``None`` for a
     histogram): the file copied into ``files_dir`` under the SDK's name."""
     t, folder, suffix = WRITTEN[point.kind]
+    own = DERIVED | {"bins", "values", KEPT_META} if point.kind == "histogram" else DERIVED | {KEPT_META}
+    meta = {k: v for k, v in point.meta.items() if k not in own}
+    clashing = {k: v for k, v in point.meta.items() if k in own}
+    if clashing:
+        meta[KEPT_META] = clashing
     if point.kind == "histogram":
         data = point.data if isinstance(point.data, dict) else {}
-        return {**point.meta, **data, "_type": t}, None
+        return {**meta, **data, "_type": t}, None
     if point.kind in DATA_FILE_KINDS:
         body = json.dumps(point.data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     elif local is not None:
@@ -193,7 +204,7 @@ def history_value(key: str, point: MediaPoint, local: Path | None, files_dir: Pa
     dst = files_dir.joinpath(*PurePosixPath(rel).parts)
     dst.parent.mkdir(parents=True, exist_ok=True)
     dst.write_bytes(body)
-    value: dict[str, Any] = {**point.meta, "_type": t, "path": rel, "sha256": sha, "size": len(body)}
+    value: dict[str, Any] = {**meta, "_type": t, "path": rel, "sha256": sha, "size": len(body)}
     if point.kind == "table" and isinstance(point.data, dict):
         value["ncols"] = len(point.data.get("columns") or [])
         value["nrows"] = len(point.data.get("data") or [])
