@@ -19,6 +19,7 @@ from trackbridge.errors import DotenvError, TrackbridgeError
 from trackbridge.facade.recovery import recover_orphans
 from trackbridge.facade.registry import shutdown
 from trackbridge.facade.run import FLUSH_TIMEOUT, Run
+from trackbridge.integrations import mlflow_autolog
 from trackbridge.model import RunStatus
 
 __all__ = [
@@ -69,6 +70,7 @@ def start_run(
     with _lock:
         _active.append(run)
     _install_exit_hook()
+    mlflow_autolog.attach(run)  # autolog's run becomes this one on MLflow; a warning elsewhere
     recover_orphans(settings)  # runs an ended (killed) process left in this home: sent in the background
     return run
 

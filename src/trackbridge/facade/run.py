@@ -82,6 +82,9 @@ class Run:
         self.rejected: dict[str, int] = {}
         self._last_model: str | None = None
         self._on_finish = on_finish
+        #: called with the run as :meth:`finish` begins, before the finish op is queued (the
+        #: MLflow autolog binding ends MLflow's fluent run there: ``integrations.mlflow_autolog``).
+        self.before_finish: list[Callable[["Run"], None]] = []
         self._channels: list[Channel] = []
         self._workers: list[Worker] = []
         for remote in config.backends:
@@ -253,6 +256,15 @@ class Run:
         """Remote run id per backend (``None`` until the backend has created the run)."""
         return {channel.remote: channel.state.remote_run_id for channel in self._channels}
 
+    def mlflow_tracking_uris(self) -> dict[str, str]:
+        """Remote -> tracking URI of this run's MLflow backends (what MLflow autolog must point at)."""
+        uris = {}
+        for channel, worker in zip(self._channels, self._workers):
+            uri = getattr(getattr(worker.writer, "connection", None), "tracking_uri", None)
+            if channel.meta.get("backend") == "mlflow" and isinstance(uri, str):
+                uris[channel.remote] = uri
+        return uris
+
     def flush(self, timeout: float | None = FLUSH_TIMEOUT) -> bool:
         """Wait until everything logged so far is sent (or spooled); ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -270,6 +282,11 @@ class Run:
             return
         self.status = RunStatus(str(getattr(status, "value", status)).upper())
         self._blocked = True
+        for hook in self.before_finish:
+            try:
+                hook(self)
+            except Exception:  # a hook never keeps the run from finishing
+                log.exception("trackbridge: while finishing run %s", self.id)
         for channel in self._channels:
             channel.finish(self.status.value)
         if not self.flush(timeout):
