@@ -128,6 +128,9 @@ class MlflowReader(Reader):
         self._experiment_names: dict[str, str] = {}
         self._flavors: dict[str, list[str]] = {}
         self._artifact_roots: dict[str, str | None] = {}
+        #: runs whose existence a history read has confirmed (``get_run`` loads a whole run:
+        #: once per key of a 10,000-key run was quadratic).
+        self._runs_seen: set[str] = set()
 
     @property
     def _client(self) -> Any:
@@ -289,8 +292,10 @@ class MlflowReader(Reader):
         from sqlalchemy import tuple_
 
         order = (SqlMetric.timestamp, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
-        with translated(f"read history of metric {key!r}", run_id):
-            self._client.get_run(run_id)  # unknown or inaccessible run: an error, not an empty series
+        if run_id not in self._runs_seen:
+            with translated(f"read history of metric {key!r}", run_id):
+                self._client.get_run(run_id)  # unknown or inaccessible run: an error, not an empty series
+            self._runs_seen.add(run_id)
         last: tuple[Any, ...] | None = None
         while True:
             with translated(f"read history of metric {key!r}", run_id), store.ManagedSessionMaker() as session:
