@@ -22,6 +22,7 @@ Prints a table and writes ``benchmarks/results/tensorboard_read-<date>.json``.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -125,7 +126,7 @@ def main() -> None:
             raise SystemExit(f"trackbridge read {full[1]} points, not {points}")
         result = {
             "points": points, "keys": args.keys, "file_mb": round(path.stat().st_size / 1e6, 1),
-            "tensorboardX_write_s": round(write_s, 2),
+            "tensorboardX_write_s": None if math.isnan(write_s) else round(write_s, 2),  # NaN: --keep reused it
             "bare_loop_s": round(float(bare[0]), 3), "bare_records": int(bare[1]),
             "trackbridge_s": round(float(full[0]), 3),
             "trackbridge_points_per_s": round(points / float(full[0])),

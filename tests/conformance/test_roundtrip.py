@@ -90,6 +90,7 @@ def test_system_metrics_are_kept_apart(written: tuple[Sample, dict[str, RunRecor
 
 
 def test_artifacts_round_trip(written: tuple[Sample, dict[str, RunRecord]], backend: Backend, tmp_path: Path) -> None:
+    held(backend, "artifacts")
     parent = written[1]["parent ✓"]
     reader = backend.reader()
     paths = {a.path for a in reader.list_artifacts(parent.run_id)}

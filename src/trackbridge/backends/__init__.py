@@ -34,6 +34,7 @@ BUILTIN_INFO = (
     "trackbridge.backends.comet.info:OFFLINE_INFO",
     "trackbridge.backends.azureml.info:INFO",
     "trackbridge.backends.tensorboard.info:INFO",
+    "trackbridge.backends.trackio.info:INFO",
 )
 
 

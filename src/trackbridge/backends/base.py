@@ -127,6 +127,9 @@ class Features:
     system_metrics: bool = True
     #: a run's status (finished, failed, killed) is kept; TensorBoard's event files have none.
     run_status: bool = True
+    #: a run's files (artifacts) are kept; a source that holds none (Trackio's databases as
+    #: read today) declares so, and the conformance suite does not look for them.
+    artifacts: bool = True
     strictly_increasing_steps: bool = False
     #: history is stored as rows (W&B history, Comet steps): the engine sends
     #: :meth:`Writer.log_rows`, a run's series merged by step, instead of one key at a time.

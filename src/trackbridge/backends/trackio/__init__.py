@@ -1,0 +1,1 @@
+"""``trackio:PATH``: Trackio's local project databases (see ``docs/backends/trackio.md``)."""

@@ -1,0 +1,190 @@
+"""Reading Trackio's project databases directly with sqlite (read-only).
+
+Why not trackio's own API: its ``get_logs`` subsamples long series for the dashboard, and
+importing trackio loads gradio's client; the tables are plain and their columns are checked
+(:mod:`.schema`).
+
+* ``PATH`` is a Trackio directory (``$TRACKIO_DIR``, by default ``$HF_HOME/trackio``): each
+  ``<project>.db`` is an experiment (``registry-*`` databases are trackio's registries, not
+  projects).
+* A run is a ``run_id`` of ``metrics``, ``configs`` or ``system_metrics``; its name is
+  ``run_name``.  Its config is its params, without the keys trackio adds itself
+  (``_Username`` is the user, ``_Group`` the tag ``trackio.group``).  Trackio keeps no
+  status and no end: a run is FINISHED, starts at its first row and ends at its last
+  (``_Created`` is rewritten when a run is resumed: it is the start only of a run without rows).
+* Each ``metrics`` row is one ``trackio.log`` call: a JSON object of values at a step and
+  an ISO time.  Numbers (and trackio's ``"NaN"``, ``"Infinity"``, ``"-Infinity"``) are
+  metric points; media objects (``{"_type": ...}``) and other values are declared in
+  ``RunRecord.unread``.  ``system_metrics`` rows have no step: a run's system points are
+  numbered 0, 1, 2... in the order they were logged.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from trackbridge.backends.base import Reader, RunFilter
+from trackbridge.backends.trackio import schema
+from trackbridge.errors import RunNotFound
+from trackbridge.model import ArtifactInfo, Experiment, MetricPoint, MetricSummary, RunRecord, RunStatus
+
+#: trackio's JSON spellings of the floats JSON cannot hold (``utils.serialize_values``).
+SPECIAL = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+REGISTRY_PREFIX = "registry-"
+GROUP_TAG = "trackio.group"
+
+
+def ms(iso: str) -> int:
+    """Trackio's ISO times (UTC offset included) -> epoch milliseconds."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def number(value: Any) -> float | None:
+    """A metric value as a float, or ``None`` for what is not a number (text, media)."""
+    if isinstance(value, bool | int | float):
+        return float(value)
+    if isinstance(value, str):
+        return SPECIAL.get(value)
+    return None
+
+
+def _json(blob: bytes | str | None) -> dict[str, Any]:
+    if blob is None:
+        return {}
+    data = json.loads(blob)
+    return data if isinstance(data, dict) else {}
+
+
+class TrackioReader(Reader):
+    """Projects under ``root``; ``platform`` names the backend that opened it."""
+
+    def __init__(self, root: Path, platform: str) -> None:
+        self.root = root
+        self.platform = platform
+
+    def _projects(self) -> dict[str, Path]:
+        if not self.root.is_dir():
+            return {}
+        return {db.stem: db for db in sorted(self.root.glob("*.db")) if not db.stem.startswith(REGISTRY_PREFIX)}
+
+    def _connect(self, project: str) -> sqlite3.Connection:
+        return schema.connect(self._projects()[project])
+
+    def list_experiments(self) -> Iterator[Experiment]:
+        for name in self._projects():
+            yield Experiment(name, name)
+
+    def get_experiment(self, name: str) -> Experiment | None:
+        return Experiment(name, name) if name in self._projects() else None
+
+    def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        if experiment not in self._projects():
+            return
+        with closing(self._connect(experiment)) as conn:
+            run_ids = [row[0] for row in conn.execute(
+                "SELECT run_id FROM (SELECT run_id, MIN(id) AS first FROM metrics GROUP BY run_id "
+                "UNION ALL SELECT run_id, -1 FROM configs UNION ALL SELECT run_id, -1 FROM system_metrics) "
+                "WHERE run_id IS NOT NULL GROUP BY run_id ORDER BY MIN(first), run_id")]
+            for run_id in run_ids:
+                record = self._record(conn, experiment, run_id)
+                if run_filter is None or run_filter.matches(record):
+                    yield record
+
+    def _find(self, run_id: str) -> str:
+        for project in self._projects():
+            with closing(self._connect(project)) as conn:
+                for table in ("configs", "metrics", "system_metrics"):
+                    if conn.execute(f"SELECT 1 FROM {table} WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+                        return project
+        raise RunNotFound(f"trackio:{self.root}: no run {run_id!r} in any project")
+
+    def get_run(self, run_id: str) -> RunRecord:
+        project = self._find(run_id)
+        with closing(self._connect(project)) as conn:
+            return self._record(conn, project, run_id)
+
+    def _record(self, conn: sqlite3.Connection, project: str, run_id: str) -> RunRecord:
+        record = RunRecord(platform=self.platform, run_id=run_id, experiment=project, experiment_id=project,
+                           status=RunStatus.FINISHED)
+        times: list[int] = []
+        created_ms: int | None = None
+        config_row = conn.execute("SELECT run_name, config, created_at FROM configs WHERE run_id = ?",
+                                  (run_id,)).fetchone()
+        if config_row is not None:
+            record.name = config_row[0]
+            config = _json(config_row[1])
+            record.user = config.pop(schema.USERNAME, None)
+            created = config.pop(schema.CREATED, None) or config_row[2]
+            group = config.pop(schema.GROUP, None)
+            if group is not None:
+                record.tags[GROUP_TAG] = str(group)
+            record.params = config
+            created_ms = ms(created)
+        for name, step, stamp, blob in conn.execute(
+                "SELECT run_name, step, timestamp, metrics FROM metrics WHERE run_id = ? ORDER BY id", (run_id,)):
+            record.name = record.name or name
+            at = ms(stamp)
+            times.append(at)
+            for key, value in _json(blob).items():
+                got = number(value)
+                if got is not None:
+                    record.metrics[key] = MetricSummary(key, got, step, at)
+                elif isinstance(value, dict) and "_type" in value:
+                    record.unread[f"media:{key}"] = f"trackio {value['_type']} values are not carried yet"
+                else:
+                    record.unread[f"value:{key}"] = "trackio values that are not numbers are not carried"
+        for index, (name, stamp, blob) in enumerate(conn.execute(
+                "SELECT run_name, timestamp, metrics FROM system_metrics WHERE run_id = ? ORDER BY id", (run_id,))):
+            record.name = record.name or name
+            at = ms(stamp)
+            times.append(at)
+            for key, value in _json(blob).items():
+                got = number(value)
+                if got is not None:
+                    record.system_metrics[key] = MetricSummary(key, got, index, at)
+        if "run_id" in {row[1] for row in conn.execute("PRAGMA table_info(run_artifact_links)")} and conn.execute(
+                "SELECT 1 FROM run_artifact_links WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+            record.unread["artifacts"] = "trackio artifacts (its content-addressed store) are not read yet"
+        # trackio rewrites _Created when a run is resumed: the first row's time is the start
+        # that stays (rows are only appended); a run without rows starts at its config
+        record.start_time = min(times) if times else created_ms
+        record.end_time = max(times) if times else created_ms
+        return record
+
+    def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        """User metrics by step; a system key (which has no step) by its row number."""
+        project = self._find(run_id)
+        with closing(self._connect(project)) as conn:
+            rows = conn.execute("SELECT step, timestamp, metrics FROM metrics WHERE run_id = ? ORDER BY id",
+                                (run_id,))
+            system = conn.execute("SELECT NULL, timestamp, metrics FROM system_metrics WHERE run_id = ? ORDER BY id",
+                                  (run_id,))
+            page: list[MetricPoint] = []
+            found = False
+            for source in (rows, system):
+                if found:  # a user key is not read again from the system rows
+                    break
+                for index, (step, stamp, blob) in enumerate(source):
+                    values = _json(blob)
+                    got = number(values[key]) if key in values else None
+                    if got is None:
+                        continue
+                    found = True
+                    page.append(MetricPoint(index if step is None else step, got, ms(stamp)))
+                    if len(page) >= page_size:
+                        yield page
+                        page = []
+            if page:
+                yield page
+
+    def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
+        """Trackio's artifacts (its own content-addressed store) are not read yet: none."""
+        return iter(())
+
+    def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
+        raise FileNotFoundError(f"trackio:{self.root}: run {run_id!r}: files are not read from trackio")
