@@ -530,3 +530,18 @@ def test_trackbridge_log_lines_are_masked(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.WARNING, logger="trackbridge"):
         logging.getLogger("trackbridge").warning("backend at %s failed", f"https://bob:{SECRET}@h/x?api_key={SECRET}")
     assert SECRET not in caplog.text and "bob:***@h/x?api_key=***" in caplog.text
+
+
+def test_every_trackbridge_logger_is_masked() -> None:
+    """A warning from any trackbridge module quoting a URL with a password shows it masked:
+    the masking filter sits on the ``trackbridge`` logger, which filters only its own records,
+    so no module may log through a child logger."""
+    import pathlib
+    import re
+
+    import trackbridge
+
+    root = pathlib.Path(trackbridge.__file__).parent
+    children = [str(p.relative_to(root)) for p in root.rglob("*.py")
+                if re.search(r"logging\.getLogger\((?!\"trackbridge\"\))", p.read_text(encoding="utf-8"))]
+    assert children == []

@@ -43,7 +43,7 @@ from trackbridge.model import (
     RunStatus,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trackbridge")  # the logger whose records are masked (redact.MaskingFilter)
 
 #: the writer's work folder inside a destination folder (never read as archives).
 STAGING_DIR = ".trackbridge-staging"

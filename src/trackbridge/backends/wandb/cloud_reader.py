@@ -87,7 +87,7 @@ STATES = {"finished": RunStatus.FINISHED, "running": RunStatus.RUNNING, "failed"
           "pending": RunStatus.SCHEDULED}
 
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trackbridge")  # the logger whose records are masked (redact.MaskingFilter)
 
 
 def _iso_ms(value: str | None) -> int | None:

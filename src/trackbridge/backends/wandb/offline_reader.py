@@ -81,7 +81,7 @@ from trackbridge.model import (
     RunStatus,
 )
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trackbridge")  # the logger whose records are masked (redact.MaskingFilter)
 
 #: the Artifact type the SDK writer keeps a run's files in (read back at their own paths).
 RUN_FILES_TYPE = "run-files"
