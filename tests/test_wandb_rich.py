@@ -446,3 +446,19 @@ def test_rich_sample_into_wandb_through_the_sdk_keeps_stages(tmp_path: Path, mon
     assert [v.stage for v in versions] == ["Archived", "Production"]
     (run,) = list(reader.list_runs(sample.experiment))
     assert sorted(m.params["C"] for m in run.models) == ["0.1", "1.0"]
+
+
+def test_a_custom_x_axis_is_declared_by_plan_as_kept() -> None:
+    """The step a define_metric series carries is its step metric's value: plan lists that."""
+    from trackbridge.backends.archive.backend import ArchiveBackend
+    from trackbridge.backends.base import Limits
+    from trackbridge.backends.wandb.metrics import carried
+    from trackbridge.model import RunRecord
+    from trackbridge.sync.fit import Target, fit_run
+
+    definitions = [{"glob": "val/*", "step_metric": "epoch", "summary": ["min"]}]
+    assert "epoch" in carried(definitions)["define_metric"]
+    assert carried([{"name": "loss", "summary": ["min"]}]) == {}
+    run = RunRecord("wandb-offline", "r", "e", carried=carried(definitions))
+    fitted = fit_run(run, Target(ArchiveBackend.features, Limits()))
+    assert "source:define_metric" in fitted.record.kept

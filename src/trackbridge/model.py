@@ -249,6 +249,9 @@ class RunRecord:
     #: what the source holds that its reader cannot carry into this model (item -> why):
     #: every copy records it as dropped, so nothing is lost silently.
     unread: dict[str, str] = field(default_factory=dict)
+    #: what the reader carried in another shape than the source keeps it (item -> how, e.g.
+    #: W&B's custom x-axes as the series' steps): every copy records it as kept elsewhere.
+    carried: dict[str, str] = field(default_factory=dict)
 
     def all_metric_keys(self) -> list[str]:
         """User and system metric keys, user keys first, each sorted."""

@@ -201,6 +201,8 @@ def fit_run(run: RunRecord, target: Target, policy: str = TRUNCATE) -> FittedRun
             record.dropped[feature] = f"{count} value(s): the destination does not store {feature}"
     for item, why in run.unread.items():
         record.dropped[f"source:{item}"] = why
+    for item, how in run.carried.items():
+        record.kept[f"source:{item}"] = how
     if run.system_metrics and not target.can("system_metrics"):
         record.kept["system_metrics"] = "destination keeps no system metrics apart: logged as ordinary metrics"
     if not target.can("timestamps") and (run.metrics or run.system_metrics):

@@ -29,7 +29,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb.artifacts import ARTIFACTS_PREFIX, TABLE_TYPE, logged_model, meta_of, model_paths
 from trackbridge.backends.wandb.media import kind_of
-from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, SUMMARY_FIELDS, StepRules, encode_tag
+from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, SUMMARY_FIELDS, StepRules, carried, encode_tag
 from trackbridge.backends.wandb.scan import custom_steps
 from trackbridge.backends.wandb.reach import reachable
 from trackbridge.backends.wandb.registry import (
@@ -411,7 +411,7 @@ class WandbCloudReader(Reader):
             notes=run.notes or None, metrics=metrics, summary=summary, inputs=inputs,
             models=[logged_model(a.name.split(":")[0], path, None, a.metadata or {}, True)
                     for path, a in models],
-            artifact_meta=artifact_meta, unread=unread,
+            artifact_meta=artifact_meta, unread=unread, carried=carried(definitions or []),
         )
 
     def _models(self, run: Any) -> list[tuple[str, Any]]:

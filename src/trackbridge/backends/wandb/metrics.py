@@ -27,6 +27,15 @@ from typing import Any
 
 #: run tag holding the run's ``define_metric`` definitions (JSON list, see module doc).
 DEFINE_METRIC_TAG = "wandb.define_metric"
+
+
+def carried(definitions: list[dict[str, Any]]) -> dict[str, str]:
+    """``RunRecord.carried`` for a run's definitions: custom x-axes travel as the steps."""
+    axes = sorted({d["step_metric"] for d in definitions if d.get("step_metric")})
+    if not axes:
+        return {}
+    return {"define_metric": f"series plotted against {', '.join(axes)} (define_metric step_metric) carry that "
+                             f"value as their step; the definitions travel in tag {DEFINE_METRIC_TAG}"}
 #: ``MetricSummary`` fields, in the order W&B lists them.
 SUMMARY_FIELDS = ("min", "max", "mean", "best", "last", "none", "copy", "first")
 _GOALS = {1: "minimize", 2: "maximize"}

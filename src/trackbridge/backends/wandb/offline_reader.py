@@ -44,7 +44,7 @@ from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.wandb import media as wmedia
 from trackbridge.backends.wandb import rows as rowio
 from trackbridge.backends.wandb.artifacts import ARTIFACTS_PREFIX, TABLE_TYPE, logged_model, meta_of, model_paths
-from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, encode_tag
+from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, carried, encode_tag
 from trackbridge.backends.wandb.scan import Artifact, ScannedRun, history_row, parse_record, scan
 from trackbridge.backends.wandb.ids import derived_run_id
 from trackbridge.backends.wandb.registry import REGISTRY_FILES_METADATA, assemble
@@ -258,6 +258,7 @@ class WandbOfflineReader(Reader):
             media={k: MediaSeries(kind, count) for k, (kind, count) in run.media.items()},
             artifact_meta=self._artifact_meta(run),
             unread=_unread(run),
+            carried=carried(run.definitions or []),
         )
 
     def _artifact_meta(self, run: ScannedRun) -> dict[str, dict]:
