@@ -43,6 +43,11 @@ class RunHolder:
             return self._given
         return self._current if self._current is not None else self.begin()
 
+    @property
+    def chosen(self) -> bool:
+        """True once there is a run to log to (given, or chosen by :meth:`begin`)."""
+        return self._given is not None or self._current is not None
+
     def end(self, status: RunStatus = RunStatus.FINISHED) -> None:
         """Finish the run if this holder started it (a given or active run is the caller's)."""
         if self._owned and self._current is not None and not self._current.finished:
