@@ -2,7 +2,9 @@
 a child process, as trackio fixes its directory on import) are read whole, copied into
 ``dir:`` and MLflow with ``check`` passing, a second copy adds nothing, ``sync`` after a
 resumed run logged more adds only the new points, and what trackbridge cannot carry yet
-(trackio media) is declared, never dropped silently."""
+(trackio media) is declared, never dropped silently.  What trackbridge writes into Trackio
+is what trackio's own API shows, also into a project trackio itself made (its importers
+refuse those), and the facade logs live into Trackio."""
 from __future__ import annotations
 
 import json
@@ -15,8 +17,12 @@ from pathlib import Path
 
 import pytest
 from corpus import invoke, set_remotes
+from facade_helpers import stop_facade_workers  # noqa: F401  (autouse fixture)
 
+import trackbridge as tb
+from trackbridge.backends.archive.backend import ArchiveBackend
 from trackbridge.backends.trackio.backend import TrackioBackend
+from trackbridge.model import MetricPoint, RunStatus
 from trackbridge.backends.trackio.schema import UnsupportedSchemaError
 
 LOG = textwrap.dedent("""
@@ -94,3 +100,75 @@ def test_a_database_of_another_schema_is_refused_naming_what_is_missing(tmp_path
                    "metrics TEXT)")
     with pytest.raises(UnsupportedSchemaError, match="table metrics has no column.*run_id.*trackio 0.4"):
         list(TrackioBackend({"path": str(root)}).reader().list_runs("old"))
+
+
+#: what trackio's own API shows of a project: runs, each one's config and every log row.
+SHOW = textwrap.dedent("""
+    import json, sys
+    from trackio.sqlite_storage import SQLiteStorage
+    project = sys.argv[1]
+    out = {}
+    for run in SQLiteStorage.get_runs(project):
+        logs = SQLiteStorage.get_logs(project, run)
+        out[run] = {"config": SQLiteStorage.get_run_config(project, run),
+                    "logs": [{k: v for k, v in row.items() if k != "timestamp"} for row in logs]}
+    print(json.dumps(out, default=str))
+""")
+
+
+def _show(root: Path, project: str) -> dict:
+    env = {**os.environ, "TRACKIO_DIR": str(root), "HF_HOME": str(root.parent / "hf"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", SHOW, project], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _archive(path: Path, experiment: str, steps: range) -> str:
+    writer = ArchiveBackend({"path": str(path)}).writer()
+    run = writer.create_run(writer.ensure_experiment(experiment), name="copied", start_time=1_700_000_000_000,
+                            tags={"team": "vision"})
+    writer.log_params(run, {"lr": 0.01, "opt": {"name": "adam"}})
+    writer.log_metrics(run, [(k, MetricPoint(s, v, 1_700_000_000_000 + s)) for s in steps
+                             for k, v in (("loss", 1.0 / (s + 1)), ("acc", s / 100))])
+    writer.finish_run(run, RunStatus.FINISHED, 1_700_000_100_000)
+    writer.close()
+    return run
+
+
+def test_what_a_copy_writes_is_what_trackio_shows_even_in_a_project_trackio_made(
+        trackio_dir: Path, tmp_path: Path) -> None:
+    _archive(tmp_path / "src", "vision", range(20))
+    src, dst = f"dir:{tmp_path / 'src'}", f"trackio:{trackio_dir}"
+    done = json.loads(invoke("copy", src, dst, "--json").stdout)  # into trackio's own project "vision"
+    assert done["ok"], done["errors"]
+    assert invoke("check", src, dst).exit_code == 0
+    shown = _show(trackio_dir, "vision")
+    assert set(shown) == {"resnet", "copied"}  # trackio's run and ours, side by side
+    copied = shown["copied"]
+    assert copied["config"]["lr"] == 0.01 and copied["config"]["opt"] == {"name": "adam"}
+    assert copied["config"]["trackbridge.tags"]["team"] == "vision"
+    assert [(row["step"], row["loss"], row["acc"]) for row in copied["logs"]] == [
+        (s, 1.0 / (s + 1), s / 100) for s in range(20)]
+
+    again = json.loads(invoke("copy", src, dst, "--json").stdout)
+    assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0
+    writer = ArchiveBackend({"path": str(tmp_path / "src")}).writer()  # the source run goes on
+    (run,) = ArchiveBackend({"path": str(tmp_path / "src")}).reader().list_runs("vision")
+    writer.log_metrics(run.run_id, [("loss", MetricPoint(s, 0.5, 1_700_000_000_000 + s)) for s in range(20, 25)])
+    writer.close()
+    synced = json.loads(invoke("sync", src, dst, "--json").stdout)
+    assert synced["ok"] and synced["stats"]["points"] == 5, synced
+    assert invoke("check", src, dst).exit_code == 0
+    assert len(_show(trackio_dir, "vision")["copied"]["logs"]) == 25
+
+
+def test_the_facade_logs_live_into_trackio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "live"
+    monkeypatch.setenv("TRACKBRIDGE_BACKEND", "trackio")
+    monkeypatch.setenv("TRACKIO_DIR", str(root))
+    with tb.start_run(project="live", name="trial", config={"lr": 0.1}) as run:
+        for step in range(5):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    shown = _show(root, "live")
+    assert [row["loss"] for row in shown["trial"]["logs"]] == [1.0 / (s + 1) for s in range(5)]
+    assert shown["trial"]["config"]["lr"] == 0.1

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from trackbridge.backends import available, get_backend, path_remotes
+from trackbridge.backends import available, get_backend, infos, path_remotes
 from trackbridge.backends.base import Backend
 from trackbridge.config import Config
 from trackbridge.errors import ConfigError, UnknownBackendError
@@ -71,6 +71,8 @@ def parse_remote(arg: str, config: Config) -> RemoteSpec:
     name, sep, rest = arg.partition(":")
     if name in path_remotes() and name not in config.remotes:
         if not rest:
+            if infos()[name].default_path:  # the vendor's default place (trackio: $TRACKIO_DIR)
+                return RemoteSpec(name, name, {})
             raise ConfigError(f"{name}: needs a path, e.g. {name}:./backup")
         return RemoteSpec(name, name, {"path": rest})
     experiment = rest if sep and rest else None

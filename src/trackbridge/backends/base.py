@@ -204,6 +204,9 @@ class BackendInfo:
     env_vars: Mapping[str, bool] = field(default_factory=dict)
     #: ``True``: remotes are written ``<name>:PATH`` and the rest is a path (``dir:./backup``).
     path_remote: bool = False
+    #: with :attr:`path_remote`: the bare name is a remote too, at the place the vendor's
+    #: tool uses by default (``trackio``: ``$TRACKIO_DIR``), as the facade's backend name.
+    default_path: bool = False
     #: one line for ``doctor`` and ``--help``.
     summary: str = ""
     #: ``True``: a source only (a format written by the vendor's own tools, such as

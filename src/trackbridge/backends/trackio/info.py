@@ -8,7 +8,6 @@ INFO = BackendInfo(
     sdk_distribution="trackio",
     env_vars={"TRACKIO_DIR": False},
     path_remote=True,
-    # read only until the writer lands: a copy into trackio must be what `trackio show` shows
-    read_only=True,
-    summary="Trackio project databases (<project>.db, what `trackio show` reads), trackio:PATH",
+    default_path=True,  # `trackio` alone: $TRACKIO_DIR, else $HF_HOME/trackio, as trackio itself
+    summary="Trackio project databases (<project>.db, what `trackio show` shows), trackio:PATH",
 )

@@ -25,17 +25,21 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime
-from pathlib import Path
+import shutil
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
-from trackbridge.backends.trackio import schema
+from trackbridge.backends.trackio import names, schema
 from trackbridge.errors import RunNotFound
-from trackbridge.model import ArtifactInfo, Experiment, MetricPoint, MetricSummary, RunRecord, RunStatus
+from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, MetricSummary, RunRecord, RunStatus
 
 #: trackio's JSON spellings of the floats JSON cannot hold (``utils.serialize_values``).
 SPECIAL = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 REGISTRY_PREFIX = "registry-"
+#: beside the databases: the files and models of runs trackbridge wrote (``.writer``):
+#: ``trackbridge-files/<project>/<run_id>/files/...`` and ``.../models/<folder>/...``.
+FILES_DIR, FILES, MODELS = "trackbridge-files", "files", "models"
 GROUP_TAG = "trackio.group"
 
 
@@ -51,6 +55,17 @@ def number(value: Any) -> float | None:
     if isinstance(value, str):
         return SPECIAL.get(value)
     return None
+
+
+def _decoded(value: Any) -> Any:
+    """A config value with trackio's spellings of NaN/±inf back as floats (nested too)."""
+    if isinstance(value, str):
+        return SPECIAL.get(value, value)
+    if isinstance(value, dict):
+        return {k: _decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return value
 
 
 def _json(blob: bytes | str | None) -> dict[str, Any]:
@@ -80,9 +95,12 @@ class TrackioReader(Reader):
             yield Experiment(name, name)
 
     def get_experiment(self, name: str) -> Experiment | None:
-        return Experiment(name, name) if name in self._projects() else None
+        """By the project's name or the name trackio gives its file (``my run`` -> ``myrun``)."""
+        project = names.canonical_project_name(name)
+        return Experiment(project, project) if project in self._projects() else None
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
+        experiment = names.canonical_project_name(experiment)
         if experiment not in self._projects():
             return
         with closing(self._connect(experiment)) as conn:
@@ -113,6 +131,7 @@ class TrackioReader(Reader):
                            status=RunStatus.FINISHED)
         times: list[int] = []
         created_ms: int | None = None
+        end_time: int | None = None
         config_row = conn.execute("SELECT run_name, config, created_at FROM configs WHERE run_id = ?",
                                   (run_id,)).fetchone()
         if config_row is not None:
@@ -123,7 +142,15 @@ class TrackioReader(Reader):
             group = config.pop(schema.GROUP, None)
             if group is not None:
                 record.tags[GROUP_TAG] = str(group)
-            record.params = config
+            record.tags.update(config.pop(names.TAGS, None) or {})
+            record.notes = config.pop(names.NOTES, None)
+            record.summary = {k: SPECIAL.get(v, v) if isinstance(v, str) else v
+                              for k, v in (config.pop(names.SUMMARY, None) or {}).items()}
+            record.status = RunStatus.parse(config.pop(names.STATUS, None) or RunStatus.FINISHED.value)
+            end_time = config.pop(names.END_TIME, None)
+            record.models = [LoggedModel(m["name"], m["artifact_path"], flavors=list(m.get("flavors") or []))
+                             for m in config.pop(names.MODELS, None) or []]
+            record.params = {k: _decoded(v) for k, v in config.items()}
             created_ms = ms(created)
         for name, step, stamp, blob in conn.execute(
                 "SELECT run_name, step, timestamp, metrics FROM metrics WHERE run_id = ? ORDER BY id", (run_id,)):
@@ -152,8 +179,11 @@ class TrackioReader(Reader):
             record.unread["artifacts"] = "trackio artifacts (its content-addressed store) are not read yet"
         # trackio rewrites _Created when a run is resumed: the first row's time is the start
         # that stays (rows are only appended); a run without rows starts at its config
-        record.start_time = min(times) if times else created_ms
-        record.end_time = max(times) if times else created_ms
+        if created_ms is not None and (end_time is not None or not times):
+            record.start_time = created_ms  # a run trackbridge wrote (never resumed by trackio) or without rows
+        else:
+            record.start_time = min(times) if times else None
+        record.end_time = end_time if end_time is not None else (max(times) if times else created_ms)
         return record
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
@@ -182,9 +212,27 @@ class TrackioReader(Reader):
             if page:
                 yield page
 
+    def _files(self, run_id: str, kind: str = FILES) -> Path:
+        """Where the writer keeps a run's files or models (:data:`FILES_DIR`); trackio's own
+        artifact store is not read yet (declared in ``unread``)."""
+        return self.root / FILES_DIR / self._find(run_id) / run_id / kind
+
+    def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
+        source = self._files(run_id, MODELS).joinpath(*PurePosixPath(model.artifact_path).parts)
+        target = dst_dir.joinpath(*PurePosixPath(model.artifact_path).parts)
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return target
+
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
-        """Trackio's artifacts (its own content-addressed store) are not read yet: none."""
-        return iter(())
+        folder = self._files(run_id)
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else ():
+            yield ArtifactInfo(path.relative_to(folder).as_posix(), path.stat().st_size)
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        raise FileNotFoundError(f"trackio:{self.root}: run {run_id!r}: files are not read from trackio")
+        local = self._files(run_id).joinpath(*PurePosixPath(path).parts)
+        if not local.is_file():
+            raise FileNotFoundError(f"trackio:{self.root}: run {run_id!r} has no file {path!r}")
+        target = dst_dir.joinpath(*PurePosixPath(path).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local, target)
+        return target
