@@ -118,3 +118,14 @@ def test_a_record_cut_short_is_left_for_later_and_damage_is_named(logs: Path) ->
     events.write_bytes(bytes(damaged))
     with pytest.raises(DamagedEventFileError, match="damaged at byte"):
         TensorboardBackend({"path": str(logs)}).reader().get_run("run-a")
+
+
+@pytest.mark.parametrize("dst", ["wandb-offline", "comet-offline", "trackio"])
+def test_copies_into_every_other_destination_check_equal(logs: Path, tmp_path: Path, dst: str) -> None:
+    src, target = f"tensorboard:{logs}", f"{dst}:{tmp_path / dst}"
+    first = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert first["ok"], first["errors"]
+    checked = invoke("check", src, target)
+    assert checked.exit_code == 0, checked.stdout
+    again = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0

@@ -172,3 +172,14 @@ def test_the_facade_logs_live_into_trackio(tmp_path: Path, monkeypatch: pytest.M
     shown = _show(root, "live")
     assert [row["loss"] for row in shown["trial"]["logs"]] == [1.0 / (s + 1) for s in range(5)]
     assert shown["trial"]["config"]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("dst", ["wandb-offline", "comet-offline"])
+def test_copies_into_the_offline_vendor_formats_check_equal(trackio_dir: Path, tmp_path: Path, dst: str) -> None:
+    src, target = f"trackio:{trackio_dir}", f"{dst}:{tmp_path / dst}"
+    first = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert first["ok"], first["errors"]
+    checked = invoke("check", src, target)
+    assert checked.exit_code == 0, checked.stdout
+    again = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0
