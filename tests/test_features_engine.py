@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from conformance.sample import T0, write_sample
 
 from trackbridge.backends.archive.backend import ArchiveBackend
-from trackbridge.backends.base import BackendInfo, Features
+from trackbridge.backends.base import BackendInfo, Features, Limits
 from trackbridge.mapping import MappingRecord
 from trackbridge.sync.check import Checker
 from trackbridge.sync.engine import Options, SyncEngine, target_of
@@ -29,9 +29,12 @@ class Limited(ArchiveBackend):
                                         "notes", "registry", "tag_deletion"),
         strictly_increasing_steps=True, reserved_aliases=frozenset({"latest"}))
 
+    def limits(self) -> Limits:
+        return replace(super().limits(), max_tags_per_run=12)
+
     def writer(self) -> Any:
         writer = super().writer()
-        writer.limits = replace(writer.limits, max_tags_per_run=12)
+        writer.limits = self.limits()
         return writer
 
 

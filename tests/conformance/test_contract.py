@@ -49,3 +49,18 @@ def test_import_trackbridge_and_the_backend_loads_no_vendor_sdk(backend: Backend
             "if m in sys.modules))" % module)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_limits_are_known_without_opening_a_writer(case: Case, backend: Backend) -> None:
+    """``plan`` and ``check`` open no writer: the backend says its writer's limits itself."""
+    if backend.info.read_only:
+        pytest.skip(f"{case.id} is read-only (BackendInfo): it has no writer")
+    opened: list[bool] = []
+    real = type(backend).writer
+    try:
+        type(backend).writer = lambda self: opened.append(True) or real(self)  # type: ignore[method-assign]
+        limits = backend.limits()
+    finally:
+        type(backend).writer = real  # type: ignore[method-assign]
+    assert not opened
+    assert limits == backend.writer().limits

@@ -507,6 +507,12 @@ class Backend(abc.ABC):
     def writer(self) -> Writer:
         ...
 
+    def limits(self) -> Limits:
+        """What this remote's writer takes, known without opening one: ``plan`` and ``check``
+        open no writer (an offline folder is not created by looking at it).  Backends
+        override it with the limits their writer declares; the default opens the writer."""
+        return self.writer().limits
+
     def describe(self) -> str:
         """Where this remote points, with secrets masked (for logs and ``doctor``)."""
         return self.name

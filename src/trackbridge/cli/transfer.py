@@ -447,8 +447,7 @@ def check(src: str, dst: str, no_download: bool, report: Path | None, **opts: An
     """
     src_spec, dst_spec, src_backend, dst_backend, _config = _open(src, dst)
     selection = _selection(src_spec, dst_spec, opts)
-    writer = dst_backend.writer()
-    target = target_of(src_backend, dst_backend, writer.limits)
+    target = target_of(src_backend, dst_backend)
     collector = None
     if report is not None:
         from trackbridge.report import ReportCollector  # only when asked: check alone pays nothing

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from trackbridge.backends.base import Backend, Limits
+from trackbridge.backends.base import Backend, Limits, Writer
 from trackbridge.errors import TrackbridgeError
 from trackbridge.mapping import TRUNCATE
 from trackbridge.sync.fit import Target
@@ -85,9 +85,10 @@ def waves(runs: Iterable[RunPlan]) -> list[list[RunPlan]]:
     return [groups[d] for d in sorted(groups)]
 
 
-def target_of(src: Backend, dst: Backend, limits: Limits) -> Target:
-    """The :class:`Target` of a copy from ``src`` into ``dst`` (whose writer has ``limits``)."""
-    return Target(dst.features, limits, same_store=src.describe() == dst.describe(),
+def target_of(src: Backend, dst: Backend, limits: Limits | None = None) -> Target:
+    """The :class:`Target` of a copy from ``src`` into ``dst``: its Features and its writer's
+    limits (``dst.limits()`` unless given), with no writer opened."""
+    return Target(dst.features, limits or dst.limits(), same_store=src.describe() == dst.describe(),
                   source_tag_prefixes=src.features.system_tag_prefixes)
 
 
@@ -114,7 +115,7 @@ class SyncEngine:
         self.retry.on_retry = lambda error, delay: self.stats.add(retries=1)
         self.src = src.reader()
         self.dst = dst.reader()
-        self.writer = dst.writer()
+        self._writer: Writer | None = None
         #: source run id -> destination run id, filled as runs complete.
         self.run_map: dict[str, str] = {}
         #: this invocation's id, on every run and model version it creates: concurrent
@@ -122,9 +123,16 @@ class SyncEngine:
         self.claim = uuid.uuid4().hex
 
     @property
+    def writer(self) -> Writer:
+        """The destination's writer, opened when something is written (a plan opens none)."""
+        if self._writer is None:
+            self._writer = self.dst_backend.writer()
+        return self._writer
+
+    @property
     def target(self) -> Target:
-        """What the destination can hold, from its backend's Features and its writer's Limits."""
-        return target_of(self.src_backend, self.dst_backend, self.writer.limits)
+        """What the destination can hold, from its backend's Features and Limits."""
+        return target_of(self.src_backend, self.dst_backend)
 
     def plan(self, selection: Selection) -> Plan:
         o = self.options

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from trackbridge.backends.archive.info import INFO
-from trackbridge.backends.base import Backend, BackendInfo, Features
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits
 from trackbridge.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +36,11 @@ class ArchiveBackend(Backend):
         self.path = Path(str(self.options["path"])).expanduser()
         self._reader: ArchiveReader | None = None
         self._writer: ArchiveWriter | None = None
+
+    def limits(self) -> Limits:
+        from trackbridge.backends.archive.writer import ARCHIVE_LIMITS
+
+        return ARCHIVE_LIMITS
 
     def reader(self) -> ArchiveReader:
         from trackbridge.backends.archive.reader import ArchiveReader

@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 from trackbridge.backends.azureml.connection import AzureMLConnection
 from trackbridge.backends.azureml.info import INFO
 from trackbridge.backends.azureml.reader import AzureMLReader
-from trackbridge.backends.azureml.writer import AzureMLWriter
-from trackbridge.backends.base import Backend, BackendInfo, Features
+from trackbridge.backends.azureml.writer import AzureMLWriter, azure_limits
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits
 from trackbridge.backends.mlflow.backend import MlflowBackend
 
 #: tag prefixes Azure ML writes itself: its bookkeeping, not the user's tags.
@@ -51,6 +51,9 @@ class AzureMLBackend(MlflowBackend):
 
     def reader(self) -> AzureMLReader:
         return AzureMLReader(self.connection, self.name)
+
+    def limits(self) -> Limits:
+        return azure_limits()
 
     def writer(self) -> AzureMLWriter:
         return AzureMLWriter(self.connection, self.name, aliases=str(self.options.get("aliases") or "auto"))

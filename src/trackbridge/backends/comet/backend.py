@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits, RegistryScheme, Timestamps
 from trackbridge.backends.comet.info import INFO, OFFLINE_INFO
 from trackbridge.errors import ConfigError
 
@@ -77,6 +77,11 @@ class CometOfflineBackend(Backend):
             self._reader = CometOfflineReader(self.path, self.name, recover=_flag(self.options.get("recover", False)))
         return self._reader
 
+    def limits(self) -> Limits:
+        from trackbridge.backends.comet.offline_writer import COMET_LIMITS
+
+        return COMET_LIMITS
+
     def writer(self) -> CometOfflineWriter:
         from trackbridge.backends.comet.offline_writer import CometOfflineWriter
 
@@ -125,6 +130,11 @@ class CometBackend(Backend):
         super().__init__(options)
         self._writer: CometLiveWriter | None = None
         self._reader: CometCloudReader | None = None
+
+    def limits(self) -> Limits:
+        from trackbridge.backends.comet.offline_writer import COMET_CLOUD_LIMITS
+
+        return COMET_CLOUD_LIMITS
 
     def writer(self) -> CometLiveWriter:
         from trackbridge.backends.comet.live_writer import CometLiveWriter

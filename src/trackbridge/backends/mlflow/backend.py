@@ -31,11 +31,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits, RegistryScheme, Timestamps
 from trackbridge.backends.mlflow.info import INFO
 from trackbridge.backends.mlflow.connection import MlflowConnection
 from trackbridge.backends.mlflow.reader import MlflowReader
-from trackbridge.backends.mlflow.writer import MlflowWriter
+from trackbridge.backends.mlflow.writer import MlflowWriter, mlflow_limits
 
 
 class MlflowBackend(Backend):
@@ -80,6 +80,9 @@ class MlflowBackend(Backend):
     @property
     def tracking_uri(self) -> str:
         return self.connection.tracking_uri
+
+    def limits(self) -> Limits:
+        return mlflow_limits()
 
     def reader(self) -> MlflowReader:
         return MlflowReader(self.connection, self.name)

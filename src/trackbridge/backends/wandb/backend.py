@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from trackbridge.backends.base import Backend, BackendInfo, Features, RegistryScheme, Timestamps
+from trackbridge.backends.base import Backend, BackendInfo, Features, Limits, RegistryScheme, Timestamps
 from trackbridge.backends.wandb.info import INFO, OFFLINE_INFO
 from trackbridge.backends.wandb.media import NATIVE_KINDS
 from trackbridge.backends.wandb.values import project_name
@@ -104,6 +104,11 @@ class WandbBackend(Backend):
                 self._reader = WandbCloudReader(self.name, self.options)
         return self._reader
 
+    def limits(self) -> Limits:
+        from trackbridge.backends.wandb.live_writer import LIMITS
+
+        return LIMITS
+
     def writer(self):  # type: ignore[no-untyped-def]
         from trackbridge.backends.wandb.live_writer import WandbLiveWriter
 
@@ -148,6 +153,11 @@ class WandbOfflineBackend(Backend):
         if self._reader is None:
             self._reader = WandbOfflineReader(self.path, self.name, strict=_flag(self.options.get("strict", "")))
         return self._reader
+
+    def limits(self) -> Limits:
+        from trackbridge.backends.wandb.offline_writer import LIMITS
+
+        return LIMITS
 
     def writer(self):  # type: ignore[no-untyped-def]
         from trackbridge.backends.wandb.offline_writer import WandbOfflineWriter
