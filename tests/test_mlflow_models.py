@@ -96,3 +96,14 @@ def test_a_logged_model_named_like_an_mlflow_2_model_folder_gets_its_own_path(ba
     # a source without a model status (W&B, Comet): READY for MLflow, none read back
     assert made.status is None and reader.get_run(run_id).models[1].status is None
     assert MlflowClient(backend.tracking_uri).get_logged_model(made.model_id).status == "READY"
+
+
+def test_the_copy_of_a_source_model_is_made_once(backend: MlflowBackend, tmp_path: Path) -> None:
+    """Two invocations copying one run at once (or a retried request) log the same
+    source model twice: the run keeps one copy."""
+    writer, reader = backend.writer(), backend.reader()
+    run_id = writer.create_run(writer.ensure_experiment(f"once-{uuid.uuid4().hex[:8]}"), start_time=T0)
+    source = LoggedModel("model", "model", tags={SOURCE_MODEL_ID: "m-source"}, status="READY")
+    first = writer.log_model(run_id, _folder(tmp_path / "a", b"a"), source)
+    again = writer.log_model(run_id, _folder(tmp_path / "b", b"a"), source)
+    assert again == first and [m.model_id for m in reader.get_run(run_id).models] == [first.model_id]
