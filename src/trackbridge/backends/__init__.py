@@ -35,6 +35,7 @@ BUILTIN_INFO = (
     "trackbridge.backends.azureml.info:INFO",
     "trackbridge.backends.tensorboard.info:INFO",
     "trackbridge.backends.trackio.info:INFO",
+    "trackbridge.backends.neptune_export.info:INFO",
 )
 
 
