@@ -66,9 +66,6 @@ class Limits:
     flat_params: bool = False
     nested_separator: str = "."
     allows_nan: bool = True
-    #: steps of a run must strictly increase (W&B's ``_step``): the engine sends rows in
-    #: step order and records the points of a step not above the last one as dropped.
-    strictly_increasing_steps: bool = False
     #: tags per run, trackbridge's own tags included.
     max_tags_per_run: int | None = None
     #: points per series the platform's own uploader keeps by default (Comet's ``comet
@@ -130,6 +127,9 @@ class Features:
     #: a run's files (artifacts) are kept; a source that holds none (Trackio's databases as
     #: read today) declares so, and the conformance suite does not look for them.
     artifacts: bool = True
+    #: steps of a run must strictly increase (W&B's ``_step``): the engine sends rows in
+    #: step order and records the points of a step not above the last one as dropped.
+    #: Declared here only (not in :class:`Limits`): one source of truth.
     strictly_increasing_steps: bool = False
     #: history is stored as rows (W&B history, Comet steps): the engine sends
     #: :meth:`Writer.log_rows`, a run's series merged by step, instead of one key at a time.

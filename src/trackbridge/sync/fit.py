@@ -111,8 +111,8 @@ class Target:
 
     @property
     def increasing_steps(self) -> bool:
-        """Steps must strictly increase at the destination (declared by its features or limits)."""
-        return self.features.strictly_increasing_steps or self.limits.strictly_increasing_steps
+        """Steps must strictly increase at the destination (declared by its features)."""
+        return self.features.strictly_increasing_steps
 
     @property
     def rows(self) -> bool:

@@ -45,7 +45,6 @@ ARCHIVE_LIMITS = Limits(
     key_pattern=None,
     flat_params=False,
     allows_nan=True,
-    strictly_increasing_steps=False,
     max_tags_per_run=None,
 )
 

@@ -68,7 +68,6 @@ COMET_LIMITS = Limits(
     flat_params=False,
     nested_separator=fmt.NESTED_SEPARATOR,
     allows_nan=True,
-    strictly_increasing_steps=False,
     max_tags_per_run=None,
     uploader_points_per_series=DEFAULT_SAMPLING_SIZE,
 )

@@ -142,7 +142,6 @@ LIMITS = Limits(
     max_tags_per_batch=10_000,
     flat_params=False,
     allows_nan=True,
-    strictly_increasing_steps=False,
 )
 
 
