@@ -65,9 +65,20 @@ def _value(row: dict[str, Any]) -> Any:
     return value
 
 
-def _decimals(step: Decimal) -> int:
-    exponent = step.normalize().as_tuple().exponent
-    return max(0, -int(exponent)) if isinstance(exponent, int) else 0
+def _step_decimals(steps: Any) -> int:
+    """The fewest decimals (0-6) that make every step of ``steps`` (decimal(18, 6)) whole:
+    the smallest ``d`` for which ``step * 10**d`` casts to an integer without loss."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for decimals in range(6):
+        scaled = pc.multiply(steps, pa.scalar(Decimal(10 ** decimals), type=pa.decimal128(7, 0)))
+        try:
+            pc.cast(scaled, pa.int64())
+        except pa.ArrowInvalid:
+            continue
+        return decimals
+    return 6
 
 
 @dataclass
@@ -120,33 +131,51 @@ class NeptuneExportReader(Reader):
         self._scans: dict[RunFiles, RunScan] = {}
 
     def _scan(self, files: RunFiles) -> RunScan:
+        """One pass over the run's parts.  The metric rows (nearly all of a run) are
+        summarised by pyarrow (count and last row per series, the decimals the steps use);
+        the few other rows are read one by one."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         with self._lock:
             if files in self._scans:
                 return self._scans[files]
         scan = RunScan(files)
-        for row in _rows(files):
-            scan.project, scan.run_id = row["project_id"], row["run_id"]
-            path, kind = row["attribute_path"], row["attribute_type"]
-            if row["step"] is not None:
-                scan.decimals = max(scan.decimals, _decimals(row["step"]))
-            if path.startswith("sys/") and kind in PARAM_TYPES:
-                scan.fields[path] = _value(row)
-            elif kind in PARAM_TYPES:
-                scan.params[path] = _value(row)
-            elif kind == "float_series":
-                series = scan.series.setdefault(path, _Series("metric"))
-                series.count += 1
-                series.last = (row["step"], row["float_value"], _ms(row["timestamp"]) or 0)
-            elif kind in MEDIA_TYPES and self._media(row) is not None:
-                series = scan.series.setdefault(path, _Series(MEDIA_TYPES[kind]))
-                series.count += 1
-            elif kind in FILE_TYPES and row["file_value"]:
-                self._add_files(scan, path, row["file_value"]["path"])
-            else:
-                scan.unread[f"{kind}:{path}"] = f"neptune {kind} values are not carried"
+        for part in files.parts:
+            table = pq.read_table(part, columns=COLUMNS)
+            if table.num_rows:
+                scan.project, scan.run_id = table["project_id"][0].as_py(), table["run_id"][0].as_py()
+            scan.decimals = max(scan.decimals, _step_decimals(table["step"]))
+            is_metric = pc.fill_null(pc.equal(table["attribute_type"], "float_series"), False)
+            metrics = table.filter(is_metric)
+            metrics = metrics.append_column("row", pa.array(range(metrics.num_rows), pa.int64()))
+            grouped = metrics.group_by("attribute_path", use_threads=False).aggregate(
+                [("row", "max"), ("row", "count")])
+            lasts = metrics.take(grouped["row_max"]).to_pylist()
+            for last, count in zip(lasts, grouped["row_count"].to_pylist()):
+                series = scan.series.setdefault(last["attribute_path"], _Series("metric"))
+                series.count += count
+                series.last = (last["step"], last["float_value"], _ms(last["timestamp"]) or 0)
+            for row in table.filter(pc.invert(is_metric)).to_pylist():
+                self._scan_row(scan, row)
         with self._lock:
             self._scans[files] = scan
         return scan
+
+    def _scan_row(self, scan: RunScan, row: dict[str, Any]) -> None:
+        path, kind = row["attribute_path"], row["attribute_type"]
+        if path.startswith("sys/") and kind in PARAM_TYPES:
+            scan.fields[path] = _value(row)
+        elif kind in PARAM_TYPES:
+            scan.params[path] = _value(row)
+        elif kind in MEDIA_TYPES and self._media(row) is not None:
+            series = scan.series.setdefault(path, _Series(MEDIA_TYPES[kind]))
+            series.count += 1
+        elif kind in FILE_TYPES and row["file_value"]:
+            self._add_files(scan, path, row["file_value"]["path"])
+        else:
+            scan.unread[f"{kind}:{path}"] = f"neptune {kind} values are not carried"
 
     def _project_files(self, scan: RunScan) -> Path:
         return self.files / sanitize_path_part(scan.project)
@@ -233,15 +262,25 @@ class NeptuneExportReader(Reader):
         return record
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+        """Column at a time (pyarrow casts the decimal steps and the times), so a long series
+        reads near the rate of a plain parquet scan (``benchmarks/neptune_export_read.py``)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
         scan = self._find(run_id)
+        factor = pa.scalar(Decimal(scan.scale), type=pa.decimal128(7, 0))
         page: list[MetricPoint] = []
-        for row in _rows(scan.files, key):
-            if row["attribute_type"] != "float_series":
-                continue
-            page.append(MetricPoint(scan.step(row["step"]), row["float_value"], _ms(row["timestamp"]) or 0))
-            if len(page) >= page_size:
-                yield page
-                page = []
+        for part in scan.files.parts:
+            table = pq.read_table(part, columns=["step", "timestamp", "float_value"],
+                                  filters=[("attribute_path", "=", key), ("attribute_type", "=", "float_series")])
+            steps = pc.multiply(table["step"], factor) if scan.decimals else table["step"]
+            for step, value, stamp in zip(pc.cast(steps, pa.int64()).to_pylist(), table["float_value"].to_pylist(),
+                                          pc.cast(table["timestamp"], pa.int64()).to_pylist()):
+                page.append(MetricPoint(step, value, stamp or 0))
+                if len(page) >= page_size:
+                    yield page
+                    page = []
         if page:
             yield page
 
