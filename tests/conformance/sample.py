@@ -33,6 +33,9 @@ class Sample:
     #: shapes them (TensorBoard's hparams: flat, numbers as floats); ``None``: the writer
     #: contract's params (``write_sample``).
     params: dict[str, Any] | None = None
+    #: the run's file paths as a seeded backend lists them (Neptune: under their attribute);
+    #: ``None``: ``report.txt`` and ``sub/data.bin`` as ``write_sample`` logs them.
+    files: set[str] | None = None
 
 
 def series(n: int = POINTS) -> dict[str, list[MetricPoint]]:
