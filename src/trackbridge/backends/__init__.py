@@ -75,6 +75,14 @@ def path_remote_forms() -> list[str]:
     return [f"{name}:PATH" for name, info in infos().items() if info.path_remote]
 
 
+def read_only_message(name: str) -> str:
+    """The one line the CLI gives when a read-only backend ``name`` is named as a destination,
+    with the backends that can be written instead."""
+    writable = sorted(f"{n}:PATH" if i.path_remote else n for n, i in infos().items() if not i.read_only)
+    return (f"{name}: is a read-only source; copy from it into a backend that can be written "
+            f"({', '.join(writable)})")
+
+
 def backend_class(name: str) -> type[Backend]:
     """Import and return the class for ``name``; clear errors if unknown or not installed."""
     table = infos()

@@ -541,20 +541,12 @@ class Backend(abc.ABC):
         return cls.info.sdk_version()
 
 
-def read_only_message(name: str) -> str:
-    """The one line every refusal of a read-only backend ``name`` as a destination gives,
-    naming the backends that can be written (read from the registry, not listed here)."""
-    from trackbridge.backends import infos  # the registry imports this module
-
-    writable = sorted(f"{n}:PATH" if i.path_remote else n for n, i in infos().items() if not i.read_only)
-    return (f"{name}: is a read-only source; copy from it into a backend that can be written "
-            f"({', '.join(writable)})")
-
-
 class ReadOnlyBackend(Backend):
     """A backend that only reads (``BackendInfo.read_only``): a source for ``copy``,
     ``sync`` and ``check``, never a destination, and no facade backend."""
 
     def writer(self) -> Writer:
-        """Refused with one line that names the backend and what to copy into instead."""
-        raise ReadOnlyBackendError(read_only_message(self.name))
+        """Refused with one line that names the backend (the CLI refuses earlier, naming the
+        backends that can be written: :func:`trackbridge.backends.read_only_message`)."""
+        raise ReadOnlyBackendError(f"{self.name}: is a read-only source; copy from it into a backend that can "
+                                   "be written ('trackbridge doctor' lists them)")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trackbridge.backends import infos
-from trackbridge.backends.base import Backend, read_only_message
+from trackbridge.backends import infos, read_only_message
+from trackbridge.backends.base import Backend
 from trackbridge.errors import ConfigError, ReadOnlyBackendError
 from trackbridge.remotes import RemoteSpec
 
