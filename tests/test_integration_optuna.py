@@ -3,6 +3,7 @@
 MlflowClient and from W&B offline runs with trackbridge's wandb-offline reader."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def test_study_and_trials_arrive_in_embedded_mlflow(isolated_env: Path) -> None:
                                   "optuna.pruner": "MedianPruner"}
     best = [m.value for m in client.get_metric_history(parent.info.run_id, "best_value")]
     assert best[-1] == study.best_value and best == sorted(best, reverse=True)
+    assert json.loads(parent.data.tags["trackbridge.summary"]) == {
+        "best_trial": study.best_trial.number, "best_params": study.best_params, "best_value": study.best_value}
 
     for trial in study.trials:
         run = runs[f"trial-{trial.number}"]

@@ -275,9 +275,16 @@ class Run:
             done = event.wait(remaining) and done
         return done
 
-    def finish(self, status: str | RunStatus = RunStatus.FINISHED, timeout: float = FLUSH_TIMEOUT) -> None:
+    def finish(self, status: str | RunStatus = RunStatus.FINISHED, timeout: float = FLUSH_TIMEOUT,
+               wait: bool = True) -> None:
         """End the run and flush every backend, waiting at most ``timeout`` seconds;
-        what is not through by then stays in the spool (``trackbridge replay``)."""
+        what is not through by then stays in the spool (``trackbridge replay``).
+
+        ``wait=False`` queues the end and returns at once: the worker sends it in the
+        background like any op (journaled within ``journal_interval``, flushed at exit,
+        completed by ``replay`` after a kill).  For code that ends many runs in a loop,
+        such as an Optuna study ending a run per trial, which would otherwise wait for
+        each run's round trips; :meth:`flush` later waits for them."""
         if self.finished:
             return
         self.status = RunStatus(str(getattr(status, "value", status)).upper())
@@ -289,6 +296,10 @@ class Run:
                 log.exception("trackbridge: while finishing run %s", self.id)
         for channel in self._channels:
             channel.finish(self.status.value)
+        if not wait:
+            if self._on_finish is not None:
+                self._on_finish(self)
+            return
         if not self.flush(timeout):
             for channel, worker in zip(self._channels, self._workers):
                 if not channel.idle():

@@ -72,27 +72,35 @@ class TrackbridgeCallback:
         self.intermediate_name = intermediate_name
         self.study_run: Run | None = None
         self._trials: dict[int, Run] = {}
+        #: trial runs ended without waiting for their backends (flushed by :meth:`finish`).
+        self._ended: list[Run] = []
+        #: (trial number, params, metric name, value) of the best trial so far: the study's summary at the end.
+        self._best: tuple[int, dict[str, Any], str, float] | None = None
         self._lock = threading.RLock()
 
     # -- Optuna's callback ----------------------------------------------------
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Log one ended trial as a nested run of the study's run, then finish that run."""
+        params: dict[str, Any] = dict(trial.params)
+        if trial.user_attrs:
+            params["user_attrs"] = dict(trial.user_attrs)
+        tags = {"optuna.state": trial.state.name}
+        if trial.datetime_start is not None:
+            tags["optuna.datetime_start"] = trial.datetime_start.isoformat()
+        if trial.datetime_complete is not None:
+            tags["optuna.datetime_complete"] = trial.datetime_complete.isoformat()
         with self._lock:
-            run = self._trials.pop(trial.number, None) or self._start_trial(study, trial.number)
+            run = self._trials.pop(trial.number, None)
+            if run is None:  # created here, all at once: fewer operations for the backend
+                run = self._start_trial(study, trial.number, params, tags)
+                params, tags = {}, {}
         names = self._names(study)
         try:
-            if trial.params:
-                run.log_params(trial.params)
-            if trial.user_attrs:
-                run.log_params({"user_attrs": dict(trial.user_attrs)})
-            state = trial.state.name
-            tags = {"optuna.state": state}
-            if trial.datetime_start is not None:
-                tags["optuna.datetime_start"] = trial.datetime_start.isoformat()
-            if trial.datetime_complete is not None:
-                tags["optuna.datetime_complete"] = trial.datetime_complete.isoformat()
-            run.set_tags(tags)
+            if params:
+                run.log_params(params)
+            if tags:
+                run.set_tags(tags)
             for step, value in sorted(trial.intermediate_values.items()):
                 run.log_metrics({self.intermediate_name: value}, step=step)
             values = dict(zip(names, trial.values)) if trial.values is not None else {}
@@ -101,7 +109,10 @@ class TrackbridgeCallback:
             if values:
                 run.log_metrics(values, step=0)
         finally:
-            run.finish(STATUS_OF_STATE.get(trial.state, RunStatus.FINISHED))
+            # not waiting for the backend: the next trial starts at once, and finish() flushes
+            run.finish(STATUS_OF_STATE.get(trial.state, RunStatus.FINISHED), wait=False)
+            with self._lock:
+                self._ended.append(run)
         self._log_study(study, trial, names)
 
     # -- logging from inside the objective --------------------------------------
@@ -133,15 +144,22 @@ class TrackbridgeCallback:
     # -- lifecycle ------------------------------------------------------------
 
     def finish(self, status: RunStatus = RunStatus.FINISHED) -> None:
-        """Finish the study run.  A trial run still open (its trial raised out of
+        """Wait until every trial run is at its backends, then finish the study run.  A trial run still open (its trial raised out of
         ``optimize``, so Optuna never called the callback for it) is finished FAILED."""
         with self._lock:
             leftovers, self._trials = list(self._trials.values()), {}
+            ended, self._ended = self._ended, []
             study_run, self.study_run = self.study_run, None
         for run in leftovers:
             run.set_tags({"optuna.state": TrialState.FAIL.name})
-            run.finish(RunStatus.FAILED)
+            run.finish(RunStatus.FAILED, wait=False)
+        for run in ended + leftovers:
+            run.flush()
         if study_run is not None:
+            best, self._best = self._best, None
+            if best is not None:
+                number, params, key, value = best
+                study_run.log_summary({"best_trial": number, "best_params": params, key: value})
             study_run.finish(status)
 
     def __enter__(self) -> "TrackbridgeCallback":
@@ -172,12 +190,14 @@ class TrackbridgeCallback:
                                           backend=self.backend, tags=tags)
         return self.study_run
 
-    def _start_trial(self, study: optuna.Study, number: int) -> Run:
+    def _start_trial(self, study: optuna.Study, number: int, params: Mapping[str, Any] | None = None,
+                     tags: Mapping[str, str] | None = None) -> Run:
         """A nested run for trial ``number`` (call with the lock held).  ``parent`` is named,
         not taken from the active-run stack, so trials run in threads nest correctly."""
         parent = self._study_run(study)
-        tags = {"optuna.study_name": study.study_name, "optuna.trial_number": str(number)}
-        return tb.start_run(name=f"trial-{number}", parent=parent, backend=self.backend, tags=tags)
+        tags = {"optuna.study_name": study.study_name, "optuna.trial_number": str(number), **(tags or {})}
+        return tb.start_run(name=f"trial-{number}", parent=parent, backend=self.backend, tags=tags,
+                            config=params or None)
 
     def _names(self, study: optuna.Study) -> list[str]:
         """One metric name per objective."""
@@ -203,7 +223,6 @@ class TrackbridgeCallback:
                 best = None
             if best is not None and best.value is not None:
                 points[f"best_{names[0]}"] = best.value
-                run.log_summary({"best_trial": best.number, "best_params": best.params,
-                                 f"best_{names[0]}": best.value})
+                self._best = (best.number, best.params, f"best_{names[0]}", best.value)
         if points:
             run.log_metrics(points, step=trial.number)
