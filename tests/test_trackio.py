@@ -1,8 +1,8 @@
 """``trackio:PATH``: projects logged by trackio itself (``init/log/log_system/finish`` in
 a child process, as trackio fixes its directory on import) are read whole, copied into
 ``dir:`` and MLflow with ``check`` passing, a second copy adds nothing, ``sync`` after a
-resumed run logged more adds only the new points, and what trackbridge cannot carry yet
-(trackio media) is declared, never dropped silently.  What trackbridge writes into Trackio
+resumed run logged more adds only the new points, and trackio's media (histograms,
+images) are media series, never fake metric series.  What trackbridge writes into Trackio
 is what trackio's own API shows, also into a project trackio itself made (its importers
 refuse those), and the facade logs live into Trackio."""
 from __future__ import annotations
@@ -37,7 +37,9 @@ LOG = textwrap.dedent("""
     trackio.log({"nan": float("nan")}, step=stop)
     trackio.log_system({"cpu": 12.5})
     if start == 0:
-        trackio.log({"preview": trackio.Histogram([1, 2, 2, 3])}, step=stop)
+        import numpy as np
+        trackio.log({"preview": trackio.Histogram([1, 2, 2, 3]),
+                     "sample": trackio.Image(np.zeros((4, 4, 3), dtype=np.uint8), caption="zero")}, step=stop)
     trackio.finish()
 """)
 
@@ -67,7 +69,12 @@ def test_a_project_is_read_whole_with_its_config_group_and_system_metrics(tracki
     nan = next(iter(reader.iter_metric_history(run.run_id, "nan")))[0]
     assert nan.value != nan.value and nan.step == 50
     assert run.system_metrics["cpu"].value == 12.5 and "cpu" not in run.metrics
-    assert "media:preview" in run.unread and "preview" not in run.metrics  # declared, never a fake series
+    assert run.media["preview"].kind == "histogram" and "preview" not in run.metrics  # media, never a fake series
+    (histogram,) = reader.iter_media(run.run_id, "preview")
+    assert sum(histogram.data["values"]) == 4 and len(histogram.data["bins"]) == len(histogram.data["values"]) + 1
+    (image,) = reader.iter_media(run.run_id, "sample")
+    assert image.caption == "zero" and reader.download_media(run.run_id, "sample", image, trackio_dir.parent / "m") \
+        .read_bytes().startswith(b"\x89PNG")
 
 
 def test_copies_into_dir_and_mlflow_check_equal_and_sync_adds_only_new_points(
@@ -82,7 +89,7 @@ def test_copies_into_dir_and_mlflow_check_equal_and_sync_adds_only_new_points(
         again = json.loads(invoke("copy", src, dst, "--json").stdout)
         assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0
     planned = invoke("plan", src, f"dir:{tmp_path / 'other'}")
-    assert "preview" in planned.stdout  # trackio media are listed as not carried
+    assert "preview" in planned.stdout  # trackio media: kept as files where the destination has no such kind
 
     _log(trackio_dir, 50, 60, resume="must")  # the same run, resumed: 10 more steps
     synced = json.loads(invoke("sync", src, "dst", "--json").stdout)

@@ -14,25 +14,35 @@ importing trackio loads gradio's client; the tables are plain and their columns 
   (``_Created`` is rewritten when a run is resumed: it is the start only of a run without rows).
 * Each ``metrics`` row is one ``trackio.log`` call: a JSON object of values at a step and
   an ISO time.  Numbers (and trackio's ``"NaN"``, ``"Infinity"``, ``"-Infinity"``) are
-  metric points; media objects (``{"_type": ...}``) and other values are declared in
-  ``RunRecord.unread``.  ``system_metrics`` rows have no step: a run's system points are
+  metric points; trackio's histograms, images, tables, videos and audio are media series
+  (:data:`MEDIA`); other values are declared in ``RunRecord.unread``.  ``system_metrics`` rows have no step: a run's system points are
   numbered 0, 1, 2... in the order they were logged.
 """
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime
-import shutil
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.trackio import names, schema
 from trackbridge.errors import RunNotFound
-from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, MetricSummary, RunRecord, RunStatus
+from trackbridge.model import (
+    ArtifactInfo,
+    Experiment,
+    LoggedModel,
+    MediaPoint,
+    MediaSeries,
+    MetricPoint,
+    MetricSummary,
+    RunRecord,
+    RunStatus,
+)
 
 #: trackio's JSON spellings of the floats JSON cannot hold (``utils.serialize_values``).
 SPECIAL = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
@@ -41,6 +51,29 @@ REGISTRY_PREFIX = "registry-"
 #: ``trackbridge-files/<project>/<run_id>/files/...`` and ``.../models/<folder>/...``.
 FILES_DIR, FILES, MODELS = "trackbridge-files", "files", "models"
 GROUP_TAG = "trackio.group"
+
+
+#: trackio's media ``_type``\ s -> canonical kinds (payloads in ``docs/fidelity.md``).
+MEDIA = {"trackio.histogram": "histogram", "trackio.image": "image", "trackio.table": "table",
+         "trackio.video": "video", "trackio.audio": "audio"}
+#: where trackio keeps media files: ``<TRACKIO_DIR>/media/<file_path>``.
+MEDIA_DIR = "media"
+
+
+def media_point(step: int, at: int, value: dict[str, Any]) -> MediaPoint:
+    """A trackio media value as a canonical point: a histogram's ``bins``/``values`` are the
+    canonical shape already; a table's row objects become ``columns`` and ``data``; images,
+    videos and audio are files (``file_path`` under trackio's media folder), with caption."""
+    kind = MEDIA[value["_type"]]
+    if kind == "histogram":
+        return MediaPoint(step, at, kind, data={"bins": value.get("bins"), "values": value.get("values")})
+    if kind == "table":
+        rows = value.get("_value") or []
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        return MediaPoint(step, at, kind, data={"columns": columns, "data": [[r.get(c) for c in columns] for r in rows]})
+    path = value.get("file_path") or ""
+    return MediaPoint(step, at, kind, file=path, caption=value.get("caption"),
+                      meta={"format": PurePosixPath(path).suffix[1:].lower()})
 
 
 def ms(iso: str) -> int:
@@ -161,6 +194,10 @@ class TrackioReader(Reader):
                 got = number(value)
                 if got is not None:
                     record.metrics[key] = MetricSummary(key, got, step, at)
+                elif isinstance(value, dict) and value.get("_type") in MEDIA:
+                    kind = MEDIA[value["_type"]]
+                    count = record.media[key].count if key in record.media else 0
+                    record.media[key] = MediaSeries(kind, count + 1)
                 elif isinstance(value, dict) and "_type" in value:
                     record.unread[f"media:{key}"] = f"trackio {value['_type']} values are not carried yet"
                 else:
@@ -211,6 +248,21 @@ class TrackioReader(Reader):
                         page = []
             if page:
                 yield page
+
+    def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
+        project = self._find(run_id)
+        with closing(self._connect(project)) as conn:
+            for step, stamp, blob in conn.execute(
+                    "SELECT step, timestamp, metrics FROM metrics WHERE run_id = ? ORDER BY id", (run_id,)):
+                value = _json(blob).get(key)
+                if isinstance(value, dict) and value.get("_type") in MEDIA:
+                    yield media_point(step, ms(stamp), value)
+
+    def download_media(self, run_id: str, key: str, point: MediaPoint, dst_dir: Path) -> Path:
+        assert point.file is not None
+        dst_dir.mkdir(parents=True, exist_ok=True)
+        local = self.root / MEDIA_DIR / PurePosixPath(point.file)
+        return Path(shutil.copyfile(local, dst_dir / PurePosixPath(point.file).name))
 
     def _files(self, run_id: str, kind: str = FILES) -> Path:
         """Where the writer keeps a run's files or models (:data:`FILES_DIR`); trackio's own
