@@ -17,12 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
 #: metric series with steps and times, the config (nested kept), user and start time in
 #: trackio's own columns; tags, notes, summary, status and end time in ``trackbridge.*``
 #: config keys; files beside the databases.  No nesting (the parent is kept in a tag), no
-#: registry, no native media (kept as files); system metrics are written as metrics
+#: registry; media as trackio's own values (histograms, images, tables, video, audio);
+#: system metrics are written as metrics
 #: (trackio's system rows have no step), native ones are read apart.  History is rows:
 #: one ``metrics`` row per step and time, as ``trackio.log`` writes them.
 TRACKIO_FEATURES = Features(
     nested_runs=False, inputs=False, system_metrics=False, history_rows=True, registry=RegistryScheme.NONE, alias_removal=False,
-    version_deletion=False, model_metadata=False, stages=False, artifact_meta=False, media_kinds=frozenset())
+    version_deletion=False, model_metadata=False, stages=False, artifact_meta=False,
+    media_kinds=frozenset({"histogram", "image", "table", "video", "audio"}))
 
 
 def default_dir() -> Path:

@@ -58,6 +58,9 @@ MEDIA = {"trackio.histogram": "histogram", "trackio.image": "image", "trackio.ta
          "trackio.video": "video", "trackio.audio": "audio"}
 #: where trackio keeps media files: ``<TRACKIO_DIR>/media/<file_path>``.
 MEDIA_DIR = "media"
+#: keys of a media value trackbridge writes beside trackio's own: the point's ``meta`` and
+#: a table's column order (trackio keeps rows as objects).
+META_KEY, COLUMNS_KEY = "trackbridge.meta", "trackbridge.columns"
 
 
 def media_point(step: int, at: int, value: dict[str, Any]) -> MediaPoint:
@@ -65,15 +68,17 @@ def media_point(step: int, at: int, value: dict[str, Any]) -> MediaPoint:
     canonical shape already; a table's row objects become ``columns`` and ``data``; images,
     videos and audio are files (``file_path`` under trackio's media folder), with caption."""
     kind = MEDIA[value["_type"]]
+    meta = _decoded(value.get(META_KEY) or {})
     if kind == "histogram":
-        return MediaPoint(step, at, kind, data={"bins": value.get("bins"), "values": value.get("values")})
+        return MediaPoint(step, at, kind, data={"bins": value.get("bins"), "values": value.get("values")}, meta=meta)
     if kind == "table":
         rows = value.get("_value") or []
-        columns = list(dict.fromkeys(k for r in rows for k in r))
-        return MediaPoint(step, at, kind, data={"columns": columns, "data": [[r.get(c) for c in columns] for r in rows]})
+        columns = value.get(COLUMNS_KEY) or list(dict.fromkeys(k for r in rows for k in r))
+        data = [[_decoded(r.get(c)) for c in columns] for r in rows]
+        return MediaPoint(step, at, kind, data={"columns": columns, "data": data}, meta=meta)
     path = value.get("file_path") or ""
     return MediaPoint(step, at, kind, file=path, caption=value.get("caption"),
-                      meta={"format": PurePosixPath(path).suffix[1:].lower()})
+                      meta=meta or {"format": PurePosixPath(path).suffix[1:].lower()})
 
 
 def ms(iso: str) -> int:

@@ -35,13 +35,15 @@ from typing import Any
 
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.trackio import names, schema
-from trackbridge.backends.trackio.reader import FILES, FILES_DIR, MODELS
+from trackbridge.backends.trackio.reader import COLUMNS_KEY, FILES, FILES_DIR, MEDIA, MEDIA_DIR, META_KEY, MODELS
 from trackbridge.errors import BackendError, MissingDependencyError, RunNotFound
 from trackbridge.history import Row
-from trackbridge.model import LoggedModel, MetricPoint, RunStatus, now_ms
+from trackbridge.model import LoggedModel, MediaPoint, MetricPoint, RunStatus, now_ms
 from trackbridge.model_files import model_flavors
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: canonical media kind -> trackio's ``_type``.
+TYPES = {kind: type_ for type_, kind in MEDIA.items()}
 #: creates a project's database with trackio's own code; prints its path.
 _INIT = ("import sys\nfrom trackio.sqlite_storage import SQLiteStorage\n"
          "print(SQLiteStorage.init_db(sys.argv[1]))\n")
@@ -210,6 +212,37 @@ class TrackioWriter(Writer):
                 "INSERT INTO metrics (run_id, run_name, step, timestamp, metrics, log_id) VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, name, row.step, iso(row.timestamp),
                   json.dumps({k: value_json(v) for k, v in row.values.items()}), uuid.uuid4().hex) for row in rows])
+
+    def log_media(self, run_id: str, key: str, points: Sequence[tuple[MediaPoint, Path | None]]) -> None:
+        """Each point a ``metrics`` row holding trackio's own media value (``trackio.histogram``
+        with ``bins``/``values``, ``trackio.table`` with row objects, ``trackio.image`` /
+        ``video`` / ``audio`` with the file copied under ``media/``), so trackio's dashboard
+        shows it; what trackio's value has no field for (``meta``, a table's column order)
+        rides along under ``trackbridge.*`` keys of the value."""
+        project = self._project_of(run_id)
+        rows = []
+        for point, local in points:
+            value: dict[str, Any] = {"_type": TYPES[point.kind]}
+            if point.kind == "histogram":
+                value.update(bins=point.data["bins"], values=point.data["values"])
+            elif point.kind == "table":
+                columns = list(point.data["columns"])
+                value.update({"_value": [dict(zip(columns, r)) for r in point.data["data"]], COLUMNS_KEY: columns})
+            else:
+                assert local is not None, f"{point.kind} point without its file"
+                relative = f"{project}/{run_id}/{point.step}/{uuid.uuid4().hex}{local.suffix}"
+                target = self.root / MEDIA_DIR / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(local, target)
+                value.update(file_path=relative, caption=point.caption)
+            if point.meta:
+                value[META_KEY] = point.meta
+            rows.append((point.step, point.timestamp, {key: plain(value)}))
+        with closing(self._connect(project)) as conn, conn:
+            (name,) = conn.execute("SELECT run_name FROM configs WHERE run_id = ?", (run_id,)).fetchone()
+            conn.executemany(
+                "INSERT INTO metrics (run_id, run_name, step, timestamp, metrics, log_id) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, name, step, iso(at), json.dumps(values), uuid.uuid4().hex) for step, at, values in rows])
 
     def log_artifact(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         """A file to ``artifact_dir/<name>``, a folder's contents under ``artifact_dir``."""
