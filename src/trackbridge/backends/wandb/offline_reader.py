@@ -128,6 +128,9 @@ class WandbOfflineReader(Reader):
         self._scans: dict[Path, tuple[tuple[int, int], ScannedRun]] = {}
         self._warned: set[tuple[Path, int]] = set()
         self.series = rowio.SeriesCache(runs=4)
+        #: run id -> its file, as last listed (a look-up per run must not list every run dir:
+        #: check reads each of 1,000 runs several times)
+        self._paths: dict[str, Path] = {}
 
     # -- files ------------------------------------------------------------------
 
@@ -167,12 +170,21 @@ class WandbOfflineReader(Reader):
             seen[run.run_id] = path
             yield run
 
+    def _path_of(self, run_id: str) -> Path | None:
+        """The file named for ``run_id``, listing the run dirs again only when it is not
+        known (a new run) or gone (a run dir replaced)."""
+        path = self._paths.get(run_id)
+        if path is None or not path.is_file():
+            self._paths = {p.name[len("run-"):-len(".wandb")]: p for p in find_run_files(self.root)}
+            path = self._paths.get(run_id)
+        return path
+
     def _find(self, run_id: str) -> ScannedRun:
-        for path in find_run_files(self.root):
-            if path.name == f"run-{run_id}.wandb":
-                run = self._scan(path)
-                if run.run_id == run_id:
-                    return run
+        path = self._path_of(run_id)
+        if path is not None:
+            run = self._scan(path)
+            if run.run_id == run_id:
+                return run
         for run in self._runs():
             if run.run_id == run_id:
                 return run
