@@ -93,3 +93,14 @@ def test_copies_into_dir_and_mlflow_check_equal_and_a_second_copy_adds_nothing(
         assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0
     order = [r["src_run_id"] for r in first["runs"]]
     assert order.index("VIS-1") < order.index("VIS-2")  # the fork's parent first
+
+
+@pytest.mark.parametrize("dst", ["wandb-offline", "comet-offline", "trackio"])
+def test_copies_into_every_other_destination_check_equal(exports: Path, tmp_path: Path, dst: str) -> None:
+    src, target = f"neptune-export:{exports}", f"{dst}:{tmp_path / dst}"
+    first = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert first["ok"], first["errors"]
+    checked = invoke("check", src, target)
+    assert checked.exit_code == 0, checked.stdout
+    again = json.loads(invoke("copy", src, target, "--json").stdout)
+    assert again["stats"]["runs_created"] == 0 and again["stats"]["points"] == 0
