@@ -141,6 +141,7 @@ class TrackioWriter(Writer):
         """Apply ``change(config)`` to the run's config, in one transaction."""
         project = self._project_of(run_id)
         with closing(self._connect(project)) as conn, conn:
+            conn.execute("BEGIN IMMEDIATE")  # read and write under one lock: no update lost to another writer
             row = conn.execute("SELECT config FROM configs WHERE run_id = ?", (run_id,)).fetchone()
             config = json.loads(row[0]) if row else {}
             change(config)
