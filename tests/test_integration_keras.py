@@ -131,6 +131,10 @@ def test_killed_mid_epoch_then_replayed(isolated_env: Path, tmp_path: Path) -> N
     the journal kept, once, and the first epoch's metrics, and marks the run KILLED."""
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
+    # the store exists already (as a team's does): a kill during MLflow's own first-time
+    # schema creation would leave a half-made database that no replay can use
+    client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
+    client.search_experiments()
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, cwd=isolated_env, env=dict(os.environ))
     last = -1
@@ -156,7 +160,6 @@ def test_killed_mid_epoch_then_replayed(isolated_env: Path, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "marked KILLED" in result.output, result.output
 
-    client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("keras-kill")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED"
