@@ -136,7 +136,7 @@ def test_killed_mid_epoch_then_replayed(isolated_env: Path, tmp_path: Path) -> N
     client = MlflowClient(f"sqlite:///{isolated_env / 'mlflow.db'}")
     client.search_experiments()
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=isolated_env, env=dict(os.environ))
+                            text=True, cwd=isolated_env, env=dict(os.environ, OMP_NUM_THREADS="1"))
     last = -1
     try:
         deadline = time.monotonic() + 180
@@ -146,7 +146,7 @@ def test_killed_mid_epoch_then_replayed(isolated_env: Path, tmp_path: Path) -> N
                 break
             if line.startswith("batch "):
                 last = int(line.split()[1])
-        time.sleep(0.1)  # beyond the journal interval (50 ms): what was logged is on disk
+        time.sleep(0.5)  # well beyond the journal interval (50 ms), on a loaded machine too: logged = on disk
         os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=30)
     finally:
