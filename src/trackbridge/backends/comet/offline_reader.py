@@ -12,6 +12,7 @@ before the damage (and logs a warning), so a partial run can still be copied.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import shutil
@@ -69,8 +70,13 @@ def archives_of(root: Path, key: str) -> list[Path]:
 
     Archives are named by their key (``<key>.zip``), so this finds a run's archive
     without opening every one; it is a guess by name, and the archive's own
-    ``offline_id`` confirms it where that matters."""
-    return [p for p in archive_paths(root) if p.name.startswith(key)]
+    ``offline_id`` confirms it where that matters.  Only the matching names are looked
+    at (a stat per archive of the folder, per look-up, was quadratic in a copy)."""
+    if root.is_file():
+        return [root] if root.name.startswith(key) else []
+    if not root.is_dir():
+        return archive_paths(root)
+    return sorted(p for p in root.glob(f"{glob.escape(key)}*.zip") if not p.name.startswith(".") and p.is_file())
 
 
 def project_of(meta: dict[str, Any]) -> str:
