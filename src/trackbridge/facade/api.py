@@ -19,7 +19,7 @@ from trackbridge.errors import DotenvError, TrackbridgeError
 from trackbridge.facade.recovery import recover_orphans
 from trackbridge.facade.registry import shutdown
 from trackbridge.facade.run import FLUSH_TIMEOUT, Run
-from trackbridge.integrations import mlflow_autolog
+from trackbridge.facade import mlflow_autolog
 from trackbridge.model import RunStatus
 
 __all__ = [

@@ -83,7 +83,7 @@ class Run:
         self._last_model: str | None = None
         self._on_finish = on_finish
         #: called with the run as :meth:`finish` begins, before the finish op is queued (the
-        #: MLflow autolog binding ends MLflow's fluent run there: ``integrations.mlflow_autolog``).
+        #: MLflow autolog binding ends MLflow's fluent run there: ``facade.mlflow_autolog``).
         self.before_finish: list[Callable[["Run"], None]] = []
         self._channels: list[Channel] = []
         self._workers: list[Worker] = []

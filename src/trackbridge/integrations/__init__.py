@@ -1,7 +1,8 @@
 """Training frameworks' callback hooks, each logging through the facade.
 
-One module per framework (``optuna``, ``lightning``, ``huggingface``, ``keras``) plus
-``mlflow_autolog`` (MLflow autologging inside a trackbridge run).  Why through the facade
+One module per framework (``optuna``, ``lightning``, ``huggingface``, ``keras``); MLflow
+autologging inside a trackbridge run is the facade's own (:mod:`trackbridge.facade.mlflow_autolog`,
+since ``start_run`` binds it).  Why through the facade
 and not a tracker's SDK: the integration then gets every backend, fan-out, ``.env``, the
 journal and ``trackbridge replay`` for free, and the tracker is switched by
 ``TRACKBRIDGE_BACKEND`` without touching the training code.
