@@ -159,3 +159,23 @@ def test_a_host_that_accepts_but_never_answers_falls_back_within_the_probe_timeo
     assert writer.fallbacks and writer.fallbacks[0][0] == run_id
     assert "cannot be reached" in caplog.text
     assert _points(_offline_reader(), run_id, "x") == [(5, 1.5)]
+
+
+def test_a_facade_run_into_wandb_offline_files_is_finished_at_exit(tmp_path: Path) -> None:
+    """The facade closes its writers at exit: a wandb-offline: folder then holds each run's
+    exit record, so the run reads back finished (it read back RUNNING: the writer writes the
+    exit record only when closed, and the facade never closed it)."""
+    import subprocess
+    import sys
+
+    code = ("import trackbridge as tb\n"
+            "with tb.start_run(name='r') as run:\n"
+            "    run.log_metrics({'loss': 0.5}, step=0)\n")
+    env = {**os.environ, "TRACKBRIDGE_BACKEND": f"wandb-offline:{tmp_path / 'w'}",
+           "TRACKBRIDGE_HOME": str(tmp_path / 'home')}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reader = get_backend("wandb-offline", {"path": str(tmp_path / "w")}).reader()
+    (run,) = [r for e in reader.list_experiments() for r in reader.list_runs(e.name)]
+    assert run.status.value == "FINISHED" and run.metrics["loss"].value == 0.5

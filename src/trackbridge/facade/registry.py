@@ -53,7 +53,8 @@ def worker_for(spec: RemoteSpec, home: Path, flush_interval: float, max_queued: 
 
 def shutdown(timeout: float) -> None:
     """Flush every worker (runs already spooled stay on disk, no network retry for them)
-    within ``timeout`` seconds, spool what is left, and stop the threads.  Called at exit;
+    within ``timeout`` seconds, spool what is left, stop the threads, and close the
+    writers that were flushed (offline formats are finished there).  Called at exit;
     also useful to release the threads of a long-lived process."""
     with _lock:
         workers = list(_workers.values())
@@ -69,4 +70,11 @@ def shutdown(timeout: float) -> None:
                 "trackbridge: %s did not answer in time; unsent data is in %s. "
                 "Send it with: trackbridge replay", worker.remote, worker.spool_folder,
             )
+            worker.stop()
+            continue
         worker.stop()
+        try:  # an offline writer finalises its files here (W&B's exit record of each run)
+            worker.writer.close()
+        except Exception as exc:  # noqa: BLE001 - at exit: say it, never raise into the interpreter
+            log.warning("trackbridge: %s: closing it failed (%s); its runs are in the spool: trackbridge replay",
+                        worker.remote, exc)
