@@ -242,7 +242,9 @@ def test_arm_refusals_say_what_to_check(status: int, words: str) -> None:
 
 def test_features_and_limits_are_azures() -> None:
     features = AzureMLBackend.features
-    assert features.lacks() == {"settable_user"}
+    from trackbridge.backends.mlflow.backend import MlflowBackend
+
+    assert features.lacks() - MlflowBackend.features.lacks() == {"settable_user", "model_metadata"}
     assert features.system_tag_prefixes == ("mlflow.", "azureml.") and features.registry is RegistryScheme.INTEGER
     limits = AzureMLBackend(_opts(endpoint="http://127.0.0.1:9", token="t")).writer().limits
     assert (limits.max_metrics_per_batch, limits.max_tags_per_run, limits.max_tag_value_length) == (250, 50, 1000)
