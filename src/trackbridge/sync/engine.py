@@ -21,6 +21,7 @@ from trackbridge.mapping import TRUNCATE
 from trackbridge.sync.fit import Target
 from trackbridge.sync.ledger import Ledger
 from trackbridge.sync.models import pair_models
+from trackbridge.sync.provenance import COMPLETE
 from trackbridge.sync.plan import Action, Plan, Planner, RunPlan, Selection
 from trackbridge.sync.progress import NullReporter, Reporter, Stats
 from trackbridge.sync.registry import apply_registry
@@ -225,6 +226,22 @@ class SyncEngine:
             found.update(result.models)
         return found
 
+    def _handed_over(self, outcome: Outcome, models: dict[str, str]) -> frozenset[str]:
+        """Source runs another invocation is still copying (their copy not complete yet).
+        The models of those it has finished are added to ``models`` (source -> destination
+        model id), so this invocation can register versions of them too."""
+        pending = set()
+        for result in outcome.results:
+            if not result.handed_over or not result.dst_run_id:
+                continue
+            copy = self.retry.call(self.dst.get_run, result.dst_run_id)
+            if not copy.tags.get(COMPLETE):
+                pending.add(result.plan.src.run_id)
+                continue
+            pairs, _extra = pair_models(result.plan.src.models, copy.models)
+            models.update({m.model_id: c.model_id for m, c in pairs if m.model_id and c is not None and c.model_id})
+        return frozenset(pending)
+
     def _registry(self, plan: Plan, outcome: Outcome) -> None:
         if not any(m.writes for m in plan.registry):
             return
@@ -235,10 +252,11 @@ class SyncEngine:
                 self.ledger.record_version(src_key, name, src_version, dst_key, dst_version)
 
         try:
+            models = self._model_map(plan, outcome)
             created, aliases, errors = apply_registry(
-                plan.registry, self.writer, self.run_map, self._model_map(plan, outcome), self.retry, on_version,
+                plan.registry, self.writer, self.run_map, models, self.retry, on_version,
                 dst=self.dst, claim=self.claim, can_delete=self.target.can("version_deletion"),
-                elsewhere=frozenset(r.plan.src.run_id for r in outcome.results if r.handed_over))
+                elsewhere=self._handed_over(outcome, models))
         except TrackbridgeError as exc:
             outcome.errors.append(f"registry: {exc}")
             return

@@ -198,18 +198,22 @@ def apply_registry(
     ``run_map``/``model_map`` map source run/logged-model ids to destination
     ones; a version whose run failed to copy is reported, not created.  With
     ``dst`` (the destination's reader), each new version is settled against one
-    another invocation may have made at the same time (:func:`settle_version`);
-    versions of runs another invocation is copying (``elsewhere``) are left to it."""
+    another invocation may have made at the same time (:func:`settle_version`).  A
+    model with a version of a run another invocation is still copying (``elsewhere``)
+    is left to it whole: the invocation that finishes last makes all of a model's
+    versions, in source order, so version N stays the copy of source version N."""
     created = aliases = 0
     errors: list[str] = []
     for mp in plans:
         if not mp.writes:
             continue
+        if any((vp.src.run_id or "") in elsewhere for vp in mp.versions if vp.action == "create"):
+            continue
         if mp.update_meta:
             retry.call(writer.register_model, RegisteredModel(mp.src.name, mp.src.description, dict(mp.src.tags)))
         numbers = {v.src.version: v.dst_version for v in mp.versions if v.dst_version}
         for vp in sorted(mp.versions, key=_creation_order):
-            if vp.action != "create" or (vp.src.run_id or "") in elsewhere:
+            if vp.action != "create":
                 continue
             dst_run = run_map.get(vp.src.run_id or "")
             if dst_run is None:
