@@ -7,7 +7,7 @@ import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 
-from trackbridge.history import Row, increasing_steps, merge_rows, rows_to_points, series_from_rows
+from trackbridge.history import Row, increasing_steps, merge_rows, pages, rows_to_points, series_from_rows
 from trackbridge.model import MetricPoint
 
 
@@ -61,3 +61,11 @@ def test_merging_ten_series_of_a_million_points_holds_one_page_each() -> None:
     tracemalloc.stop()
     assert count == 2_000_000
     assert peak < 20 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_pages_cut_a_stream_into_full_pages_and_a_rest() -> None:
+    points = [MetricPoint(i, float(i), i) for i in range(7)]
+    got = list(pages(iter(points), 3))
+    assert [len(p) for p in got] == [3, 3, 1]
+    assert [p for page in got for p in page] == points
+    assert list(pages(iter(()), 3)) == []

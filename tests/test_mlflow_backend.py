@@ -16,6 +16,7 @@ from servers import MlflowServer
 from trackbridge.backends import get_backend
 from trackbridge.backends.base import RunFilter
 from trackbridge.backends.mlflow import MlflowBackend
+from trackbridge.backends.mlflow.writer import SQL_STORE_BATCH
 from trackbridge.errors import BackendError, ConfigError, RunNotFound, TransientBackendError
 from trackbridge.model import (
     DatasetInput,
@@ -179,8 +180,11 @@ def test_batches_respect_count_and_request_size() -> None:
 def test_limits_come_from_installed_mlflow() -> None:
     from mlflow.utils import validation
 
-    limits = MlflowBackend({"tracking_uri": "sqlite:///x.db"}).writer().limits
+    limits = MlflowBackend({"tracking_uri": "http://127.0.0.1:5000"}).writer().limits
     assert limits.max_metrics_per_batch == validation.MAX_METRICS_PER_BATCH
+    # a store this process writes itself takes bigger batches (one transaction each, bulk path)
+    assert MlflowBackend({"tracking_uri": "sqlite:///x.db"}).writer().limits.max_metrics_per_batch == SQL_STORE_BATCH
+    assert MlflowBackend({"tracking_uri": "postgresql+psycopg://u@h/db"}).limits().max_metrics_per_batch == SQL_STORE_BATCH
     assert limits.max_params_per_batch == validation.MAX_PARAMS_TAGS_PER_BATCH
     assert limits.max_param_value_length == validation.MAX_PARAM_VAL_LENGTH
     assert limits.max_tag_value_length == validation.MAX_TAG_VAL_LENGTH

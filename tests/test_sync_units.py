@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from trackbridge.backends.base import Features, Limits
+from trackbridge.backends.base import Features, Limits, RegistryScheme
 from trackbridge.errors import BackendError, TransientBackendError
 from trackbridge.model import ArtifactInfo, MetricPoint, MetricSummary, RunRecord, RunStatus
 from trackbridge.sync.check import compare_series
@@ -167,3 +167,12 @@ def test_ledger_is_created_lazily_and_round_trips(tmp_path) -> None:
     ledger.forget_run("a", "r", "b")
     assert ledger.lookup_run("a", "r", "b") is None
     ledger.close()
+
+
+def test_target_can_refuses_a_name_that_is_no_feature() -> None:
+    """A misspelt feature must not read as "the destination can": it is an error."""
+    target = Target(Features(registry=RegistryScheme.NONE), Limits())
+    assert target.can("notes") is True
+    assert target.can("registry") is False
+    with pytest.raises(ValueError, match="unknown feature 'note'"):
+        target.can("note")

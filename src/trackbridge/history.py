@@ -16,6 +16,7 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 
 from trackbridge.model import MetricPoint
 
@@ -73,17 +74,18 @@ def points_to_rows(points: Iterable[tuple[str, MetricPoint]]) -> list[Row]:
     return rows
 
 
+def pages(points: Iterable[MetricPoint], page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
+    """``points`` in pages of ``page_size``: how every reader hands out a series, so a
+    reader only says how it finds the points (``islice`` does the cutting in C)."""
+    it = iter(points)
+    while page := list(islice(it, page_size)):
+        yield page
+
+
 def series_from_rows(rows: Iterable[Row], key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
     """Pages of one key's points from a stream of rows (for readers of row platforms)."""
-    page: list[MetricPoint] = []
-    for row in rows:
-        if key in row.values:
-            page.append(MetricPoint(row.step, row.values[key], row.timestamp))
-            if len(page) >= page_size:
-                yield page
-                page = []
-    if page:
-        yield page
+    return pages((MetricPoint(row.step, row.values[key], row.timestamp) for row in rows if key in row.values),
+                 page_size)
 
 
 def increasing_steps(rows: Iterable[Row], dropped: Counter[str], last_step: int | None = None) -> Iterator[Row]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trackbridge.backends.base import Features, Limits
@@ -86,6 +86,10 @@ def _map_keys(mapper: KeyMapper, items: dict[str, Any], fitted: FittedRun) -> di
     return out
 
 
+#: What :meth:`Target.can` answers for: every :class:`Features` field.
+FEATURE_NAMES = frozenset(f.name for f in fields(Features))
+
+
 @dataclass(frozen=True)
 class Target:
     """What one destination can hold: its backend's :class:`Features` and its
@@ -107,6 +111,10 @@ class Target:
         return self.features.lacks() | ({"registry"} if self.same_store else set())
 
     def can(self, feature: str) -> bool:
+        """Whether the destination holds ``feature`` (a :class:`Features` field name).  A
+        name that is no feature is an error: a misspelt name must not read as "can"."""
+        if feature not in FEATURE_NAMES:
+            raise ValueError(f"unknown feature {feature!r} (one of {', '.join(sorted(FEATURE_NAMES))})")
         return feature not in self.lacks
 
     @property

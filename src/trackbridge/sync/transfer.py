@@ -45,6 +45,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import repeat
 from pathlib import Path, PurePosixPath
 
 from trackbridge import media_layout
@@ -296,8 +297,11 @@ class RunTransfer:
                 batch = Batch(system)
             dst_key = run.fitted.metric_keys[key]
             for page in self._missing(run, dst_id, key, self.page_size):
-                for point in page:
-                    batch.points.append((dst_key, point))
+                start = 0
+                while start < len(page):  # by slices: a Python step per point was a tenth of a copy's CPU
+                    room = size - len(batch.points)
+                    batch.points.extend(zip(repeat(dst_key), page[start:start + room]))
+                    start += room
                     if len(batch.points) >= size:
                         yield batch
                         batch = Batch(system)

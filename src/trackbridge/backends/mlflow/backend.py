@@ -82,7 +82,7 @@ class MlflowBackend(Backend):
         return self.connection.tracking_uri
 
     def limits(self) -> Limits:
-        return mlflow_limits()
+        return mlflow_limits(self.connection.tracking_uri)
 
     def reader(self) -> MlflowReader:
         return MlflowReader(self.connection, self.name)

@@ -21,7 +21,9 @@ log line says why.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from contextlib import nullcontext
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,11 @@ from typing import Any
 from trackbridge.model import MetricPoint
 
 log = logging.getLogger("trackbridge")
+
+#: the columns of MLflow's ``metrics`` and ``latest_metrics`` tables, in the order rows are built here.
+COLUMNS = ("key", "timestamp", "step", "value", "is_nan", "run_uuid")
+#: rows per sqlite INSERT: 6 parameters each, under sqlite's 32,766 parameters per statement.
+ROWS_PER_STATEMENT = 5_000
 
 
 def _head_revision() -> str:
@@ -49,6 +56,13 @@ class BulkMetrics:
         self.store = store
         self._active: set[str] = set()
         self._lock = threading.Lock()
+        #: sqlite lets one transaction write at a time, and a writer it keeps waiting sleeps
+        #: in growing steps (its busy handler) past the moment the lock frees: runs copied
+        #: in parallel take turns here instead, woken at once.  Databases with row locks
+        #: write in parallel.
+        self._one_writer: Any = threading.Lock() if store.engine.dialect.name == "sqlite" else nullcontext()
+        #: compiled INSERTs by table: (head, row group, parameter order).
+        self._statements: dict[str, tuple[str, str, tuple[int, ...]]] = {}
 
     @classmethod
     def open(cls, store: Any) -> "BulkMetrics | None":
@@ -81,29 +95,62 @@ class BulkMetrics:
 
         if not points:
             return True
-        sanitize = self.store.sanitize_metric_value
-        rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        sanitize, finite = self.store.sanitize_metric_value, math.isfinite
+        unique: dict[tuple[Any, ...], None] = {}  # MLflow's dedup: a point stored once, first order kept
         for key, p in points:
-            is_nan, value = sanitize(float(p.value))
-            row = {"run_uuid": run_id, "key": key, "value": value, "timestamp": int(p.timestamp),
-                   "step": int(p.step), "is_nan": is_nan}
-            rows.setdefault((key, row["timestamp"], row["step"], value, is_nan), row)  # MLflow's dedup
-        latest: dict[str, dict[str, Any]] = {}
-        for row in rows.values():
-            best = latest.get(row["key"])
-            if best is None or (row["step"], row["timestamp"], row["value"]) > (
-                    best["step"], best["timestamp"], best["value"]):
-                latest[row["key"]] = row
-        with self.store.ManagedSessionMaker(read_only=False) as session:
+            value = float(p.value)
+            is_nan = False
+            if not finite(value):
+                is_nan, value = sanitize(value)
+            unique[(key, int(p.timestamp), int(p.step), value, is_nan, run_id)] = None
+        rows = list(unique)
+        latest: dict[str, tuple[Any, ...]] = {}
+        for row in rows:
+            best = latest.get(row[0])
+            if best is None or (row[2], row[1], row[3]) > (best[2], best[1], best[3]):
+                latest[row[0]] = row
+        with self._one_writer, self.store.ManagedSessionMaker(read_only=False) as session:
             self._check_active(run_id, session)
             try:
-                session.execute(sqlalchemy.insert(SqlMetric.__table__), list(rows.values()))
+                self._insert(session, SqlMetric.__table__, rows)
                 self._update_latest(session, SqlLatestMetric, run_id, latest)
                 session.commit()
             except sqlalchemy.exc.IntegrityError:
                 session.rollback()
                 return False
         return True
+
+    def _insert(self, session: Any, table: Any, rows: list[tuple[Any, ...]]) -> None:
+        """``rows`` (in :data:`COLUMNS` order) into ``table``.  On sqlite, statements of
+        :data:`ROWS_PER_STATEMENT` rows each (``INSERT ... VALUES (...), (...)``): one
+        ``sqlite3_step`` per statement instead of per row, and each step releases Python's
+        GIL, which a busy reader thread then holds for up to 5 ms — ``executemany`` under a
+        concurrent reader crawled.  Other databases get SQLAlchemy's own batched insert."""
+        import sqlalchemy
+
+        conn = session.connection()
+        if conn.dialect.paramstyle != "qmark":
+            session.execute(sqlalchemy.insert(table), [dict(zip(COLUMNS, row)) for row in rows])
+            return
+        head, group, order = self._statements.get(table.name) or self._compile(table, conn.dialect)
+        if order != tuple(range(len(COLUMNS))):
+            rows = [tuple(row[i] for i in order) for row in rows]
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            part = rows[start:start + ROWS_PER_STATEMENT]
+            conn.exec_driver_sql(head + ", ".join([group] * len(part)), tuple(v for row in part for v in row))
+
+    def _compile(self, table: Any, dialect: Any) -> tuple[str, str, tuple[int, ...]]:
+        """The table's one-row INSERT of :data:`COLUMNS` as SQLAlchemy compiles it from MLflow's
+        model, cut into its head (``INSERT INTO t (...) VALUES ``) and its row group, and where
+        each of its parameters is in a row."""
+        import sqlalchemy
+
+        compiled = sqlalchemy.insert(table).values({c: sqlalchemy.bindparam(c) for c in COLUMNS}).compile(
+            dialect=dialect)
+        sql = str(compiled)
+        cut = sql.rindex(" VALUES ") + len(" VALUES ")
+        self._statements[table.name] = (sql[:cut], sql[cut:], tuple(COLUMNS.index(c) for c in compiled.positiontup))
+        return self._statements[table.name]
 
     def _check_active(self, run_id: str, session: Any) -> None:
         """MLflow refuses points for a deleted run: checked once per run."""
@@ -115,12 +162,9 @@ class BulkMetrics:
         with self._lock:
             self._active.add(run_id)
 
-    @staticmethod
-    def _update_latest(session: Any, table: Any, run_id: str, latest: dict[str, dict[str, Any]]) -> None:
+    def _update_latest(self, session: Any, table: Any, run_id: str, latest: dict[str, tuple[Any, ...]]) -> None:
         """MLflow's ``latest_metrics`` rule for the batch's keys: the higher (step,
         timestamp, value) wins; keys are locked in one order (as MLflow does, against deadlocks)."""
-        import sqlalchemy
-
         keys = sorted(latest)
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
@@ -132,8 +176,7 @@ class BulkMetrics:
                 row, old = latest[key], stored.get(key)
                 if old is None:
                     new.append(row)
-                elif (row["step"], row["timestamp"], row["value"]) > (old.step, old.timestamp, old.value):
-                    old.value, old.step, old.timestamp, old.is_nan = (row["value"], row["step"], row["timestamp"],
-                                                                      row["is_nan"])
+                elif (row[2], row[1], row[3]) > (old.step, old.timestamp, old.value):
+                    _key, old.timestamp, old.step, old.value, old.is_nan, _run = row
             if new:
-                session.execute(sqlalchemy.insert(table.__table__), new)
+                self._insert(session, table.__table__, new)

@@ -128,6 +128,8 @@ class LoggedModelWriter:
         if sql_store is not None:
             sql_store._log_model_metrics(run.info.run_id, metrics, experiment_id=run.info.experiment_id)
             return
-        size = self.limits.max_metrics_per_batch
+        from mlflow.utils.validation import MAX_METRICS_PER_BATCH
+
+        size = min(self.limits.max_metrics_per_batch, MAX_METRICS_PER_BATCH)
         for start in range(0, len(metrics), size):
             self._client.log_batch(run.info.run_id, metrics=metrics[start:start + size], synchronous=True)

@@ -31,6 +31,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.neptune_export.layout import RunFiles, complete_runs, roots, sanitize_path_part
 from trackbridge.errors import RunNotFound
+from trackbridge.history import pages
 from trackbridge.model import (
     ArtifactInfo,
     Experiment,
@@ -264,25 +265,22 @@ class NeptuneExportReader(Reader):
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         """Column at a time (pyarrow casts the decimal steps and the times), so a long series
         reads near the rate of a plain parquet scan (``benchmarks/neptune_export_read.py``)."""
+        return pages(self._points(self._find(run_id), key), page_size)
+
+    @staticmethod
+    def _points(scan: RunScan, key: str) -> Iterator[MetricPoint]:
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        scan = self._find(run_id)
         factor = pa.scalar(Decimal(scan.scale), type=pa.decimal128(7, 0))
-        page: list[MetricPoint] = []
         for part in scan.files.parts:
             table = pq.read_table(part, columns=["step", "timestamp", "float_value"],
                                   filters=[("attribute_path", "=", key), ("attribute_type", "=", "float_series")])
             steps = pc.multiply(table["step"], factor) if scan.decimals else table["step"]
             for step, value, stamp in zip(pc.cast(steps, pa.int64()).to_pylist(), table["float_value"].to_pylist(),
                                           pc.cast(table["timestamp"], pa.int64()).to_pylist()):
-                page.append(MetricPoint(step, value, stamp or 0))
-                if len(page) >= page_size:
-                    yield page
-                    page = []
-        if page:
-            yield page
+                yield MetricPoint(step, value, stamp or 0)
 
     def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
         scan = self._find(run_id)

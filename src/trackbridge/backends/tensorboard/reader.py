@@ -33,6 +33,7 @@ from trackbridge.backends.tensorboard import events
 from trackbridge.backends.tensorboard.protos import protos
 from trackbridge.backends.tensorboard.records import mapped, record_at, walk
 from trackbridge.errors import RunNotFound
+from trackbridge.history import pages
 from trackbridge.model import (
     ArtifactInfo,
     Experiment,
@@ -258,10 +259,13 @@ class TensorboardReader(Reader):
         scan = self.scan(run_id)
         series = scan.series.get(key)
         if series is None or series.kind != "scalar":
-            return
+            return iter(())
+        return pages(self._points(scan, series, key), page_size)
+
+    @staticmethod
+    def _points(scan: RunScan, series: _Series, key: str) -> Iterator[MetricPoint]:
         plugin = scan.plugins.get(key, "")
         from_string = protos().event.FromString
-        page: list[MetricPoint] = []
         for number, offsets in series.spans:
             with mapped(scan.files[number]) as view:
                 for offset in offsets:
@@ -275,12 +279,7 @@ class TensorboardReader(Reader):
                             got = events.scalar(value, plugin)
                             if got is None:
                                 continue
-                        page.append(MetricPoint(event.step, got, round(event.wall_time * 1000)))
-                    if len(page) >= page_size:
-                        yield page
-                        page = []
-        if page:
-            yield page
+                        yield MetricPoint(event.step, got, round(event.wall_time * 1000))
 
     def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
         scan = self.scan(run_id)

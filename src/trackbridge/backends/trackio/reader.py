@@ -32,6 +32,7 @@ from typing import Any
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.backends.trackio import names, schema
 from trackbridge.errors import RunNotFound
+from trackbridge.history import pages
 from trackbridge.model import (
     ArtifactInfo,
     Experiment,
@@ -230,13 +231,14 @@ class TrackioReader(Reader):
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         """User metrics by step; a system key (which has no step) by its row number."""
-        project = self._find(run_id)
+        return pages(self._points(self._find(run_id), run_id, key), page_size)
+
+    def _points(self, project: str, run_id: str, key: str) -> Iterator[MetricPoint]:
         with closing(self._connect(project)) as conn:
             rows = conn.execute("SELECT step, timestamp, metrics FROM metrics WHERE run_id = ? ORDER BY id",
                                 (run_id,))
             system = conn.execute("SELECT NULL, timestamp, metrics FROM system_metrics WHERE run_id = ? ORDER BY id",
                                   (run_id,))
-            page: list[MetricPoint] = []
             found = False
             for source in (rows, system):
                 if found:  # a user key is not read again from the system rows
@@ -247,12 +249,7 @@ class TrackioReader(Reader):
                     if got is None:
                         continue
                     found = True
-                    page.append(MetricPoint(index if step is None else step, got, ms(stamp)))
-                    if len(page) >= page_size:
-                        yield page
-                        page = []
-            if page:
-                yield page
+                    yield MetricPoint(index if step is None else step, got, ms(stamp))
 
     def iter_media(self, run_id: str, key: str) -> Iterator[MediaPoint]:
         project = self._find(run_id)
