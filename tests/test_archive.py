@@ -274,3 +274,37 @@ def test_backend_options_and_limits(tmp_path: Path) -> None:
     limits = backend.writer().limits
     assert not limits.flat_params and limits.allows_nan and limits.key_pattern is None
     assert limits.key_ok("any key / with ü: and spaces") and limits.key_ok("k" * 100_000)
+
+
+def test_copies_are_found_by_source_through_the_index_on_disk(archive: ArchiveBackend, monkeypatch) -> None:  # noqa: ANN001
+    """A look-up by source run lists one small folder (not the whole experiment): entries
+    are made with the run (or when a run becomes a copy later) and dropped with it."""
+    from trackbridge.backends.archive import source_index
+    from trackbridge.provenance_tags import SOURCE_PLATFORM, SOURCE_RUN_ID
+
+    w = archive.writer()
+    exp = w.ensure_experiment("copies")
+    made = [w.create_run(exp, name=f"r{i}", tags={SOURCE_PLATFORM: "mlflow", SOURCE_RUN_ID: f"src-{i % 2}"})
+            for i in range(4)]
+    plain = w.create_run(exp, name="plain")
+    w.set_tags(plain, {SOURCE_PLATFORM: "mlflow", SOURCE_RUN_ID: "src-late"})
+    monkeypatch.setattr(source_index.SourceIndex, "runs_of", lambda *a: pytest.fail("scanned the experiment"))
+    reader = archive.reader()
+    assert {r.run_id for r in reader.find_runs("copies", {SOURCE_RUN_ID: "src-0"})} == {made[0], made[2]}
+    assert [r.run_id for r in reader.find_runs("copies", {SOURCE_RUN_ID: "src-late"})] == [plain]
+    assert reader.find_runs("copies", {SOURCE_RUN_ID: "src-1", SOURCE_PLATFORM: "wandb"}) == []
+    w.delete_run(made[1])
+    assert [r.run_id for r in reader.find_runs("copies", {SOURCE_RUN_ID: "src-1"})] == [made[3]]
+    assert reader.find_runs("copies", {SOURCE_RUN_ID: "never"}) == []
+
+
+def test_an_experiment_written_before_the_index_is_still_searched_by_source(archive: ArchiveBackend) -> None:
+    from trackbridge.backends.archive.files import remove_tree
+    from trackbridge.provenance_tags import SOURCE_RUN_ID
+
+    w = archive.writer()
+    exp = w.ensure_experiment("old")
+    remove_tree(archive.reader().layout.sources_dir(exp))  # as an archive of the previous version has it
+    first = w.create_run(exp, name="a", tags={SOURCE_RUN_ID: "s"})
+    assert [r.run_id for r in archive.reader().find_runs("old", {SOURCE_RUN_ID: "s"})] == [first]
+    assert not archive.reader().layout.sources_dir(exp).exists()  # never made half-complete later

@@ -8,6 +8,7 @@ Layout (documented in ``docs/archive-format.md``)::
                                       /metrics/part-<seq>.parquet
                                       /artifacts/...  + artifacts.json (manifest)
                                       /models/<name>/files/...  + manifest.json
+    experiments/<exp-id>/sources/<sha256 of a source run id, 32 hex>/<run-id>   (empty files)
     registry/<model>/model.json
     registry/<model>/versions/<version>.json
 
@@ -16,6 +17,7 @@ encoded with :func:`files.safe_segment`; the real names live inside the JSON.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ FORMAT_NAME = "trackbridge-archive"
 FORMAT_VERSION = "1.0"
 MANIFEST = "archive.json"
 RUN_FILE = "run.json"
+SOURCES = "sources"
 
 #: ids the archive hands out, and the only run/experiment folder names it accepts.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
@@ -59,6 +62,16 @@ class Layout:
 
     def run_dir(self, exp_id: str, run_id: str) -> Path:
         return self.experiment_dir(exp_id) / "runs" / run_id
+
+    def sources_dir(self, exp_id: str) -> Path:
+        """The experiment's index of copies by source run; the folder exists only in
+        experiments whose every run was made by a writer that keeps it (see
+        :mod:`.source_index`)."""
+        return self.experiment_dir(exp_id) / SOURCES
+
+    def source_entries(self, exp_id: str, source_run_id: str) -> Path:
+        """Where the runs copied from ``source_run_id`` are listed, one empty file per run id."""
+        return self.sources_dir(exp_id) / hashlib.sha256(source_run_id.encode()).hexdigest()[:32]
 
     @staticmethod
     def artifacts(run_dir: Path) -> FileTree:

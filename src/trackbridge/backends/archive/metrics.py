@@ -260,7 +260,8 @@ def iter_history(metrics_dir: Path, key: str, page_size: int) -> Iterator[list[M
         groups = footer.groups.get(key)
         if not groups:
             continue
-        batches = footer.file.iter_batches(batch_size=page_size, row_groups=groups, columns=_COLUMNS)
+        batches = footer.file.iter_batches(batch_size=page_size, row_groups=groups, columns=_COLUMNS,
+                                           use_threads=False)
         while True:
             try:
                 with footer.lock:  # a batch at a time: a series can be millions of points

@@ -13,7 +13,7 @@ from trackbridge.backends.archive import metrics, runs
 from trackbridge.backends.archive.files import read_json, relative_parts
 from trackbridge.backends.archive.layout import RUN_FILE, Layout, open_archive, valid_id
 from trackbridge.backends.archive.registry import Registry
-from trackbridge.backends.archive.source_index import SourceIndex
+from trackbridge.backends.archive.source_index import SourceIndex, indexed_runs
 from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
 from trackbridge.provenance_tags import SOURCE_RUN_ID
@@ -76,16 +76,20 @@ class ArchiveReader(Reader):
             yield runs.to_record(run_dir, data, experiment, parents[run_dir.parent] / run_dir.name), run_dir
 
     def find_runs(self, experiment: str, tags: Mapping[str, str]) -> list[RunRecord]:
-        """Copies of a source run through the :class:`SourceIndex` (the engine asks this
-        several times per copied run); other look-ups scan the experiment."""
+        """Copies of a source run through the experiment's index by source (on disk, or a
+        :class:`SourceIndex`; the engine asks this several times per copied run); other
+        look-ups scan the experiment."""
         source = tags.get(SOURCE_RUN_ID)
         exp = self.get_experiment(experiment) if source else None
         if exp is None:
             return super().find_runs(experiment, tags)
-        runs_dir = self.layout.experiment_dir(exp.id) / "runs"
-        with self._indexes_lock:
-            index = self._indexes.setdefault(runs_dir, SourceIndex(runs_dir))
-        return [record for record, _dir in self._records(index.runs_of(source), exp.name)
+        found = indexed_runs(self.layout, exp.id, source)
+        if found is None:
+            runs_dir = self.layout.experiment_dir(exp.id) / "runs"
+            with self._indexes_lock:
+                index = self._indexes.setdefault(runs_dir, SourceIndex(runs_dir))
+            found = index.runs_of(source)
+        return [record for record, _dir in self._records(found, exp.name)
                 if all(record.tags.get(k) == v for k, v in tags.items())]
 
     def get_run(self, run_id: str) -> RunRecord:

@@ -69,6 +69,7 @@ from typing import Any, BinaryIO
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.backends.wandb import media as wmedia
 from trackbridge.backends.wandb import txlog
+from trackbridge.backends.wandb.run_folders import RunFolders
 from trackbridge.backends.wandb.artifacts import (
     ARTIFACTS_PREFIX,
     LATEST,
@@ -213,6 +214,7 @@ class WandbOfflineWriter(Writer):
     def __init__(self, root: Path, platform: str = "wandb-offline", entity: str | None = None,
                  registry: str | None = None, organization: str | None = None) -> None:
         self.root = root
+        self._folders = RunFolders(root)
         self.platform = platform
         self.entity = entity or ""
         #: where registry links go: ``wandb-registry-<registry>``, in the org of the entity
@@ -319,7 +321,9 @@ class WandbOfflineWriter(Writer):
         stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc).strftime("%Y%m%d_%H%M%S")
         run = _Run(run_id=run_id, dir=self.root / f"offline-run-{stamp}-{run_id}", project=project_name(project),
                    entity=self.entity, name=name or "", start_time=start)
+        before = self._folders.stamp()
         (run.dir / "files").mkdir(parents=True, exist_ok=True)
+        self._folders.made(run.dir, run_id, before)
         pb = _pb()
         self._write(run, _header())
         self._write(run, self._run_record(run))
@@ -338,7 +342,7 @@ class WandbOfflineWriter(Writer):
 
     def _existing(self, run_id: str) -> _Run | None:
         """A run of this id already under the root: continue its file."""
-        found = sorted(p for p in self.root.glob(f"*-{run_id}/run-{run_id}.wandb") if not p.parent.is_symlink())
+        found = [f / f"run-{run_id}.wandb" for f in self._folders.of(run_id) if (f / f"run-{run_id}.wandb").is_file()]
         if not found:
             return None
         old = scan(found[0])
