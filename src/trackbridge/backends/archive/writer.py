@@ -24,12 +24,13 @@ from trackbridge.backends.archive.files import remove_tree, write_json
 from trackbridge.backends.archive.layout import Layout, open_archive, write_manifest
 from trackbridge.backends.archive.metrics import MetricBuffer
 from trackbridge.backends.archive.reader import list_experiments
+from trackbridge.backends.archive.source_index import forget_copy, note_copy
 from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.base import Limits, Writer
 from trackbridge.errors import BackendError, InvalidValueError
 from trackbridge.model import DatasetInput, LoggedModel, MetricPoint, ModelVersion, RegisteredModel, RunStatus, now_ms
 from trackbridge.model_files import model_flavors
-from trackbridge.provenance_tags import COMPLETE
+from trackbridge.provenance_tags import COMPLETE, SOURCE_RUN_ID
 
 #: default number of buffered points per run before a metrics part is written (~6 MB).
 DEFAULT_PART_POINTS = 250_000
@@ -93,6 +94,8 @@ class ArchiveWriter(Writer):
             exp_id = existing.id if existing else uuid.uuid4().hex
             old_tags = existing.tags if existing else {}
             merged = {**old_tags, **(tags or {})}
+            if existing is None:  # before the experiment is visible: its index holds every run
+                self.layout.sources_dir(exp_id).mkdir(parents=True, exist_ok=True)
             if existing is None or merged != old_tags:
                 write_json(self.layout.experiment_dir(exp_id) / "experiment.json",
                            {"id": exp_id, "name": name, "tags": merged})
@@ -116,6 +119,7 @@ class ArchiveWriter(Writer):
             run_id, experiment_id, name=name, start_time=start_time if start_time is not None else now_ms(),
             user=user, parent_run_id=parent_run_id, tags=dict(tags or {}),
         ))
+        note_copy(self.layout, experiment_id, tags or {}, run_id)
         with self._lock:
             self._runs[run_id] = _OpenRun(run_dir)
         return run_id
@@ -153,6 +157,7 @@ class ArchiveWriter(Writer):
     def delete_run(self, run_id: str) -> None:
         run = self._open(run_id)
         with run.lock:
+            forget_copy(self.layout, run.dir.parent.parent.name, runs.load(run.dir)["tags"], run_id)
             remove_tree(run.dir)
             with self._lock:
                 self._runs.pop(run_id, None)
@@ -175,6 +180,8 @@ class ArchiveWriter(Writer):
         copy (the marker, written last) is made durable against a machine crash: with it
         everything before is on disk too, and without it the copy is simply resumed."""
         self._update(run_id, lambda data: data["tags"].update(tags), durable=bool(tags.get(COMPLETE)))
+        if SOURCE_RUN_ID in tags:  # a run that becomes a copy after its creation
+            note_copy(self.layout, self._open(run_id).dir.parent.parent.name, tags, run_id)
 
     def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
         def remove(data: dict[str, Any]) -> None:
