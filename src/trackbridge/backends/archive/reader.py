@@ -15,7 +15,7 @@ from trackbridge.backends.archive.layout import RUN_FILE, Layout, open_archive, 
 from trackbridge.backends.archive.registry import Registry
 from trackbridge.backends.archive.source_index import SourceIndex, indexed_runs
 from trackbridge.backends.base import Reader, RunFilter
-from trackbridge.errors import RunNotFound
+from trackbridge.errors import BackendError, RunNotFound
 from trackbridge.provenance_tags import SOURCE_RUN_ID
 from trackbridge.model import ArtifactInfo, Experiment, LoggedModel, MetricPoint, RegisteredModel, RunRecord
 
@@ -40,12 +40,26 @@ class ArchiveReader(Reader):
         self.registry = Registry(self.layout)
         self._indexes: dict[Path, SourceIndex] = {}
         self._indexes_lock = threading.Lock()
+        self._experiment_dirs: dict[str, Path] = {}
 
     def list_experiments(self) -> Iterator[Experiment]:
         return list_experiments(self.layout)
 
     def get_experiment(self, name: str) -> Experiment | None:
-        return next((e for e in self.list_experiments() if e.name == name), None)
+        """By name: the folder last found for it is read first (one file; the engine asks
+        several times per copied run), the others only when it no longer holds that name."""
+        known = self._experiment_dirs.get(name)
+        if known is not None:
+            try:
+                exp = load_experiment(known)
+            except (FileNotFoundError, BackendError):
+                exp = None
+            if exp is not None and exp.name == name:
+                return exp
+        exp = next((e for e in self.list_experiments() if e.name == name), None)
+        if exp is not None:
+            self._experiment_dirs[name] = self.layout.experiment_dir(exp.id)
+        return exp
 
     def list_runs(self, experiment: str, run_filter: RunFilter | None = None) -> Iterator[RunRecord]:
         exp = self.get_experiment(experiment)
