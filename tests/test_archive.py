@@ -308,3 +308,57 @@ def test_an_experiment_written_before_the_index_is_still_searched_by_source(arch
     first = w.create_run(exp, name="a", tags={SOURCE_RUN_ID: "s"})
     assert [r.run_id for r in archive.reader().find_runs("old", {SOURCE_RUN_ID: "s"})] == [first]
     assert not archive.reader().layout.sources_dir(exp).exists()  # never made half-complete later
+
+
+def test_a_copy_in_progress_reaches_disk_when_completed_and_a_live_run_at_once(archive: ArchiveBackend) -> None:
+    """A copy's run.json changes wait in memory for its completion marker (the engine
+    resumes an incomplete copy from what is on disk); a run logged live is written on
+    every change, and a completed copy being updated is marked incomplete on disk first."""
+    from trackbridge.provenance_tags import COMPLETE, SOURCE_RUN_ID
+
+    w = archive.writer()
+    exp = w.ensure_experiment("e")
+    live = w.create_run(exp, name="live")
+    w.log_params(live, {"lr": 0.1})
+    copy = w.create_run(exp, name="copy", tags={SOURCE_RUN_ID: "s"})
+    w.log_params(copy, {"lr": 0.2})
+    w.finish_run(copy, RunStatus.FINISHED, end_time=5)
+    reader = archive.reader()
+    assert reader.get_run(live).params == {"lr": 0.1}
+    on_disk = reader.get_run(copy)
+    assert on_disk.params == {} and on_disk.status == RunStatus.RUNNING and on_disk.tags[SOURCE_RUN_ID] == "s"
+    w.set_tags(copy, {COMPLETE: "fp1"})
+    done = reader.get_run(copy)
+    assert (done.params, done.status, done.end_time, done.tags[COMPLETE]) == ({"lr": 0.2}, RunStatus.FINISHED, 5, "fp1")
+    w.set_tags(copy, {COMPLETE: ""})  # an update starts: on disk at once
+    w.log_params(copy, {"epochs": 3})
+    assert reader.get_run(copy).tags[COMPLETE] == "" and "epochs" not in reader.get_run(copy).params
+    w.set_tags(copy, {COMPLETE: "fp2"})
+    assert reader.get_run(copy).params == {"lr": 0.2, "epochs": 3}
+
+
+def test_the_writer_rereads_a_run_json_another_writer_changed(archive: ArchiveBackend) -> None:
+    w = archive.writer()
+    exp = w.ensure_experiment("e")
+    run = w.create_run(exp)
+    w.log_params(run, {"a": 1})
+    other = ArchiveBackend({"path": str(archive.reader().layout.root)}).writer()
+    assert other is not w
+    other.set_tags(run, {"by": "other"})
+    w.log_params(run, {"b": 2})
+    record = archive.reader().get_run(run)
+    assert record.params == {"a": 1, "b": 2} and record.tags["by"] == "other"
+
+
+def test_a_run_with_a_damaged_run_json_can_still_be_deleted(archive: ArchiveBackend) -> None:
+    from trackbridge.provenance_tags import SOURCE_RUN_ID
+
+    w = archive.writer()
+    exp = w.ensure_experiment("e")
+    run = w.create_run(exp, tags={SOURCE_RUN_ID: "s"})
+    layout = archive.reader().layout
+    (layout.run_dir(exp, run) / "run.json").write_text("{damaged")
+    fresh = ArchiveBackend({"path": str(layout.root)}).writer()
+    fresh.delete_run(run)
+    assert not layout.run_dir(exp, run).exists()
+    assert archive.reader().find_runs("e", {SOURCE_RUN_ID: "s"}) == []  # its stale index entry is harmless

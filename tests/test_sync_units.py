@@ -159,13 +159,26 @@ def test_ledger_is_created_lazily_and_round_trips(tmp_path) -> None:
     ledger = Ledger.in_home(tmp_path / "home")
     assert ledger.lookup_run("a", "r", "b") is None
     assert not ledger.path.exists()
-    ledger.record_run("a", "r", "b", "d1", "fp1")
-    ledger.record_run("a", "r", "b", "d2", "fp2")
+    ledger.record_runs("a", "b", [("r", "d1", "fp1")])
+    ledger.record_runs("a", "b", [("r", "d2", "fp2")])
     assert ledger.lookup_run("a", "r", "b") == ("d2", "fp2")
     inv = ledger.start_invocation("sync", "a", "b")
     ledger.finish_invocation(inv, {"points": 3})
-    ledger.forget_run("a", "r", "b")
+    ledger.forget_runs("a", "b", ["r"])
     assert ledger.lookup_run("a", "r", "b") is None
+    ledger.close()
+
+
+def test_ledger_records_the_runs_of_an_invocation_in_one_transaction(tmp_path) -> None:
+    """A commit (two fsyncs) per copied run was a tenth of the copy of 1,000 small runs."""
+    ledger = Ledger.in_home(tmp_path / "home")
+    statements: list[str] = []
+    ledger._db().set_trace_callback(statements.append)
+    ledger.record_runs("a", "b", [(f"r{i}", f"d{i}", "fp") for i in range(50)])
+    assert sum(s.strip().upper() == "COMMIT" for s in statements) == 1
+    assert ledger.lookup_run("a", "r49", "b") == ("d49", "fp")
+    ledger.forget_runs("a", "b", ["r0", "r1"])
+    assert ledger.lookup_run("a", "r0", "b") is None and ledger.lookup_run("a", "r2", "b") == ("d2", "fp")
     ledger.close()
 
 

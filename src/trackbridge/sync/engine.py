@@ -284,12 +284,13 @@ class SyncEngine:
     def _record(self, plan: Plan, outcome: Outcome, src_key: str, dst_key: str) -> None:
         assert self.ledger is not None
         done = {r.plan.src.run_id: r.dst_run_id for r in outcome.results if r.ok and r.dst_run_id}
+        rows = []
         for run in plan.runs:
             dst_id = done.get(run.src.run_id)
             if dst_id is None and run.action == Action.UNCHANGED and run.dst is not None:
                 dst_id = run.dst.run_id
             if dst_id:
-                self.ledger.record_run(src_key, run.src.run_id, dst_key, dst_id, run.fingerprint)
-        for deletion in plan.deletions:
-            if deletion.dst.run_id in outcome.deleted:
-                self.ledger.forget_run(src_key, deletion.source_run_id, dst_key)
+                rows.append((run.src.run_id, dst_id, run.fingerprint))
+        self.ledger.record_runs(src_key, dst_key, rows)
+        self.ledger.forget_runs(src_key, dst_key, [d.source_run_id for d in plan.deletions
+                                                   if d.dst.run_id in outcome.deleted])

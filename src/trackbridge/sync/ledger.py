@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,17 +65,18 @@ class Ledger:
             self._conn.executescript(SCHEMA)
         return self._conn
 
-    def record_run(self, src_remote: str, src_run_id: str, dst_remote: str, dst_run_id: str, fingerprint: str) -> None:
+    def record_runs(self, src_remote: str, dst_remote: str, runs: Iterable[tuple[str, str, str]]) -> None:
+        """``(src_run_id, dst_run_id, fingerprint)`` rows in one transaction: a commit (two
+        fsyncs) per run was a tenth of the copy of 1,000 small runs."""
+        now = now_ms()
         with self._lock, self._db() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
-                (src_remote, src_run_id, dst_remote, dst_run_id, fingerprint, now_ms()),
-            )
+            db.executemany("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                           [(src_remote, src, dst_remote, dst, fp, now) for src, dst, fp in runs])
 
-    def forget_run(self, src_remote: str, src_run_id: str, dst_remote: str) -> None:
+    def forget_runs(self, src_remote: str, dst_remote: str, src_run_ids: Iterable[str]) -> None:
         with self._lock, self._db() as db:
-            db.execute("DELETE FROM runs WHERE src_remote=? AND src_run_id=? AND dst_remote=?",
-                       (src_remote, src_run_id, dst_remote))
+            db.executemany("DELETE FROM runs WHERE src_remote=? AND src_run_id=? AND dst_remote=?",
+                           [(src_remote, src, dst_remote) for src in src_run_ids])
 
     def lookup_run(self, src_remote: str, src_run_id: str, dst_remote: str) -> tuple[str, str] | None:
         """``(dst_run_id, fingerprint)`` last recorded, or ``None``."""

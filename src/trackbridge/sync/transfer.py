@@ -311,11 +311,18 @@ class RunTransfer:
             yield batch
 
     def _send_metrics(self, run: RunPlan, dst_id: str) -> int:
-        """Pipeline: a reader thread fills a bounded queue, this thread writes."""
+        """Pipeline: a reader thread fills a bounded queue, this thread writes.  A run
+        whose points fit in one batch is read here, with no thread (starting one per run
+        was a twentieth of a small run's copy)."""
         if not run.delta.metric_keys:
             return 0
-        q: queue.Queue[object] = queue.Queue(maxsize=self.queue_batches)
         stop = threading.Event()
+        batches = self._points(run, dst_id, stop)
+        first = next(batches, None)
+        second = next(batches, None) if first is not None else None
+        if second is None:
+            return self._write_batch(dst_id, first) if first is not None else 0
+        q: queue.Queue[object] = queue.Queue(maxsize=self.queue_batches)
 
         def put(item: object) -> None:
             while not stop.is_set():
@@ -327,7 +334,8 @@ class RunTransfer:
 
         def produce() -> None:
             try:
-                for batch in self._points(run, dst_id, stop):
+                put(second)
+                for batch in batches:
                     put(batch)
                 put(_DONE)
             except BaseException as exc:  # noqa: BLE001 - handed to the writer thread
@@ -335,8 +343,8 @@ class RunTransfer:
 
         reader = threading.Thread(target=produce, name=f"tb-read-{run.src.run_id[:8]}", daemon=True)
         reader.start()
-        written = 0
         try:
+            written = self._write_batch(dst_id, first)
             while True:
                 item = q.get()
                 if item is _DONE:
@@ -344,19 +352,22 @@ class RunTransfer:
                 if isinstance(item, BaseException):
                     raise item
                 assert isinstance(item, Batch)
-                if item.rows is not None:
-                    self.retry.call(self.writer.log_rows, dst_id, item.rows)
-                else:
-                    log = self.writer.log_system_metrics if item.system else self.writer.log_metrics
-                    self.retry.call(log, dst_id, item.points)
-                written += len(item)
-                self.stats.add(points=len(item))
-                self.reporter.advance(points=len(item))
-                crash_point("mid_metrics")
+                written += self._write_batch(dst_id, item)
         finally:
             stop.set()
             reader.join(timeout=30)
         return written
+
+    def _write_batch(self, dst_id: str, batch: Batch) -> int:
+        if batch.rows is not None:
+            self.retry.call(self.writer.log_rows, dst_id, batch.rows)
+        else:
+            log = self.writer.log_system_metrics if batch.system else self.writer.log_metrics
+            self.retry.call(log, dst_id, batch.points)
+        self.stats.add(points=len(batch))
+        self.reporter.advance(points=len(batch))
+        crash_point("mid_metrics")
+        return len(batch)
 
     # -- files ----------------------------------------------------------------
 

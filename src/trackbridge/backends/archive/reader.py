@@ -1,7 +1,8 @@
 """Reading an archive: the :class:`~trackbridge.backends.base.Reader` of ``dir:PATH``.
 
-Stateless apart from the archive path: every call reads the files, so a
-reader sees what any writer (this process or another) has committed.
+Every call reads the files, so a reader sees what any writer (this process or
+another) has committed; it remembers only where things are (an experiment's
+folder by name, a run's experiment), and checks the file is still there.
 """
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ class ArchiveReader(Reader):
         self._indexes: dict[Path, SourceIndex] = {}
         self._indexes_lock = threading.Lock()
         self._experiment_dirs: dict[str, Path] = {}
+        #: run id -> id of the experiment it was last found in: a run never moves between
+        #: experiments, and finding it anew lists every experiment (a copy asks once per key
+        #: and per file).
+        self._run_homes: dict[str, str] = {}
+        #: a runs folder -> its resolved path (the runs' URLs): resolving walks every
+        #: component of the path, and the engine lists copies three times per copied run.
+        self._resolved: dict[Path, Path] = {}
 
     def list_experiments(self) -> Iterator[Experiment]:
         return list_experiments(self.layout)
@@ -77,7 +85,7 @@ class ArchiveReader(Reader):
     def _records(self, run_dirs: list[Path], experiment: str) -> Iterator[tuple[RunRecord, Path]]:
         """Records of the runs in ``run_dirs`` that exist (their URL from one resolved
         parent: resolving each run folder cost more than reading its ``run.json``)."""
-        parents: dict[Path, Path] = {}
+        parents = self._resolved
         for run_dir in run_dirs:
             if not (valid_id(run_dir.name) and (run_dir / RUN_FILE).is_file()):
                 continue
@@ -87,7 +95,19 @@ class ArchiveReader(Reader):
                 data = runs.load(run_dir)
             except RunNotFound:  # deleted while we were listing
                 continue
+            self._run_homes[run_dir.name] = run_dir.parent.parent.name
             yield runs.to_record(run_dir, data, experiment, parents[run_dir.parent] / run_dir.name), run_dir
+
+    def _run_dir(self, run_id: str) -> Path:
+        """The folder of ``run_id``: where it was last found while it still holds the run."""
+        home = self._run_homes.get(run_id)
+        if home is not None:
+            known = self.layout.run_dir(home, run_id)
+            if (known / RUN_FILE).is_file():
+                return known
+        found = self.layout.find_run(run_id)
+        self._run_homes[run_id] = found.parent.parent.name
+        return found
 
     def find_runs(self, experiment: str, tags: Mapping[str, str]) -> list[RunRecord]:
         """Copies of a source run through the experiment's index by source (on disk, or a
@@ -107,23 +127,23 @@ class ArchiveReader(Reader):
                 if all(record.tags.get(k) == v for k, v in tags.items())]
 
     def get_run(self, run_id: str) -> RunRecord:
-        run_dir = self.layout.find_run(run_id)
+        run_dir = self._run_dir(run_id)
         data = runs.load(run_dir)
         experiment = load_experiment(self.layout.experiment_dir(data["experiment_id"]))
         return runs.add_metric_summaries(runs.to_record(run_dir, data, experiment.name), run_dir)
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
-        return metrics.iter_history(self.layout.find_run(run_id) / "metrics", key, page_size)
+        return metrics.iter_history(self._run_dir(run_id) / "metrics", key, page_size)
 
     def list_artifacts(self, run_id: str) -> Iterator[ArtifactInfo]:
-        return self.layout.artifacts(self.layout.find_run(run_id)).list()
+        return self.layout.artifacts(self._run_dir(run_id)).list()
 
     def download_artifact(self, run_id: str, path: str, dst_dir: Path) -> Path:
-        return self.layout.artifacts(self.layout.find_run(run_id)).fetch(path, dst_dir)
+        return self.layout.artifacts(self._run_dir(run_id)).fetch(path, dst_dir)
 
     def download_model(self, run_id: str, model: LoggedModel, dst_dir: Path) -> Path:
         """Models live apart from artifacts (``models/<artifact_path>/``), so the default does not apply."""
-        tree = self.layout.model_files(self.layout.find_run(run_id), model.artifact_path)
+        tree = self.layout.model_files(self._run_dir(run_id), model.artifact_path)
         return tree.fetch_all(dst_dir.joinpath(*relative_parts(model.artifact_path)))
 
     def list_registered_models(self) -> Iterator[RegisteredModel]:

@@ -49,7 +49,8 @@ def note_copy(layout: Layout, exp_id: str, tags: Mapping[str, str], run_id: str)
 
 
 def forget_copy(layout: Layout, exp_id: str, tags: Mapping[str, str], run_id: str) -> None:
-    """Drop ``run_id``'s entry (its run is being deleted)."""
+    """Drop ``run_id``'s entry (its run is being deleted).  A stale entry (left when the
+    run's tags could not be read) does no harm: readers check each listed run's tags."""
     source = tags.get(SOURCE_RUN_ID)
     if source:
         (layout.source_entries(exp_id, source) / run_id).unlink(missing_ok=True)

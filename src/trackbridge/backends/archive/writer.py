@@ -7,6 +7,12 @@ creation and the run-folder cache share one writer-wide lock, and the
 registry has its own.  One archive should have one writing *process* at a
 time (files are never corrupted by two, but two could both create an
 experiment of the same name).
+
+A copy in progress keeps its ``run.json`` changes in memory until it finishes or is
+completed (its metric points are buffered the same way): until its completion marker
+is on disk the engine resumes it from whatever is there, so writing ``run.json`` after
+every call bought nothing and cost a third of a small run's copy.  Runs logged live,
+and completed copies being updated, are written through on every change.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from typing import Any
 
 from trackbridge.backends.archive import runs
 from trackbridge.backends.archive.files import remove_tree, write_json
-from trackbridge.backends.archive.layout import Layout, open_archive, write_manifest
+from trackbridge.backends.archive.layout import RUN_FILE, Layout, open_archive, write_manifest
 from trackbridge.backends.archive.metrics import MetricBuffer
 from trackbridge.backends.archive.reader import list_experiments
 from trackbridge.backends.archive.source_index import forget_copy, note_copy
@@ -52,11 +58,29 @@ ARCHIVE_LIMITS = Limits(
 
 @dataclass
 class _OpenRun:
-    """A run this writer has touched: its folder, its lock, its pending points."""
+    """A run this writer has touched: its folder, its lock, its pending points, and its
+    ``run.json`` as last written or read here."""
 
     dir: Path
     lock: threading.RLock = field(default_factory=threading.RLock)
     buffer: MetricBuffer | None = None
+    data: dict[str, Any] | None = None
+    #: ``run.json``'s identity when ``data`` was written or read: another change is re-read.
+    stamp: tuple[int, int, int] | None = None
+    #: ``data`` holds changes of a copy in progress that are not on disk yet.
+    pending: bool = False
+
+
+def _stamp(run_dir: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (run_dir / RUN_FILE).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _copy_in_progress(data: dict[str, Any]) -> bool:
+    return SOURCE_RUN_ID in data["tags"] and not data["tags"].get(COMPLETE)
 
 
 class ArchiveWriter(Writer):
@@ -114,14 +138,16 @@ class ArchiveWriter(Writer):
         if not (self.layout.experiment_dir(experiment_id) / "experiment.json").is_file():
             raise BackendError(f"experiment id {experiment_id!r} is not in the archive; call ensure_experiment first")
         run_id = uuid.uuid4().hex
-        run_dir = self.layout.run_dir(experiment_id, run_id)
-        runs.save(run_dir, runs.new_run(
+        run = _OpenRun(self.layout.run_dir(experiment_id, run_id))
+        data = runs.new_run(
             run_id, experiment_id, name=name, start_time=start_time if start_time is not None else now_ms(),
             user=user, parent_run_id=parent_run_id, tags=dict(tags or {}),
-        ))
+        )
+        # a copy is made durable by its completion marker; a run logged live now.
+        self._save(run, data, durable=not _copy_in_progress(data))
         note_copy(self.layout, experiment_id, tags or {}, run_id)
         with self._lock:
-            self._runs[run_id] = _OpenRun(run_dir)
+            self._runs[run_id] = run
         return run_id
 
     def _open(self, run_id: str) -> _OpenRun:
@@ -131,15 +157,34 @@ class ArchiveWriter(Writer):
                 run = self._runs[run_id] = _OpenRun(self.layout.find_run(run_id))
             return run
 
+    @staticmethod
+    def _data(run: _OpenRun) -> dict[str, Any]:
+        """``run.json`` of ``run`` (the caller holds its lock): the copy in memory unless
+        the file changed since (another writer)."""
+        if run.data is None or not (run.pending or _stamp(run.dir) == run.stamp):
+            run.data = runs.load(run.dir)
+            run.stamp = _stamp(run.dir)
+        return run.data
+
+    @staticmethod
+    def _save(run: _OpenRun, data: dict[str, Any], durable: bool) -> None:
+        runs.save(run.dir, data, durable)
+        run.data, run.stamp, run.pending = data, _stamp(run.dir), False
+
     def _update(self, run_id: str, change: Callable[[dict[str, Any]], None],
-                durable: bool | Callable[[dict[str, Any]], bool] = False) -> None:
-        """Read-modify-write ``run.json`` under the run's lock (atomic replace on disk);
-        ``durable`` may depend on the run (given its new ``run.json``)."""
+                durable: bool | Callable[[dict[str, Any]], bool] = False, write: bool = False) -> None:
+        """Change ``run.json`` under the run's lock (atomic replace on disk), or only in
+        memory while the run is a copy in progress (see the module's docstring) unless
+        ``write``; ``durable`` may depend on the run (given its new ``run.json``)."""
         run = self._open(run_id)
         with run.lock:
-            data = runs.load(run.dir)
+            data = self._data(run)
+            defer = not write and _copy_in_progress(data)  # as on disk: a run becoming a copy is written
             change(data)
-            runs.save(run.dir, data, durable(data) if callable(durable) else durable)
+            if defer:
+                run.pending = True
+                return
+            self._save(run, data, durable(data) if callable(durable) else durable)
 
     def finish_run(self, run_id: str, status: RunStatus, end_time: int | None = None) -> None:
         run = self._open(run_id)
@@ -162,7 +207,11 @@ class ArchiveWriter(Writer):
     def delete_run(self, run_id: str) -> None:
         run = self._open(run_id)
         with run.lock:
-            forget_copy(self.layout, run.dir.parent.parent.name, runs.load(run.dir)["tags"], run_id)
+            try:
+                tags = self._data(run)["tags"]
+            except BackendError:  # a damaged run.json: its index entry stays (harmless, see forget_copy)
+                tags = {}
+            forget_copy(self.layout, run.dir.parent.parent.name, tags, run_id)
             remove_tree(run.dir)
             with self._lock:
                 self._runs.pop(run_id, None)
@@ -184,7 +233,8 @@ class ArchiveWriter(Writer):
         """``run.json`` is rewritten whole on every change; only the write that completes a
         copy (the marker, written last) is made durable against a machine crash: with it
         everything before is on disk too, and without it the copy is simply resumed."""
-        self._update(run_id, lambda data: data["tags"].update(tags), durable=bool(tags.get(COMPLETE)))
+        self._update(run_id, lambda data: data["tags"].update(tags), durable=bool(tags.get(COMPLETE)),
+                     write=COMPLETE in tags)
         if SOURCE_RUN_ID in tags:  # a run that becomes a copy after its creation
             note_copy(self.layout, self._open(run_id).dir.parent.parent.name, tags, run_id)
 
@@ -262,7 +312,7 @@ class ArchiveWriter(Writer):
         local_dir = Path(local_dir)
         run = self._open(run_id)
         with run.lock:
-            taken = {m["artifact_path"] for m in runs.load(run.dir)["models"]}
+            taken = {m["artifact_path"] for m in self._data(run)["models"]}
             folder = next(f for f in (source.name, *(f"{source.name}-{n}" for n in range(2, len(taken) + 3)))
                           if f not in taken)
             self.layout.model_files(run.dir, folder).add(local_dir)
