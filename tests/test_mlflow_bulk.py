@@ -79,3 +79,16 @@ def test_a_store_at_another_schema_revision_gets_log_batch(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="trackbridge"):
         assert BulkMetrics.open(store) is None
     assert "schema revision feedfacecafe" in caplog.text and "log_batch" in caplog.text
+
+
+def test_a_database_the_bulk_path_does_not_know_gets_log_batch(caplog) -> None:  # noqa: ANN001 - fixture
+    """MySQL (no ``ON CONFLICT`` upsert for latest_metrics) keeps MLflow's own log_batch."""
+    import logging
+    from types import SimpleNamespace
+
+    from trackbridge.backends.mlflow.bulk import BulkMetrics
+
+    store = SimpleNamespace(ManagedSessionMaker=None, engine=SimpleNamespace(dialect=SimpleNamespace(name="mysql")))
+    with caplog.at_level(logging.INFO, logger="trackbridge"):
+        assert BulkMetrics.open(store) is None
+    assert "not mysql" in caplog.text

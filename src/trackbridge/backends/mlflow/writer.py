@@ -247,12 +247,17 @@ class MlflowWriter(LoggedModelWriter, Writer):
         bulk = self._bulk()
         if bulk is not None:
             with translated(f"log {len(points)} metric points", run_id):
-                if bulk.log(run_id, points):
-                    return
+                bulk.log(run_id, points)
+            return
         for batch in batches:
             entities = [Metric(key, float(p.value), int(p.timestamp), int(p.step)) for key, p in batch]
             with translated(f"log {len(entities)} metric points", run_id):
                 self._client.log_batch(run_id, metrics=entities, synchronous=True)
+
+    def close(self) -> None:
+        if isinstance(self._bulk_metrics, BulkMetrics):
+            self._bulk_metrics.close()
+        super().close()
 
     def _bulk(self) -> BulkMetrics | None:
         """The multi-row insert path of an in-process SQL store (:mod:`.bulk`), looked up once."""
