@@ -301,6 +301,17 @@ def _described(spec: RemoteSpec, backend: Backend) -> str:
     return mask(where if where.startswith(str(spec)) else f"{spec} ({where})")
 
 
+def _settle_heap() -> None:
+    """Before a long copy or check: what is loaded now (the SDKs' modules: MLflow's alone
+    is ~500k objects) lives until the end, so it is left out of the garbage collector's
+    passes, and the young generations are collected less often: a copy streams millions
+    of short-lived points, and the collector's passes over the batches in flight were a
+    fifth of a copy into sqlite (W&B 4M points: 62 -> 51 s; into dir: 36 -> 33 s).
+    Cycles are still collected, after 50,000 allocations instead of 700."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: bool, max_delete: int,
               exact_points: bool, opts: dict[str, Any], report: Path | None = None) -> None:
     src, dst, src_backend, dst_backend, config = _open(src_arg, dst_arg)
@@ -314,10 +325,7 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
     options = Options(mode=mode, transfers=opts["transfers"], dry_run=dry_run, delete=delete,
                       max_delete=max_delete, exact_points=exact_points)
     engine = SyncEngine(src_backend, dst_backend, options, ledger=ledger, reporter=reporter)
-    # What is loaded now (the SDKs' modules: MLflow's alone is ~500k objects) lives until
-    # the end: left out of the garbage collector's full passes, which a copy's stream of
-    # points otherwise triggers over and over (a third of the bulk insert's time into sqlite).
-    gc.freeze()
+    _settle_heap()
     shards = _run_executor(src_arg, dst_arg, selection, options, opts) if not dry_run else []
     try:
         with vendor_output_to_stderr():
@@ -460,6 +468,7 @@ def check(src: str, dst: str, no_download: bool, report: Path | None, **opts: An
         collector = ReportCollector(target)
     checker = Checker(src_backend.reader(), dst_backend.reader(), target,
                       download=not no_download, workers=opts["transfers"], collector=collector)
+    _settle_heap()
     with vendor_output_to_stderr():
         result = checker.check(selection)
         if not (result.findings or opts["allow_empty"]):
