@@ -118,3 +118,24 @@ def test_an_alias_the_destination_cannot_remove_is_planned_kept_and_accepted(tmp
     kept = next(m for m in dst.reader().list_registered_models() if m.name == model.name)
     assert ["champion"] in [v.aliases for v in kept.versions]  # kept, as planned
     assert _check(src, dst, selection) == []
+
+
+def test_the_engine_and_check_release_each_run_they_read_and_close_their_readers(tmp_path: Path, monkeypatch) -> None:
+    """Readers that hold something per run (W&B's split series) may drop it once told."""
+    from trackbridge.backends.archive.reader import ArchiveReader
+
+    released: list[str] = []
+    closed: list[ArchiveReader] = []
+    monkeypatch.setattr(ArchiveReader, "release", lambda self, run_id: released.append(run_id), raising=False)
+    monkeypatch.setattr(ArchiveReader, "close", lambda self: closed.append(self), raising=False)
+    src, dst, selection = _setup(tmp_path)
+    src_ids = {r.run_id for r in src.reader().list_runs(selection.experiments[0])}
+    outcome = SyncEngine(src, dst, Options(mode="copy", transfers=8)).run(selection)
+    assert outcome.ok, outcome.errors
+    dst_ids = {r.dst_run_id for r in outcome.results}
+    assert sorted(released) == sorted(src_ids | dst_ids) and len(released) == len(src_ids) * 2
+    assert len(closed) == 2
+
+    released.clear()
+    assert not _check(src, dst, selection)
+    assert sorted(released) == sorted(src_ids | dst_ids)

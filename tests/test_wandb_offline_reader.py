@@ -189,3 +189,50 @@ def test_importing_the_backend_does_not_import_wandb() -> None:
             "trackbridge.backends.wandb.scan, trackbridge.backends.wandb.rows; "
             "assert 'wandb' not in sys.modules, 'wandb imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_spill_cache_splits_each_run_once_whatever_the_runs_read_at_once(tmp_path: Path, monkeypatch) -> None:
+    """Eight runs read key by key, interleaved (eight transfers): each split once; a
+    released run's files go, and closing removes the folder of them all."""
+    from trackbridge.model import MetricPoint
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    cache = rowio.SpillCache()
+    splits: list[str] = []
+
+    def points(run: str):
+        splits.append(run)
+        return [(key, MetricPoint(step, float(step), 1000 + step)) for step in range(3) for key in ("a", "b", "c")]
+
+    for key in ("a", "b", "c"):
+        for run in map(str, range(8)):
+            got = [p for page in cache.pages(run, run, lambda run=run: points(run), key, 2) for p in page]
+            assert [(p.step, p.value) for p in got] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    assert sorted(splits) == sorted(map(str, range(8)))
+    (root,) = tmp_path.glob("tb-wandb-series-*")
+    assert len(list(root.iterdir())) == 8
+    cache.release("3")
+    assert len(list(root.iterdir())) == 7
+    assert [p.step for page in cache.pages("3", "3", lambda: points("3"), "a", 10) for p in page] == [0, 1, 2]
+    assert splits.count("3") == 2  # read again after its release: split again
+    cache.close()
+    assert not root.exists()
+
+
+def test_spill_cache_bounds_runs_never_released(tmp_path: Path) -> None:
+    from trackbridge.model import MetricPoint
+
+    cache = rowio.SpillCache(runs=2)
+    splits: list[str] = []
+
+    def points(run: str):
+        splits.append(run)
+        return [("a", MetricPoint(0, 1.0, 1))]
+
+    for run in ("x", "y", "z", "x"):
+        assert [p.value for page in cache.pages(run, run, lambda run=run: points(run), "a", 10) for p in page] == [1.0]
+    assert splits == ["x", "y", "z", "x"]  # x was the least recently read of three
+    cache.close()

@@ -297,6 +297,15 @@ class Reader(abc.ABC):
         filtered :meth:`list_runs`."""
         return list(self.list_runs(experiment, RunFilter(tags=dict(tags))))
 
+    def release(self, run_id: str) -> None:
+        """The caller is done reading ``run_id`` (the sync engine and ``check`` say so after
+        each run): a reader holding something per run (split series on disk) drops it.
+        Without it such a reader can only bound what it holds by count, and a bound below
+        the runs read at once meant splitting a run again for each key."""
+
+    def close(self) -> None:
+        """Done with this reader: drop what it holds on disk (spill files)."""
+
     def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
         """The run's points of ``keys`` as rows by step and time, in bounded memory.
 

@@ -334,6 +334,8 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
                 require_runs(src, src_backend, selection.experiments)
             outcome = None if dry_run else engine.run(selection, plan)
     finally:
+        engine.src.close()  # run() closed them already; a plan alone did not
+        engine.dst.close()
         if ledger is not None:
             ledger.close()
     if outcome is None:
@@ -470,7 +472,11 @@ def check(src: str, dst: str, no_download: bool, report: Path | None, **opts: An
                       download=not no_download, workers=opts["transfers"], collector=collector)
     _settle_heap()
     with vendor_output_to_stderr():
-        result = checker.check(selection)
+        try:
+            result = checker.check(selection)
+        finally:
+            checker.src.close()
+            checker.dst.close()
         if not (result.findings or opts["allow_empty"]):
             require_runs(src_spec, src_backend, selection.experiments)
     _print_check(result, opts["as_json"])

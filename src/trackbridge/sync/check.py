@@ -247,6 +247,9 @@ class Checker:
         finding = self._checked(src, index)
         if self.collector is not None:
             self.collector.run(finding, src, index.best(src.run_id))
+        self.src.release(src.run_id)
+        if finding.dst_id:
+            self.dst.release(finding.dst_id)
         return finding
 
     def _checked(self, src: RunRecord, index: DestIndex) -> Finding:

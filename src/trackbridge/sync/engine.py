@@ -158,6 +158,8 @@ class SyncEngine:
         finally:
             self.reporter.close()
             self.writer.close()
+            self.src.close()
+            self.dst.close()
             if self.ledger:
                 self._record(plan, outcome, src_key, dst_key)
                 self.ledger.finish_invocation(invocation, outcome.to_json()["stats"])
@@ -200,6 +202,9 @@ class SyncEngine:
                 result = RunResult(run, error=str(exc))
             except Exception as exc:  # noqa: BLE001 - one run's bug must not abort the others
                 result = RunResult(run, error=f"{type(exc).__name__}: {exc}")
+            self.src.release(run.src.run_id)
+            if result.dst_run_id:
+                self.dst.release(result.dst_run_id)
         counter = {Action.CREATE: "runs_created", Action.RESUME: "runs_resumed", Action.UPDATE: "runs_updated"}
         if result.handed_over:
             transfer.stats.add(runs_skipped=1)

@@ -3,7 +3,7 @@
 Why these calls: ``run.scan_history()`` *without* keys is the only complete read of a
 run's history (a key filter drops every row lacking any listed key; ``history()``
 samples), so every read of a run's series goes through one unfiltered scan, split
-once into per-key spill files (:class:`.rows.SeriesCache`-style) so reading all keys
+once into per-key spill files (:class:`.rows.SpillCache`) so reading all keys
 costs one scan.  Mapping as the offline reader's (the same conventions both ways):
 config without ``_wandb`` / ``trackbridge.*`` keys -> params; ``trackbridge.tags`` ->
 tags; group / job type -> ``wandb.group`` / ``wandb.job_type``; W&B tags -> labels;
@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -32,6 +31,7 @@ from trackbridge.backends.wandb.media import kind_of
 from trackbridge.backends.wandb.metrics import DEFINE_METRIC_TAG, SUMMARY_FIELDS, StepRules, carried, encode_tag
 from trackbridge.backends.wandb.scan import custom_steps
 from trackbridge.backends.wandb.reach import reachable
+from trackbridge.backends.wandb.rows import SpillCache, row_points
 from trackbridge.backends.wandb.registry import (
     DEFAULT_REGISTRY,
     REGISTRY_FILES_METADATA,
@@ -187,7 +187,7 @@ class WandbCloudReader(Reader):
         self.options = dict(options or {})
         self._api: Any = None
         self._projects: dict[str, str] = {}  # run id -> project, learnt from listings
-        self._lock = threading.Lock()
+        self._spills = SpillCache()
 
     # -- connection ---------------------------------------------------------------
 
@@ -440,12 +440,13 @@ class WandbCloudReader(Reader):
                 yield Row(row.step, row.timestamp, values)
 
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
-        from trackbridge.backends.wandb.rows import RowSpillCache
+        return self._spills.pages(run_id, run_id, lambda: row_points(self._scan(run_id)), key, page_size)
 
-        with self._lock:
-            if not hasattr(self, "_spills"):
-                self._spills = RowSpillCache(runs=2)
-        return self._spills.pages(run_id, lambda: self._scan(run_id), key, page_size)
+    def release(self, run_id: str) -> None:
+        self._spills.release(run_id)
+
+    def close(self) -> None:
+        self._spills.close()
 
     # -- files ----------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ class WandbOfflineReader(Reader):
         self._lock = threading.Lock()
         self._scans: dict[Path, tuple[tuple[int, int], ScannedRun]] = {}
         self._warned: set[tuple[Path, int]] = set()
-        self.series = rowio.SeriesCache(runs=4)
+        self.series = rowio.SpillCache()
         #: run id -> its file, as last listed (a look-up per run must not list every run dir:
         #: check reads each of 1,000 runs several times)
         self._paths: dict[str, Path] = {}
@@ -292,8 +292,14 @@ class WandbOfflineReader(Reader):
     def iter_metric_history(self, run_id: str, key: str, page_size: int = 10_000) -> Iterator[list[MetricPoint]]:
         run = self._find(run_id)
         system = key in run.system_metrics and key not in run.metrics
-        return self.series.pages(run.path, key, page_size, run.start_time, system=system, rules=run.rules(),
-                                 system_key=run.system_key)
+        stat = run.path.stat()
+        return self.series.pages(
+            (str(run.path), stat.st_mtime_ns, stat.st_size), run_id,
+            lambda: rowio.file_points(run.path, run.start_time, run.rules(), run.system_key),
+            rowio.spill_key(key, system), page_size)
+
+    def release(self, run_id: str) -> None:
+        self.series.release(run_id)
 
     def iter_rows(self, run_id: str, keys: Sequence[str], page_size: int = 10_000) -> Iterator[Row]:
         """W&B's own rows, one pass over the file (not one per key)."""

@@ -4,7 +4,7 @@ Two ways, both one pass over the file whatever the number of keys:
 
 * :func:`iter_rows` gives W&B's own rows (one step, one time, several keys): what
   row destinations and ``Reader.iter_rows`` want;
-* :class:`SeriesCache` splits the rows once into per-key spill files (24 bytes a
+* :class:`SpillCache` splits the rows once into per-key spill files (24 bytes a
   point) the first time any key of a run is asked for, so reading every series of a
   run one key at a time (what series destinations such as MLflow do) costs one
   pass over the file, not one pass per key, and memory stays bounded.
@@ -24,7 +24,7 @@ import struct
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from trackbridge.backends.wandb import txlog
@@ -260,8 +260,8 @@ def iter_stats(path: Path) -> Iterator[tuple[str, MetricPoint]]:
 class _Spill:
     """Per-key point files of one run, written in one pass, read one key at a time."""
 
-    def __init__(self, points: Iterable[tuple[str, MetricPoint]]) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="tb-wandb-series-"))
+    def __init__(self, points: Iterable[tuple[str, MetricPoint]], root: Path) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
         self.files: dict[str, Path] = {}
         buffers: dict[str, bytearray] = {}
         pending = 0
@@ -302,78 +302,103 @@ class _Spill:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _file_points(path: Path, start_time: int | None, rules: StepRules | None,
-                 system_key: Callable[[str], str]) -> Iterator[tuple[str, MetricPoint]]:
-    for row in iter_rows(path, None, start_time, rules=rules):
-        for key, value in row.values.items():
-            yield key, MetricPoint(row.step, value, row.timestamp)
+def spill_key(key: str, system: bool) -> str:
+    """A series' name in a spill: stats keys apart from history keys of the same name."""
+    return "\0system\0" + key if system else key
+
+
+def file_points(path: Path, start_time: int | None, rules: StepRules | None,
+                system_key: Callable[[str], str]) -> Iterator[tuple[str, MetricPoint]]:
+    """Every (spill key, point) of a ``.wandb`` file: history rows, then stats records
+    (named by ``system_key``)."""
+    yield from row_points(iter_rows(path, None, start_time, rules=rules))
     for key, point in iter_stats(path):
-        yield "\0system\0" + system_key(key), point
+        yield spill_key(system_key(key), True), point
 
 
-def _row_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:
+def row_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:
+    """Rows as (key, point) pairs."""
     for row in rows:
         for key, value in row.values.items():
             yield key, MetricPoint(row.step, value, row.timestamp)
 
 
-class RowSpillCache:
-    """Per-key spill files of the last few runs of a row source (the W&B cloud's one
-    unfiltered history scan), so reading every key costs one scan."""
+class SpillCache:
+    """Per-key spill files of the runs being read, so reading every key of a run costs
+    one pass over its source (a ``.wandb`` file, or the W&B cloud's one unfiltered
+    history scan) and memory stays bounded.
 
-    def __init__(self, runs: int = 2) -> None:
+    A run's files go when the reader is told the run is done (:meth:`release`: the sync
+    engine and ``check`` say so after each run), and, for a caller that never says so,
+    once more than ``runs`` runs are held (least recently read first).  The bound was
+    once 2 to 4 runs, fewer than ``--transfers`` reads at once: every key of every run
+    then split its file again (W&B 4M points with 8 transfers: 30 s -> 186 s).  A run is
+    split outside the cache's lock, so one run's split does not hold up another's reads."""
+
+    def __init__(self, runs: int = 64) -> None:
         self._runs = runs
-        self._spills: OrderedDict[str, _Spill] = OrderedDict()
+        self._slots: OrderedDict[Hashable, _Slot] = OrderedDict()
         self._lock = threading.Lock()
+        self._root: Path | None = None
 
-    def pages(self, run_id: str, rows: Callable[[], Iterable[Row]], key: str,
+    def pages(self, ident: Hashable, run_id: str, points: Callable[[], Iterable[tuple[str, MetricPoint]]],
+              key: str, page_size: int) -> Iterator[list[MetricPoint]]:
+        """``key``'s points from the spill of the run known as ``ident`` (a file's identity,
+        so a changed file is split again), made from ``points()`` on first use."""
+        evicted: list[_Slot] = []
+        with self._lock:
+            if self._root is None:
+                self._root = Path(tempfile.mkdtemp(prefix="tb-wandb-series-"))
+            slot = self._slots.get(ident)
+            if slot is None:
+                slot = self._slots[ident] = _Slot(run_id, self._root)
+                while len(self._slots) > self._runs:
+                    evicted.append(self._slots.popitem(last=False)[1])
+            else:
+                self._slots.move_to_end(ident)
+        for old in evicted:
+            old.close()
+        return slot.pages(points, key, page_size)
+
+    def release(self, run_id: str) -> None:
+        """Drop the spill files of ``run_id``."""
+        with self._lock:
+            gone = [ident for ident, slot in self._slots.items() if slot.run_id == run_id]
+            slots = [self._slots.pop(ident) for ident in gone]
+        for slot in slots:
+            slot.close()
+
+    def close(self) -> None:
+        """Drop every spill file, with the folder that holds them (and anything a run
+        split after its slot was dropped left there)."""
+        with self._lock:
+            slots, root = list(self._slots.values()), self._root
+            self._slots.clear()
+            self._root = None
+        for slot in slots:
+            slot.close()
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+class _Slot:
+    """One run's place in a :class:`SpillCache`: split once, by the first reader."""
+
+    def __init__(self, run_id: str, root: Path) -> None:
+        self.run_id, self.root = run_id, root
+        self._lock = threading.Lock()
+        self._spill: _Spill | None = None
+
+    def pages(self, points: Callable[[], Iterable[tuple[str, MetricPoint]]], key: str,
               page_size: int) -> Iterator[list[MetricPoint]]:
         with self._lock:
-            spill = self._spills.get(run_id)
-            if spill is None:
-                spill = self._spills[run_id] = _Spill(_row_points(rows()))
-                while len(self._spills) > self._runs:
-                    self._spills.popitem(last=False)[1].close()
-            else:
-                self._spills.move_to_end(run_id)
+            if self._spill is None:
+                self._spill = _Spill(points(), self.root)
+            spill = self._spill
         return spill.pages(key, page_size)
 
     def close(self) -> None:
-        with self._lock:
-            for spill in self._spills.values():
-                spill.close()
-            self._spills.clear()
-
-
-class SeriesCache:
-    """Spill files of the last few runs read (bounded), keyed by file identity so a
-    file that changed is split again."""
-
-    def __init__(self, runs: int = 2) -> None:
-        self._runs = runs
-        self._spills: OrderedDict[tuple[str, int, int], _Spill] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def pages(self, path: Path, key: str, page_size: int, start_time: int | None, system: bool = False,
-              rules: StepRules | None = None,
-              system_key: Callable[[str], str] = lambda k: k) -> Iterator[list[MetricPoint]]:
-        """``key``'s points (``system``: a stats key, named by ``system_key``), the
-        file split on first use with ``rules`` (:func:`iter_rows`)."""
-        stat = path.stat()
-        ident = (str(path), stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            spill = self._spills.get(ident)
-            if spill is None:
-                spill = _Spill(_file_points(path, start_time, rules, system_key))
-                self._spills[ident] = spill
-                while len(self._spills) > self._runs:
-                    self._spills.popitem(last=False)[1].close()
-            else:
-                self._spills.move_to_end(ident)
-        return spill.pages("\0system\0" + key if system else key, page_size)
-
-    def close(self) -> None:
-        with self._lock:
-            for spill in self._spills.values():
-                spill.close()
-            self._spills.clear()
+        with self._lock:  # waits for a split in progress
+            if self._spill is not None:
+                self._spill.close()
+                self._spill = None
