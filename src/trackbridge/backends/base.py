@@ -260,6 +260,9 @@ class Reader(abc.ABC):
     backend built on another (Azure ML on MLflow) reads runs as its own platform."""
 
     platform: str
+    #: :meth:`iter_rows` reads a run's whole history in one pass (W&B's and Comet's files):
+    #: the engine then streams a new run's points from it instead of reading key by key.
+    rows_in_one_pass: bool = False
 
     @abc.abstractmethod
     def list_experiments(self) -> Iterator[Experiment]:

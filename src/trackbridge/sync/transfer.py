@@ -252,38 +252,74 @@ class RunTransfer:
         """Batches still missing at the destination; a batch holds user or system
         metrics, never both; user metrics go as rows where the destination stores rows."""
         keys = run.delta.metric_keys
-        if self.target.rows:
-            user = [k for k in keys if k not in run.src.system_metrics]
-            yield from self._rows(run, dst_id, user, stop)
+        user = [k for k in keys if k not in run.src.system_metrics]
+        streamed = self.src.rows_in_one_pass and not run.delta.metric_keys_present.intersection(user)
+        if self.target.rows or streamed:
+            yield from self._rows(run, dst_id, user, stop, streamed)
             keys = [k for k in keys if k in run.src.system_metrics]
         yield from self._series(run, dst_id, keys, stop)
 
-    def _rows(self, run: RunPlan, dst_id: str, keys: list[str], stop: threading.Event) -> Iterator[Batch]:
-        """User metrics merged into rows by step (memory: one page per key)."""
+    def _rows(self, run: RunPlan, dst_id: str, keys: list[str], stop: threading.Event,
+              streamed: bool) -> Iterator[Batch]:
+        """User metrics as rows by step: read in one pass where the source reads its rows
+        so and the destination holds none of them yet (``streamed``), else merged from
+        what each key's series lacks (memory: one page per key).  Sent as rows where the
+        destination stores rows, else as the rows' points: a W&B run's file was split
+        into per-key files before the first point was written, and the split's parsing
+        and the destination's writing took turns instead of overlapping."""
         if not keys:
             return
         size = max(1, self.writer.limits.max_metrics_per_batch)
         page = max(500, self.page_size // len(keys))
         names = run.fitted.metric_keys
-        rows = merge_rows({names[k]: self._missing(run, dst_id, k, page) for k in keys})
+        if streamed:
+            rows = self._source_rows(run, keys, page)
+        else:
+            rows = merge_rows({names[k]: self._missing(run, dst_id, k, page) for k in keys})
         dropped: Counter[str] = Counter()
         if self.target.increasing_steps:
             rows = increasing_steps(rows, dropped)
-        batch = Batch(False, rows=[])
+        as_rows = self.target.rows
+        batch = Batch(False, rows=[] if as_rows else None)
         count = 0
         for row in rows:
-            batch.rows.append(row)
+            if as_rows:
+                batch.rows.append(row)  # type: ignore[union-attr]
+            else:
+                step, timestamp = row.step, row.timestamp
+                batch.points.extend([(key, MetricPoint(step, value, timestamp)) for key, value in row.values.items()])
             count += len(row.values)
             if count >= size:
                 yield batch
-                batch, count = Batch(False, rows=[]), 0
+                batch, count = Batch(False, rows=[] if as_rows else None), 0
                 if stop.is_set():
                     return
-        if batch.rows:
+        if len(batch):
             yield batch
         for key, n in dropped.items():
             run.fitted.record.dropped[f"metric:{key}"] = (
                 f"{n} point(s) at a step not above the previous one: the destination's steps must increase")
+
+    def _source_rows(self, run: RunPlan, keys: list[str], page: int) -> Iterator[Row]:
+        """The source's rows of ``keys``, keys as the destination names them (NaN left out,
+        and counted, where the destination cannot store it)."""
+        names = run.fitted.metric_keys
+        allows_nan = self.writer.limits.allows_nan
+        nan: Counter[str] = Counter()
+        for row in self.retry.iterate(lambda: self.src.iter_rows(run.src.run_id, keys, page)):
+            if allows_nan:
+                yield Row(row.step, row.timestamp, {names[k]: v for k, v in row.values.items()})
+                continue
+            values = {}
+            for key, value in row.values.items():
+                if math.isnan(value):
+                    nan[names[key]] += 1
+                else:
+                    values[names[key]] = value
+            if values:
+                yield Row(row.step, row.timestamp, values)
+        for key, n in nan.items():
+            run.fitted.record.dropped[f"metric:{key}"] = f"{n} NaN point(s): destination cannot store NaN"
 
     def _series(self, run: RunPlan, dst_id: str, keys: list[str], stop: threading.Event) -> Iterator[Batch]:
         """(destination key, point) batches, one key after the other."""

@@ -106,6 +106,8 @@ class CometOfflineReader(Reader):
     """Reads archives; every call sees the files as they are now (scans are cached
     by file size and modification time)."""
 
+    rows_in_one_pass = True
+
     def __init__(self, root: Path, platform: str = "comet-offline", recover: bool = False) -> None:
         self.root = root
         self.platform = platform

@@ -30,9 +30,8 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
-from itertools import chain, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -113,11 +112,11 @@ class BulkMetrics:
             return
         self._check_active(run_id)
         insert = self._statement(SqlMetric.__table__)
-        rows = self._rows(run_id, points, insert.names)  # built before taking turns: Python time
-        latest = _latest(rows, insert.names)
+        columns = self._columns(run_id, points)  # built before taking turns: Python time
+        latest = _latest(columns)
         with self._one_writer, self._connection() as conn, conn.begin():
-            insert.run(conn, rows)
-            self._update_latest(conn, SqlLatestMetric.__table__, latest, insert.names)
+            insert.run(conn, columns)
+            self._update_latest(conn, SqlLatestMetric.__table__, latest)
 
     def _connection(self) -> Any:
         """A connection for one call: on sqlite the one of this object (opened once, with
@@ -138,21 +137,20 @@ class BulkMetrics:
                 self._own.close()
                 self._own = None
 
-    def _rows(self, run_id: str, points: Sequence[tuple[str, MetricPoint]], names: tuple[str, ...]) -> list[tuple[Any, ...]]:
-        """Rows with their columns in ``names`` order (the statement's), values as MLflow
-        sanitises them.  Built column by column with ``map``: a Python loop per point, and
-        re-ordering the rows for the statement, were each a tenth of a copy into sqlite."""
+    def _columns(self, run_id: str, points: Sequence[tuple[str, MetricPoint]]) -> dict[str, list[Any]]:
+        """The batch column by column (:data:`COLUMNS`), values as MLflow sanitises them.
+        Built with ``map``: a Python loop per point, and building rows, were each a tenth
+        of a copy into sqlite."""
         pts = list(map(itemgetter(1), points))
         values = list(map(float, map(attrgetter("value"), pts)))
         if all(map(math.isfinite, values)):
-            flags: Iterable[bool] = repeat(False)
+            flags = [False] * len(values)
         else:
             sanitized = [(False, v) if math.isfinite(v) else self.store.sanitize_metric_value(v) for v in values]
             flags, values = [f for f, _ in sanitized], [v for _, v in sanitized]
-        columns = {"key": map(itemgetter(0), points), "timestamp": map(int, map(attrgetter("timestamp"), pts)),
-                   "step": map(int, map(attrgetter("step"), pts)), "value": values, "is_nan": flags,
-                   "run_uuid": repeat(run_id)}
-        return list(zip(*(columns[name] for name in names)))
+        return {"key": list(map(itemgetter(0), points)), "timestamp": list(map(int, map(attrgetter("timestamp"), pts))),
+                "step": list(map(int, map(attrgetter("step"), pts))), "value": values, "is_nan": flags,
+                "run_uuid": [run_id] * len(values)}
 
     def _statement(self, table: Any) -> "_Insert":
         """The table's ``INSERT ... ON CONFLICT DO NOTHING`` of :data:`COLUMNS`, as SQLAlchemy
@@ -173,7 +171,7 @@ class BulkMetrics:
         with self._lock:
             self._active.add(run_id)
 
-    def _update_latest(self, conn: Any, table: Any, latest: dict[str, tuple[Any, ...]], names: tuple[str, ...]) -> None:
+    def _update_latest(self, conn: Any, table: Any, latest: dict[str, dict[str, Any]]) -> None:
         """MLflow's ``latest_metrics`` rule for the batch's keys, as one upsert: a key's row
         is replaced when the new point has the higher (step, timestamp, value); keys in
         one order (as MLflow locks them, against deadlocks).  Reading the rows first cost
@@ -189,7 +187,7 @@ class BulkMetrics:
             # a row value: compared lexicographically by sqlite and PostgreSQL
             where=sqlalchemy.tuple_(new.step, new.timestamp, new.value) > sqlalchemy.tuple_(c.step, c.timestamp, c.value),
         )
-        conn.execute(upsert, [dict(zip(names, latest[key])) for key in sorted(latest)])
+        conn.execute(upsert, [latest[key] for key in sorted(latest)])
 
 
 @dataclass(frozen=True)
@@ -222,14 +220,17 @@ class _Insert:
         end = sql.index(")", start) + 1
         return cls(tuple(compiled.positiontup), statement, sql[:start], sql[start:end], sql[end:])
 
-    def run(self, conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    def run(self, conn: Any, columns: dict[str, list[Any]]) -> None:
         if self.head is None:
-            conn.execute(self.statement, [dict(zip(self.names, row)) for row in rows])
+            conn.execute(self.statement, [dict(zip(COLUMNS, row)) for row in zip(*(columns[c] for c in COLUMNS))])
             return
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            part = rows[start:start + ROWS_PER_STATEMENT]
-            conn.exec_driver_sql(self.head + ", ".join([self.group] * len(part)) + self.tail,
-                                 tuple(chain.from_iterable(part)))
+        total, width = len(columns["key"]), len(self.names)
+        for start in range(0, total, ROWS_PER_STATEMENT):
+            count = min(ROWS_PER_STATEMENT, total - start)
+            flat: list[Any] = [None] * (count * width)  # the parameters, filled a column at a time
+            for i, name in enumerate(self.names):
+                flat[i::width] = columns[name][start:start + count]
+            conn.exec_driver_sql(self.head + ", ".join([self.group] * count) + self.tail, tuple(flat))
 
 
 #: SQLAlchemy's dialect module with ``insert().on_conflict_do_*`` per database.
@@ -242,16 +243,16 @@ def _dialect(dialect: Any) -> Any:
     return importlib.import_module(f"sqlalchemy.dialects.{_UPSERTS[dialect.name]}")
 
 
-
-
-def _latest(rows: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
-    """Per key, the row MLflow keeps in ``latest_metrics``: the highest (step, timestamp,
-    value); rows have their columns in ``names`` order (a batch is mostly one key)."""
-    k = names.index("key")
-    rank = itemgetter(names.index("step"), names.index("timestamp"), names.index("value"))
-    if rows[0][k] == rows[-1][k] and all(row[k] == rows[0][k] for row in rows):
-        return {rows[0][k]: max(rows, key=rank)}
-    by_key: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_key.setdefault(row[k], []).append(row)
-    return {key: max(group, key=rank) for key, group in by_key.items()}
+def _latest(columns: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
+    """Per key, the point MLflow keeps in ``latest_metrics`` (a row as column -> value):
+    the highest (step, timestamp, value).  A batch is mostly one key."""
+    keys = columns["key"]
+    ranks = zip(columns["step"], columns["timestamp"], columns["value"], range(len(keys)))
+    best: dict[str, tuple[Any, ...]] = {}
+    if keys[0] == keys[-1] and keys.count(keys[0]) == len(keys):
+        best[keys[0]] = max(ranks)
+    else:
+        for key, rank in zip(keys, ranks):
+            if key not in best or rank > best[key]:
+                best[key] = rank
+    return {key: {name: columns[name][rank[3]] for name in COLUMNS} for key, rank in best.items()}

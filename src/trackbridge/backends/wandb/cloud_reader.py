@@ -182,6 +182,8 @@ def definitions_of(config: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 class WandbCloudReader(Reader):
+    rows_in_one_pass = True
+
     def __init__(self, platform: str = "wandb", options: Mapping[str, Any] | None = None) -> None:
         self.platform = platform
         self.options = dict(options or {})

@@ -120,6 +120,8 @@ def status_of(run: ScannedRun) -> RunStatus:
 
 
 class WandbOfflineReader(Reader):
+    rows_in_one_pass = True
+
     def __init__(self, root: Path, platform: str = "wandb-offline", strict: bool = False) -> None:
         self.root = root
         self.platform = platform
@@ -293,10 +295,13 @@ class WandbOfflineReader(Reader):
         run = self._find(run_id)
         system = key in run.system_metrics and key not in run.metrics
         stat = run.path.stat()
-        return self.series.pages(
-            (str(run.path), stat.st_mtime_ns, stat.st_size), run_id,
-            lambda: rowio.file_points(run.path, run.start_time, run.rules(), run.system_key),
-            rowio.spill_key(key, system), page_size)
+        ident = (str(run.path), stat.st_mtime_ns, stat.st_size, system)
+        if system:  # split apart: the history needs no pass when only system metrics are read
+            split = lambda: rowio.stats_points(run.path, run.stats_offsets, run.system_key)  # noqa: E731
+        else:
+            split = lambda: rowio.row_points(  # noqa: E731
+                rowio.iter_rows(run.path, None, run.start_time, run.history_offsets, rules=run.rules()))
+        return self.series.pages(ident, run_id, split, key, page_size)
 
     def release(self, run_id: str) -> None:
         self.series.release(run_id)

@@ -232,11 +232,12 @@ def _wire_row(data: bytes, shapes: RowShapes) -> tuple[int, int | None, dict[str
     return wandb_step, ts, values
 
 
-def iter_stats(path: Path) -> Iterator[tuple[str, MetricPoint]]:
-    """System metric points of ``path`` (``stats`` records), in file order."""
+def iter_stats(path: Path, offsets: Iterable[int] | None = None) -> Iterator[tuple[str, MetricPoint]]:
+    """System metric points of ``path`` (``stats`` records), in file order; ``offsets``:
+    where they start (:attr:`.scan.ScannedRun.stats_offsets`), the rest not read."""
     counts: dict[str, int] = {}
-    for _offset, data in _records(path):
-        if not data or record_field(data) != STATS_FIELD:
+    for _offset, data in _records(path, offsets):
+        if not data or (offsets is None and record_field(data) != STATS_FIELD):
             continue
         stats = parse_record(data).stats
         ts = stats.timestamp.seconds * 1000 + stats.timestamp.nanos // 1_000_000
@@ -302,18 +303,11 @@ class _Spill:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def spill_key(key: str, system: bool) -> str:
-    """A series' name in a spill: stats keys apart from history keys of the same name."""
-    return "\0system\0" + key if system else key
-
-
-def file_points(path: Path, start_time: int | None, rules: StepRules | None,
-                system_key: Callable[[str], str]) -> Iterator[tuple[str, MetricPoint]]:
-    """Every (spill key, point) of a ``.wandb`` file: history rows, then stats records
-    (named by ``system_key``)."""
-    yield from row_points(iter_rows(path, None, start_time, rules=rules))
-    for key, point in iter_stats(path):
-        yield spill_key(system_key(key), True), point
+def stats_points(path: Path, offsets: Iterable[int] | None,
+                 system_key: Callable[[str], str]) -> Iterator[tuple[str, MetricPoint]]:
+    """The (key, point) pairs of a ``.wandb`` file's stats records, keys named by ``system_key``."""
+    for key, point in iter_stats(path, offsets):
+        yield system_key(key), point
 
 
 def row_points(rows: Iterable[Row]) -> Iterator[tuple[str, MetricPoint]]:

@@ -124,6 +124,8 @@ class ScannedRun:
     runtime: int | None = None
     #: byte offset of every history record, in file order.
     history_offsets: array = field(default_factory=lambda: array("q"))
+    #: byte offset of every stats (system metrics) record, in file order.
+    stats_offsets: array = field(default_factory=lambda: array("q"))
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     system_metrics: dict[str, MetricSummary] = field(default_factory=dict)
     last_timestamp: int | None = None
@@ -340,6 +342,7 @@ def scan(path: Path) -> ScannedRun:
             elif which == "config":
                 _apply_config(run.config, record.config)
             elif which == "stats":
+                run.stats_offsets.append(offset)
                 _apply_stats(run, record.stats, stats_count)
             elif which == "exit":
                 run.exit_offset = offset
