@@ -81,3 +81,46 @@ def test_mlflow_to_wandb_through_the_sdk_offline_checks_equal(tmp_path: Path, mo
     assert checked.exit_code == 0, checked.stdout
     assert _ok(invoke("copy", "src", "wandb", "--json"))["stats"]["runs_created"] == 0
     assert len(list((Path(os.environ["WANDB_DIR"]) / "wandb").glob("offline-run-*"))) == 4
+
+
+def test_a_new_runs_history_is_streamed_from_its_rows_in_one_pass(sdk_run, tmp_path: Path,  # noqa: F811
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """W&B reads its rows in one pass: a new run's user metrics go from those rows to a
+    series destination (no per-key split first); NaN, where the destination cannot
+    store it, is left out and recorded, and check accepts exactly that."""
+    from dataclasses import replace
+
+    from trackbridge.backends.archive.backend import ArchiveBackend
+    from trackbridge.backends.wandb import rows as rowio
+    from trackbridge.sync.check import Checker
+    from trackbridge.sync.engine import Options, SyncEngine, target_of
+    from trackbridge.sync.plan import Selection
+
+    class NoNan(ArchiveBackend):
+        def limits(self):
+            return replace(super().limits(), allows_nan=False)
+
+        def writer(self):
+            writer = super().writer()
+            writer.limits = replace(writer.limits, allows_nan=False)
+            return writer
+
+    run_dir, exp = sdk_run
+    passes: list[object] = []
+    real_rows, real_split = rowio.iter_rows, rowio.row_points
+    monkeypatch.setattr(rowio, "iter_rows", lambda *a, **k: passes.append(a[1]) or real_rows(*a, **k))
+    monkeypatch.setattr(rowio, "row_points", lambda rows: pytest.fail("history split into per-key files"))
+    src = get_backend("wandb-offline", {"path": str(run_dir.parent)})
+    dst = NoNan({"path": str(tmp_path / "dst")})
+    selection = Selection([e.name for e in src.reader().list_experiments()])
+    outcome = SyncEngine(src, dst, Options(mode="copy")).run(selection)
+    assert outcome.ok, outcome.errors
+    assert len(passes) == 1 and set(passes[0]) >= {"loss", "acc"}  # one pass, every user key
+    (result,) = outcome.results
+    assert result.plan.fitted.record.dropped["metric:loss"] == "1 NaN point(s): destination cannot store NaN"
+    dst_run = dst.reader().get_run(result.dst_run_id)
+    loss = [p for page in dst.reader().iter_metric_history(dst_run.run_id, "loss") for p in page]
+    assert [p.step for p in loss] == [s for s, v in exp["loss"] if v != "nan"]
+    monkeypatch.setattr(rowio, "row_points", real_split)
+    report = Checker(src.reader(), dst.reader(), target_of(src, dst, dst.writer().limits)).check(selection)
+    assert report.ok and [f.symbol for f in report.findings] == ["="], [f.details for f in report.findings]
