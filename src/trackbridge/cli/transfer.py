@@ -310,8 +310,6 @@ def _settle_heap() -> None:
     Cycles are still collected, after 50,000 allocations instead of 700."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    import os, sys
-    if os.environ.get("TBX_SI"): sys.setswitchinterval(float(os.environ["TBX_SI"]))
 
 
 def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: bool, max_delete: int,
