@@ -11,8 +11,8 @@ points of 20 runs x 4 keys go through trackbridge's bulk path (``BulkMetrics.log
 of ``SQL_STORE_BATCH``) into a fresh store, once with the store as MLflow makes it and
 once with ``PRAGMA synchronous=OFF`` on a scratch store (a reference only: trackbridge
 never turns a user's store's fsyncs off).  Wall time against CPU time shows how much of
-the write is waiting for the disk; the store's size against the archive's (37 MB for the
-same points) shows why.
+the write is waiting for the disk; the store's size (~0.9 GB) against the archive's (37 MB
+for big_migrations' 4M W&B points) shows why.
 
 Prints a table and writes ``benchmarks/results/mlflow_bulk_write-<date>.json``.
 """
@@ -27,6 +27,7 @@ import textwrap
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 from _results import save, show  # noqa: E402
 
 RUNS, KEYS = 20, ("loss", "acc", "lr", "grad_norm")
