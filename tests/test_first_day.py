@@ -337,15 +337,17 @@ def test_plain_progress_has_a_heartbeat_during_one_long_run() -> None:
 
     stream = StringIO()
     reporter = HeartbeatReporter(stream, interval=0.05)
-    reporter.start(1, 1_000_000, None)
+    reporter.start(0, None, None)
+    reporter.more(1, 1_000_000, 0)  # the first run planned, more to come: "1+"
     reporter.advance(points=250_000)
     deadline = time.monotonic() + 5
     while "250,000/1,000,000 points" not in stream.getvalue() and time.monotonic() < deadline:
         time.sleep(0.02)
+    reporter.planned()
     reporter.run_done("create", "exp/run")
     reporter.close()
     lines = stream.getvalue().splitlines()
-    assert any("0/1 runs done, 250,000/1,000,000 points" in line for line in lines), lines
+    assert any("0/1+ runs done, 250,000/1,000,000 points" in line for line in lines), lines
     assert lines[-1].startswith("[1/1] create"), lines
 
 

@@ -41,6 +41,12 @@ class HeartbeatReporter(PlainReporter):
         self._thread = threading.Thread(target=self._beat, name="trackbridge-progress", daemon=True)
         self._thread.start()
 
+    def more(self, runs: int, points: int, bytes_: int) -> None:
+        with self._lock:
+            self._total += runs
+            self._points_total = (self._points_total or 0) + points
+            self._bytes_total = (self._bytes_total or 0) + bytes_
+
     def advance(self, points: int = 0, bytes_: int = 0) -> None:
         with self._lock:
             self._points += points
@@ -57,7 +63,7 @@ class HeartbeatReporter(PlainReporter):
             with self._lock:
                 points = f"{self._points:,}" + (f"/{self._points_total:,}" if self._points_total else "")
                 size = f"{self._bytes:,}" + (f"/{self._bytes_total:,}" if self._bytes_total else "")
-                line = (f"... {self._done}/{self._total} runs done, {points} points, {size} bytes, "
+                line = (f"... {self._done}/{self._of_total()} runs done, {points} points, {size} bytes, "
                         f"{time.monotonic() - self._started:,.0f} s\n")
                 self.stream.write(line)
                 self.stream.flush()

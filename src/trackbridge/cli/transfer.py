@@ -329,10 +329,11 @@ def _transfer(mode: str, src_arg: str, dst_arg: str, *, dry_run: bool, delete: b
     shards = _run_executor(src_arg, dst_arg, selection, options, opts) if not dry_run else []
     try:
         with vendor_output_to_stderr():
-            plan = engine.plan(selection)
+            # a real copy plans as it goes: its first runs are written while later ones are read
+            outcome = None if dry_run else engine.run(selection)
+            plan = engine.plan(selection) if outcome is None else outcome.plan
             if not (plan.runs or plan.registry or opts["allow_empty"]):
                 require_runs(src, src_backend, selection.experiments)
-            outcome = None if dry_run else engine.run(selection, plan)
     finally:
         engine.src.close()  # run() closed them already; a plan alone did not
         engine.dst.close()

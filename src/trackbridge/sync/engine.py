@@ -10,8 +10,9 @@ only if nothing failed in this invocation and only within ``max_delete``.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,29 +136,40 @@ class SyncEngine:
         """What the destination can hold, from its backend's Features and Limits."""
         return target_of(self.src_backend, self.dst_backend)
 
-    def plan(self, selection: Selection) -> Plan:
+    def _planner(self) -> Planner:
         o = self.options
-        planner = Planner(self.src, self.dst, self.target, mode=o.mode, workers=o.transfers,
-                          exact_points=o.exact_points, delete=o.delete, long_values=o.long_values, retry=self.retry)
-        return planner.plan(selection)
+        return Planner(self.src, self.dst, self.target, mode=o.mode, workers=o.transfers,
+                       exact_points=o.exact_points, delete=o.delete, long_values=o.long_values, retry=self.retry)
+
+    def plan(self, selection: Selection) -> Plan:
+        return self._planner().plan(selection)
 
     def run(self, selection: Selection, plan: Plan | None = None) -> Outcome:
-        plan = plan or self.plan(selection)
-        stats = self.stats
-        stats.runs_selected = len(plan.runs)
-        outcome = Outcome(plan, stats, dry_run=self.options.dry_run)
-        outcome.errors.extend(f"{r.label}: {e}" for r in plan.runs for e in r.fitted.errors)
+        """Copy/sync the selection.  Without a ``plan`` given, each run is copied as
+        soon as it is planned (:meth:`Planner.stream`); with one, its runs are."""
+        runs: Iterable[RunPlan]
+        if plan is None:
+            plan = Plan(self.options.mode)
+            runs = self._planner().stream(selection, plan)
+        else:
+            runs = plan.runs
+        outcome = Outcome(plan, self.stats, dry_run=self.options.dry_run)
         if self.options.dry_run:
+            for _run in runs:
+                pass
+            self._planned(outcome)
             return outcome
         src_key, dst_key = self.src_backend.describe(), self.dst_backend.describe()
         invocation = self.ledger.start_invocation(self.options.mode, src_key, dst_key) if self.ledger else 0
         try:
-            self._transfer_all(plan, outcome)
+            self._transfer_all(runs, outcome)
+            self._planned(outcome)
             self._registry(plan, outcome)
             self._delete(plan, outcome)
         finally:
             self.reporter.close()
-            self.writer.close()
+            if self._writer is not None:  # nothing to write (an empty source) opens no writer
+                self._writer.close()
             self.src.close()
             self.dst.close()
             if self.ledger:
@@ -165,31 +177,72 @@ class SyncEngine:
                 self.ledger.finish_invocation(invocation, outcome.to_json()["stats"])
         return outcome
 
+    @staticmethod
+    def _planned(outcome: Outcome) -> None:
+        """What the complete plan says about the invocation: runs selected, runs the
+        destination cannot take (their errors come first)."""
+        plan = outcome.plan
+        outcome.stats.runs_selected = len(plan.runs)
+        outcome.errors[:0] = [f"{r.label}: {e}" for r in plan.runs for e in r.fitted.errors]
+
     # -- runs -----------------------------------------------------------------
 
-    def _transfer_all(self, plan: Plan, outcome: Outcome) -> None:
-        stats = outcome.stats
-        todo = [r for r in plan.runs if r.action.writes and not r.fitted.errors]
-        skipped = [r for r in plan.runs if not r.action.writes]
-        stats.add(runs_skipped=len(skipped), runs_failed=len(plan.runs) - len(todo) - len(skipped))
-        self.reporter.start(len(todo), sum(r.points for r in todo) or None, sum(r.bytes for r in todo) or None)
+    def _transfer_all(self, runs: Iterable[RunPlan], outcome: Outcome) -> None:
+        """Transfer the runs that write, as they come: a run without a parent at once,
+        nested runs after every other run (then in waves, parents first), so a child is
+        created with its parent's destination id and a run whose parent is not selected
+        has been recorded so by the complete plan (:meth:`Planner._orphans`)."""
+        plan, stats = outcome.plan, outcome.stats
+        self.reporter.start(0, None, None)
         experiment_ids: dict[str, str] = {}
-        for name, tags in plan.experiments.items():
-            experiment_ids[name] = self.retry.call(self.writer.ensure_experiment, name, tags)
-        self.run_map = dict(plan.known)
         failed: set[str] = set()
         transfer = RunTransfer(self.src, self.dst, self.writer, self.target, stats=stats, reporter=self.reporter,
                                retry=self.retry, page_size=self.options.page_size, claim=self.claim)
+        nested: list[RunPlan] = []
         with ThreadPoolExecutor(max(1, self.options.transfers), thread_name_prefix="tb-run") as pool:
-            for wave in waves(todo):
-                results = list(pool.map(lambda r: self._one(transfer, r, experiment_ids, failed), wave))
-                for result in results:
-                    outcome.results.append(result)
-                    if result.ok and result.dst_run_id:
-                        self.run_map[result.plan.src.run_id] = result.dst_run_id
+            # a few runs queued beyond those in flight, so the pool never waits for the planner
+            # and a stop (Ctrl-C) leaves only those few to finish
+            inflight: deque[Future[RunResult]] = deque()
+            limit = 2 * max(1, self.options.transfers)
+            try:
+                for run in runs:
+                    if not run.action.writes:
+                        stats.add(runs_skipped=1)
+                    elif run.fitted.errors:
+                        stats.add(runs_failed=1)
+                    elif run.src.parent_run_id:
+                        nested.append(run)
+                        self.reporter.more(1, run.points, run.bytes)
                     else:
-                        failed.add(result.plan.src.run_id)
-                        outcome.errors.append(f"{result.plan.label}: {result.error}")
+                        self.reporter.more(1, run.points, run.bytes)
+                        self._ensure_experiment(run, plan, experiment_ids)
+                        inflight.append(pool.submit(self._one, transfer, run, experiment_ids, failed))
+                        while inflight and (inflight[0].done() or len(inflight) > limit):
+                            self._done(inflight.popleft().result(), outcome, failed)
+            finally:
+                while inflight:
+                    self._done(inflight.popleft().result(), outcome, failed)
+            self.reporter.planned()
+            self.run_map.update({k: v for k, v in plan.known.items() if k not in self.run_map})
+            for wave in waves(nested):
+                for run in wave:
+                    self._ensure_experiment(run, plan, experiment_ids)
+                for result in list(pool.map(lambda r: self._one(transfer, r, experiment_ids, failed), wave)):
+                    self._done(result, outcome, failed)
+
+    def _ensure_experiment(self, run: RunPlan, plan: Plan, experiment_ids: dict[str, str]) -> None:
+        """The destination experiment of ``run``, created before its first run."""
+        name = run.dst_experiment
+        if name not in experiment_ids:
+            experiment_ids[name] = self.retry.call(self.writer.ensure_experiment, name, plan.experiments[name])
+
+    def _done(self, result: RunResult, outcome: Outcome, failed: set[str]) -> None:
+        outcome.results.append(result)
+        if result.ok and result.dst_run_id:
+            self.run_map[result.plan.src.run_id] = result.dst_run_id
+        else:
+            failed.add(result.plan.src.run_id)
+            outcome.errors.append(f"{result.plan.label}: {result.error}")
 
     def _one(self, transfer: RunTransfer, run: RunPlan, experiment_ids: dict[str, str], failed: set[str]) -> RunResult:
         parent = run.src.parent_run_id

@@ -18,8 +18,9 @@ because counting means streaming every series.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -224,39 +225,81 @@ class Planner:
             found.append((exp.name, exp.tags))
         return found
 
-    def selected(
+    def listing(
         self, selection: Selection, indexes: dict[str, DestIndex]
-    ) -> Iterator[tuple[str, dict[str, str], DestIndex, list[RunRecord]]]:
+    ) -> Iterator[tuple[str, dict[str, str], DestIndex, Iterator[RunRecord]]]:
         """Per selected source experiment: its destination name, its tags, the index of
         the destination experiment (built once per destination and kept in ``indexes``)
-        and its selected runs.  ``plan`` and ``check`` both walk the source through
-        this, so they always look at the same runs against the same copies."""
+        and its selected runs, listed as the source yields them (a source that scans a
+        file per run yields each run when it is scanned; a shard lists them all first:
+        its part depends on every run's ancestors).  ``plan`` and ``check`` both walk
+        the source through this, so they always look at the same runs against the same
+        copies.  Consume each experiment's runs before the next experiment."""
         for name, tags in self.experiments(selection):
             dst_name = selection.destination_of(name)
             if dst_name not in indexes:
                 indexes[dst_name] = self.retry.call(index_destination, self.dst, dst_name, self.src.platform)
-            runs = self.retry.call(lambda: list(self.src.list_runs(name, selection.run_filter)))
+            runs: Iterator[RunRecord] = self.retry.iterate(
+                lambda name=name: iter(self.src.list_runs(name, selection.run_filter)))
             if selection.shard is not None:
-                runs = selection.shard.keep(runs)
+                runs = iter(selection.shard.keep(list(runs)))
             yield dst_name, tags, indexes[dst_name], runs
 
+    def selected(
+        self, selection: Selection, indexes: dict[str, DestIndex]
+    ) -> Iterator[tuple[str, dict[str, str], DestIndex, list[RunRecord]]]:
+        """:meth:`listing` with each experiment's runs in a list."""
+        for dst_name, tags, index, runs in self.listing(selection, indexes):
+            yield dst_name, tags, index, list(runs)
+
     def plan(self, selection: Selection) -> Plan:
+        """The whole plan, every run planned before it returns (``plan``, ``--dry-run``)."""
         plan = Plan(self.mode)
+        for _run in self.stream(selection, plan):
+            pass
+        return plan
+
+    def stream(self, selection: Selection, plan: Plan) -> Iterator[RunPlan]:
+        """Plan the selected runs into ``plan``, yielding each run as soon as it is
+        planned, in source order; when the iterator is exhausted ``plan`` is complete
+        (deletions, parents not selected, registry, transformations).
+
+        Why a stream: the engine starts copying the first run while the source's next
+        runs are still being read (a W&B source is scanned file by file: 20 s for 4M
+        points, during which a destination bound by its own writing, an MLflow store,
+        sat idle).  Runs are planned ``workers`` at a time, a few ahead of the one
+        yielded."""
         indexes: dict[str, DestIndex] = {}
         listed: dict[str, set[str]] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-plan") as pool:
-            for dst_name, tags, index, runs in self.selected(selection, indexes):
-                listed.setdefault(dst_name, set()).update(r.run_id for r in runs)
-                planned = list(pool.map(lambda r: self._plan_run(r, dst_name, index), runs))
-                if any(r.action.writes for r in planned):
-                    plan.experiments.setdefault(dst_name, dict(tags))
-                plan.runs.extend(planned)
+            for dst_name, tags, index, runs in self.listing(selection, indexes):
+                seen = listed.setdefault(dst_name, set())
+                ahead: deque[Future[RunPlan]] = deque()
+                for record in runs:
+                    seen.add(record.run_id)
+                    ahead.append(pool.submit(self._plan_run, record, dst_name, index))
+                    while ahead and (ahead[0].done() or len(ahead) > self.workers):
+                        yield self._planned(plan, ahead.popleft().result(), tags)
+                while ahead:
+                    yield self._planned(plan, ahead.popleft().result(), tags)
+        self._finish(plan, selection, indexes, listed)
+
+    @staticmethod
+    def _planned(plan: Plan, run: RunPlan, tags: dict[str, str]) -> RunPlan:
+        """Add ``run`` to ``plan``: its destination experiment is created when it writes."""
+        plan.runs.append(run)
+        if run.action.writes:
+            plan.experiments.setdefault(run.dst_experiment, dict(tags))
+        if run.dst is not None:
+            plan.known[run.src.run_id] = run.dst.run_id
+        return run
+
+    def _finish(self, plan: Plan, selection: Selection, indexes: dict[str, DestIndex],
+                listed: dict[str, set[str]]) -> None:
+        """What needs every run planned: deletions, orphans, registry, transformations."""
         if self.delete:
             for dst_name, index in indexes.items():
                 plan.deletions.extend(self._deletions(index, listed[dst_name], dst_name))
-        for run in plan.runs:
-            if run.dst is not None:
-                plan.known[run.src.run_id] = run.dst.run_id
         self._orphans(plan, indexes)
         if selection.shard is not None:
             plan.transformations.append(
@@ -267,7 +310,6 @@ class Planner:
         if self.mode == "sync" and plan.count(Action.UNCHANGED):
             plan.transformations.append(SYNC_BLIND_SPOTS)
         plan.transformations.extend(self._uploader_warnings(plan))
-        return plan
 
     def _uploader_warnings(self, plan: Plan) -> list[str]:
         """Series longer than the destination's own uploader keeps by default: the copy

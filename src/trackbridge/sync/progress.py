@@ -73,9 +73,15 @@ class Stats:
 
 
 class Reporter(Protocol):
-    """Receives engine events; implementations must be thread-safe."""
+    """Receives engine events; implementations must be thread-safe.
+
+    The totals grow while the copy runs (``more``, one run at a time, as the planner
+    yields it: the first runs are copied while later ones are still read) until
+    ``planned`` says they are final."""
 
     def start(self, runs: int, points: int | None, bytes_: int | None) -> None: ...
+    def more(self, runs: int, points: int, bytes_: int) -> None: ...
+    def planned(self) -> None: ...
     def advance(self, points: int = 0, bytes_: int = 0) -> None: ...
     def run_done(self, action: str, label: str, detail: str = "") -> None: ...
     def close(self) -> None: ...
@@ -85,6 +91,12 @@ class NullReporter:
     """For ``--json`` and library calls: the numbers are in :class:`Stats`."""
 
     def start(self, runs: int, points: int | None, bytes_: int | None) -> None:
+        pass
+
+    def more(self, runs: int, points: int, bytes_: int) -> None:
+        pass
+
+    def planned(self) -> None:
         pass
 
     def advance(self, points: int = 0, bytes_: int = 0) -> None:
@@ -105,14 +117,27 @@ class PlainReporter(NullReporter):
         self._lock = threading.Lock()
         self._done = 0
         self._total = 0
+        #: the total is final (else a run line shows "[3/5+]": more runs are being planned).
+        self._final = True
 
     def start(self, runs: int, points: int | None, bytes_: int | None) -> None:
-        self._total = runs
+        self._total, self._final = runs, False
+
+    def more(self, runs: int, points: int, bytes_: int) -> None:
+        with self._lock:
+            self._total += runs
+
+    def planned(self) -> None:
+        self._final = True
+
+    def _of_total(self) -> str:
+        """The runs planned so far, "5+" while more are being planned."""
+        return f"{self._total}{'' if self._final else '+'}"
 
     def run_done(self, action: str, label: str, detail: str = "") -> None:
         with self._lock:
             self._done += 1
-            line = f"[{self._done}/{self._total}] {action:<9} {label}"
+            line = f"[{self._done}/{self._of_total()}] {action:<9} {label}"
             self.stream.write(f"{line}  {detail}\n" if detail else line + "\n")
             self.stream.flush()
 
@@ -136,12 +161,21 @@ class RichReporter(NullReporter):
         self._runs: TaskID | None = None
         self._points: TaskID | None = None
         self._bytes: TaskID | None = None
+        #: runs, points and bytes planned so far (the bars' totals).
+        self._totals = [0, 0, 0]
 
     def start(self, runs: int, points: int | None, bytes_: int | None) -> None:
+        self._totals = [runs, points or 0, bytes_ or 0]
         self.progress.start()
         self._runs = self.progress.add_task("runs", total=runs)
         self._points = self.progress.add_task("points", total=points)
         self._bytes = self.progress.add_task("bytes", total=bytes_)
+
+    def more(self, runs: int, points: int, bytes_: int) -> None:
+        for i, (task, count) in enumerate(((self._runs, runs), (self._points, points), (self._bytes, bytes_))):
+            if task is not None and count:
+                self._totals[i] += count
+                self.progress.update(task, total=self._totals[i])
 
     def advance(self, points: int = 0, bytes_: int = 0) -> None:
         if points and self._points is not None:
