@@ -50,9 +50,7 @@ WRITE = textwrap.dedent("""
     bulk = BulkMetrics.open(store)
     assert bulk is not None, "the bulk path refused this store"
     if pragma:
-        with bulk._connection() as conn:
-            conn.exec_driver_sql(f"PRAGMA {pragma}")
-            conn.commit()
+        bulk.pragmas = (pragma,)  # on the writer process's connection
     per_series = points // (runs_n * len(keys))
     batches = []
     for run in runs:

@@ -92,3 +92,45 @@ def test_a_database_the_bulk_path_does_not_know_gets_log_batch(caplog) -> None: 
     with caplog.at_level(logging.INFO, logger="trackbridge"):
         assert BulkMetrics.open(store) is None
     assert "not mysql" in caplog.text
+
+
+def _sqlite_bulk(tmp_path: Path) -> tuple[object, str, BulkMetrics]:
+    writer = MlflowBackend({"tracking_uri": f"sqlite:///{tmp_path / 'proc.db'}"}).writer()
+    run_id = writer.create_run(writer.ensure_experiment("bulk"), name="r", start_time=T0)
+    writer.log_metrics(run_id, [("loss", MetricPoint(0, 1.0, T0))])
+    bulk = writer._bulk()  # noqa: SLF001
+    assert bulk is not None and bulk._process is not None  # noqa: SLF001 - a sqlite file: its own process
+    return writer, run_id, bulk
+
+
+def _stored(tmp_path: Path) -> int:
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'proc.db'}")
+    with engine.connect() as conn:
+        return conn.execute(sqlalchemy.text("SELECT count(*) FROM metrics")).scalar()
+
+
+def test_a_batch_the_store_refuses_is_rolled_back_and_raised_as_sqlite_raised_it(tmp_path: Path) -> None:
+    """An error inside the writer process comes back as the same sqlite3 error, with its
+    transaction rolled back (a point of another run's id breaks MLflow's foreign key)."""
+    import sqlite3
+
+    writer, _run_id, bulk = _sqlite_bulk(tmp_path)
+    columns = {"key": ["loss", "loss"], "timestamp": [T0, T0 + 1], "step": [1, 2], "value": [1.0, 2.0],
+               "is_nan": [False, False], "run_uuid": ["0" * 32, "0" * 32]}
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        bulk._process.write(columns, [])  # noqa: SLF001
+    assert _stored(tmp_path) == 1
+    writer.close()
+
+
+def test_a_writer_process_that_dies_is_a_clear_error_and_the_copy_can_be_resumed(tmp_path: Path) -> None:
+    writer, run_id, bulk = _sqlite_bulk(tmp_path)
+    bulk._process._proc.kill()  # noqa: SLF001 - as the OOM killer would
+    with pytest.raises(Exception, match="process writing the MLflow store stopped") as raised:
+        writer.log_metrics(run_id, [("loss", MetricPoint(1, 2.0, T0 + 1))])
+    assert "Re-run the same copy" in str(raised.value)
+    writer.close()
+    again = MlflowBackend({"tracking_uri": f"sqlite:///{tmp_path / 'proc.db'}"}).writer()
+    again.log_metrics(run_id, [("loss", MetricPoint(1, 2.0, T0 + 1))])
+    again.close()
+    assert _stored(tmp_path) == 2

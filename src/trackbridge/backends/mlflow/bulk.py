@@ -18,11 +18,11 @@ Used only when the store's schema is the one the installed MLflow's models descr
 alembic revision is the migrations' head); any other store gets ``log_batch``, and one
 log line says why.
 
-On sqlite the inserts go through one connection of their own, never handed to MLflow:
-MLflow's sessions run ``PRAGMA case_sensitive_like`` on every checkout, which expires a
-connection's prepared statements, and re-preparing a 5,000-row ``INSERT`` took longer
-than running it (4.8 against 2.7 µs a point).  It keeps MLflow's session settings
-(foreign keys on, a 20 s busy timeout).
+On a sqlite file the inserts go through one connection of their own, never handed to
+MLflow (its sessions run ``PRAGMA case_sensitive_like`` on every checkout, which expires a
+connection's prepared statements: re-preparing a 5,000-row ``INSERT`` took longer than
+running it), in a process of its own (:mod:`.sqlite_process`: the writing then uses the
+machine's other core), with MLflow's session settings (foreign keys on, a 20 s busy timeout).
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
+from trackbridge.backends.mlflow.sqlite_process import SqliteProcess
 from trackbridge.model import MetricPoint
 
 log = logging.getLogger("trackbridge")
@@ -70,6 +71,10 @@ class BulkMetrics:
         #: parallel, each call on a pooled connection.
         self._sqlite = store.engine.dialect.name == "sqlite"
         self._own: Any = None
+        #: the sqlite file's writer process (:mod:`.sqlite_process`), started at the first batch.
+        self._process: SqliteProcess | None = None
+        #: extra PRAGMAs for that process (a benchmark's reference: never set by a copy).
+        self.pragmas: tuple[str, ...] = ()
         self._one_writer: Any = threading.Lock() if self._sqlite else nullcontext()
         #: compiled INSERTs by table name.
         self._statements: dict[str, _Insert] = {}
@@ -114,6 +119,13 @@ class BulkMetrics:
         insert = self._statement(SqlMetric.__table__)
         columns = self._columns(run_id, points)  # built before taking turns: Python time
         latest = _latest(columns)
+        path = self._sqlite and _file_of(self.store.engine)
+        if path:
+            with self._one_writer:
+                if self._process is None:
+                    self._process = SqliteProcess(path, self._setup(insert, SqlLatestMetric.__table__))
+                self._process.write(columns, [latest[key] for key in sorted(latest)])
+            return
         with self._one_writer, self._connection() as conn, conn.begin():
             insert.run(conn, columns)
             self._update_latest(conn, SqlLatestMetric.__table__, latest)
@@ -130,9 +142,22 @@ class BulkMetrics:
             self._own.commit()
         return nullcontext(self._own)
 
+    def _setup(self, insert: "_Insert", latest: Any) -> dict[str, Any]:
+        """The SQL of the writer process, as SQLAlchemy compiles it from MLflow's models."""
+        import sqlalchemy
+
+        upsert = _latest_upsert(latest, self.store.engine.dialect).values(
+            {c: sqlalchemy.bindparam(c) for c in COLUMNS}).compile(dialect=self.store.engine.dialect)
+        return {"insert_names": insert.names, "insert_head": insert.head, "insert_group": insert.group,
+                "insert_tail": insert.tail, "rows_per_statement": ROWS_PER_STATEMENT,
+                "upsert": str(upsert), "upsert_names": tuple(upsert.positiontup), "pragmas": self.pragmas}
+
     def close(self) -> None:
-        """Hand the sqlite connection back to the store's pool."""
+        """Stop the writer process; hand the sqlite connection back to the store's pool."""
         with self._one_writer:
+            if self._process is not None:
+                self._process.close()
+                self._process = None
             if self._own is not None:
                 self._own.close()
                 self._own = None
@@ -176,18 +201,7 @@ class BulkMetrics:
         is replaced when the new point has the higher (step, timestamp, value); keys in
         one order (as MLflow locks them, against deadlocks).  Reading the rows first cost
         a statement more per batch inside sqlite's one-writer section."""
-        import sqlalchemy
-
-        c = table.c
-        insert = _dialect(conn.dialect).insert(table)
-        new = insert.excluded
-        upsert = insert.on_conflict_do_update(
-            index_elements=[c.key, c.run_uuid],
-            set_={"timestamp": new.timestamp, "step": new.step, "value": new.value, "is_nan": new.is_nan},
-            # a row value: compared lexicographically by sqlite and PostgreSQL
-            where=sqlalchemy.tuple_(new.step, new.timestamp, new.value) > sqlalchemy.tuple_(c.step, c.timestamp, c.value),
-        )
-        conn.execute(upsert, [latest[key] for key in sorted(latest)])
+        conn.execute(_latest_upsert(table, conn.dialect), [latest[key] for key in sorted(latest)])
 
 
 @dataclass(frozen=True)
@@ -241,6 +255,31 @@ def _dialect(dialect: Any) -> Any:
     import importlib
 
     return importlib.import_module(f"sqlalchemy.dialects.{_UPSERTS[dialect.name]}")
+
+
+def _latest_upsert(table: Any, dialect: Any) -> Any:
+    """MLflow's ``latest_metrics`` rule as an upsert: a key's row is replaced when the new
+    point has the higher (step, timestamp, value)."""
+    import sqlalchemy
+
+    c = table.c
+    insert = _dialect(dialect).insert(table)
+    new = insert.excluded
+    return insert.on_conflict_do_update(
+        index_elements=[c.key, c.run_uuid],
+        set_={"timestamp": new.timestamp, "step": new.step, "value": new.value, "is_nan": new.is_nan},
+        # a row value: compared lexicographically by sqlite and PostgreSQL
+        where=sqlalchemy.tuple_(new.step, new.timestamp, new.value) > sqlalchemy.tuple_(c.step, c.timestamp, c.value),
+    )
+
+
+def _file_of(engine: Any) -> str | None:
+    """The file of a sqlite store, or ``None`` for an in-memory or ``file:`` URI one
+    (those stay in this process: a second process could not open the same database)."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:") or engine.url.query:
+        return None
+    return str(database)
 
 
 def _latest(columns: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
