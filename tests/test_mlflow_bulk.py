@@ -134,3 +134,14 @@ def test_a_writer_process_that_dies_is_a_clear_error_and_the_copy_can_be_resumed
     again.log_metrics(run_id, [("loss", MetricPoint(1, 2.0, T0 + 1))])
     again.close()
     assert _stored(tmp_path) == 2
+
+
+def test_the_writer_process_prints_nothing(tmp_path: Path, capfd) -> None:  # noqa: ANN001 - fixture
+    """The child shares the copy's stderr: a warning there is one the user sees on every
+    copy into a sqlite store (``python -m`` on a module its package imports printed one)."""
+    writer, run_id, _bulk = _sqlite_bulk(tmp_path)
+    writer.log_metrics(run_id, [("loss", MetricPoint(1, 2.0, T0 + 1))])
+    writer.close()
+    assert _stored(tmp_path) == 2
+    err = capfd.readouterr().err  # MLflow's own INFO lines from creating the store are there too
+    assert "Warning" not in err and "Traceback" not in err, err

@@ -18,7 +18,6 @@ because counting means streaming every series.
 """
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from trackbridge.backends.base import Reader, RunFilter
 from trackbridge.errors import RunNotFound
 from trackbridge.mapping import TRUNCATE, MappingRecord
 from trackbridge.model import ArtifactInfo, MediaSeries, RunRecord
+from trackbridge.sync.ahead import ahead
 from trackbridge.sync.delta import RunDelta, compute_delta, missing_points
 from trackbridge.sync.fit import FittedRun, Target, fit_run
 from trackbridge.sync.provenance import (
@@ -268,20 +268,21 @@ class Planner:
         runs are still being read (a W&B source is scanned file by file: 20 s for 4M
         points, during which a destination bound by its own writing, an MLflow store,
         sat idle).  Runs are planned ``workers`` at a time, a few ahead of the one
-        yielded."""
+        yielded, while the listing goes on in a thread (:func:`.ahead.ahead`): a run is
+        yielded when its plan is done, not when the source has listed the next one."""
         indexes: dict[str, DestIndex] = {}
         listed: dict[str, set[str]] = {}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="tb-plan") as pool:
             for dst_name, tags, index, runs in self.listing(selection, indexes):
                 seen = listed.setdefault(dst_name, set())
-                ahead: deque[Future[RunPlan]] = deque()
-                for record in runs:
+
+                def submit(record: RunRecord, dst_name: str = dst_name, index: DestIndex = index,
+                           seen: set[str] = seen) -> Future[RunPlan]:
                     seen.add(record.run_id)
-                    ahead.append(pool.submit(self._plan_run, record, dst_name, index))
-                    while ahead and (ahead[0].done() or len(ahead) > self.workers):
-                        yield self._planned(plan, ahead.popleft().result(), tags)
-                while ahead:
-                    yield self._planned(plan, ahead.popleft().result(), tags)
+                    return pool.submit(self._plan_run, record, dst_name, index)
+
+                for run in ahead(runs, submit, self.workers):
+                    yield self._planned(plan, run, tags)
         self._finish(plan, selection, indexes, listed)
 
     @staticmethod

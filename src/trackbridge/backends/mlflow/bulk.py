@@ -36,7 +36,7 @@ from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
-from trackbridge.backends.mlflow.sqlite_process import SqliteProcess
+from trackbridge.backends.mlflow.sqlite_process import SqliteProcess, multi_row
 from trackbridge.model import MetricPoint
 
 log = logging.getLogger("trackbridge")
@@ -238,13 +238,8 @@ class _Insert:
         if self.head is None:
             conn.execute(self.statement, [dict(zip(COLUMNS, row)) for row in zip(*(columns[c] for c in COLUMNS))])
             return
-        total, width = len(columns["key"]), len(self.names)
-        for start in range(0, total, ROWS_PER_STATEMENT):
-            count = min(ROWS_PER_STATEMENT, total - start)
-            flat: list[Any] = [None] * (count * width)  # the parameters, filled a column at a time
-            for i, name in enumerate(self.names):
-                flat[i::width] = columns[name][start:start + count]
-            conn.exec_driver_sql(self.head + ", ".join([self.group] * count) + self.tail, tuple(flat))
+        for sql, flat in multi_row(self.head, self.group, self.tail, self.names, ROWS_PER_STATEMENT, columns):
+            conn.exec_driver_sql(sql, tuple(flat))
 
 
 #: SQLAlchemy's dialect module with ``insert().on_conflict_do_*`` per database.

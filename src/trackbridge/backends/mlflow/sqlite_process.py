@@ -18,17 +18,22 @@ import pickle
 import sqlite3
 import subprocess
 import sys
-from typing import IO, Any
+from typing import IO, Any, Iterator, Sequence
 
 #: MLflow's session settings (``mlflow.store.db.utils``), on the child's connection too.
 PRAGMAS = ("foreign_keys = ON", "busy_timeout = 20000")
+
+_CHILD = ("import sys; from trackbridge.backends.mlflow.sqlite_process import _serve; "
+          "_serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)")
 
 
 class SqliteProcess:
     """The parent's handle: ``write`` sends one batch and waits for its commit."""
 
     def __init__(self, path: str, setup: dict[str, Any]) -> None:
-        self._proc = subprocess.Popen([sys.executable, "-m", __name__, path], stdin=subprocess.PIPE,
+        # ``-c``, not ``-m``: the package's ``__init__`` imports this module before runpy
+        # would run it, and ``-m`` then warns on stderr on every copy.
+        self._proc = subprocess.Popen([sys.executable, "-c", _CHILD, path], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE)
         self._send(("setup", setup))
         self._answer()
@@ -62,8 +67,7 @@ class SqliteProcess:
             self._stopped()
         if kind == "error":
             name, text = detail
-            error = getattr(sqlite3, name, sqlite3.Error)
-            raise (error if isinstance(error, type) and issubclass(error, Exception) else sqlite3.Error)(text)
+            raise getattr(sqlite3, name, sqlite3.Error)(text)  # the child sends sqlite3.Error subclasses only
 
     def _stopped(self) -> None:
         code = self._proc.wait()
@@ -72,7 +76,7 @@ class SqliteProcess:
 
 
 def _serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None)
     setup: dict[str, Any] = {}
     while True:
         try:
@@ -101,20 +105,25 @@ def _serve(path: str, source: IO[bytes], sink: IO[bytes]) -> None:
 def _log(conn: sqlite3.Connection, setup: dict[str, Any], columns: dict[str, list[Any]],
          latest: list[dict[str, Any]]) -> None:
     """One transaction: the points as multi-row inserts, then the ``latest_metrics`` upsert."""
-    names, per_statement = setup["insert_names"], setup["rows_per_statement"]
-    head, group, tail = setup["insert_head"], setup["insert_group"], setup["insert_tail"]
-    total, width = len(columns[names[0]]), len(names)
     conn.execute("BEGIN")
-    for start in range(0, total, per_statement):
-        count = min(per_statement, total - start)
-        flat: list[Any] = [None] * (count * width)  # the parameters, filled a column at a time
-        for i, name in enumerate(names):
-            flat[i::width] = columns[name][start:start + count]
-        conn.execute(head + ", ".join([group] * count) + tail, flat)
+    for sql, flat in multi_row(setup["insert_head"], setup["insert_group"], setup["insert_tail"],
+                               setup["insert_names"], setup["rows_per_statement"], columns):
+        conn.execute(sql, flat)
     upsert_names = setup["upsert_names"]
     conn.executemany(setup["upsert"], [[row[n] for n in upsert_names] for row in latest])
     conn.execute("COMMIT")
 
 
-if __name__ == "__main__":
-    _serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)
+
+def multi_row(head: str, group: str, tail: str, names: Sequence[str], per_statement: int,
+              columns: dict[str, list[Any]]) -> Iterator[tuple[str, list[Any]]]:
+    """The points as ``INSERT ... VALUES (...), (...)`` statements of ``per_statement`` rows
+    and their flat parameters (filled a column at a time: the columns are the batch's
+    shape).  Shared by the child and the in-process path, and free of MLflow for the child."""
+    total, width = len(columns[names[0]]), len(names)
+    for start in range(0, total, per_statement):
+        count = min(per_statement, total - start)
+        flat: list[Any] = [None] * (count * width)
+        for i, name in enumerate(names):
+            flat[i::width] = columns[name][start:start + count]
+        yield head + ", ".join([group] * count) + tail, flat
