@@ -87,6 +87,13 @@ def test_empty_default_mlflow_store_is_an_error_and_creates_nothing(isolated_env
     assert not (isolated_env / "mlflow.db").exists() and not (isolated_env / "out").exists()
 
 
+def test_empty_source_into_an_mlflow_store_creates_no_store(isolated_env: Path) -> None:
+    """The copy of an empty source opens no writer: MLflow creates a store when one opens."""
+    (isolated_env / "empty").mkdir()
+    _clean_error(_cli("copy", "dir:./empty", "mlflow"), "no run", "--allow-empty")
+    assert not (isolated_env / "mlflow.db").exists()
+
+
 def test_ls_of_a_missing_path(isolated_env: Path) -> None:
     _clean_error(_cli("ls", "dir:./nope"), "does not exist")
 

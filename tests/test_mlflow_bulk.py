@@ -145,3 +145,33 @@ def test_the_writer_process_prints_nothing(tmp_path: Path, capfd) -> None:  # no
     assert _stored(tmp_path) == 2
     err = capfd.readouterr().err  # MLflow's own INFO lines from creating the store are there too
     assert "Warning" not in err and "Traceback" not in err, err
+
+
+def test_runs_copied_in_parallel_share_one_bulk_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transfers' threads reach the first batch together: they must share one bulk path
+    (and so one writer process), not each open one that then race for the file's lock."""
+    import threading
+    import time
+
+    opened: list[BulkMetrics | None] = []
+    real_open = BulkMetrics.open
+
+    def slow_open(store):  # noqa: ANN001, ANN202 - widens the window in which the threads race
+        time.sleep(0.2)
+        opened.append(real_open(store))
+        return opened[-1]
+
+    monkeypatch.setattr(BulkMetrics, "open", staticmethod(slow_open))
+    writer = MlflowBackend({"tracking_uri": f"sqlite:///{tmp_path / 'par.db'}"}).writer()
+    experiment = writer.ensure_experiment("bulk")
+    runs = [writer.create_run(experiment, name=f"r{i}", start_time=T0) for i in range(4)]
+    threads = [threading.Thread(target=writer.log_metrics, args=(run_id, [("loss", MetricPoint(0, 1.0, T0))]))
+               for run_id in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writer.close()
+    assert len(opened) == 1
+    with sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'par.db'}").connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM metrics")).scalar() == 4

@@ -196,8 +196,17 @@ class SyncEngine:
         self.reporter.start(0, None, None)
         experiment_ids: dict[str, str] = {}
         failed: set[str] = set()
-        transfer = RunTransfer(self.src, self.dst, self.writer, self.target, stats=stats, reporter=self.reporter,
-                               retry=self.retry, page_size=self.options.page_size, claim=self.claim)
+        made: list[RunTransfer] = []
+
+        def transfer() -> RunTransfer:
+            """Made at the first run that writes: a source with nothing to copy opens no
+            writer (an MLflow store would be created by it)."""
+            if not made:
+                made.append(RunTransfer(self.src, self.dst, self.writer, self.target, stats=stats,
+                                        reporter=self.reporter, retry=self.retry,
+                                        page_size=self.options.page_size, claim=self.claim))
+            return made[0]
+
         nested: list[RunPlan] = []
         with ThreadPoolExecutor(max(1, self.options.transfers), thread_name_prefix="tb-run") as pool:
             # a few runs queued beyond those in flight, so the pool never waits for the planner
@@ -216,7 +225,7 @@ class SyncEngine:
                     else:
                         self.reporter.more(1, run.points, run.bytes)
                         self._ensure_experiment(run, plan, experiment_ids)
-                        inflight.append(pool.submit(self._one, transfer, run, experiment_ids, failed))
+                        inflight.append(pool.submit(self._one, transfer(), run, experiment_ids, failed))
                         while inflight and (inflight[0].done() or len(inflight) > limit):
                             self._done(inflight.popleft().result(), outcome, failed)
             finally:
@@ -227,7 +236,8 @@ class SyncEngine:
             for wave in waves(nested):
                 for run in wave:
                     self._ensure_experiment(run, plan, experiment_ids)
-                for result in list(pool.map(lambda r: self._one(transfer, r, experiment_ids, failed), wave)):
+                current = transfer()
+                for result in list(pool.map(lambda r: self._one(current, r, experiment_ids, failed), wave)):
                     self._done(result, outcome, failed)
 
     def _ensure_experiment(self, run: RunPlan, plan: Plan, experiment_ids: dict[str, str]) -> None:

@@ -213,17 +213,23 @@ class Planner:
         self.delete, self.long_values = delete, long_values
         self.retry = retry or Retry()
 
-    def experiments(self, selection: Selection) -> list[tuple[str, dict[str, str]]]:
-        """(name, tags) of the selected source experiments, in source order."""
+    def experiments(self, selection: Selection) -> Iterator[tuple[str, dict[str, str]]]:
+        """(name, tags) of the selected source experiments, in source order, each as the
+        source lists it: a source that finds its experiments by scanning its runs (a W&B
+        folder) has the first experiment's runs copied while the scan goes on, not after.
+        Named experiments are all looked up first, so a misspelt one stops the copy before
+        it writes anything."""
         if selection.experiments is None:
-            return [(e.name, e.tags) for e in self.retry.call(lambda: list(self.src.list_experiments()))]
+            for exp in self.retry.iterate(lambda: iter(self.src.list_experiments())):
+                yield exp.name, exp.tags
+            return
         found = []
         for name in selection.experiments:
             exp = self.retry.call(self.src.get_experiment, name)
             if exp is None:
                 raise RunNotFound(f"source experiment {name!r} does not exist. List them with: trackbridge ls SRC")
             found.append((exp.name, exp.tags))
-        return found
+        yield from found
 
     def listing(
         self, selection: Selection, indexes: dict[str, DestIndex]

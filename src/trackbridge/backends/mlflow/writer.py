@@ -140,6 +140,14 @@ class MlflowWriter(LoggedModelWriter, Writer):
         self.limits = mlflow_limits(connection.tracking_uri)
         self._rest: Any = _UNKNOWN
         self._bulk_metrics: Any = _UNKNOWN
+        #: the transfers' threads look the store's paths up at once: one lookup, one bulk
+        #: path (each opened its own, with a writer process each, racing for the file's lock).
+        self._lookup = threading.Lock()
+        if is_sql_store(connection.tracking_uri):
+            # looked up now, before the copy's threads start: the lookup reads MLflow's
+            # migration scripts (many small file reads), which a transfer thread competing
+            # with the source's readers for the GIL took 8 s to finish (16 ms alone)
+            self._bulk()
 
     @property
     def _client(self) -> Any:
@@ -261,8 +269,9 @@ class MlflowWriter(LoggedModelWriter, Writer):
 
     def _bulk(self) -> BulkMetrics | None:
         """The multi-row insert path of an in-process SQL store (:mod:`.bulk`), looked up once."""
-        if self._bulk_metrics is _UNKNOWN:
-            self._bulk_metrics = BulkMetrics.open(self._client._tracking_client.store)
+        with self._lookup:
+            if self._bulk_metrics is _UNKNOWN:
+                self._bulk_metrics = BulkMetrics.open(self._client._tracking_client.store)
         return self._bulk_metrics  # type: ignore[return-value]
 
     def _rest_store(self) -> Any:
