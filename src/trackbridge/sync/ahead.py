@@ -18,6 +18,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 _END = object()
+_WAKE = object()
 
 
 def ahead(items: Iterator[T], submit: Callable[[T], Future[R]], limit: int) -> Iterator[R]:
@@ -68,9 +69,6 @@ def ahead(items: Iterator[T], submit: Callable[[T], Future[R]], limit: int) -> I
     finally:
         stop.set()
         room.release()  # a listing waiting for room wakes, sees the stop and ends
-
-
-_WAKE = object()
 
 
 class _Failed:

@@ -114,7 +114,6 @@ def _log(conn: sqlite3.Connection, setup: dict[str, Any], columns: dict[str, lis
     conn.execute("COMMIT")
 
 
-
 def multi_row(head: str, group: str, tail: str, names: Sequence[str], per_statement: int,
               columns: dict[str, list[Any]]) -> Iterator[tuple[str, list[Any]]]:
     """The points as ``INSERT ... VALUES (...), (...)`` statements of ``per_statement`` rows

@@ -143,11 +143,6 @@ class MlflowWriter(LoggedModelWriter, Writer):
         #: the transfers' threads look the store's paths up at once: one lookup, one bulk
         #: path (each opened its own, with a writer process each, racing for the file's lock).
         self._lookup = threading.Lock()
-        if is_sql_store(connection.tracking_uri):
-            # looked up now, before the copy's threads start: the lookup reads MLflow's
-            # migration scripts (many small file reads), which a transfer thread competing
-            # with the source's readers for the GIL took 8 s to finish (16 ms alone)
-            self._bulk()
 
     @property
     def _client(self) -> Any:
@@ -156,6 +151,12 @@ class MlflowWriter(LoggedModelWriter, Writer):
     # -- experiments and runs ----------------------------------------------
 
     def ensure_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        if is_sql_store(self.connection.tracking_uri):
+            # the bulk path is looked up here, by a copy's own thread before its transfers
+            # start (and by the facade's worker, not the training thread): the lookup reads
+            # MLflow's migration scripts, which a transfer thread competing with the
+            # source's readers for the GIL took 8 s to finish (16 ms alone)
+            self._bulk()
         with translated(f"find or create experiment {name!r}"):
             existing = self._client.get_experiment_by_name(name)
             if existing is not None:
