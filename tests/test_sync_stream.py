@@ -26,7 +26,8 @@ TIMEOUT = 30.0
 
 
 class HeldListing(ArchiveBackend):
-    """Lists its first run, then waits until ``released()`` says that run is copied."""
+    """Lists its first run, then waits until ``first_copied`` says that run's copy is
+    complete at the destination, and sets ``released`` when it goes on."""
 
     released: threading.Event
     first_copied: Callable[[str], bool]
